@@ -1,0 +1,40 @@
+"""Engines: interchangeable ways to compute convolution and pooling.
+
+Every engine is a module with the same six functions:
+
+    conv_forward(x, W, b, stride)      -> (Z, cache)
+    conv_backward(dZ, cache, need_dx)  -> (dx or None, dW, db)
+    max_pool_forward(x, fw, stride)    -> (out, cache)
+    max_pool_backward(dout, cache)     -> dx
+    avg_pool_forward(x, fw, stride)    -> (out, cache)
+    avg_pool_backward(dout, cache)     -> dx
+
+x is the (already padded) input (n, ih, iw, c), W is (fw, fw, c, nf).
+The layers own weights, padding and activations; engines only do the sums.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import naive, stride_groups
+
+ENGINES: dict[str, ModuleType] = {
+    "naive": naive,
+    "stride_groups": stride_groups,
+}
+
+DEFAULT_ENGINE = "stride_groups"
+
+
+def check_engine(name: str | None) -> str | None:
+    """Return name unchanged if it is None or a known engine, else raise ValueError."""
+    if name is not None and name not in ENGINES:
+        known = ", ".join(sorted(ENGINES))
+        raise ValueError(f"unknown engine {name!r}: choose one of {known}")
+    return name
+
+
+def get_engine(name: str | None) -> ModuleType:
+    """The engine module called `name` (None means DEFAULT_ENGINE)."""
+    return ENGINES[check_engine(name) or DEFAULT_ENGINE]

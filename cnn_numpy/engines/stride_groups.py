@@ -1,0 +1,229 @@
+"""The stride-group engine: the spec's technique, one big array operation per group.
+
+A filter of width fw moving with stride s visits windows that overlap
+whenever neighbouring positions are less than fw apart.  Windows that are
+k = ceil(fw / s) positions apart never overlap.  So split the output
+positions into k * k *stride groups*: group (r, q) holds the outputs
+(r + k*i, q + k*j).  Inside one group the windows tile the input with a
+step of k * s, and a plain slice + reshape turns the input into an array
+of all of the group's windows at once, without copying:
+
+    x[:, top : top + rows*step, left : left + cols*step]      (n, rows*step, cols*step, c)
+      .reshape(n, rows, step, cols, step, c)[:, :, :fw, :, :fw]  (n, rows, fw, cols, fw, c)
+
+Each group is then ONE tensordot with the filters, forward and backward,
+and the loop runs over at most ceil(fw / s)^2 groups, however large the
+batch, the image or the channel count.  For "2x2 pooling" (fw = s) there
+is exactly one group.
+
+Same shapes as the naive engine: x (n, ih, iw, c), W (fw, fw, c, nf),
+b (nf,), Z (n, oh, ow, nf).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .geometry import output_size
+
+
+@dataclass(frozen=True)
+class StrideGroup:
+    """Output positions (row + every*i, col + every*j), i < rows, j < cols."""
+
+    row: int
+    col: int
+    rows: int
+    cols: int
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """How a (fw, s) window sweep over an (oh, ow) output splits into groups.
+
+    `every` is k = ceil(fw / s), the output distance between members of a
+    group; `step` = k * s is their distance in the input.  `height` and
+    `width` are the input size the group slices reach: up to step - fw more
+    than the input has, so the engine pads that many zero rows or columns.
+    """
+
+    filter_width: int
+    stride: int
+    every: int
+    groups: tuple[StrideGroup, ...]
+    height: int
+    width: int
+
+    @property
+    def step(self) -> int:
+        return self.every * self.stride
+
+
+def _members(first: int, out_size: int, every: int) -> int:
+    """How many of first, first + every, ... are < out_size."""
+    return -(-(out_size - first) // every)
+
+
+@lru_cache(maxsize=256)
+def plan_stride_groups(filter_width: int, stride: int, out_h: int, out_w: int) -> GroupPlan:
+    """Stride groups for a sweep with out_h x out_w positions (cached per shape)."""
+    every = -(-filter_width // stride)
+    step = every * stride
+    row_starts = range(min(every, out_h))
+    col_starts = range(min(every, out_w))
+    groups = tuple(
+        StrideGroup(r, q, _members(r, out_h, every), _members(q, out_w, every))
+        for r in row_starts
+        for q in col_starts
+    )
+    height = max(r * stride + _members(r, out_h, every) * step for r in row_starts)
+    width = max(q * stride + _members(q, out_w, every) * step for q in col_starts)
+    return GroupPlan(filter_width, stride, every, groups, height, width)
+
+
+def _plan_for(input_shape: tuple[int, ...], fw: int, stride: int) -> GroupPlan:
+    _, ih, iw, _ = input_shape
+    return plan_stride_groups(fw, stride, output_size(ih, fw, stride), output_size(iw, fw, stride))
+
+
+def _reach(x: np.ndarray, plan: GroupPlan) -> np.ndarray:
+    """x with zero rows/columns appended so every group's slice fits (x itself if none)."""
+    extra_h, extra_w = plan.height - x.shape[1], plan.width - x.shape[2]
+    if extra_h <= 0 and extra_w <= 0:
+        return x
+    return np.pad(x, ((0, 0), (0, max(extra_h, 0)), (0, max(extra_w, 0)), (0, 0)))
+
+
+def _zeros_reaching(shape: tuple[int, ...], plan: GroupPlan, dtype) -> np.ndarray:
+    n, ih, iw, c = shape
+    return np.zeros((n, max(ih, plan.height), max(iw, plan.width), c), dtype=dtype)
+
+
+def _windows(x: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.ndarray:
+    """A view of one group's windows: (n, rows, fw, cols, fw, c).
+
+    Writing to the view writes to x, which the backward passes rely on.
+    """
+    n, c = x.shape[0], x.shape[3]
+    step, fw = plan.step, plan.filter_width
+    top, left = group.row * plan.stride, group.col * plan.stride
+    block = x[:, top : top + group.rows * step, left : left + group.cols * step]
+    block = block.reshape(n, group.rows, step, group.cols, step, c)
+    return block[:, :, :fw, :, :fw]
+
+
+def _outputs(a: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.ndarray:
+    """A view of the group's output positions in a (n, oh, ow, ...) array."""
+    return a[:, group.row :: plan.every, group.col :: plan.every]
+
+
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+    """Z = x (*) W + b, one tensordot per stride group.  Returns (Z, cache)."""
+    fw = W.shape[0]
+    plan = _plan_for(x.shape, fw, stride)
+    n, ih, iw, _ = x.shape
+    Z = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), W.shape[3]), x.dtype)
+    xr = _reach(x, plan)
+    for group in plan.groups:
+        # (n, rows, fw, cols, fw, c) . (fw, fw, c, nf) -> (n, rows, cols, nf)
+        _outputs(Z, group, plan)[...] = np.tensordot(
+            _windows(xr, group, plan), W, axes=([2, 4, 5], [0, 1, 2])
+        )
+    Z += b
+    return Z, (x, W, stride)
+
+
+def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
+    """(dx or None, dW, db) from dZ (n, oh, ow, nf), one tensordot per group and gradient.
+
+    dW sums window * dZ over every position: per group, a contraction over
+    (sample, group row, group column).  dx gets dZ . W^T for each window;
+    windows in a group do not overlap, so adding into the view is safe.
+    """
+    x, W, stride = cache
+    fw = W.shape[0]
+    plan = _plan_for(x.shape, fw, stride)
+    xr = _reach(x, plan)
+    dW = np.zeros_like(W)
+    dx = _zeros_reaching(x.shape, plan, x.dtype) if need_dx else None
+    for group in plan.groups:
+        dZ_g = _outputs(dZ, group, plan)  # (n, rows, cols, nf)
+        # (n, rows, fw, cols, fw, c) x (n, rows, cols, nf) -> (fw, fw, c, nf)
+        dW += np.tensordot(_windows(xr, group, plan), dZ_g, axes=([0, 1, 3], [0, 1, 2]))
+        if need_dx:
+            # (n, rows, cols, nf) . (fw, fw, c, nf)^T -> (n, rows, cols, fw, fw, c)
+            d_windows = np.tensordot(dZ_g, W, axes=([3], [3]))
+            _windows(dx, group, plan)[...] += d_windows.transpose(0, 1, 3, 2, 4, 5)
+    db = dZ.sum(axis=(0, 1, 2))
+    if need_dx:
+        dx = dx[:, : x.shape[1], : x.shape[2]]
+    return dx, dW, db
+
+
+def _pool_windows(x: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.ndarray:
+    """One group's windows with each window's fw*fw values last: (n, rows, cols, c, fw*fw)."""
+    w = _windows(x, group, plan)
+    n, rows, fw, cols, _, c = w.shape
+    return w.transpose(0, 1, 3, 5, 2, 4).reshape(n, rows, cols, c, fw * fw)
+
+
+def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+    """out = max over each fw x fw window, per channel.  Returns (out, cache).
+
+    The cache keeps each window's argmax: the flat row-major index of its
+    FIRST maximum (np.argmax returns the first), as PyTorch does.
+    """
+    plan = _plan_for(x.shape, fw, stride)
+    n, ih, iw, c = x.shape
+    shape = (n, output_size(ih, fw, stride), output_size(iw, fw, stride), c)
+    out = np.empty(shape, x.dtype)
+    argmax = np.empty(shape, np.intp)
+    xr = _reach(x, plan)
+    for group in plan.groups:
+        values = _pool_windows(xr, group, plan)
+        best = values.argmax(axis=-1)
+        _outputs(argmax, group, plan)[...] = best
+        _outputs(out, group, plan)[...] = np.take_along_axis(values, best[..., None], -1)[..., 0]
+    return out, (x.shape, argmax, fw, stride)
+
+
+def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx (shape of x): each window's gradient goes to its first maximum."""
+    x_shape, argmax, fw, stride = cache
+    plan = _plan_for(x_shape, fw, stride)
+    dx = _zeros_reaching(x_shape, plan, dout.dtype)
+    positions = np.arange(fw * fw)
+    for group in plan.groups:
+        best = _outputs(argmax, group, plan)[..., None]  # (n, rows, cols, c, 1)
+        grad = _outputs(dout, group, plan)[..., None]
+        routed = np.where(best == positions, grad, 0)  # (n, rows, cols, c, fw*fw)
+        n, rows, cols, c, _ = routed.shape
+        _windows(dx, group, plan)[...] += routed.reshape(n, rows, cols, c, fw, fw).transpose(
+            0, 1, 4, 2, 5, 3
+        )
+    return dx[:, : x_shape[1], : x_shape[2]]
+
+
+def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
+    """out = mean over each fw x fw window, per channel.  Returns (out, cache)."""
+    plan = _plan_for(x.shape, fw, stride)
+    n, ih, iw, c = x.shape
+    out = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), c), x.dtype)
+    xr = _reach(x, plan)
+    for group in plan.groups:
+        _outputs(out, group, plan)[...] = _windows(xr, group, plan).mean(axis=(2, 4))
+    return out, (x.shape, fw, stride)
+
+
+def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx (shape of x): every window element gets dout / fw^2."""
+    x_shape, fw, stride = cache
+    plan = _plan_for(x_shape, fw, stride)
+    dx = _zeros_reaching(x_shape, plan, dout.dtype)
+    for group in plan.groups:
+        share = _outputs(dout, group, plan) / (fw * fw)  # (n, rows, cols, c)
+        _windows(dx, group, plan)[...] += share[:, :, None, :, None, :]
+    return dx[:, : x_shape[1], : x_shape[2]]

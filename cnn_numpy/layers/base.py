@@ -1,0 +1,80 @@
+"""What a layer is: a forward pass, a backward pass, and the weights it owns."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Layer:
+    """One step of a network.
+
+    forward_propagate(A_prev) -> A    computes the output and remembers what
+                                      the backward pass will need;
+    backpropagate(dA) -> dA_prev      takes dL/dA of the output, stores the
+                                      gradients of the layer's own weights,
+                                      and returns dL/dA_prev.
+
+    Layers with weights create them in `build`, from the shape of the first
+    batch they see (so nobody has to give input sizes), and list them in
+    `params()`, with their gradients under the same keys in `grads()`.  The
+    Net, not the layer, applies the update.
+    """
+
+    built: bool = False
+    #: Random source for initial weights; a Net sets its own seeded one.
+    rng: np.random.Generator | None = None
+    #: Set to False by a Net for its first layer, whose input needs no gradient.
+    needs_input_grad: bool = True
+
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> None:
+        """Create weights for inputs of `input_shape`; layers without weights need nothing."""
+        self.input_shape = tuple(input_shape[1:])
+        self.built = True
+
+    def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output sample for one input sample of `input_shape`."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by name (updated in place by the optimizer)."""
+        return {}
+
+    def grads(self) -> dict[str, np.ndarray]:
+        """Gradients from the last backpropagate, keyed like params()."""
+        return {}
+
+    def config(self) -> dict:
+        """The constructor arguments, enough to build the same layer again."""
+        return {}
+
+    def _ensure_built(self, A_prev: np.ndarray) -> None:
+        """Lazy initialisation from the first batch, after the layer checked it."""
+        if not self.built:
+            self.build(A_prev.shape, self.rng or np.random.default_rng(), A_prev.dtype)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def positive_int(value, what: str, layer: str) -> int:
+    """`value` as an int >= 1, or a ValueError naming the layer and argument."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{layer}: {what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_ndim(A: np.ndarray, ndim: int, layer: str, expected: str) -> None:
+    """ValueError unless A is a NumPy array with `ndim` dimensions."""
+    if not isinstance(A, np.ndarray):
+        raise ValueError(f"{layer}: expected a NumPy array {expected}, got {type(A).__name__}")
+    if A.ndim != ndim:
+        raise ValueError(f"{layer}: expected input {expected}, got shape {A.shape}")
+    if A.shape[0] == 0:
+        raise ValueError(f"{layer}: the batch is empty (shape {A.shape}); pass at least one sample")

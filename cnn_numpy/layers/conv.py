@@ -1,0 +1,136 @@
+"""Convolution layers: ConvLayer (linear) and ConvLayer_ReLU."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engines import check_engine, get_engine
+from ..engines.geometry import output_size, same_padding
+from .activations import relu, relu_backward
+from .base import Layer, check_ndim, positive_int
+
+
+class ConvLayer(Layer):
+    """A convolution with no activation: its output is Z.
+
+        Z[i, h, w, f] = sum_{a, b, k} X[i, h*s + a, w*s + b, k] * W[a, b, k, f] + b[f]
+
+    where X is the input after zero padding.
+
+    Shapes:  A_prev (n, ih, iw, c)  ->  Z (n, oh, ow, n_f),  oh = (ih + pad - fw) // s + 1
+             W (fw, fw, c, n_f),  b (n_f,)
+
+    padding is an int p (p zero rows/columns on every side), "valid" (0), or
+    "same" (TensorFlow's: oh = ceil(ih / s), extra row/column at the end).
+    engine picks how the sums are computed (see cnn_numpy.engines); None
+    means the Net's choice or the default.
+    """
+
+    def __init__(self, num_filters: int, filter_width: int, stride: int = 1,
+                 padding: int | str = 0, engine: str | None = None):
+        name = type(self).__name__
+        self.num_filters = positive_int(num_filters, "num_filters", name)
+        self.filter_width = positive_int(filter_width, "filter_width", name)
+        self.stride = positive_int(stride, "stride", name)
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"{name}: padding must be an int >= 0, 'valid' or 'same', "
+                                 f"got {padding!r}")
+        elif isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"{name}: padding must be an int >= 0, 'valid' or 'same', "
+                             f"got {padding!r}")
+        self.padding = padding if isinstance(padding, str) else int(padding)
+        self.engine = check_engine(engine)
+        self.W: np.ndarray | None = None
+        self.b: np.ndarray | None = None
+
+    # -- shapes -----------------------------------------------------------
+    def pads(self, ih: int, iw: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((top, bottom), (left, right)) zero padding for an ih x iw input."""
+        if self.padding == "same":
+            return (same_padding(ih, self.filter_width, self.stride),
+                    same_padding(iw, self.filter_width, self.stride))
+        p = 0 if self.padding == "valid" else self.padding
+        return (p, p), (p, p)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        ih, iw = input_shape[0], input_shape[1]
+        (t, b), (l, r) = self.pads(ih, iw)
+        fw, s = self.filter_width, self.stride
+        return output_size(ih + t + b, fw, s), output_size(iw + l + r, fw, s), self.num_filters
+
+    # -- weights ----------------------------------------------------------
+    def _init_std(self, fan_in: int, fan_out: int) -> float:
+        """Glorot (Xavier) normal scale, right for a linear output."""
+        return float(np.sqrt(2.0 / (fan_in + fan_out)))
+
+    def build(self, input_shape, rng, dtype) -> None:
+        super().build(input_shape, rng, dtype)
+        c, fw, nf = input_shape[3], self.filter_width, self.num_filters
+        std = self._init_std(fw * fw * c, fw * fw * nf)
+        self.W = (rng.standard_normal((fw, fw, c, nf)) * std).astype(dtype)
+        self.b = np.zeros(nf, dtype=dtype)
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {"W": self.W, "b": self.b} if self.built else {}
+
+    def grads(self) -> dict[str, np.ndarray]:
+        return {"W": self.dW, "b": self.db}
+
+    def config(self) -> dict:
+        return {"num_filters": self.num_filters, "filter_width": self.filter_width,
+                "stride": self.stride, "padding": self.padding, "engine": self.engine}
+
+    # -- passes -----------------------------------------------------------
+    def _check_input(self, A_prev: np.ndarray) -> None:
+        name = type(self).__name__
+        check_ndim(A_prev, 4, name, "of shape (n, height, width, channels)")
+        if self.built and A_prev.shape[3] != self.input_shape[2]:
+            raise ValueError(f"{name}: built for {self.input_shape[2]} input channels, "
+                             f"got input of shape {A_prev.shape}")
+        (t, b), (l, r) = self.pads(A_prev.shape[1], A_prev.shape[2])
+        if min(A_prev.shape[1] + t + b, A_prev.shape[2] + l + r) < self.filter_width:
+            raise ValueError(f"{name}: a {self.filter_width}x{self.filter_width} filter does not "
+                             f"fit in the padded input of shape {A_prev.shape} with padding "
+                             f"{self.padding!r}; use a smaller filter or more padding")
+
+    def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
+        """A_prev (n, ih, iw, c) -> Z (n, oh, ow, n_f)."""
+        self._check_input(A_prev)
+        self._ensure_built(A_prev)
+        (t, b), (l, r) = self._pads = self.pads(A_prev.shape[1], A_prev.shape[2])
+        x = A_prev if t + b + l + r == 0 else np.pad(A_prev, ((0, 0), (t, b), (l, r), (0, 0)))
+        self._engine = get_engine(self.engine)  # backward uses the engine forward used
+        self.Z, self._cache = self._engine.conv_forward(x, self.W, self.b, self.stride)
+        return self.Z
+
+    def backpropagate(self, dZ: np.ndarray) -> np.ndarray | None:
+        """dZ (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c); stores dW and db.
+
+        Returns None when needs_input_grad is False (the first layer of a Net).
+        """
+        dx, self.dW, self.db = self._engine.conv_backward(dZ, self._cache, self.needs_input_grad)
+        if dx is None:
+            return None
+        (t, b), (l, r) = self._pads
+        return dx[:, t : dx.shape[1] - b, l : dx.shape[2] - r]
+
+
+class ConvLayer_ReLU(ConvLayer):
+    """A ConvLayer followed by a ReLU: Z as in ConvLayer, then A = max(Z, 0).
+
+    Shapes as ConvLayer; the output is A (n, oh, ow, n_f).  Weights use He
+    initialisation, the scale that keeps ReLU activations from shrinking.
+    """
+
+    def _init_std(self, fan_in: int, fan_out: int) -> float:
+        return float(np.sqrt(2.0 / fan_in))
+
+    def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
+        """A_prev (n, ih, iw, c) -> A (n, oh, ow, n_f)."""
+        self.A = relu(super().forward_propagate(A_prev))
+        return self.A
+
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+        """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
+        return super().backpropagate(relu_backward(dA, self.Z))

@@ -1,0 +1,30 @@
+"""FlatLayer: turns each sample's feature map into one vector."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer, check_ndim
+
+
+class FlatLayer(Layer):
+    """Reshape (n, h, w, c) -> (n, h*w*c), row-major; backward reshapes back.
+
+    Any input with two or more dimensions is accepted: all axes after the
+    first are flattened.
+    """
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(input_shape)),)
+
+    def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
+        """A_prev (n, ...) -> A (n, prod(...))."""
+        if not isinstance(A_prev, np.ndarray) or A_prev.ndim < 2:
+            check_ndim(A_prev, 2, "FlatLayer", "with a batch axis and at least one more")
+        self._ensure_built(A_prev)
+        self._shape = A_prev.shape
+        return A_prev.reshape(A_prev.shape[0], -1)
+
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+        """dA (n, k) -> dA_prev with the input's shape."""
+        return dA.reshape(self._shape) if self.needs_input_grad else None

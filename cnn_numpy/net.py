@@ -1,0 +1,186 @@
+"""Net: a list of layers trained on the mean categorical cross-entropy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from .engines import check_engine
+from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
+from .optimizers import Optimizer, make_optimizer
+
+
+class TrainResult(NamedTuple):
+    """What Net.train returns: the layers (after the update), the batch's CCE and CE."""
+
+    layers: list[Layer]
+    cce: float
+    ce: float
+
+
+class EvalResult(NamedTuple):
+    """What Net.evaluate returns: the output A (n, k), the mean CCE and the error rate."""
+
+    A: np.ndarray
+    cce: float
+    ce: float
+
+
+class Net:
+    """A sequential network: Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), ...]).
+
+    X is (n, height, width, channels), or (n, height, width) for one
+    channel; Y is one-hot (n, k) or integer labels (n,).  The last layer
+    must be an FCLayer_Softmax or FCLayer_Sigmoid (it defines the loss).
+
+    engine   applies to every conv and pool layer (None keeps each layer's
+             own choice, and the default where it has none);
+    seed     makes the initial weights reproducible: the same seed gives the
+             same weights whatever the engine;
+    dtype    float32 (fast) or float64 (for gradient checks);
+    optimizer 'sgd' (default: W -= lr * dW), 'momentum', 'adam' or an
+             Optimizer instance.
+    """
+
+    def __init__(self, layers: Sequence[Layer], engine: str | None = None,
+                 seed: int | None = None, dtype=np.float32,
+                 optimizer: str | Optimizer | None = None):
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise ValueError("Net: layers must be a non-empty list of layer objects, "
+                             "e.g. [FlatLayer(), FCLayer_Softmax(10)]")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"Net: dtype must be float32 or float64, got {self.dtype}")
+        self.layers = layers
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        for layer in layers:
+            layer.rng = self.rng
+        layers[0].needs_input_grad = False  # nobody uses the gradient of the data
+        self.engine = engine
+        self.optimizer = make_optimizer(optimizer)
+
+    # -- settings -------------------------------------------------------------
+    @property
+    def engine(self) -> str | None:
+        return self._engine
+
+    @engine.setter
+    def engine(self, name: str | None) -> None:
+        self._engine = check_engine(name)
+        if name is not None:
+            for layer in self.layers:
+                if isinstance(layer, (ConvLayer, PoolLayer)):
+                    layer.engine = name
+
+    @property
+    def output_layer(self) -> OutputLayer:
+        last = self.layers[-1]
+        if not isinstance(last, OutputLayer):
+            raise ValueError(f"Net: the last layer is {type(last).__name__}; it must be "
+                             "FCLayer_Softmax or FCLayer_Sigmoid to compute the loss")
+        return last
+
+    # -- inputs ---------------------------------------------------------------
+    def _check_X(self, X) -> np.ndarray:
+        if not isinstance(X, np.ndarray):
+            raise ValueError(f"Net: X must be a NumPy array, got {type(X).__name__}")
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"Net: X must hold numbers, got dtype {X.dtype}")
+        if X.ndim not in (2, 3, 4):
+            raise ValueError(f"Net: X must be (n, height, width, channels) or (n, height, width),"
+                             f" got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"Net: X is an empty batch (shape {X.shape})")
+        X = np.asarray(X, dtype=self.dtype)
+        if not np.isfinite(X).all():
+            raise ValueError("Net: X contains NaN or infinite values; clean the input first")
+        return X[..., None] if X.ndim == 3 else X
+
+    def _check_Y(self, Y, n: int) -> np.ndarray:
+        """Y as one-hot (n, k) in the Net's dtype."""
+        k = self.output_layer.num_neurons
+        if not isinstance(Y, np.ndarray):
+            raise ValueError(f"Net: Y must be a NumPy array, got {type(Y).__name__}")
+        if Y.shape[0:1] != (n,):
+            raise ValueError(f"Net: X has {n} samples but Y has shape {Y.shape}; "
+                             "give one label per sample")
+        if Y.ndim == 1:
+            if Y.dtype.kind not in "biu" or (Y.size and (Y.min() < 0 or Y.max() >= k)):
+                raise ValueError(f"Net: integer labels must be in 0..{k - 1} for a {k}-neuron "
+                                 f"output layer, got dtype {Y.dtype}"
+                                 + (f" and values {Y.min()}..{Y.max()}" if Y.size else ""))
+            onehot = np.zeros((n, k), dtype=self.dtype)
+            onehot[np.arange(n), Y] = 1
+            return onehot
+        if Y.ndim != 2 or Y.shape[1] != k:
+            raise ValueError(f"Net: one-hot Y must be (n, {k}) to match the {k}-neuron output "
+                             f"layer, got shape {Y.shape}")
+        Y = np.asarray(Y, dtype=self.dtype)
+        if not np.isfinite(Y).all():
+            raise ValueError("Net: Y contains NaN or infinite values")
+        return Y
+
+    # -- passes ---------------------------------------------------------------
+    def _forward(self, X: np.ndarray) -> np.ndarray:
+        A = X
+        for layer in self.layers:
+            A = layer.forward_propagate(A)
+        return A
+
+    def _backward(self, dZ: np.ndarray) -> None:
+        dA = self.output_layer.backpropagate_dZ(dZ)
+        for layer in reversed(self.layers[:-1]):
+            dA = layer.backpropagate(dA)
+
+    def param_triples(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(key, weight array, its gradient) for every trainable array, keys like '0/W'."""
+        return [(f"{i}/{name}", p, layer.grads()[name])
+                for i, layer in enumerate(self.layers)
+                for name, p in layer.params().items()]
+
+    @staticmethod
+    def _error_rate(A: np.ndarray, Y: np.ndarray) -> float:
+        return float(np.mean(A.argmax(axis=1) != Y.argmax(axis=1)))
+
+    def train(self, X: np.ndarray, Y: np.ndarray, learning_rate: float) -> TrainResult:
+        """One step on the mini-batch (X, Y): forward, loss, backward, update.
+
+        Returns (layers, cce, ce) measured on the batch BEFORE the update.
+        Input errors are raised before any weight changes.
+        """
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+                or not np.isfinite(learning_rate) or learning_rate < 0:
+            raise ValueError(f"Net: learning_rate must be a finite number >= 0, "
+                             f"got {learning_rate!r}")
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        A = self._forward(X)
+        cce, dZ = self.output_layer.loss(Y)
+        self._backward(dZ)
+        self.optimizer.step(self.param_triples(), float(learning_rate))
+        return TrainResult(list(self.layers), cce, self._error_rate(A, Y))
+
+    def predict(self, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """The last layer's output A (n, k) for X, computed batch_size samples at a time."""
+        X = self._check_X(X)
+        return np.concatenate([self._forward(X[i : i + batch_size])
+                               for i in range(0, X.shape[0], batch_size)])
+
+    def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 1000) -> EvalResult:
+        """(A, cce, ce) on a labelled set, without changing any weight."""
+        X = self._check_X(X)
+        Y = self._check_Y(Y, X.shape[0])
+        A = np.empty((X.shape[0], Y.shape[1]), dtype=self.dtype)
+        total = 0.0
+        for i in range(0, X.shape[0], batch_size):
+            A[i : i + batch_size] = self._forward(X[i : i + batch_size])
+            cce, _ = self.output_layer.loss(Y[i : i + batch_size])
+            total += cce * A[i : i + batch_size].shape[0]
+        return EvalResult(A, total / X.shape[0], self._error_rate(A, Y))
+
+
+Network = Net
