@@ -55,9 +55,10 @@ class ConvLayer(Layer):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         ih, iw = input_shape[0], input_shape[1]
-        (t, b), (l, r) = self.pads(ih, iw)
+        (top, bottom), (left, right) = self.pads(ih, iw)
         fw, s = self.filter_width, self.stride
-        return output_size(ih + t + b, fw, s), output_size(iw + l + r, fw, s), self.num_filters
+        oh, ow = output_size(ih + top + bottom, fw, s), output_size(iw + left + right, fw, s)
+        return oh, ow, self.num_filters
 
     # -- weights ----------------------------------------------------------
     def _init_std(self, fan_in: int, fan_out: int) -> float:
@@ -88,8 +89,8 @@ class ConvLayer(Layer):
         if self.built and A_prev.shape[3] != self.input_shape[2]:
             raise ValueError(f"{name}: built for {self.input_shape[2]} input channels, "
                              f"got input of shape {A_prev.shape}")
-        (t, b), (l, r) = self.pads(A_prev.shape[1], A_prev.shape[2])
-        if min(A_prev.shape[1] + t + b, A_prev.shape[2] + l + r) < self.filter_width:
+        (top, bottom), (left, right) = self.pads(A_prev.shape[1], A_prev.shape[2])
+        if min(A_prev.shape[1] + top + bottom, A_prev.shape[2] + left + right) < self.filter_width:
             raise ValueError(f"{name}: a {self.filter_width}x{self.filter_width} filter does not "
                              f"fit in the padded input of shape {A_prev.shape} with padding "
                              f"{self.padding!r}; use a smaller filter or more padding")
@@ -98,8 +99,9 @@ class ConvLayer(Layer):
         """A_prev (n, ih, iw, c) -> Z (n, oh, ow, n_f)."""
         self._check_input(A_prev)
         self._ensure_built(A_prev)
-        (t, b), (l, r) = self._pads = self.pads(A_prev.shape[1], A_prev.shape[2])
-        x = A_prev if t + b + l + r == 0 else np.pad(A_prev, ((0, 0), (t, b), (l, r), (0, 0)))
+        (top, bottom), (left, right) = self._pads = self.pads(A_prev.shape[1], A_prev.shape[2])
+        pad = ((0, 0), (top, bottom), (left, right), (0, 0))
+        x = np.pad(A_prev, pad) if top + bottom + left + right else A_prev
         self._engine = get_engine(self.engine)  # backward uses the engine forward used
         self.Z, self._cache = self._engine.conv_forward(x, self.W, self.b, self.stride)
         return self.Z
@@ -112,8 +114,8 @@ class ConvLayer(Layer):
         dx, self.dW, self.db = self._engine.conv_backward(dZ, self._cache, self.needs_input_grad)
         if dx is None:
             return None
-        (t, b), (l, r) = self._pads
-        return dx[:, t : dx.shape[1] - b, l : dx.shape[2] - r]
+        (top, bottom), (left, right) = self._pads
+        return dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
 
 
 class ConvLayer_ReLU(ConvLayer):

@@ -29,8 +29,9 @@ class PoolLayer(Layer):
         self.engine = check_engine(engine)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        ih, iw, c = input_shape
         fw, s = self.filter_width, self.stride
-        return output_size(input_shape[0], fw, s), output_size(input_shape[1], fw, s), input_shape[2]
+        return output_size(ih, fw, s), output_size(iw, fw, s), c
 
     def config(self) -> dict:
         return {"filter_width": self.filter_width, "stride": self.stride, "engine": self.engine}
