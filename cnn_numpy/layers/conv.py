@@ -43,6 +43,8 @@ class ConvLayer(Layer):
         self.engine = check_engine(engine)
         self.W: np.ndarray | None = None
         self.b: np.ndarray | None = None
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
 
     # -- shapes -----------------------------------------------------------
     def pads(self, ih: int, iw: int) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -24,6 +24,7 @@ class FCLayer(Layer):
     def __init__(self, num_neurons: int):
         self.num_neurons = positive_int(num_neurons, "num_neurons", type(self).__name__)
         self.W: np.ndarray | None = None
+        self.dW: np.ndarray | None = None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.num_neurons,)

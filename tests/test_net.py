@@ -1,0 +1,135 @@
+"""The Net API: results, seeds, engines, labels, and that the reference CNN learns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnn_numpy import (
+    ENGINES,
+    Adam,
+    ConvLayer,
+    ConvLayer_ReLU,
+    FCLayer_ReLU,
+    FCLayer_Softmax,
+    FlatLayer,
+    Momentum,
+    Net,
+    Network,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+)
+
+
+def reference_cnn(**kwargs) -> Net:
+    return Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
+                FCLayer_Softmax(10)], **kwargs)
+
+
+@pytest.fixture
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.random((16, 12, 12)).astype(np.float32), rng.integers(0, 10, 16)
+
+
+def test_train_evaluate_predict_shapes_and_types(batch):
+    X, y = batch
+    net = reference_cnn(seed=1)
+    result = net.train(X, y, 0.1)
+    assert result.layers == net.layers and result.layers is not net.layers
+    assert isinstance(result.cce, float) and result.cce > 0
+    assert result.ce in {i / 16 for i in range(17)}
+    A, cce, ce = net.evaluate(X, y)
+    assert A.shape == (16, 10) and A.dtype == np.float32
+    np.testing.assert_allclose(A.sum(axis=1), 1, rtol=1e-5)
+    assert ce == np.mean(A.argmax(1) != y)
+    np.testing.assert_allclose(cce, -np.mean(np.log(A[np.arange(16), y])), rtol=1e-5)
+    np.testing.assert_array_equal(net.predict(X), A)  # predict: the output, unchanged
+    assert Network is Net
+
+
+def test_weight_layouts_follow_the_spec(batch):
+    X, y = batch
+    net = reference_cnn(seed=0)
+    net.predict(X)
+    conv, _, _, fc1, fc2 = net.layers
+    assert conv.W.shape == (3, 3, 1, 32) and conv.b.shape == (32,)
+    assert fc1.W.shape == (100, 5 * 5 * 32 + 1)  # bias as the last column
+    assert fc2.W.shape == (10, 101)
+    np.testing.assert_array_equal(fc1.W[:, -1], 0)
+    # He scale for ReLU layers, Glorot for the softmax layer (not the spec's tiny uniform)
+    assert conv.W.std() == pytest.approx(np.sqrt(2 / 9), rel=0.25)
+    assert fc1.W[:, :-1].std() == pytest.approx(np.sqrt(2 / 800), rel=0.05)
+    assert fc2.W[:, :-1].std() == pytest.approx(np.sqrt(2 / 110), rel=0.15)
+
+
+def test_integer_labels_and_one_hot_give_the_same_step(batch):
+    X, y = batch
+    a, b = reference_cnn(seed=3), reference_cnn(seed=3)
+    ra = a.train(X, y, 0.1)
+    rb = b.train(X, np.eye(10)[y], 0.1)
+    assert ra.cce == rb.cce and ra.ce == rb.ce
+    np.testing.assert_array_equal(a.layers[0].W, b.layers[0].W)
+
+
+def test_three_dims_mean_one_channel(batch):
+    X, y = batch
+    a, b = reference_cnn(seed=4), reference_cnn(seed=4)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X[..., None]))
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "naive"])
+def test_same_seed_same_weights_whatever_the_engine(batch, engine):
+    X, y = batch
+    a, b = reference_cnn(seed=7, engine="naive"), reference_cnn(seed=7, engine=engine)
+    a.predict(X[:2])
+    b.predict(X[:2])
+    for (ka, pa, _), (kb, pb, _) in zip(a.param_triples(), b.param_triples(), strict=True):
+        assert ka == kb
+        np.testing.assert_array_equal(pa, pb)
+    c = reference_cnn(seed=8)
+    c.predict(X[:2])
+    assert not np.array_equal(c.layers[0].W, a.layers[0].W)
+
+
+def test_net_engine_applies_to_conv_and_pool_layers():
+    layers = [ConvLayer(4, 3, engine="naive"), PoolLayer_Avg(2), FlatLayer(), FCLayer_Softmax(3)]
+    net = Net(layers, engine="stride_groups")
+    assert [getattr(layer, "engine", "-") for layer in layers] == \
+        ["stride_groups", "stride_groups", "-", "-"]
+    own = [ConvLayer(4, 3, engine="naive"), PoolLayer_Avg(2), FlatLayer(), FCLayer_Softmax(3)]
+    Net(own)
+    assert own[0].engine == "naive" and own[1].engine is None
+    with pytest.raises(ValueError, match="unknown engine"):
+        Net(layers, engine="turbo")
+    with pytest.raises(ValueError, match="unknown engine"):
+        ConvLayer(4, 3, engine="turbo")
+    assert net.engine == "stride_groups"
+
+
+def test_engines_train_identically(batch):
+    """Same seed, different engines: the same losses step after step (float64)."""
+    X, y = batch
+    nets = [reference_cnn(seed=5, engine=e, dtype=np.float64) for e in ENGINES]
+    for _ in range(3):
+        results = [net.train(X[:4], y[:4], 0.1) for net in nets]
+        for r in results[1:]:
+            assert r.cce == pytest.approx(results[0].cce, rel=1e-10)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam", Momentum(0.5), Adam(beta1=0.8)])
+def test_optimizers_reduce_the_loss(batch, optimizer):
+    X, y = batch
+    net = reference_cnn(seed=2, optimizer=optimizer)
+    lr = 0.01 if "adam" in repr(optimizer).lower() else 0.05
+    first = net.train(X, y, lr).cce
+    for _ in range(15):
+        last = net.train(X, y, lr).cce
+    assert last < first * 0.5
+
+
+def test_unknown_optimizer_and_bad_dtype():
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        reference_cnn(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="float32 or float64"):
+        reference_cnn(dtype=np.int32)

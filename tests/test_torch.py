@@ -1,0 +1,215 @@
+"""Cross-checks against PyTorch: every layer's forward, gradients and one SGD step, and a
+whole training step of the reference CNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnn_numpy import (
+    SGD,
+    ConvLayer,
+    ConvLayer_ReLU,
+    FCLayer,
+    FCLayer_ReLU,
+    FCLayer_Sigmoid,
+    FCLayer_Softmax,
+    FlatLayer,
+    Net,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+)
+from cnn_numpy.engines import ENGINES
+
+torch = pytest.importorskip(
+    "torch", reason="PyTorch is not installed; `pip install torch==2.13.0` runs these checks")
+F = torch.nn.functional
+
+#: worst relative error seen per dtype, printed at the end of the run (see conftest.py)
+WORST: dict[str, float] = {"float32": 0.0, "float64": 0.0}
+TOL = {np.float32: 2e-5, np.float64: 1e-11}
+LR = 0.05
+
+
+def close(ours: np.ndarray, theirs, dtype) -> None:
+    """Assert ours == theirs within dtype tolerance, relative to the array's scale."""
+    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
+    assert ours.shape == theirs.shape
+    err = float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1.0))
+    key = np.dtype(dtype).name
+    WORST[key] = max(WORST[key], err)
+    assert err < TOL[dtype], f"relative error {err:.2e}"
+
+
+def nchw(a: np.ndarray, grad: bool = True):
+    return torch.tensor(a.transpose(0, 3, 1, 2).copy(), requires_grad=grad)
+
+
+def as_nhwc(t) -> np.ndarray:
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def sgd_step(layer) -> None:
+    SGD().step([(k, p, layer.grads()[k]) for k, p in layer.params().items()], LR)
+
+
+DTYPES = [np.float32, np.float64]
+CONV_CASES = [  # (n, ih, iw, c, nf, fw, stride, padding)
+    (3, 8, 8, 1, 4, 3, 1, 0),
+    (2, 9, 7, 3, 2, 3, 2, 1),
+    (2, 7, 7, 2, 3, 5, 1, "same"),
+    (2, 8, 8, 2, 2, 4, 3, "same"),
+    (2, 6, 6, 2, 3, 2, 2, "valid"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+@pytest.mark.parametrize("cls", [ConvLayer, ConvLayer_ReLU])
+def test_conv_matches_torch(cls, case, engine, dtype):
+    n, ih, iw, c, nf, fw, s, p = case
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, ih, iw, c)).astype(dtype)
+    layer = cls(nf, fw, stride=s, padding=p, engine=engine)
+    layer.build(X.shape, rng, dtype)
+    layer.b[:] = rng.standard_normal(nf)
+    x, w, b = nchw(X), torch.tensor(layer.W.transpose(3, 2, 0, 1).copy(), requires_grad=True), \
+        torch.tensor(layer.b.copy(), requires_grad=True)
+    (top, bottom), (left, right) = layer.pads(ih, iw)
+    out_t = F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride=s)
+    if cls is ConvLayer_ReLU:
+        out_t = F.relu(out_t)
+    out = layer.forward_propagate(X)
+    close(out, as_nhwc(out_t), dtype)
+
+    G = rng.standard_normal(out.shape).astype(dtype)
+    dX = layer.backpropagate(G)
+    (out_t * nchw(G, grad=False)).sum().backward()
+    close(dX, as_nhwc(x.grad), dtype)
+    close(layer.dW, w.grad.numpy().transpose(2, 3, 1, 0), dtype)
+    close(layer.db, b.grad, dtype)
+
+    sgd_step(layer)
+    torch.optim.SGD([w, b], lr=LR).step()
+    close(layer.W, w.detach().numpy().transpose(2, 3, 1, 0), dtype)
+    close(layer.b, b, dtype)
+
+
+POOL_CASES = [(2, 8, 8, 3, 2, None), (2, 7, 9, 2, 3, 2), (1, 9, 9, 2, 3, 1), (2, 7, 7, 1, 2, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+@pytest.mark.parametrize("cls", [PoolLayer_Max, PoolLayer_Avg])
+def test_pool_matches_torch(cls, case, engine, dtype):
+    n, ih, iw, c, fw, s = case
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, ih, iw, c)).astype(dtype)
+    layer = cls(fw, stride=s, engine=engine)
+    pool = F.max_pool2d if cls is PoolLayer_Max else F.avg_pool2d
+    x = nchw(X)
+    out_t = pool(x, fw, stride=layer.stride)
+    out = layer.forward_propagate(X)
+    close(out, as_nhwc(out_t), dtype)
+    G = rng.standard_normal(out.shape).astype(dtype)
+    (out_t * nchw(G, grad=False)).sum().backward()
+    close(layer.backpropagate(G), as_nhwc(x.grad), dtype)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_max_pool_ties_route_like_torch(engine):
+    """After a ReLU many windows hold several equal maxima: the gradient must go where
+    PyTorch sends it."""
+    X = np.maximum(np.random.default_rng(2).integers(-2, 2, (2, 8, 8, 3)), 0).astype(np.float64)
+    for fw, s in [(2, 2), (3, 1), (3, 2)]:
+        layer = PoolLayer_Max(fw, stride=s, engine=engine)
+        out = layer.forward_propagate(X)
+        G = np.random.default_rng(3).standard_normal(out.shape)
+        x = nchw(X)
+        (F.max_pool2d(x, fw, stride=s) * nchw(G, grad=False)).sum().backward()
+        # equal up to the order in which overlapping windows add; a mis-routed tie is O(1)
+        np.testing.assert_allclose(layer.backpropagate(G), as_nhwc(x.grad), rtol=0, atol=1e-12)
+
+
+ACTIVATIONS = {FCLayer: lambda z: z, FCLayer_ReLU: F.relu, FCLayer_Sigmoid: torch.sigmoid,
+               FCLayer_Softmax: lambda z: torch.softmax(z, dim=1)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", list(ACTIVATIONS))
+def test_fc_matches_torch(cls, dtype):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((6, 11)).astype(dtype)
+    layer = cls(7)
+    layer.build(X.shape, rng, dtype)
+    layer.W[:, -1] = rng.standard_normal(7)
+    x = torch.tensor(X, requires_grad=True)
+    w = torch.tensor(layer.W[:, :-1].copy(), requires_grad=True)
+    b = torch.tensor(layer.W[:, -1].copy(), requires_grad=True)
+    out_t = ACTIVATIONS[cls](F.linear(x, w, b))
+    out = layer.forward_propagate(X)
+    close(out, out_t, dtype)
+    G = rng.standard_normal(out.shape).astype(dtype)
+    dX = layer.backpropagate(G)
+    (out_t * torch.tensor(G)).sum().backward()
+    close(dX, x.grad, dtype)
+    close(layer.dW[:, :-1], w.grad, dtype)
+    close(layer.dW[:, -1], b.grad, dtype)
+    sgd_step(layer)
+    torch.optim.SGD([w, b], lr=LR).step()
+    close(layer.W[:, :-1], w, dtype)
+    close(layer.W[:, -1], b, dtype)
+
+
+def reference_cnn(engine, dtype, seed=0) -> Net:
+    return Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
+                FCLayer_Softmax(10)], engine=engine, seed=seed, dtype=dtype)
+
+
+class TorchReference(torch.nn.Module):
+    """The reference CNN in PyTorch, with weights copied from a built cnn_numpy Net."""
+
+    def __init__(self, net: Net):
+        super().__init__()
+        conv, _, _, fc1, fc2 = net.layers
+        t = lambda a: torch.nn.Parameter(torch.tensor(np.ascontiguousarray(a)))  # noqa: E731
+        self.conv_w, self.conv_b = t(conv.W.transpose(3, 2, 0, 1)), t(conv.b)
+        self.fc1_w, self.fc1_b = t(fc1.W[:, :-1]), t(fc1.W[:, -1])
+        self.fc2_w, self.fc2_b = t(fc2.W[:, :-1]), t(fc2.W[:, -1])
+
+    def forward(self, x):  # x: (n, 1, 28, 28); returns logits
+        a = F.max_pool2d(F.relu(F.conv2d(x, self.conv_w, self.conv_b)), 2)
+        a = a.permute(0, 2, 3, 1).flatten(1)  # flatten channels-last, as FlatLayer does
+        return F.linear(F.relu(F.linear(a, self.fc1_w, self.fc1_b)), self.fc2_w, self.fc2_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("engine", [name for name in ENGINES if name != "naive"])
+def test_reference_cnn_training_steps_match_torch(engine, dtype):
+    rng = np.random.default_rng(5)
+    X = rng.random((32, 28, 28)).astype(dtype)
+    y = rng.integers(0, 10, 32)
+    net = reference_cnn(engine, dtype)
+    net.predict(X[:1])  # builds the weights
+    model = TorchReference(net)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    x = torch.tensor(X[:, None])
+    for step in range(3):
+        _, cce, ce = net.train(X, y, LR)
+        opt.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, torch.tensor(y))
+        loss.backward()
+        opt.step()
+        assert cce == pytest.approx(loss.item(), rel=TOL[dtype] * 10), step
+        assert ce == float((logits.argmax(1).numpy() != y).mean())
+    conv, _, _, fc1, fc2 = net.layers
+    close(conv.W, model.conv_w.detach().numpy().transpose(2, 3, 1, 0), dtype)
+    close(conv.b, model.conv_b, dtype)
+    close(fc1.W[:, :-1], model.fc1_w, dtype)
+    close(fc1.W[:, -1], model.fc1_b, dtype)
+    close(fc2.W[:, :-1], model.fc2_w, dtype)
+    close(fc2.W[:, -1], model.fc2_b, dtype)
+    close(net.predict(X), torch.softmax(model(x), dim=1), dtype)
