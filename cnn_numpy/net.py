@@ -7,8 +7,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .engines import check_engine
-from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
+from . import saving
+from .engines import DEFAULT_ENGINE, check_engine
+from .layers import ConvLayer, FCLayer, Layer, OutputLayer, PoolLayer
 from .optimizers import Optimizer, make_optimizer
 
 
@@ -83,6 +84,80 @@ class Net:
             raise ValueError(f"Net: the last layer is {type(last).__name__}; it must be "
                              "FCLayer_Softmax or FCLayer_Sigmoid to compute the loss")
         return last
+
+    # -- shapes, summary, files ------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one input sample, e.g. (28, 28, 1), once the weights exist."""
+        first = self.layers[0]
+        return first.input_shape if first.built else None
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Create every layer's weights for samples of `input_shape` (no batch axis).
+
+        Training builds the Net from the first batch anyway; call this to get
+        weights (or a summary) before any data is seen.
+        """
+        shape = tuple(int(d) for d in input_shape)
+        for i, layer in enumerate(self.layers):
+            needs = 3 if isinstance(layer, (ConvLayer, PoolLayer)) else \
+                1 if isinstance(layer, FCLayer) else None
+            if needs is not None and len(shape) != needs:
+                raise ValueError(f"Net: layer {i} ({type(layer).__name__}) needs samples with "
+                                 f"{needs} dimension(s), gets shape {shape}"
+                                 + ("; put a FlatLayer before it" if needs == 1 else ""))
+            if not layer.built:
+                layer.build((1, *shape), self.rng, self.dtype)
+            out = layer.output_shape(shape)
+            if min(out) < 1:
+                raise ValueError(f"Net: layer {i} ({type(layer).__name__}) turns samples of "
+                                 f"shape {shape} into {out}; the window is too large")
+            shape = out
+
+    def summary(self, print_fn=print) -> str:
+        """A table of the layers: type, engine, output shape, parameter count, totals.
+
+        Needs the input shape, so call it after build() or the first batch.
+        Prints the table with print_fn (None prints nothing) and returns it.
+        """
+        if self.input_shape is None:
+            raise ValueError("Net.summary: shapes are not known yet; call net.build((28, 28, 1))"
+                             " or train on a batch first")
+        rows = [("Layer", "Engine", "Output shape", "Params")]
+        shape, total = self.input_shape, 0
+        for i, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape)
+            count = sum(p.size for p in layer.params().values())
+            total += count
+            engine = (layer.engine or DEFAULT_ENGINE) \
+                if isinstance(layer, (ConvLayer, PoolLayer)) else "-"
+            rows.append((f"{i}: {type(layer).__name__}", engine, str((None, *shape)),
+                         f"{count:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 6)
+
+        def fmt(r):
+            return "  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
+                              r[2].ljust(widths[2]), r[3].rjust(widths[3])])
+
+        text = "\n".join([f"Net: input {(None, *self.input_shape)}, {self.dtype.name}, "
+                          f"optimizer {self.optimizer.name}", line, fmt(rows[0]), line,
+                          *map(fmt, rows[1:]), line, f"Total params: {total:,}"])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def save(self, path) -> None:
+        """Write the architecture and weights to one .npz file, atomically (see saving.py)."""
+        saving.save(self, path)
+
+    @classmethod
+    def load(cls, path) -> Net:
+        """Rebuild a Net from a file written by save() (or a training checkpoint).
+
+        Raises ValueError naming the file if it is missing, damaged or foreign.
+        """
+        return saving.load(path)
 
     # -- inputs ---------------------------------------------------------------
     def _check_X(self, X) -> np.ndarray:

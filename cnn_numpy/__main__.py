@@ -1,0 +1,7 @@
+"""`python -m cnn_numpy ...` runs the command line."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,297 @@
+"""The command line: `cnn-numpy train | evaluate | predict | explain | show`.
+
+A user mistake (a bad option, a missing or damaged file, no network) ends
+with one line on stderr and exit code 2, never a traceback.  Ctrl-C during
+training saves a checkpoint and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from . import __version__
+from .data import DATASETS, DataError, load_dataset
+from .engines import DEFAULT_ENGINE, ENGINES
+from .layers import ConvLayer_ReLU, FCLayer_ReLU, FCLayer_Softmax, FlatLayer, PoolLayer_Max
+from .net import Net
+from .optimizers import OPTIMIZERS
+from .saving import ModelFileError
+from .training import (
+    DivergenceError,
+    Progress,
+    Settings,
+    data_fingerprint,
+    load_checkpoint,
+    train,
+)
+
+PROG = "cnn-numpy"
+DEFAULT_CHECKPOINT = "cnn-numpy-checkpoint.npz"
+
+#: Out-of-the-box settings per model (see README, "How the defaults were chosen").
+MODEL_DEFAULTS = {
+    "cnn": {"epochs": 5, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
+    "flat": {"epochs": 10, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
+}
+
+
+def build_model(name: str, engine: str | None = None, seed: int | None = None,
+                optimizer: str | None = None) -> Net:
+    """The spec's models: 'cnn' (conv -> pool -> dense) and 'flat' (dense only)."""
+    if name == "cnn":
+        layers = [ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
+                  FCLayer_Softmax(10)]
+    else:
+        layers = [FlatLayer(), FCLayer_ReLU(100), FCLayer_Softmax(10)]
+    return Net(layers, engine=engine, seed=seed, optimizer=optimizer)
+
+
+class CLIError(Exception):
+    """A mistake in how the command was called: reported in one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the usage block and exit
+        raise CLIError(f"{message} (see `{self.prog} --help`)")
+
+
+def _number(kind, low=None, low_ok=True, high=None):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") \
+                from None
+        if not np.isfinite(value) or (low is not None and (value < low or
+                                                           (value == low and not low_ok))) \
+                or (high is not None and value >= high):
+            bound = f"> {low}" if not low_ok else f">= {low}"
+            if high is not None:
+                bound += f" and < {high}"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {bound}")
+        return value
+    return parse
+
+
+POSITIVE_INT = _number(int, 1)
+POSITIVE_FLOAT = _number(float, 0, low_ok=False)
+FRACTION = _number(float, 0, low_ok=False, high=1)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="default: full MNIST if present or downloadable, else the bundled sample")
+    p.add_argument("--data-dir", default=None, help="folder holding the dataset's four files")
+    p.add_argument("--split", type=FRACTION, default=None,
+                   help="pool train+test and split randomly with this training fraction "
+                        "(0.95 is the spec's split); default: the official split")
+    p.add_argument("--seed", type=int, default=None, help="seed for weights and shuffling (0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="A convolutional neural network in NumPy.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train the spec's cnn or flat model")
+    t.add_argument("model", nargs="?", choices=sorted(MODEL_DEFAULTS),
+                   help="cnn: conv-pool-dense (the spec's CNN); flat: dense only")
+    t.add_argument("--engine", choices=sorted(ENGINES), default=None)
+    t.add_argument("--epochs", type=POSITIVE_INT, default=None)
+    t.add_argument("--batch-size", type=POSITIVE_INT, default=None)
+    t.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=None)
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None)
+    t.add_argument("--limit", type=POSITIVE_INT, default=None, metavar="N",
+                   help="train on the first N training images only")
+    t.add_argument("--test-limit", type=POSITIVE_INT, default=None, metavar="N",
+                   help="test on the first N test images only")
+    t.add_argument("--save", default=None, metavar="PATH",
+                   help="write a checkpoint (model + training state) after every epoch")
+    t.add_argument("--resume", default=None, metavar="PATH",
+                   help="continue from a checkpoint until --epochs epochs in total")
+    t.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="draw CCE and CE per epoch, redrawn after every epoch")
+    _add_data_options(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="print the test-set CCE and CE of a saved model")
+    e.add_argument("model_file", metavar="MODEL")
+    _add_data_options(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify PNG/JPEG images of digits")
+    p.add_argument("model_file", metavar="MODEL")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _summary_line(cce: float, ce: float) -> str:
+    return f"Test set: CCE: {cce:.4f}  CE: {ce:.4f}"
+
+
+def _load_data(settings: Settings, show_progress: bool | None):
+    data = load_dataset(settings.dataset, settings.data_dir, split=settings.split,
+                        seed=settings.seed, progress=show_progress is not False, log=_say)
+    if settings.limit is not None:
+        data = _replace(data, x_train=data.x_train[: settings.limit],
+                        y_train=data.y_train[: settings.limit])
+    if getattr(settings, "test_limit", None) is not None:
+        data = _replace(data, x_test=data.x_test[: settings.test_limit],
+                        y_test=data.y_test[: settings.test_limit])
+    return data
+
+
+def _replace(data, **changes):
+    import dataclasses
+
+    return dataclasses.replace(data, **changes)
+
+
+def _settings_from_args(args) -> Settings:
+    if args.model is None:
+        raise CLIError("name a model to train: `cnn-numpy train cnn` or `cnn-numpy train flat`")
+    defaults = MODEL_DEFAULTS[args.model]
+    pick = lambda name: defaults[name] if getattr(args, name) is None else getattr(args, name)  # noqa: E731
+    return Settings(model=args.model, epochs=pick("epochs"), batch_size=pick("batch_size"),
+                    learning_rate=pick("learning_rate"), optimizer=pick("optimizer"),
+                    seed=0 if args.seed is None else args.seed, engine=args.engine,
+                    dataset=args.dataset, data_dir=args.data_dir, split=args.split,
+                    limit=args.limit, test_limit=args.test_limit)
+
+
+def _resume(args):
+    net, settings, progress, fingerprint = load_checkpoint(args.resume)
+    for name in ("model", "batch_size", "learning_rate", "optimizer", "seed", "engine",
+                 "dataset", "data_dir", "split", "limit", "test_limit"):
+        given, saved = getattr(args, name), getattr(settings, name)
+        if given is not None and given != saved:
+            option = name if name == "model" else "--" + name.replace("_", "-")
+            raise CLIError(f"{option} {given} differs from the checkpoint's {saved}; "
+                           "leave it out when resuming")
+    if args.epochs is not None:
+        settings.epochs = args.epochs
+    if settings.epochs < progress.epoch:
+        raise CLIError(f"{args.resume} has already trained {progress.epoch} epochs; "
+                       f"ask for at least that many with --epochs")
+    return net, settings, progress, fingerprint
+
+
+# -- commands -----------------------------------------------------------------
+
+def cmd_train(args) -> int:
+    show = False if args.no_progress else None
+    if args.plot is not None:
+        _require_matplotlib()
+    if args.resume:
+        net, settings, progress, fingerprint = _resume(args)
+        checkpoint = args.save or args.resume
+    else:
+        settings = _settings_from_args(args)
+        net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer)
+        progress, fingerprint, checkpoint = Progress(), None, args.save
+    data = _load_data(settings, show)
+    settings.dataset = data.name  # the automatic choice, made explicit for --resume
+    if fingerprint is not None and fingerprint != data_fingerprint(data.x_train, data.y_train):
+        raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
+                       "check --data-dir and the dataset files")
+    engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if settings.model == "cnn" else ""
+    _say(f"Training {settings.model} on {data.name} ({len(data.x_train):,} train / "
+         f"{len(data.x_test):,} test images, {data.source}): {engine}{settings.optimizer} "
+         f"lr {settings.learning_rate}, batch {settings.batch_size}, "
+         f"epochs {progress.epoch + 1}..{settings.epochs}")
+
+    def on_epoch(state: Progress, entry: dict) -> None:
+        _say(f"Epoch {entry['epoch']}/{settings.epochs}  train CCE: {entry['train_cce']:.4f}  "
+             f"CE: {entry['train_ce']:.4f}  |  test CCE: {entry['test_cce']:.4f}  "
+             f"CE: {entry['test_ce']:.4f}  ({entry['images_per_s']:,.0f} img/s)")
+        if args.plot is not None:
+            from .visual.plots import plot_history
+
+            plot_history(state.history, args.plot)
+
+    try:
+        progress = train(net, data, settings, progress=progress, checkpoint=checkpoint,
+                         interrupt_checkpoint=DEFAULT_CHECKPOINT, show_progress=show,
+                         on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        saved_to = checkpoint or DEFAULT_CHECKPOINT
+        print(f"{PROG}: interrupted; the training state is saved in {saved_to}; continue with"
+              f" `{PROG} train --resume {saved_to}`", file=sys.stderr)
+        return 130
+    if progress.history:
+        last = progress.history[-1]
+        _say(_summary_line(last["test_cce"], last["test_ce"]))
+    if checkpoint is not None:
+        _say(f"Saved to {checkpoint} (evaluate with `{PROG} evaluate {checkpoint}`)")
+    return 0
+
+
+def _model_and_data(args):
+    from .saving import read
+
+    net, meta, _, _ = read(args.model_file)
+    saved = meta.get("settings", {}) if isinstance(meta.get("settings"), dict) else {}
+    settings = Settings(model=saved.get("model", "?"), epochs=0, batch_size=1,
+                        learning_rate=0.0, optimizer="sgd",
+                        seed=args.seed if args.seed is not None else saved.get("seed", 0),
+                        dataset=args.dataset or saved.get("dataset"),
+                        data_dir=args.data_dir or saved.get("data_dir"),
+                        split=args.split if args.split is not None else saved.get("split"),
+                        test_limit=saved.get("test_limit"))
+    data = _load_data(settings, False if args.no_progress else None)
+    if data.x_test.shape[1:3] != net.input_shape[:2]:
+        raise CLIError(f"{args.model_file} expects images of shape {net.input_shape}, "
+                       f"{data.name} has {data.x_test.shape[1:]}")
+    return net, data
+
+
+def cmd_evaluate(args) -> int:
+    net, data = _model_and_data(args)
+    _, cce, ce = net.evaluate(data.x_test, data.y_test)
+    _say(_summary_line(cce, ce))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .data.images import read_digit_image
+    from .saving import load
+
+    net = load(args.model_file)
+    images = np.stack([read_digit_image(path) for path in args.images])
+    A = net.predict(images)
+    for path, probs in zip(args.images, A, strict=True):
+        _say(f"{path}: {int(probs.argmax())} (probability {probs.max():.3f})")
+    return 0
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError('pictures need matplotlib: pip install "cnn-numpy[plots]"') from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        args = make_parser().parse_args(argv)
+        return args.func(args)
+    except (CLIError, DataError, ModelFileError, DivergenceError, ValueError) as exc:
+        message = str(exc).replace("\n", " ")
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,70 @@
+"""Reading a user's picture of a digit and turning it into an MNIST-style 28x28 image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .idx import DataError
+
+
+def mnist_style(gray: np.ndarray) -> np.ndarray:
+    """A grayscale image (h, w) in [0, 1] -> (28, 28) float32 as MNIST digits are made.
+
+    Light backgrounds are inverted (MNIST is a white digit on black), the
+    digit is cropped to its bounding box, scaled so its longer side is 20
+    pixels, and pasted into a 28x28 black square with its centre of mass in
+    the middle.
+    """
+    from PIL import Image
+
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    if border.mean() > 0.5:
+        gray = 1.0 - gray
+    mask = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, bool)
+    if not mask.any():
+        return np.zeros((28, 28), np.float32)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    digit = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = digit.shape
+    scale = 20 / max(h, w)
+    size = max(1, round(w * scale)), max(1, round(h * scale))
+    small = (
+        np.asarray(
+            Image.fromarray((digit * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS),
+            dtype=np.float32,
+        )
+        / 255
+    )
+    out = np.zeros((28, 28), np.float32)
+    total = small.sum()
+    cy, cx = (
+        ((np.indices(small.shape) * small).sum(axis=(1, 2)) / total)
+        if total > 0
+        else (small.shape[0] / 2, small.shape[1] / 2)
+    )
+    top = int(np.clip(round(14 - cy), 0, 28 - small.shape[0]))
+    left = int(np.clip(round(14 - cx), 0, 28 - small.shape[1]))
+    out[top : top + small.shape[0], left : left + small.shape[1]] = small
+    return out
+
+
+def read_digit_image(path) -> np.ndarray:
+    """A PNG/JPEG (any size, colour or gray) as an MNIST-style (28, 28) float32 image."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataError('reading images needs Pillow: pip install "cnn-numpy[plots]"') from None
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as image:
+            image.draft("L", (512, 512))  # JPEG: decode at a reduced size when it is huge
+            if image.width * image.height > 50_000_000:
+                raise DataError(f"{path}: image too large ({image.width}x{image.height})")
+            gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: not a readable PNG or JPEG image ({exc})") from None
+    return mnist_style(gray)

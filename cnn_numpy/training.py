@@ -1,0 +1,185 @@
+"""The training loop: epochs of shuffled mini-batches, progress, checkpoints, resume.
+
+Everything that decides the result (weights, optimizer state, the shuffling
+RNG, the position in the epoch, the running sums) is in a checkpoint, so a
+run resumed from any checkpoint ends exactly where the uninterrupted run
+would.
+"""
+
+from __future__ import annotations
+
+import copy
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import saving
+from .net import Net
+
+
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands: all of it goes into a checkpoint's meta JSON."""
+
+    epoch: int = 0                  # epochs completed
+    batch: int = 0                  # batches completed in the current epoch
+    epoch_rng_state: dict | None = None  # shuffling RNG state when this epoch began
+    cce_sum: float = 0.0            # sums over this epoch's batches so far
+    ce_sum: float = 0.0
+    seen: int = 0
+    history: list[dict] = field(default_factory=list)  # one dict per finished epoch
+
+
+@dataclass
+class Settings:
+    """What a run was asked to do (saved in checkpoints, checked on resume)."""
+
+    model: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str
+    seed: int
+    engine: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    split: float | None = None
+    limit: int | None = None
+    test_limit: int | None = None
+
+
+def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
+                    fingerprint: str) -> None:
+    """Weights, optimizer state, settings and progress in one atomic .npz."""
+    meta = {"kind": "checkpoint", "settings": asdict(settings), "progress": asdict(progress),
+            "data_fingerprint": fingerprint}
+    saving.save(net, path, meta=meta, with_optimizer=True)
+
+
+def load_checkpoint(path) -> tuple[Net, Settings, Progress, str]:
+    """(net with optimizer state, settings, progress, data fingerprint) from a checkpoint."""
+    net, meta, optimizer_arrays, _ = saving.read(path)
+    if meta.get("kind") != "checkpoint":
+        raise saving.ModelFileError(f"{path}: a model file, not a training checkpoint "
+                                    "(save one with `cnn-numpy train ... --save PATH`)")
+    try:
+        settings = Settings(**meta["settings"])
+        progress = Progress(**meta["progress"])
+        net.optimizer.load_state_dict(optimizer_arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise saving.ModelFileError(f"{path}: damaged checkpoint ({exc})") from None
+    return net, settings, progress, str(meta.get("data_fingerprint"))
+
+
+def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
+    """A short digest of a training set, to notice a different split on resume."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(y).tobytes())
+    h.update(str(x.shape).encode())
+    h.update(np.ascontiguousarray(x[:: max(1, len(x) // 64)]).tobytes())
+    return h.hexdigest()[:16]
+
+
+class _SigintFlag:
+    """While active, Ctrl-C only sets a flag; the loop stops after the current batch."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __enter__(self):
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+
+def _progress_bar(total: int, initial: int, desc: str, enabled: bool | None):
+    from tqdm import tqdm
+
+    # disable=None: tqdm shows the bar only when stderr is a terminal
+    return tqdm(total=total, initial=initial, desc=desc, unit="img", leave=False,
+                disable=None if enabled is None else not enabled, dynamic_ncols=True)
+
+
+def train(net: Net, data, settings: Settings, *, progress: Progress | None = None,
+          checkpoint=None, interrupt_checkpoint=None, show_progress: bool | None = None,
+          on_epoch: Callable[[Progress, dict], None] | None = None) -> Progress:
+    """Train `net` on data.x_train/y_train until settings.epochs epochs are done.
+
+    After each epoch the test set is evaluated, a history entry appended,
+    on_epoch(progress, entry) called, and the checkpoint (if a path is given)
+    written.  Ctrl-C stops after the current batch, writes the checkpoint (to
+    interrupt_checkpoint when no checkpoint path was given) and raises
+    KeyboardInterrupt.  A NaN/inf loss raises DivergenceError without
+    touching the checkpoint.  Returns the final Progress.
+    """
+    progress = copy.deepcopy(progress) if progress is not None else Progress()
+    X, Y = data.x_train, data.y_train
+    n, bs = len(X), settings.batch_size
+    batches = -(-n // bs)
+    fingerprint = data_fingerprint(X, Y)
+    rng = np.random.default_rng(settings.seed)
+    if progress.epoch_rng_state is not None:
+        rng.bit_generator.state = progress.epoch_rng_state
+
+    def save(path=checkpoint) -> None:
+        if path is not None:
+            save_checkpoint(path, net, settings, progress, fingerprint)
+
+    with _SigintFlag() as sigint:
+        while progress.epoch < settings.epochs:
+            progress.epoch_rng_state = rng.bit_generator.state
+            order = rng.permutation(n)
+            started, processed = time.perf_counter(), 0
+            bar = _progress_bar(n, min(progress.batch * bs, n),
+                                f"Epoch {progress.epoch + 1}/{settings.epochs}", show_progress)
+            with bar:
+                for b in range(progress.batch, batches):
+                    idx = order[b * bs : (b + 1) * bs]
+                    _, cce, ce = net.train(X[idx], Y[idx], settings.learning_rate)
+                    if not np.isfinite(cce):
+                        raise DivergenceError(
+                            f"the loss became {cce} in epoch {progress.epoch + 1}, batch {b + 1}"
+                            f"; lower the learning rate (now {settings.learning_rate})")
+                    progress.batch = b + 1
+                    progress.cce_sum += cce * len(idx)
+                    progress.ce_sum += ce * len(idx)
+                    progress.seen += len(idx)
+                    processed += len(idx)
+                    bar.update(len(idx))
+                    bar.set_postfix(cce=f"{progress.cce_sum / progress.seen:.4f}",
+                                    ce=f"{progress.ce_sum / progress.seen:.4f}",
+                                    refresh=False)
+                    if sigint.raised:
+                        save(checkpoint or interrupt_checkpoint)
+                        raise KeyboardInterrupt
+            seconds = time.perf_counter() - started
+            _, test_cce, test_ce = net.evaluate(data.x_test, data.y_test)
+            entry = {"epoch": progress.epoch + 1,
+                     "train_cce": progress.cce_sum / max(progress.seen, 1),
+                     "train_ce": progress.ce_sum / max(progress.seen, 1),
+                     "test_cce": test_cce, "test_ce": test_ce,
+                     "images_per_s": processed / seconds}
+            progress.history.append(entry)
+            progress.epoch += 1
+            progress.batch, progress.cce_sum, progress.ce_sum, progress.seen = 0, 0.0, 0.0, 0
+            progress.epoch_rng_state = rng.bit_generator.state
+            if on_epoch is not None:
+                on_epoch(progress, entry)
+            save()
+            if sigint.raised:
+                save(checkpoint or interrupt_checkpoint)
+                raise KeyboardInterrupt
+    return progress
