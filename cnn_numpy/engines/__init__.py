@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import naive, stride_groups
+from . import im2col, naive, stride_groups
 
 ENGINES: dict[str, ModuleType] = {
     "naive": naive,
     "stride_groups": stride_groups,
+    "im2col": im2col,
 }
 
 DEFAULT_ENGINE = "stride_groups"

@@ -1,0 +1,30 @@
+"""Data: IDX file reading, safe downloads, and the named datasets (MNIST and friends)."""
+
+from .datasets import DATASETS, Dataset, default_cache_dir, find_or_download, load_dataset
+from .download import download_file, mirrors_from_env
+from .idx import (
+    DataError,
+    load_images_and_labels,
+    md5_of_content,
+    read_idx,
+    read_images,
+    read_labels,
+    write_idx,
+)
+
+__all__ = [
+    "DATASETS",
+    "DataError",
+    "Dataset",
+    "default_cache_dir",
+    "download_file",
+    "find_or_download",
+    "load_dataset",
+    "load_images_and_labels",
+    "md5_of_content",
+    "mirrors_from_env",
+    "read_idx",
+    "read_images",
+    "read_labels",
+    "write_idx",
+]

@@ -1,0 +1,141 @@
+"""The im2col engine: every window copied into one row of a matrix, then one matmul.
+
+Convolution.  A strided view (numpy.lib.stride_tricks) shows the input as
+(n, oh, ow, fw, fw, c) windows without copying; copying it once gives the
+"column" matrix with one row per output position, and a single matrix
+product with the filters does the whole layer:
+
+    cols (n*oh*ow, fw*fw*c + 1)  @  [W; b] (fw*fw*c + 1, nf)  ->  Z (n*oh*ow, nf)
+
+The last column of cols is all ones and the last row of [W; b] is the bias
+(the spec's "bias tacked onto the weights"), so the bias costs nothing extra
+and dW and db come out of ONE product in the backward pass:  cols.T @ dZ.
+
+Pooling.  The fw*fw "offset views" x[:, a::s, b::s] (one per window
+element (a, b), each (n, oh, ow, c)) let max and mean run as fw*fw
+elementwise steps over whole arrays.  When windows tile the input exactly
+(stride == fw) the views come from a plain reshape and each input element
+is in exactly one of them, so the backward pass writes instead of adding.
+
+Same shapes as the other engines: x (n, ih, iw, c), W (fw, fw, c, nf).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .geometry import output_size
+
+
+def _window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
+    """Read-only view of every window: (n, oh, ow, fw, fw, c), no copy."""
+    n, ih, iw, c = x.shape
+    sn, sh, sw, sc = x.strides
+    oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
+    return as_strided(x, (n, oh, ow, fw, fw, c), (sn, sh * stride, sw * stride, sh, sw, sc),
+                      writeable=False)
+
+
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+    """Z = cols @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
+    fw, _, c, nf = W.shape
+    windows = _window_view(x, fw, stride)
+    n, oh, ow = windows.shape[:3]
+    k = fw * fw * c
+    cols = np.empty((n * oh * ow, k + 1), dtype=x.dtype)
+    cols[:, :k].reshape(windows.shape)[...] = windows  # the one copy of the input
+    cols[:, k] = 1
+    Wb = np.concatenate([W.reshape(k, nf), b[None, :]])
+    Z = cols @ Wb
+    return Z.reshape(n, oh, ow, nf), (x.shape, cols, W, stride)
+
+
+def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
+    """(dx or None, dW, db) from dZ (n, oh, ow, nf).
+
+    [dW; db] = cols.T @ dZ in one product.  dx: each window's share
+    dZ @ W.T is added back at its place, one strided add per filter element.
+    """
+    x_shape, cols, W, stride = cache
+    fw, _, c, nf = W.shape
+    n, oh, ow, _ = dZ.shape
+    dZ2 = dZ.reshape(-1, nf)
+    dWb = cols.T @ dZ2
+    dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
+    if not need_dx:
+        return None, dW, db
+    d_windows = (dZ2 @ W.reshape(-1, nf).T).reshape(n, oh, ow, fw, fw, c)
+    dx = np.zeros(x_shape, dtype=dZ.dtype)
+    for a in range(fw):
+        for q in range(fw):
+            dx[:, a : a + stride * oh : stride, q : q + stride * ow : stride] += \
+                d_windows[:, :, :, a, q]
+    return dx, dW, db
+
+
+def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
+    """For each window element (a, q) in row-major order, the (n, oh, ow, c) view
+    x[:, a + s*i, q + s*j]: element (a, q) of every window at once."""
+    n, ih, iw, c = x.shape
+    oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
+    if stride == fw:  # windows tile x[:, :oh*fw, :ow*fw] exactly: a reshape shows them
+        tiles = x[:, : oh * fw, : ow * fw].reshape(n, oh, fw, ow, fw, c)
+        return [tiles[:, :, a, :, q] for a in range(fw) for q in range(fw)]
+    return [x[:, a : a + stride * (oh - 1) + 1 : stride, q : q + stride * (ow - 1) + 1 : stride]
+            for a in range(fw) for q in range(fw)]
+
+
+def _scatter(views_of_dx, grads, tiled: bool) -> None:
+    """Put grads[k] into views_of_dx[k]: write when the views tile dx, else add."""
+    for view, g in zip(views_of_dx, grads, strict=True):
+        if tiled:
+            view[...] = g
+        else:
+            view += g
+
+
+def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+    """out = max over each window; cache the index of each window's FIRST maximum.
+
+    Walking the window elements in row-major order and replacing the best
+    only on a strictly larger value keeps the first maximum on ties.
+    """
+    views = _offset_views(x, fw, stride)
+    out = views[0].copy()
+    argmax = np.zeros(out.shape, dtype=np.uint8 if fw * fw < 256 else np.intp)
+    for k, view in enumerate(views[1:], start=1):
+        larger = view > out
+        np.copyto(out, view, where=larger)
+        argmax[larger] = k
+    return out, (x.shape, argmax, fw, stride)
+
+
+def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx (shape of x): each window's gradient goes to its remembered first maximum."""
+    x_shape, argmax, fw, stride = cache
+    tiled = stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
+    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
+    grads = (dout * (argmax == k) for k in range(fw * fw))
+    _scatter(_offset_views(dx, fw, stride), grads, tiled)
+    return dx
+
+
+def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
+    """out = mean over each window: the sum of the fw*fw offset views / fw^2."""
+    views = _offset_views(x, fw, stride)
+    out = views[0].copy()
+    for view in views[1:]:
+        out += view
+    out /= fw * fw
+    return out, (x.shape, fw, stride)
+
+
+def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """dx (shape of x): every window element gets dout / fw^2."""
+    x_shape, fw, stride = cache
+    tiled = stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
+    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
+    share = dout / (fw * fw)
+    _scatter(_offset_views(dx, fw, stride), (share for _ in range(fw * fw)), tiled)
+    return dx
