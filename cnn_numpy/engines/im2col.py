@@ -86,38 +86,40 @@ def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
             for a in range(fw) for q in range(fw)]
 
 
-def _scatter(views_of_dx, grads, tiled: bool) -> None:
-    """Put grads[k] into views_of_dx[k]: write when the views tile dx, else add."""
-    for view, g in zip(views_of_dx, grads, strict=True):
-        if tiled:
-            view[...] = g
-        else:
-            view += g
-
-
 def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = max over each window; cache the index of each window's FIRST maximum.
 
-    Walking the window elements in row-major order and replacing the best
-    only on a strictly larger value keeps the first maximum on ties.
+    Walking the window elements in row-major order and moving the index only
+    on a strictly larger value keeps the first maximum on ties.  (Index
+    updates are arithmetic on small ints: masked assignment is much slower.)
     """
     views = _offset_views(x, fw, stride)
     out = views[0].copy()
     argmax = np.zeros(out.shape, dtype=np.uint8 if fw * fw < 256 else np.intp)
     for k, view in enumerate(views[1:], start=1):
         larger = view > out
-        np.copyto(out, view, where=larger)
-        argmax[larger] = k
+        np.maximum(out, view, out=out)
+        argmax -= argmax * larger  # 0 where replaced ...
+        argmax += larger * argmax.dtype.type(k)  # ... then k there
     return out, (x.shape, argmax, fw, stride)
+
+
+def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
+    """True when the windows cover every input element exactly once."""
+    return stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its remembered first maximum."""
     x_shape, argmax, fw, stride = cache
-    tiled = stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
-    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
-    grads = (dout * (argmax == k) for k in range(fw * fw))
-    _scatter(_offset_views(dx, fw, stride), grads, tiled)
+    if _tiled(x_shape, fw, stride):  # every dx element is written exactly once
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        for k, view in enumerate(_offset_views(dx, fw, stride)):
+            np.multiply(dout, argmax == k, out=view)
+        return dx
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for k, view in enumerate(_offset_views(dx, fw, stride)):
+        view += dout * (argmax == k)
     return dx
 
 
@@ -134,8 +136,12 @@ def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
 def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): every window element gets dout / fw^2."""
     x_shape, fw, stride = cache
-    tiled = stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
-    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
     share = dout / (fw * fw)
-    _scatter(_offset_views(dx, fw, stride), (share for _ in range(fw * fw)), tiled)
+    tiled = _tiled(x_shape, fw, stride)
+    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
+    for view in _offset_views(dx, fw, stride):
+        if tiled:
+            view[...] = share
+        else:
+            view += share
     return dx

@@ -163,47 +163,56 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     return dx, dW, db
 
 
-def _pool_windows(x: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.ndarray:
-    """One group's windows with each window's fw*fw values last: (n, rows, cols, c, fw*fw)."""
-    w = _windows(x, group, plan)
-    n, rows, fw, cols, _, c = w.shape
-    return w.transpose(0, 1, 3, 5, 2, 4).reshape(n, rows, cols, c, fw * fw)
+def _by_window_element(w: np.ndarray) -> np.ndarray:
+    """A group's windows (n, rows, fw, cols, fw, c) copied to (fw*fw, n*rows*cols*c):
+    row k holds window element k (row-major) of every window.
+
+    Reductions over the first axis of this layout are fast whole-array
+    operations; over a short last axis NumPy would loop per window.
+    """
+    fw = w.shape[2]
+    return w.transpose(2, 4, 0, 1, 3, 5).reshape(fw * fw, -1)
 
 
 def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
-    The cache keeps each window's argmax: the flat row-major index of its
-    FIRST maximum (np.argmax returns the first), as PyTorch does.
+    The cache keeps each window's argmax: the flat row-major index k of its
+    FIRST maximum (PyTorch's rule).  Per group: the maximum, then the
+    smallest k holding it, found as K - max over k of (is_max_k * (K - k)).
     """
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
     shape = (n, output_size(ih, fw, stride), output_size(iw, fw, stride), c)
     out = np.empty(shape, x.dtype)
-    argmax = np.empty(shape, np.intp)
+    argmax = np.empty(shape, np.uint8 if fw * fw < 256 else np.intp)
+    count_down = np.arange(fw * fw, 0, -1, dtype=argmax.dtype)[:, None]  # K, K-1, ..., 1
     xr = _reach(x, plan)
     for group in plan.groups:
-        values = _pool_windows(xr, group, plan)
-        best = values.argmax(axis=-1)
-        _outputs(argmax, group, plan)[...] = best
-        _outputs(out, group, plan)[...] = np.take_along_axis(values, best[..., None], -1)[..., 0]
+        values = _by_window_element(_windows(xr, group, plan))  # (K, windows * c)
+        top = values.max(axis=0)
+        first = fw * fw - ((values == top) * count_down).max(axis=0)
+        group_shape = (n, group.rows, group.cols, c)
+        _outputs(out, group, plan)[...] = top.reshape(group_shape)
+        _outputs(argmax, group, plan)[...] = first.reshape(group_shape)
     return out, (x.shape, argmax, fw, stride)
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
-    """dx (shape of x): each window's gradient goes to its first maximum."""
+    """dx (shape of x): each window's gradient goes to its first maximum.
+
+    Per group: a (K, windows) array that is dout in the argmax row and 0
+    elsewhere, added into the group's windows of dx (they do not overlap).
+    """
     x_shape, argmax, fw, stride = cache
     plan = _plan_for(x_shape, fw, stride)
     dx = _zeros_reaching(x_shape, plan, dout.dtype)
-    positions = np.arange(fw * fw)
+    element = np.arange(fw * fw, dtype=argmax.dtype).reshape(fw, fw, 1, 1, 1, 1)
     for group in plan.groups:
-        best = _outputs(argmax, group, plan)[..., None]  # (n, rows, cols, c, 1)
-        grad = _outputs(dout, group, plan)[..., None]
-        routed = np.where(best == positions, grad, 0)  # (n, rows, cols, c, fw*fw)
-        n, rows, cols, c, _ = routed.shape
-        _windows(dx, group, plan)[...] += routed.reshape(n, rows, cols, c, fw, fw).transpose(
-            0, 1, 4, 2, 5, 3
-        )
+        best = _outputs(argmax, group, plan)  # (n, rows, cols, c)
+        grad = _outputs(dout, group, plan)
+        routed = grad * (best == element)  # (fw, fw, n, rows, cols, c)
+        _windows(dx, group, plan)[...] += routed.transpose(2, 3, 0, 4, 1, 5)
     return dx[:, : x_shape[1], : x_shape[2]]
 
 

@@ -11,8 +11,11 @@ def relu(Z: np.ndarray) -> np.ndarray:
 
 
 def relu_backward(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
-    """dZ = dA where Z > 0, else 0 (the derivative at 0 is taken as 0, like PyTorch)."""
-    return np.where(Z > 0, dA, 0).astype(dA.dtype, copy=False)
+    """dZ = dA where Z > 0, else 0 (the derivative at 0 is taken as 0, like PyTorch).
+
+    Z may also be the ReLU's output A: A > 0 exactly where Z > 0.
+    """
+    return dA * (Z > 0)  # a multiply by the mask: several times faster than np.where
 
 
 def sigmoid(Z: np.ndarray) -> np.ndarray:

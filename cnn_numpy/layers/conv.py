@@ -6,7 +6,7 @@ import numpy as np
 
 from ..engines import check_engine, get_engine
 from ..engines.geometry import output_size, same_padding
-from .activations import relu, relu_backward
+from .activations import relu_backward
 from .base import Layer, check_ndim, positive_int
 
 
@@ -131,10 +131,16 @@ class ConvLayer_ReLU(ConvLayer):
         return float(np.sqrt(2.0 / fan_in))
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
-        """A_prev (n, ih, iw, c) -> A (n, oh, ow, n_f)."""
-        self.A = relu(super().forward_propagate(A_prev))
+        """A_prev (n, ih, iw, c) -> A (n, oh, ow, n_f).
+
+        The ReLU is applied in place: Z is a fresh array nobody else holds,
+        and the backward pass only needs to know where Z > 0, which A tells
+        as well.  So after this call self.Z and self.A are the same array.
+        """
+        Z = super().forward_propagate(A_prev)
+        self.A = np.maximum(Z, 0, out=Z)
         return self.A
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
-        return super().backpropagate(relu_backward(dA, self.Z))
+        return super().backpropagate(relu_backward(dA, self.A))

@@ -1,0 +1,244 @@
+"""Pictures of training and of a trained model, drawn with matplotlib's object API.
+
+Every function writes one PNG and returns nothing.  matplotlib is imported
+only when a picture is drawn, so the rest of the package works without it;
+install it with ``pip install "cnn-numpy[plots]"``.  No pyplot state is
+touched: each picture is its own ``matplotlib.figure.Figure``, and files are
+written atomically (a temporary file in the same folder, then ``os.replace``)
+so a viewer that reloads the file never sees half a PNG.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+INSTALL_HINT = 'plotting needs matplotlib: pip install "cnn-numpy[plots]"'
+
+
+def require_matplotlib() -> Any:
+    """The ``matplotlib.figure.Figure`` class; ImportError with an install hint if missing."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(INSTALL_HINT) from exc
+    return Figure
+
+
+def new_figure(width: float, height: float) -> Any:
+    """A fresh ``matplotlib.figure.Figure`` of width x height inches (no pyplot involved).
+
+    Raises ImportError with an installation hint when matplotlib is missing.
+    """
+    return require_matplotlib()(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> None:
+    """Write fig as a PNG to path atomically: temp file in the same folder, then os.replace."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", facecolor="white")
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _grid_shape(count: int, max_cols: int = 8) -> tuple[int, int]:
+    """(rows, cols) for count small panels, close to square and at most max_cols wide."""
+    cols = min(max_cols, max(1, math.ceil(math.sqrt(count))))
+    return math.ceil(count / cols), cols
+
+
+def _labels(y: Any, name: str) -> np.ndarray:
+    """Class indices (n,) from integer labels (n,) or one-hot / score rows (n, k)."""
+    y = np.asarray(y)
+    if y.ndim == 2:
+        y = y.argmax(axis=1)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be labels (n,) or one-hot rows (n, k), got shape {y.shape}")
+    if y.size and not np.all(np.equal(np.mod(y, 1), 0)):
+        raise ValueError(f"{name} must hold whole-number class labels")
+    return y.astype(np.intp)
+
+
+# --------------------------------------------------------------------- history
+
+
+def plot_history(history: list[dict], path: str | os.PathLike) -> None:
+    """Two panels from per-epoch records: categorical cross-entropy and classification error.
+
+    history: one dict per epoch with keys ``epoch``, ``train_cce``, ``train_ce``,
+    ``test_cce``, ``test_ce`` (floats; the ``*_ce`` values are error fractions in
+    [0, 1] and are drawn as percentages).  A test key that is missing or None is
+    left out of the picture.  The file is replaced atomically, so it can be
+    redrawn after every epoch while someone watches it.
+    """
+    if not history:
+        raise ValueError("history is empty: it needs at least one epoch")
+    epochs = [int(record["epoch"]) for record in history]
+    fig = new_figure(10, 4)
+    from matplotlib.ticker import MaxNLocator
+
+    ax_cce, ax_ce = fig.subplots(1, 2)
+    panels = (
+        (ax_cce, "cce", 1.0, "categorical cross-entropy", "CCE (loss)"),
+        (ax_ce, "ce", 100.0, "classification error", "CE (% misclassified)"),
+    )
+    styles = {"train": dict(color="tab:blue", marker="o"),
+              "test": dict(color="tab:orange", marker="s")}
+    highest = {"cce": 0.0, "ce": 0.0}  # each panel's y axis runs from 0 to a bit above this
+    for ax, key, scale, title, ylabel in panels:
+        for split, style in styles.items():
+            values = [record.get(f"{split}_{key}") for record in history]
+            points = [(e, v * scale) for e, v in zip(epochs, values, strict=True)
+                      if v is not None and np.isfinite(v)]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                highest[key] = max(highest[key], *ys)
+                ax.plot(xs, ys, label=split, linewidth=1.8, markersize=5, **style)
+        ax.set_title(f"{title} per epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        ax.grid(alpha=0.3)
+        if highest[key] > 0:
+            ax.set_ylim(0, 1.12 * highest[key])
+        if ax.has_data():
+            ax.legend(loc="upper right")
+    save_figure(fig, path)
+
+
+# --------------------------------------------------------------------- filters
+
+
+def plot_filters(W: np.ndarray, path: str | os.PathLike) -> None:
+    """A grid of the first layer's filters, one small gray image each.
+
+    W: (fw, fw, c_in, n_f).  With one input channel each image is that
+    channel; with more, the mean over channels.  Each image has its own gray
+    scale (black = its smallest weight, white = its largest).
+    """
+    W = np.asarray(W, dtype=float)
+    if W.ndim != 4 or W.shape[0] != W.shape[1] or W.shape[3] < 1:
+        raise ValueError(f"W must have shape (fw, fw, c_in, n_f), got {W.shape}")
+    fw, _, c_in, n_f = W.shape
+    images = W[:, :, 0, :] if c_in == 1 else W.mean(axis=2)  # (fw, fw, n_f)
+    rows, cols = _grid_shape(n_f)
+    fig = new_figure(max(1.3 * cols, 4.0), 1.3 * rows + 0.6)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for index, ax in enumerate(axes):
+        ax.set_axis_off()
+        if index < n_f:
+            ax.imshow(images[:, :, index], cmap="gray", interpolation="nearest")
+            ax.set_title(str(index), fontsize=9)
+    what = "channel 0" if c_in == 1 else f"mean of {c_in} channels"
+    fig.suptitle(f"{n_f} first-layer filters, {fw} x {fw} ({what})")
+    save_figure(fig, path)
+
+
+# ------------------------------------------------------------------- confusion
+
+
+def plot_confusion(y_true: Any, y_pred: Any, path: str | os.PathLike,
+                   class_names: Sequence[str] | None = None) -> None:
+    """A k x k confusion matrix with the count in every cell.
+
+    y_true, y_pred: class labels (n,) or one-hot / score rows (n, k).  Rows
+    are the true class, columns the predicted one; k is len(class_names) when
+    given, else one more than the largest label seen.  The title gives the
+    overall accuracy.
+    """
+    t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred differ in length: {t.shape[0]} vs {p.shape[0]}")
+    if t.size == 0:
+        raise ValueError("no labels to compare")
+    if min(t.min(), p.min()) < 0:
+        raise ValueError("class labels must be >= 0")
+    k = len(class_names) if class_names is not None else int(max(t.max(), p.max())) + 1
+    if max(t.max(), p.max()) >= k:
+        raise ValueError(f"a label is >= len(class_names) = {k}")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    matrix = np.zeros((k, k), dtype=np.int64)
+    np.add.at(matrix, (t, p), 1)
+    accuracy = float(np.trace(matrix)) / t.size
+
+    cell = 0.55 if k <= 15 else 0.38  # inches per cell
+    side = max(4.5, cell * k + 2.0)
+    fig = new_figure(side + 1.0, side)
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1))
+    fig.colorbar(image, ax=ax, shrink=0.8, label="count")
+    cmap, norm = image.get_cmap(), image.norm
+    fontsize = 9 if k <= 15 else 7
+    for i in range(k):
+        for j in range(k):
+            red, green, blue, _ = cmap(norm(matrix[i, j]))
+            brightness = 0.299 * red + 0.587 * green + 0.114 * blue
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=fontsize,
+                    color="white" if brightness < 0.5 else "black")
+    ax.set_xticks(range(k), names)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix: accuracy {100 * accuracy:.2f}% "
+                 f"({int(np.trace(matrix))} of {t.size})")
+    save_figure(fig, path)
+
+
+# -------------------------------------------------------------------- mistakes
+
+
+def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: str | os.PathLike,
+                  max_images: int = 36) -> None:
+    """A grid of misclassified images, each captioned "true 3 / pred 5".
+
+    images: (n, h, w) or (n, h, w, 1) floats in [0, 1] (MNIST: h = w = 28).
+    y_true, y_pred: labels (n,) or one-hot / score rows (n, k).  At most
+    max_images mistakes are shown, the first ones in order; with none at all,
+    the picture says so.
+    """
+    images = np.asarray(images, dtype=float)
+    if images.ndim == 4 and images.shape[3] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must be (n, h, w) or (n, h, w, 1), got {images.shape}")
+    t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if not t.shape[0] == p.shape[0] == images.shape[0]:
+        raise ValueError(f"images, y_true and y_pred differ in length: "
+                         f"{images.shape[0]}, {t.shape[0]}, {p.shape[0]}")
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise ValueError(f"max_images must be a positive int, got {max_images!r}")
+    wrong = np.flatnonzero(t != p)
+    if wrong.size == 0:
+        fig = new_figure(6, 2.5)
+        fig.text(0.5, 0.5, f"No mistakes: all {t.size} images classified correctly.",
+                 ha="center", va="center", fontsize=14)
+        save_figure(fig, path)
+        return
+    shown = wrong[:max_images]
+    rows, cols = _grid_shape(shown.size, max_cols=6 if shown.size <= 36 else 10)
+    fig = new_figure(max(1.5 * cols, 4.5), 1.6 * rows + 0.6)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, index in zip(axes, shown, strict=False):
+        ax.imshow(images[index], cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(f"true {t[index]} / pred {p[index]}", fontsize=9, color="firebrick")
+    count = (f"all {wrong.size}" if shown.size == wrong.size
+             else f"first {shown.size} of {wrong.size}")
+    fig.suptitle(f"misclassified images: {count} (of {t.size} images)")
+    save_figure(fig, path)
