@@ -25,7 +25,7 @@ ENGINES: dict[str, ModuleType] = {
     "im2col": im2col,
 }
 
-DEFAULT_ENGINE = "stride_groups"
+DEFAULT_ENGINE = "im2col"  # the fastest (benchmarks/speed.py); all engines agree
 
 
 def check_engine(name: str | None) -> str | None:

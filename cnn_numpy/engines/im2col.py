@@ -1,18 +1,20 @@
-"""The im2col engine: every window copied into one row of a matrix, then one matmul.
+"""The im2col engine: every window copied into one column of a matrix, then one matmul.
 
 Convolution.  A strided view (numpy.lib.stride_tricks) shows the input as
 (n, oh, ow, fw, fw, c) windows without copying; copying it once gives the
-"column" matrix with one row per output position, and a single matrix
-product with the filters does the whole layer:
+"columns" matrix, one column per output position and one row per window
+element (a, q, channel), and a single matrix product does the whole layer:
 
-    cols (n*oh*ow, fw*fw*c + 1)  @  [W; b] (fw*fw*c + 1, nf)  ->  Z (n*oh*ow, nf)
+    cols (K + 1, M)  with K = fw*fw*c, M = n*oh*ow
+    Z = cols.T @ [W; b]                  (M, nf), reshaped to (n, oh, ow, nf)
 
-The last column of cols is all ones and the last row of [W; b] is the bias
-(the spec's "bias tacked onto the weights"), so the bias costs nothing extra
-and dW and db come out of ONE product in the backward pass:  cols.T @ dZ.
+The last row of cols is all ones and the last row of [W; b] is the bias
+(the spec's "bias tacked onto the weights"), so the bias costs nothing
+extra, and dW and db come out of ONE product in the backward pass:
+[dW; db] = cols @ dZ.
 
-Pooling.  The fw*fw "offset views" x[:, a::s, b::s] (one per window
-element (a, b), each (n, oh, ow, c)) let max and mean run as fw*fw
+Pooling.  The fw*fw "offset views" x[:, a::s, q::s] (one per window
+element (a, q), each (n, oh, ow, c)) let max and mean run as fw*fw
 elementwise steps over whole arrays.  When windows tile the input exactly
 (stride == fw) the views come from a plain reshape and each input element
 is in exactly one of them, so the backward pass writes instead of adding.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .columns import window_gradients, window_matrix
 from .geometry import output_size
 
 
@@ -38,39 +41,34 @@ def _window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
 
 
 def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
-    """Z = cols @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
-    fw, _, c, nf = W.shape
+    """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
+    fw, nf = W.shape[0], W.shape[3]
     windows = _window_view(x, fw, stride)
-    n, oh, ow = windows.shape[:3]
-    k = fw * fw * c
-    cols = np.empty((n * oh * ow, k + 1), dtype=x.dtype)
-    cols[:, :k].reshape(windows.shape)[...] = windows  # the one copy of the input
-    cols[:, k] = 1
-    Wb = np.concatenate([W.reshape(k, nf), b[None, :]])
-    Z = cols @ Wb
-    return Z.reshape(n, oh, ow, nf), (x.shape, cols, W, stride)
+    cols = window_matrix(windows)  # the one copy of the input
+    Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
+    return Z.reshape(*windows.shape[:3], nf), (x.shape, windows.shape, cols, W, stride)
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     """(dx or None, dW, db) from dZ (n, oh, ow, nf).
 
-    [dW; db] = cols.T @ dZ in one product.  dx: each window's share
-    dZ @ W.T is added back at its place, one strided add per filter element.
+    [dW; db] = cols @ dZ in one product.  dx: each window's share of
+    dZ @ W.T is added back at its place, one strided add per window element
+    (a, q): the col2im step.
     """
-    x_shape, cols, W, stride = cache
-    fw, _, c, nf = W.shape
+    x_shape, windows_shape, cols, W, stride = cache
+    fw, nf = W.shape[0], W.shape[3]
     n, oh, ow, _ = dZ.shape
     dZ2 = dZ.reshape(-1, nf)
-    dWb = cols.T @ dZ2
+    dWb = cols @ dZ2
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
     if not need_dx:
         return None, dW, db
-    d_windows = (dZ2 @ W.reshape(-1, nf).T).reshape(n, oh, ow, fw, fw, c)
+    d_windows = window_gradients(dZ2, W.reshape(-1, nf), windows_shape)  # (fw, fw, n, oh, ow, c)
     dx = np.zeros(x_shape, dtype=dZ.dtype)
     for a in range(fw):
         for q in range(fw):
-            dx[:, a : a + stride * oh : stride, q : q + stride * ow : stride] += \
-                d_windows[:, :, :, a, q]
+            dx[:, a : a + stride * oh : stride, q : q + stride * ow : stride] += d_windows[a, q]
     return dx, dW, db
 
 

@@ -11,7 +11,7 @@ of all of the group's windows at once, without copying:
     x[:, top : top + rows*step, left : left + cols*step]      (n, rows*step, cols*step, c)
       .reshape(n, rows, step, cols, step, c)[:, :, :fw, :, :fw]  (n, rows, fw, cols, fw, c)
 
-Each group is then ONE tensordot with the filters, forward and backward,
+Each group is then ONE matrix product with the filters, forward and backward,
 and the loop runs over at most ceil(fw / s)^2 groups, however large the
 batch, the image or the channel count.  For "2x2 pooling" (fw = s) there
 is exactly one group.
@@ -27,6 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .columns import window_gradients, window_matrix
 from .geometry import output_size
 
 
@@ -120,47 +121,54 @@ def _outputs(a: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.ndarray:
     return a[:, group.row :: plan.every, group.col :: plan.every]
 
 
+def _group_windows(x: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.ndarray:
+    """The group's windows as (n, rows, cols, fw, fw, c): still a view, axes reordered."""
+    return _windows(x, group, plan).transpose(0, 1, 3, 2, 4, 5)
+
+
 def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
-    """Z = x (*) W + b, one tensordot per stride group.  Returns (Z, cache)."""
-    fw = W.shape[0]
+    """Z = x (*) W + b, one matrix product per stride group.  Returns (Z, cache).
+
+    Per group: its windows copied into a (K + 1, windows) matrix (last row
+    ones), times [W; b] (K + 1, nf): every filter element meets every input
+    element it multiplies in this group at once.
+    """
+    fw, nf = W.shape[0], W.shape[3]
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, _ = x.shape
-    Z = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), W.shape[3]), x.dtype)
+    Z = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), nf), x.dtype)
+    Wb = np.concatenate([W.reshape(-1, nf), b[None, :]])
     xr = _reach(x, plan)
     for group in plan.groups:
-        # (n, rows, fw, cols, fw, c) . (fw, fw, c, nf) -> (n, rows, cols, nf)
-        _outputs(Z, group, plan)[...] = np.tensordot(
-            _windows(xr, group, plan), W, axes=([2, 4, 5], [0, 1, 2])
-        )
-    Z += b
+        cols = window_matrix(_group_windows(xr, group, plan))  # (K + 1, n*rows*cols)
+        _outputs(Z, group, plan)[...] = (cols.T @ Wb).reshape(n, group.rows, group.cols, nf)
     return Z, (x, W, stride)
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
-    """(dx or None, dW, db) from dZ (n, oh, ow, nf), one tensordot per group and gradient.
+    """(dx or None, dW, db) from dZ (n, oh, ow, nf), one product per group and gradient.
 
-    dW sums window * dZ over every position: per group, a contraction over
-    (sample, group row, group column).  dx gets dZ . W^T for each window;
+    [dW; db] sums window * dZ over every position: per group, the group's
+    window matrix times its dZ rows.  dx gets dZ . W^T for each window;
     windows in a group do not overlap, so adding into the view is safe.
     """
     x, W, stride = cache
-    fw = W.shape[0]
+    fw, nf = W.shape[0], W.shape[3]
     plan = _plan_for(x.shape, fw, stride)
     xr = _reach(x, plan)
-    dW = np.zeros_like(W)
+    W2 = W.reshape(-1, nf)
+    dWb = np.zeros((W2.shape[0] + 1, nf), dtype=W.dtype)
     dx = _zeros_reaching(x.shape, plan, x.dtype) if need_dx else None
     for group in plan.groups:
-        dZ_g = _outputs(dZ, group, plan)  # (n, rows, cols, nf)
-        # (n, rows, fw, cols, fw, c) x (n, rows, cols, nf) -> (fw, fw, c, nf)
-        dW += np.tensordot(_windows(xr, group, plan), dZ_g, axes=([0, 1, 3], [0, 1, 2]))
+        windows = _group_windows(xr, group, plan)
+        dZ_g = np.ascontiguousarray(_outputs(dZ, group, plan)).reshape(-1, nf)  # (M_g, nf)
+        dWb += window_matrix(windows) @ dZ_g
         if need_dx:
-            # (n, rows, cols, nf) . (fw, fw, c, nf)^T -> (n, rows, cols, fw, fw, c)
-            d_windows = np.tensordot(dZ_g, W, axes=([3], [3]))
-            _windows(dx, group, plan)[...] += d_windows.transpose(0, 1, 3, 2, 4, 5)
-    db = dZ.sum(axis=(0, 1, 2))
+            d_windows = window_gradients(dZ_g, W2, windows.shape)  # (fw, fw, n, rows, cols, c)
+            _windows(dx, group, plan)[...] += d_windows.transpose(2, 3, 0, 4, 1, 5)
     if need_dx:
         dx = dx[:, : x.shape[1], : x.shape[2]]
-    return dx, dW, db
+    return dx, dWb[:-1].reshape(W.shape), dWb[-1]
 
 
 def _by_window_element(w: np.ndarray) -> np.ndarray:
