@@ -1,0 +1,223 @@
+"""Speed and memory of the engines against PyTorch on the spec's networks.
+
+    python benchmarks/speed.py            # about 3 minutes on 2 cores
+    python benchmarks/speed.py --quick    # fewer repeats, no memory runs
+
+Everything is measured in ONE process, contenders interleaved (A B C, A B C,
+...), and the median of the repeats is reported, so a noisy machine moves
+all contenders alike and the ratios stay meaningful.  Peak memory is the
+exception: each contender trains one epoch of 60,000 images in its own
+subprocess, whose peak RSS the operating system reports.
+
+Prints a table and writes benchmarks/results/speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cnn_numpy import ENGINES, Net  # noqa: E402
+from cnn_numpy.cli import build_model  # noqa: E402
+
+BATCH = 128
+RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def torch_model(name: str):
+    nn = torch.nn
+    if name == "cnn":
+        layers = [nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                  nn.Linear(5408, 100), nn.ReLU(), nn.Linear(100, 10)]
+    else:
+        layers = [nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)]
+    return nn.Sequential(*layers)
+
+
+def contenders(model: str, X: np.ndarray, y: np.ndarray, engines: list[str]) -> dict:
+    """name -> (train_step, predict) closures over one batch."""
+    out = {}
+    for engine in engines:
+        net: Net = build_model(model, engine=engine, seed=0)
+        out[engine] = (lambda net=net: net.train(X, y, 0.01),
+                       lambda net=net: net.predict(X, batch_size=len(X)))
+    if torch is not None:
+        torch.manual_seed(0)
+        m = torch_model(model)
+        opt = torch.optim.SGD(m.parameters(), lr=0.01)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(X.transpose(0, 3, 1, 2).copy()), torch.from_numpy(y)
+
+        def step():
+            opt.zero_grad()
+            loss_fn(m(xt), yt).backward()
+            opt.step()
+
+        def predict():
+            with torch.no_grad():
+                return torch.softmax(m(xt), dim=1)
+
+        out["pytorch"] = (step, predict)
+    return out
+
+
+def interleaved(fns: dict, repeats: int, images: int, slice_s: float = 0.4) -> dict[str, float]:
+    """Median images/s of each function, run in turns of about slice_s seconds each.
+
+    Turns are long enough that one library's idle worker threads (BLAS and
+    OpenMP pools spin for a while after each call) have gone quiet early in
+    the next contender's turn.
+    """
+    calls = {}
+    for name, fn in fns.items():  # warm up (weights built, caches filled) and size the turns
+        fn()
+        start = time.perf_counter()
+        fn()
+        calls[name] = max(1, round(slice_s / (time.perf_counter() - start)))
+    rates = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                fn()
+            rates[name].append(calls[name] * images / (time.perf_counter() - start))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def naive_speedup(X, y, repeats: int) -> dict:
+    """Seconds per image of a training step, naive (2 images) vs stride_groups (a batch)."""
+    small = X[:2], y[:2]
+    naive = build_model("cnn", engine="naive", seed=0)
+    naive.train(*small, 0.01)
+    sg = build_model("cnn", engine="stride_groups", seed=0)
+    sg.train(X, y, 0.01)
+    per_image = {"naive": [], "stride_groups": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        naive.train(*small, 0.01)
+        per_image["naive"].append((time.perf_counter() - start) / 2)
+        start = time.perf_counter()
+        for _ in range(5):
+            sg.train(X, y, 0.01)
+        per_image["stride_groups"].append((time.perf_counter() - start) / (5 * len(X)))
+    med = {k: statistics.median(v) for k, v in per_image.items()}
+    return {"naive_s_per_image": med["naive"], "stride_groups_s_per_image": med["stride_groups"],
+            "speedup": med["naive"] / med["stride_groups"]}
+
+
+def memory_child(contender: str) -> None:
+    """Train one epoch of 60,000 images (batch 128) and print the peak RSS in MiB."""
+    rng = np.random.default_rng(0)
+    X = rng.random((60_000, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 60_000)
+    if contender == "pytorch":
+        m = torch_model("cnn")
+        opt = torch.optim.SGD(m.parameters(), lr=0.01)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, yt = torch.from_numpy(X.transpose(0, 3, 1, 2)), torch.from_numpy(y)
+        for i in range(0, len(X), BATCH):
+            opt.zero_grad()
+            loss_fn(m(xt[i : i + BATCH]), yt[i : i + BATCH]).backward()
+            opt.step()
+    else:
+        net = build_model("cnn", engine=contender, seed=0)
+        for i in range(0, len(X), BATCH):
+            net.train(X[i : i + BATCH], y[i : i + BATCH], 0.01)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_memory(names: list[str]) -> dict[str, float]:
+    out = {}
+    for name in names:
+        result = subprocess.run([sys.executable, __file__, "--memory-child", name],
+                                capture_output=True, text=True, check=True)
+        out[name] = float(result.stdout.strip().splitlines()[-1])
+    return out
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = f"NumPy {np.__version__}" + (f", PyTorch {torch.__version__}" if torch else "")
+    return f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, {versions}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats, no memory runs")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child)
+        return
+    repeats = 3 if args.quick else 7
+    rng = np.random.default_rng(0)
+    X = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    fast = [e for e in ENGINES if e != "naive"]
+    report: dict = {"machine": machine(), "batch": BATCH, "repeats": repeats, "models": {}}
+    for model in ("cnn", "flat"):
+        fns = contenders(model, X, y, fast)
+        train = interleaved({k: v[0] for k, v in fns.items()}, repeats, BATCH)
+        infer = interleaved({k: v[1] for k, v in fns.items()}, repeats, BATCH)
+        report["models"][model] = {"train_images_per_s": train, "predict_images_per_s": infer}
+    report["naive_vs_stride_groups"] = naive_speedup(X, y, max(3, repeats // 2))
+    if not args.quick:
+        names = fast + (["pytorch"] if torch is not None else [])
+        report["peak_rss_mib_one_epoch_60k"] = peak_memory(names)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(report))
+    print(f"\nwritten to {RESULTS}")
+
+
+def _ratio(rates: dict[str, float], name: str) -> str:
+    return f"{rates[name] / rates['pytorch']:.2f}x" if "pytorch" in rates else "-"
+
+
+def format_table(report: dict) -> str:
+    lines = [f"Machine: {report['machine']}", f"Batch {report['batch']}, float32, median of "
+             f"{report['repeats']} interleaved repeats", ""]
+    lines.append("| model | contender | train img/s | vs PyTorch | predict img/s | vs PyTorch |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for model, r in report["models"].items():
+        tr, pr = r["train_images_per_s"], r["predict_images_per_s"]
+        for name in tr:
+            lines.append(f"| {model} | {name} | {tr[name]:,.0f} | {_ratio(tr, name)} | "
+                         f"{pr[name]:,.0f} | {_ratio(pr, name)} |")
+    nv = report["naive_vs_stride_groups"]
+    lines += ["", f"naive: {nv['naive_s_per_image']:.3f} s per image per training step; "
+                  f"stride_groups: {nv['stride_groups_s_per_image'] * 1e6:.0f} us; "
+                  f"speed-up {nv['speedup']:,.0f}x"]
+    if "peak_rss_mib_one_epoch_60k" in report:
+        mem = report["peak_rss_mib_one_epoch_60k"]
+        lines.append("peak RSS, one epoch of 60,000 images (cnn, batch 128): " + ", ".join(
+            f"{k} {v:,.0f} MiB" for k, v in mem.items()))
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
