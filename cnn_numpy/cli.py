@@ -33,7 +33,7 @@ DEFAULT_CHECKPOINT = "cnn-numpy-checkpoint.npz"
 
 #: Out-of-the-box settings per model (see README, "How the defaults were chosen").
 MODEL_DEFAULTS = {
-    "cnn": {"epochs": 5, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
+    "cnn": {"epochs": 6, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
     "flat": {"epochs": 10, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
 }
 
@@ -127,6 +127,26 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("model_file", metavar="MODEL")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser("explain", help="show how a technique works, computed by the engine")
+    topics = x.add_subparsers(dest="topic", required=True, parser_class=_Parser)
+    g = topics.add_parser("stride-groups", help="which inputs each filter element meets, "
+                                               "group by group")
+    g.add_argument("--filter", type=POSITIVE_INT, default=2, metavar="F", help="filter width (2)")
+    g.add_argument("--stride", type=POSITIVE_INT, default=1, metavar="S", help="stride (1)")
+    g.add_argument("--input", type=POSITIVE_INT, default=4, metavar="N",
+                   help="input width and height (4)")
+    g.add_argument("--png", default=None, metavar="FILE",
+                   help="also draw the sliding filter and the stride groups")
+    g.set_defaults(func=cmd_explain)
+
+    v = sub.add_parser("show", help="draw a saved model's filters, confusion matrix, mistakes")
+    v.add_argument("model_file", metavar="MODEL")
+    v.add_argument("--filters", metavar="FILE.png", help="first-layer filters as a grid")
+    v.add_argument("--confusion", metavar="FILE.png", help="test-set confusion matrix")
+    v.add_argument("--mistakes", metavar="FILE.png", help="misclassified test images")
+    _add_data_options(v)
+    v.set_defaults(func=cmd_show)
     return parser
 
 
@@ -276,10 +296,53 @@ def cmd_predict(args) -> int:
 
 
 def _require_matplotlib() -> None:
+    from .visual.plots import require_matplotlib
+
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise CLIError('pictures need matplotlib: pip install "cnn-numpy[plots]"') from None
+        require_matplotlib()
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def cmd_explain(args) -> int:
+    from .visual import draw_stride_groups, explain_stride_groups
+
+    if args.filter > args.input:
+        raise CLIError(f"--filter {args.filter} is wider than --input {args.input}")
+    if args.png:
+        _require_matplotlib()
+    print(explain_stride_groups(args.filter, args.stride, args.input))
+    if args.png:
+        draw_stride_groups(args.filter, args.stride, args.input, args.png)
+        _say(f"Drew {args.png}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    if not (args.filters or args.confusion or args.mistakes):
+        raise CLIError("say what to draw: --filters, --confusion and/or --mistakes FILE.png")
+    _require_matplotlib()
+    from .layers import ConvLayer
+    from .visual import plot_confusion, plot_filters, plot_mistakes
+
+    if args.filters:
+        from .saving import load
+
+        convs = [layer for layer in load(args.model_file).layers if isinstance(layer, ConvLayer)]
+        if not convs:
+            raise CLIError(f"{args.model_file} has no convolution layer, so no filters to draw")
+        plot_filters(convs[0].W, args.filters)
+        _say(f"Drew {args.filters}")
+    if args.confusion or args.mistakes:
+        net, data = _model_and_data(args)
+        predicted = net.predict(data.x_test).argmax(axis=1)
+        if args.confusion:
+            plot_confusion(data.y_test, predicted, args.confusion)
+            _say(f"Drew {args.confusion}")
+        if args.mistakes:
+            plot_mistakes(data.x_test, data.y_test, predicted, args.mistakes)
+            _say(f"Drew {args.mistakes}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

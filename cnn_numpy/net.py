@@ -92,13 +92,13 @@ class Net:
         first = self.layers[0]
         return first.input_shape if first.built else None
 
-    def build(self, input_shape: tuple[int, ...]) -> None:
-        """Create every layer's weights for samples of `input_shape` (no batch axis).
+    def shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The sample shape after each layer for samples of `input_shape`, checked.
 
-        Training builds the Net from the first batch anyway; call this to get
-        weights (or a summary) before any data is seen.
+        Pure arithmetic, nothing is allocated; a ValueError names the first
+        layer that cannot take what it would be given.
         """
-        shape = tuple(int(d) for d in input_shape)
+        shape, out = tuple(int(d) for d in input_shape), []
         for i, layer in enumerate(self.layers):
             needs = 3 if isinstance(layer, (ConvLayer, PoolLayer)) else \
                 1 if isinstance(layer, FCLayer) else None
@@ -106,13 +106,25 @@ class Net:
                 raise ValueError(f"Net: layer {i} ({type(layer).__name__}) needs samples with "
                                  f"{needs} dimension(s), gets shape {shape}"
                                  + ("; put a FlatLayer before it" if needs == 1 else ""))
+            after = layer.output_shape(shape)
+            if min(after) < 1:
+                raise ValueError(f"Net: layer {i} ({type(layer).__name__}) turns samples of "
+                                 f"shape {shape} into {after}; the window is too large")
+            out.append(after)
+            shape = after
+        return out
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        """Create every layer's weights for samples of `input_shape` (no batch axis).
+
+        Training builds the Net from the first batch anyway; call this to get
+        weights (or a summary) before any data is seen.
+        """
+        shape = tuple(int(d) for d in input_shape)
+        for layer, after in zip(self.layers, self.shapes(shape), strict=True):
             if not layer.built:
                 layer.build((1, *shape), self.rng, self.dtype)
-            out = layer.output_shape(shape)
-            if min(out) < 1:
-                raise ValueError(f"Net: layer {i} ({type(layer).__name__}) turns samples of "
-                                 f"shape {shape} into {out}; the window is too large")
-            shape = out
+            shape = after
 
     def summary(self, print_fn=print) -> str:
         """A table of the layers: type, engine, output shape, parameter count, totals.
@@ -124,9 +136,9 @@ class Net:
             raise ValueError("Net.summary: shapes are not known yet; call net.build((28, 28, 1))"
                              " or train on a batch first")
         rows = [("Layer", "Engine", "Output shape", "Params")]
-        shape, total = self.input_shape, 0
-        for i, layer in enumerate(self.layers):
-            shape = layer.output_shape(shape)
+        total = 0
+        for i, (layer, shape) in enumerate(zip(self.layers, self.shapes(self.input_shape),
+                                               strict=True)):
             count = sum(p.size for p in layer.params().values())
             total += count
             engine = (layer.engine or DEFAULT_ENGINE) \

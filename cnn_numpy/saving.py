@@ -169,10 +169,20 @@ def _build_net(path, arch: dict):
         if (not isinstance(shape, list) or not 1 <= len(shape) <= 3
                 or not all(isinstance(d, int) and 0 < d <= 1 << 16 for d in shape)):
             raise ValueError(f"bad input shape {shape!r}")
-        net.build(tuple(shape))
+        net.shapes(tuple(shape))  # checks every layer fits, allocates nothing
     except (TypeError, ValueError, AttributeError) as exc:
         raise _fail(path, f"bad architecture: {exc}") from None
-    return net
+    return net, tuple(shape)
+
+
+def _expected_params(net, input_shape) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Every weight array the architecture implies, by file key, without allocating it."""
+    expected, shape = {}, input_shape
+    for i, (layer, after) in enumerate(zip(net.layers, net.shapes(input_shape), strict=True)):
+        for name, param_shape in layer.param_shapes(shape).items():
+            expected[f"layer/{i}/{name}"] = (tuple(param_shape), net.dtype)
+        shape = after
+    return expected
 
 
 def read(path) -> tuple:
@@ -187,14 +197,17 @@ def read(path) -> tuple:
         with zipfile.ZipFile(path) as zf, np.load(path, allow_pickle=False) as npz:
             shapes = _member_shapes(path, zf)
             arch = _read_json(path, npz, "architecture", shapes)
-            net = _build_net(path, arch)
+            net, input_shape = _build_net(path, arch)
             meta = _read_json(path, npz, "meta", shapes) if "meta" in shapes else {}
+            # Every weight in the file must have exactly the shape the architecture implies,
+            # checked on the headers: only then are weights allocated (no more than the file).
+            for key, want in _expected_params(net, input_shape).items():
+                if shapes.get(key) != want:
+                    raise _fail(path, f"{key} is {shapes.get(key, 'missing')}, the architecture "
+                                      f"needs {want}")
+            net.build(input_shape)
             expected = {f"layer/{i}/{name}": p for i, layer in enumerate(net.layers)
                         for name, p in layer.params().items()}
-            for key, param in expected.items():
-                if shapes.get(key) != (param.shape, param.dtype):
-                    raise _fail(path, f"{key} is {shapes.get(key, 'missing')}, the architecture "
-                                      f"needs {param.shape} {param.dtype}")
             for key, param in expected.items():
                 value = npz[key]
                 if not np.isfinite(value).all():
@@ -206,7 +219,7 @@ def read(path) -> tuple:
     except ModelFileError:
         raise
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            UnicodeDecodeError, NotImplementedError) as exc:
+            UnicodeDecodeError, NotImplementedError, RuntimeError, RecursionError) as exc:
         # zip, npy header and data errors of a damaged file
         raise ModelFileError(f"{path}: not a readable cnn-numpy model file "
                              f"({type(exc).__name__}: {exc})") from None

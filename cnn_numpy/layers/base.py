@@ -41,6 +41,10 @@ class Layer:
         """Shape of one output sample for one input sample of `input_shape`."""
         raise NotImplementedError
 
+    def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Shapes of the weights build() creates for one input sample of `input_shape`."""
+        return {}
+
     def params(self) -> dict[str, np.ndarray]:
         """Trainable arrays by name (updated in place by the optimizer)."""
         return {}

@@ -67,12 +67,17 @@ class ConvLayer(Layer):
         """Glorot (Xavier) normal scale, right for a linear output."""
         return float(np.sqrt(2.0 / (fan_in + fan_out)))
 
+    def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        fw, nf = self.filter_width, self.num_filters
+        return {"W": (fw, fw, input_shape[2], nf), "b": (nf,)}
+
     def build(self, input_shape, rng, dtype) -> None:
         super().build(input_shape, rng, dtype)
-        c, fw, nf = input_shape[3], self.filter_width, self.num_filters
+        shapes = self.param_shapes(self.input_shape)
+        fw, _, c, nf = shapes["W"]
         std = self._init_std(fw * fw * c, fw * fw * nf)
-        self.W = (rng.standard_normal((fw, fw, c, nf)) * std).astype(dtype)
-        self.b = np.zeros(nf, dtype=dtype)
+        self.W = (rng.standard_normal(shapes["W"]) * std).astype(dtype)
+        self.b = np.zeros(shapes["b"], dtype=dtype)
 
     def params(self) -> dict[str, np.ndarray]:
         return {"W": self.W, "b": self.b} if self.built else {}

@@ -36,11 +36,14 @@ class FCLayer(Layer):
         """Glorot (Xavier) normal scale, right for sigmoid, softmax and linear outputs."""
         return float(np.sqrt(2.0 / (fan_in + fan_out)))
 
+    def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        return {"W": (self.num_neurons, input_shape[0] + 1)}
+
     def build(self, input_shape, rng, dtype) -> None:
         super().build(input_shape, rng, dtype)
         k = input_shape[1]
         std = self._init_std(k, self.num_neurons)
-        self.W = np.zeros((self.num_neurons, k + 1), dtype=dtype)
+        self.W = np.zeros(self.param_shapes(self.input_shape)["W"], dtype=dtype)
         self.W[:, :-1] = rng.standard_normal((self.num_neurons, k)) * std
 
     def params(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,58 @@
+"""The spec's application, kept working from the repository root:
+
+    python mnist.py cnn           # the CNN (im2col engine)
+    python mnist.py flat          # a dense-only network
+    python mnist.py cnn naive     # the CNN on the naive four-loop engine (slow: a subset)
+
+It is a thin front to `cnn-numpy train`; run `cnn-numpy train --help` for everything else.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+USAGE = "usage: python mnist.py {cnn,flat} [naive] [cnn-numpy train options]"
+
+#: How much the naive engine trains on by default, so that it finishes in minutes.
+NAIVE_TRAIN, NAIVE_TEST = 200, 100
+
+
+def naive_estimate() -> str:
+    """Time a few naive training steps and say how long a full epoch would take."""
+    import numpy as np
+
+    from cnn_numpy.cli import build_model
+
+    X = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    net = build_model("cnn", engine="naive", seed=0)
+    net.train(X, np.array([0, 1]), 0.001)
+    start = time.perf_counter()
+    net.train(X, np.array([0, 1]), 0.001)
+    per_image = (time.perf_counter() - start) / 2
+    hours = per_image * 60_000 / 3600
+    return (f"The naive engine takes about {per_image:.2f} s per training image here: a full "
+            f"60,000-image epoch would take about {hours:.1f} hours. Training on the first "
+            f"{NAIVE_TRAIN} images and testing on {NAIVE_TEST} instead (add --limit N to change).")
+
+
+def main(argv: list[str]) -> int:
+    naive = argv[1:2] == ["naive"]
+    options = argv[2:] if naive else argv[1:]  # anything else goes to `cnn-numpy train`
+    if not argv or argv[0] not in ("cnn", "flat") or (naive and argv[0] != "cnn") \
+            or (options and not options[0].startswith("-")):
+        print(USAGE, file=sys.stderr)
+        return 2
+    from cnn_numpy.cli import main as cli_main
+
+    args = ["train", argv[0], *options]
+    if naive:
+        print(naive_estimate(), flush=True)
+        args += ["--engine", "naive"]
+        if "--limit" not in argv:
+            args += ["--limit", str(NAIVE_TRAIN), "--test-limit", str(NAIVE_TEST), "--epochs", "1"]
+    return cli_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,234 @@
+"""The command line end to end on the bundled MNIST sample: train, evaluate, predict,
+explain, show, errors, resume, Ctrl-C and SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnn_numpy import Net
+from cnn_numpy.cli import main
+from cnn_numpy.data import load_dataset
+from cnn_numpy.training import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARY = re.compile(r"^Test set: CCE: \d+\.\d{4}  CE: \d\.\d{4}$", re.M)
+QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200"]
+
+
+def run(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """`cnn-numpy ARGS` in a fresh interpreter (stdin closed, like CI)."""
+    return subprocess.run([sys.executable, "-m", "cnn_numpy", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=kwargs.pop("cwd", ROOT),
+                          stdin=subprocess.DEVNULL, **kwargs)
+
+
+def summary(text: str) -> str:
+    lines = SUMMARY.findall(text)
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """A cnn trained briefly on the sample (about 97% accurate)."""
+    path = tmp_path_factory.mktemp("model") / "cnn.npz"
+    assert main(["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "3000",
+                 "--epochs", "2", "--save", str(path)]) == 0
+    return path
+
+
+def test_train_prints_epochs_and_the_spec_summary_line(capsys, tmp_path):
+    code = main(["train", "cnn", *QUICK, "--epochs", "2", "--plot", str(tmp_path / "h.png")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert len(re.findall(r"^Epoch \d/2  train CCE: ", out, re.M)) == 2
+    line = summary(out)
+    ce = float(line.split("CE: ")[-1])
+    assert ce < 0.3  # 640 images, 2 epochs: far better than chance (0.9)
+    assert (tmp_path / "h.png").stat().st_size > 10_000
+
+
+def test_flat_model_and_options(capsys):
+    code = main(["train", "flat", *QUICK, "--epochs", "3", "--optimizer", "sgd",
+                 "--learning-rate", "0.1", "--batch-size", "16", "--seed", "3"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Training flat on mnist-sample (640 train / 200 test" in out
+    assert float(summary(out).split("CE: ")[-1]) < 0.35
+
+
+def test_evaluate_repeats_the_training_result(model, capsys):
+    assert main(["evaluate", str(model), "--no-progress"]) == 0
+    line = summary(capsys.readouterr().out)
+    net = Net.load(model)
+    data = load_dataset("mnist-sample", progress=False)
+    _, cce, ce = net.evaluate(data.x_test, data.y_test)
+    assert line == f"Test set: CCE: {cce:.4f}  CE: {ce:.4f}"
+    assert ce < 0.06
+
+
+def test_predict_reads_user_pictures(model, tmp_path, capsys):
+    """Dark digits on a light, larger canvas (as people draw them) become MNIST-style."""
+    from PIL import Image
+
+    data = load_dataset("mnist-sample", progress=False)
+    paths, labels = [], []
+    for i in range(6):
+        img = Image.fromarray(((1 - data.x_test[i]) * 255).astype(np.uint8))
+        path = tmp_path / (f"digit{i}.png" if i % 2 else f"digit{i}.jpg")
+        img.resize((140, 140)).convert("RGB").save(path)
+        paths.append(str(path))
+        labels.append(int(data.y_test[i]))
+    assert main(["predict", str(model), *paths]) == 0
+    out = capsys.readouterr().out.splitlines()
+    predicted = [int(re.search(r": (\d) \(probability (0\.\d+|1\.000)\)$", line).group(1))
+                 for line in out]
+    assert sum(p == t for p, t in zip(predicted, labels, strict=True)) >= 5
+
+
+def test_explain_stride_groups_prints_the_groups(capsys, tmp_path):
+    assert main(["explain", "stride-groups", "--filter", "2", "--stride", "1", "--input", "4",
+                 "--png", str(tmp_path / "sg.png")]) == 0
+    out = capsys.readouterr().out
+    assert "C * (5, 7, 13, 15)" in out and "D * (11)" in out
+    assert (tmp_path / "sg.png").stat().st_size > 10_000
+
+
+def test_show_draws_filters_confusion_and_mistakes(model, tmp_path, capsys):
+    files = {k: tmp_path / f"{k}.png" for k in ("filters", "confusion", "mistakes")}
+    assert main(["show", str(model), "--no-progress",
+                 *[x for k, p in files.items() for x in (f"--{k}", str(p))]]) == 0
+    for path in files.values():
+        assert path.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "resnet"], "invalid choice: 'resnet'"),
+    (["train"], "name a model"),
+    (["train", "cnn", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "cnn", "--epochs", "two"], "'two' is not a valid int"),
+    (["train", "cnn", "--epochs", "0"], "out of range"),
+    (["train", "cnn", "--learning-rate", "-1"], "out of range"),
+    (["train", "cnn", "--split", "1.5"], "out of range"),
+    (["train", "cnn", "--engine", "turbo"], "invalid choice: 'turbo'"),
+    (["evaluate", "missing.npz"], "no such model file"),
+    (["predict", "missing.npz", "x.png"], "no such model file"),
+    (["explain", "stride-groups", "--filter", "5", "--input", "3"], "wider than"),
+    (["show", "missing.npz"], "say what to draw"),
+])
+def test_user_mistakes_are_one_line_and_exit_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr and result.stderr.startswith("cnn-numpy: error: ")
+
+
+def test_damaged_files_and_no_network_are_one_line_errors(tmp_path, model):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(model.read_bytes()[:5000])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "CNN_NUMPY_MIRRORS": "http://127.0.0.1:9/", "XDG_CACHE_HOME":
+           str(tmp_path), "CNN_NUMPY_DATA": str(empty)}
+    for args in (["evaluate", str(bad)], ["predict", str(model), str(model)],
+                 ["train", "cnn", "--dataset", "mnist", "--data-dir", str(empty),
+                  "--no-progress"]):
+        result = run(*args, env=env)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, args
+    assert not any(empty.iterdir())  # the failed download left nothing
+
+
+@pytest.mark.parametrize("argv", [[], ["resnet"], ["flat", "naive"], ["cnn", "fast"]])
+def test_mnist_py_usage(argv):
+    result = subprocess.run([sys.executable, "mnist.py", *argv], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("usage: python mnist.py")
+
+
+def test_mnist_py_flat_and_naive_run(tmp_path):
+    flat = subprocess.run([sys.executable, str(ROOT / "mnist.py"), "flat", "--dataset",
+                           "mnist-sample", "--epochs", "1", "--no-progress"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert flat.returncode == 0, flat.stderr
+    assert float(summary(flat.stdout).split("CE: ")[-1]) < 0.2
+    naive = subprocess.run([sys.executable, str(ROOT / "mnist.py"), "cnn", "naive", "--dataset",
+                            "mnist-sample", "--limit", "8", "--test-limit", "4", "--epochs",
+                            "1", "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300)
+    assert naive.returncode == 0, naive.stderr
+    assert "a full 60,000-image epoch would take about" in naive.stdout
+    assert "engine naive" in naive.stdout
+    summary(naive.stdout)
+
+
+def test_resume_gives_exactly_the_uninterrupted_result(tmp_path, capsys):
+    common = ["cnn", *QUICK, "--batch-size", "64"]
+    assert main(["train", *common, "--epochs", "3", "--save", str(tmp_path / "straight.npz")]) == 0
+    straight = summary(capsys.readouterr().out)
+    assert main(["train", *common, "--epochs", "1", "--save", str(tmp_path / "part.npz")]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "part.npz"), "--epochs", "3",
+                 "--no-progress"]) == 0
+    assert summary(capsys.readouterr().out) == straight
+    a, b = Net.load(tmp_path / "straight.npz"), Net.load(tmp_path / "part.npz")
+    for (_, pa, _), (_, pb, _) in zip(a.param_triples(), b.param_triples(), strict=True):
+        np.testing.assert_array_equal(pa, pb)
+    # asking for a different setting while resuming is refused
+    assert main(["train", "--resume", str(tmp_path / "part.npz"), "--batch-size", "8"]) == 2
+
+
+def test_ctrl_c_saves_and_resume_matches_a_straight_run(tmp_path):
+    args = ["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "4000",
+            "--test-limit", "200", "--epochs", "2", "--batch-size", "16"]
+    proc = subprocess.Popen([sys.executable, "-m", "cnn_numpy", *args, "--save", "ck.npz"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().startswith("Training cnn")
+    time.sleep(1.5)  # mid-epoch
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "ck.npz" in err and "--resume" in err and "Traceback" not in err
+    _, _, progress, _ = load_checkpoint(tmp_path / "ck.npz")
+    assert (progress.epoch, progress.batch) != (2, 0)  # it really stopped early
+    resumed = run("train", "--resume", "ck.npz", "--no-progress", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run(*args, cwd=tmp_path)
+    assert summary(resumed.stdout) == summary(straight.stdout)
+
+
+def test_sigkill_while_checkpointing_leaves_a_loadable_checkpoint(tmp_path):
+    """Tiny epochs make the run spend most of its time writing checkpoints; kill it at
+    several moments and the checkpoint on disk always loads."""
+    ck = tmp_path / "ck.npz"
+    args = ["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "32",
+            "--test-limit", "8", "--epochs", "100000", "--save", str(ck)]
+    rng = np.random.default_rng(0)
+    epochs_seen = []
+    for _ in range(4):
+        resume = ["--resume", str(ck), "--epochs", "100000"] if ck.exists() else []
+        proc = subprocess.Popen([sys.executable, "-m", "cnn_numpy",
+                                 *(["train", *resume, "--no-progress"] if resume else args)],
+                                cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while not ck.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5 + rng.random())
+        proc.kill()
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        net, settings, progress, _ = load_checkpoint(ck)
+        assert settings.limit == 32 and progress.epoch >= 1
+        epochs_seen.append(progress.epoch)
+        assert net.predict(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
+    assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] > epochs_seen[0]

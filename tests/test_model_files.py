@@ -1,0 +1,220 @@
+"""Model files: exact round trip, atomic writes, and every damaged or foreign file is a
+ValueError naming the file (fuzzed with hypothesis)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnn_numpy import (
+    ConvLayer,
+    ConvLayer_ReLU,
+    FCLayer_ReLU,
+    FCLayer_Sigmoid,
+    FCLayer_Softmax,
+    FlatLayer,
+    Net,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+)
+from cnn_numpy.saving import ModelFileError
+
+
+def small_net(**kwargs) -> Net:
+    return Net([ConvLayer_ReLU(4, 3, padding="same"), PoolLayer_Max(2), ConvLayer(3, 2, stride=2),
+                PoolLayer_Avg(2, stride=1), FlatLayer(), FCLayer_ReLU(8), FCLayer_Softmax(5)],
+               **kwargs)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "model.npz"
+    net = small_net(seed=0, engine="stride_groups", optimizer="adam")
+    X = np.random.default_rng(0).random((6, 12, 12, 2), dtype=np.float32)
+    net.train(X, np.arange(6) % 5, 0.01)
+    net.save(path)
+    return path, net, X
+
+
+def test_round_trip_predicts_exactly_the_same(saved):
+    path, net, X = saved
+    loaded = Net.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert [type(a) for a in loaded.layers] == [type(b) for b in net.layers]
+    assert [a.config() for a in loaded.layers] == [b.config() for b in net.layers]
+    assert loaded.engine == "stride_groups" and loaded.optimizer.name == "adam"
+    assert loaded.input_shape == (12, 12, 2) and loaded.dtype == np.float32
+
+
+def test_file_is_plain_arrays_and_json(saved):
+    path, _, _ = saved
+    with np.load(path, allow_pickle=False) as npz:
+        arch = json.loads(str(npz["architecture"]))
+        types = [layer["type"] for layer in arch["layers"]]
+        assert types[:2] == ["ConvLayer_ReLU", "PoolLayer_Max"]
+        assert npz["layer/0/W"].shape == (3, 3, 2, 4)
+
+
+def test_float64_and_sigmoid_round_trip(tmp_path):
+    net = Net([FlatLayer(), FCLayer_Sigmoid(3)], seed=1, dtype=np.float64)
+    X = np.random.default_rng(1).random((4, 5, 5))
+    net.predict(X)
+    net.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(Net.load(tmp_path / "m.npz").predict(X), net.predict(X))
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(saved, tmp_path):
+    _, net, _ = saved
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"old")
+
+    class BoomError(Exception):
+        pass
+
+    from cnn_numpy import saving
+
+    def failing_write(f):
+        f.write(b"partial")
+        raise BoomError
+
+    with pytest.raises(BoomError):
+        saving.atomic_write(target, failing_write)
+    assert target.read_bytes() == b"old"  # the old file is untouched
+    net.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_unbuilt_net_cannot_be_saved(tmp_path):
+    with pytest.raises(ValueError, match="no weights yet"):
+        small_net().save(tmp_path / "x.npz")
+
+
+def _rewrite(path, out, change):
+    """Copy a model file, letting change(name, array) replace members (None drops one)."""
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    new = {}
+    for k, v in arrays.items():
+        v = change(k, v)
+        if v is not None:
+            new[k] = v
+    np.savez(out, **new)
+    return out
+
+
+def _edit_arch(edit):
+    def change(k, v):
+        if k != "architecture":
+            return v
+        arch = json.loads(str(v))
+        edit(arch)
+        return np.array(json.dumps(arch))
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (_edit_arch(lambda a: a.update(format="keras")), "not a cnn-numpy-model"),
+    (_edit_arch(lambda a: a["layers"][0].update(type="os.system")), "unknown layer type"),
+    (_edit_arch(lambda a: a["layers"][0]["config"].update(num_filters=10**12)), "layer/0/W"),
+    (_edit_arch(lambda a: a["layers"][0]["config"].update(filter_width=-1)), "positive integer"),
+    (_edit_arch(lambda a: a["layers"][0]["config"].update(evil=1)), "bad config"),
+    (_edit_arch(lambda a: a.update(input_shape=[10**9, 10**9, 3])), "bad input shape"),
+    (_edit_arch(lambda a: a.update(input_shape=[2, 2, 2])), "too large"),
+    (_edit_arch(lambda a: a.update(dtype="float16")), "float32 or float64"),
+    (_edit_arch(lambda a: a.update(optimizer={"name": "evil"})), "bad architecture"),
+    (lambda k, v: None if k == "layer/3/W" else v, "missing"),  # no such key: pool layer
+    (lambda k, v: None if k == "layer/5/W" else v, "layer/5/W is missing"),
+    (lambda k, v: v[:2] if k == "layer/0/W" else v, "layer/0/W"),
+    (lambda k, v: v.astype(np.float64) if k == "layer/0/b" else v, "layer/0/b"),
+    (lambda k, v: np.full_like(v, np.nan) if k == "layer/5/W" else v, "NaN"),
+    (lambda k, v: None if k == "architecture" else v, "not a cnn-numpy model file"),
+    (lambda k, v: np.array("[1, 2") if k == "architecture" else v, "not valid JSON"),
+])
+def test_tampered_files_are_refused(saved, tmp_path, change, message):
+    path, _, _ = saved
+    bad = _rewrite(path, tmp_path / "bad.npz", change)
+    if message == "missing":  # dropping a key that does not exist changes nothing
+        Net.load(bad)
+        return
+    with pytest.raises(ModelFileError, match=message) as info:
+        Net.load(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_pickled_object_arrays_are_refused_without_unpickling(saved, tmp_path):
+    path, _, _ = saved
+    bad = tmp_path / "pickle.npz"
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["layer/0/b"] = np.array([object()] * 4, dtype=object)
+    np.savez(bad, **arrays)
+    with pytest.raises(ModelFileError, match="Python objects"):
+        Net.load(bad)
+
+
+def test_foreign_and_missing_files(tmp_path):
+    (tmp_path / "text.npz").write_text("hello")
+    (tmp_path / "data.npz").write_bytes(np.lib.format.magic(1, 0) + b"\0" * 100)
+    compressed = tmp_path / "compressed.npz"
+    np.savez_compressed(compressed, architecture=np.array("{}"))
+    for name, message in [("text.npz", "not a readable"), ("data.npz", "not a readable"),
+                          ("compressed.npz", "compressed"), ("nothing.npz", "no such model")]:
+        with pytest.raises(ModelFileError, match=message):
+            Net.load(tmp_path / name)
+
+
+def _mutations():
+    return st.one_of(
+        st.tuples(st.just("truncate"), st.floats(0, 1)),
+        st.tuples(st.just("flip"), st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)),
+                                            min_size=1, max_size=8)),
+        st.tuples(st.just("append"), st.binary(min_size=1, max_size=64)),
+        st.tuples(st.just("header"), st.integers(0, 2**62)),
+    )
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=_mutations())
+def test_fuzzed_model_files_give_value_errors_only(saved, tmp_path, mutation):
+    """Random damage: the loader either loads a consistent model or raises ValueError,
+    never another exception and never a large allocation."""
+    path, net, X = saved
+    data = bytearray(path.read_bytes())
+    kind, arg = mutation
+    if kind == "truncate":
+        data = data[: int(len(data) * arg)]
+    elif kind == "flip":
+        for where, xor in arg:
+            data[min(int(where * len(data)), len(data) - 1)] ^= xor
+    elif kind == "append":
+        data += arg
+    else:  # a huge shape claimed in the first array's .npy header
+        with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+            members = {i.filename: zf.read(i) for i in zf.infolist()}
+        name = "layer/5/W.npy"
+        header = members[name]
+        shape_at = header.index(b"'shape': (") + len(b"'shape': (")
+        end = header.index(b")", shape_at)
+        new = header[:shape_at] + f"{arg}, 9".encode() + header[end:]
+        members[name] = new
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for k, v in members.items():
+                zf.writestr(k, v)
+        data = bytearray(buf.getvalue())
+    bad = tmp_path / "fuzz.npz"
+    bad.write_bytes(bytes(data))
+    try:
+        loaded = Net.load(bad)
+    except ValueError as exc:
+        assert str(bad) in str(exc)
+        return
+    out = loaded.predict(X)  # whatever loaded is a working, finite model
+    assert out.shape == (6, 5) and np.isfinite(out).all()

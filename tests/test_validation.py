@@ -1,0 +1,134 @@
+"""Bad input to the API: a ValueError naming the layer and the shapes, raised before any
+weight changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnn_numpy import (
+    ConvLayer,
+    ConvLayer_ReLU,
+    FCLayer,
+    FCLayer_ReLU,
+    FCLayer_Softmax,
+    FlatLayer,
+    Net,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+)
+
+
+def reference_cnn() -> Net:
+    return Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(10),
+                FCLayer_Softmax(3)], seed=0)
+
+
+@pytest.fixture
+def built():
+    net = reference_cnn()
+    X = np.random.default_rng(0).random((4, 10, 10, 1), dtype=np.float32)
+    net.train(X, np.array([0, 1, 2, 0]), 0.1)
+    return net, X
+
+
+def weights(net):
+    return [p.copy() for _, p, _ in net.param_triples()]
+
+
+@pytest.mark.parametrize("make_input, message", [
+    (lambda X: X.reshape(4, -1), r"ConvLayer_ReLU: expected input of shape \(n, height, width, "
+                                 r"channels\), got shape \(4, 100\)"),
+    (lambda X: np.concatenate([X, X], axis=3), r"built for 1 input channels, got input of shape "
+                                               r"\(4, 10, 10, 2\)"),
+    (lambda X: X[:0], "empty batch"),
+    (lambda X: np.where(X > 0.5, np.nan, X), "NaN or infinite"),
+    (lambda X: np.full_like(X, np.inf), "NaN or infinite"),
+    (lambda X: X.tolist(), "must be a NumPy array, got list"),
+    (lambda X: X.astype(str), "must hold numbers"),
+    (lambda X: X[:, :2, :2], r"3x3 filter does not fit .* shape \(4, 2, 2, 1\)"),
+    (lambda X: X[:, :, :, :, None], r"must be \(n, height, width, channels\)"),
+])
+def test_bad_X_is_refused_before_any_weight_changes(built, make_input, message):
+    net, X = built
+    before = weights(net)
+    with pytest.raises(ValueError, match=message):
+        net.train(make_input(X), np.array([0, 1, 2, 0]), 0.1)
+    for a, b in zip(before, weights(net), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("Y, message", [
+    (np.array([0, 1, 2]), "X has 4 samples but Y has shape"),
+    (np.array([0, 1, 2, 3]), r"labels must be in 0..2 for a 3-neuron output layer"),
+    (np.array([0, -1, 2, 0]), r"labels must be in 0..2"),
+    (np.array([0.0, 1.0, 2.0, 0.0]), "integer labels"),
+    (np.eye(4), r"one-hot Y must be \(n, 3\)"),
+    (np.full((4, 3), np.nan), "Y contains NaN"),
+    ([0, 1, 2, 0], "Y must be a NumPy array"),
+])
+def test_bad_Y_is_refused(built, Y, message):
+    net, X = built
+    before = weights(net)
+    with pytest.raises(ValueError, match=message):
+        net.train(X, Y, 0.1)
+    with pytest.raises(ValueError, match=message):
+        net.evaluate(X, Y)
+    for a, b in zip(before, weights(net), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("lr", [-0.1, float("nan"), float("inf"), "0.1", None, True])
+def test_bad_learning_rate(built, lr):
+    net, X = built
+    with pytest.raises(ValueError, match="learning_rate must be a finite number >= 0"):
+        net.train(X, np.array([0, 1, 2, 0]), lr)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ConvLayer(0, 3), "ConvLayer: num_filters must be a positive integer, got 0"),
+    (lambda: ConvLayer(4, -2), "filter_width must be a positive integer"),
+    (lambda: ConvLayer(4, 3, stride=0), "stride must be a positive integer"),
+    (lambda: ConvLayer(4, 3, padding=-1), "padding must be an int >= 0"),
+    (lambda: ConvLayer(4, 3, padding="full"), "padding must be an int >= 0, 'valid' or 'same'"),
+    (lambda: ConvLayer(4.5, 3), "num_filters must be a positive integer, got 4.5"),
+    (lambda: PoolLayer_Max(0), "PoolLayer_Max: filter_width must be a positive integer"),
+    (lambda: PoolLayer_Avg(2, stride=-1), "stride must be a positive integer"),
+    (lambda: FCLayer_ReLU(0), "FCLayer_ReLU: num_neurons must be a positive integer"),
+    (lambda: Net([]), "non-empty list of layer objects"),
+    (lambda: Net(["conv"]), "non-empty list of layer objects"),
+])
+def test_bad_layer_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_layer_shape_errors_name_the_layer():
+    with pytest.raises(ValueError, match="FCLayer: expected input of shape .* put a FlatLayer"):
+        FCLayer(3).forward_propagate(np.zeros((2, 4, 4, 1)))
+    fc = FCLayer(3)
+    fc.forward_propagate(np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"built for 5 inputs per sample, got input of shape"):
+        fc.forward_propagate(np.zeros((2, 6)))
+    with pytest.raises(ValueError, match=r"PoolLayer_Max: a 3x3 window does not fit"):
+        PoolLayer_Max(3).forward_propagate(np.zeros((1, 2, 5, 1)))
+    net = Net([ConvLayer(2, 3), FCLayer_Softmax(2)])
+    with pytest.raises(ValueError, match=r"layer 1 \(FCLayer_Softmax\) needs samples with "
+                                         r"1 dimension\(s\), gets shape \(6, 6, 2\); "
+                                         r"put a FlatLayer"):
+        net.build((8, 8, 1))
+    with pytest.raises(ValueError, match="the last layer is FCLayer_ReLU"):
+        Net([FlatLayer(), FCLayer_ReLU(3)]).train(np.zeros((2, 2, 2)), np.array([0, 1]), 0.1)
+    with pytest.raises(ValueError, match="shapes are not known yet"):
+        reference_cnn().summary()
+
+
+def test_summary_counts_the_reference_cnn_parameters():
+    net = Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
+               FCLayer_Softmax(10)])
+    net.build((28, 28, 1))
+    text = net.summary(print_fn=None)
+    assert "Total params: 542,230" in text
+    rows = [line.split() for line in text.splitlines() if line[:2] in {"0:", "3:", "4:"}]
+    assert [r[-1] for r in rows] == ["320", "540,900", "1,010"]
+    assert "(None, 13, 13, 32)" in text and "im2col" in text
