@@ -181,3 +181,16 @@ def test_fashion_mnist_from_the_debian_package():
     assert data.source == str(FASHION_DIR)
     check_arrays(data, 60000, 10000)
     assert len(np.unique(data.y_train)) == 10
+
+
+def test_default_reports_a_damaged_local_mnist_instead_of_falling_back(sample_dir):
+    """Full-MNIST files that are present but wrong are an error, not a silent switch to
+    the sample: the user would want to know their copy is damaged."""
+    from cnn_numpy.data import write_idx
+
+    write_idx(sample_dir / "train-images-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8), gz=True)
+    write_idx(sample_dir / "train-labels-idx1-ubyte.gz", np.zeros(3, np.uint8), gz=True)
+    lines: list[str] = []
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: checksum mismatch"):
+        load_dataset(None, sample_dir, download=False, log=lines.append)
+    assert lines == []

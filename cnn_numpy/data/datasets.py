@@ -111,6 +111,10 @@ def _local_file(folder: Path, base_name: str) -> Path | None:
     return None
 
 
+class CorruptFileError(DataError):
+    """A dataset file is present but its content is not the official one."""
+
+
 def _verify(path: Path, expected_md5: str, what: str) -> None:
     """Check the decompressed MD5 of `path`; cached per (path, size, mtime)."""
     stat = path.stat()
@@ -119,7 +123,7 @@ def _verify(path: Path, expected_md5: str, what: str) -> None:
         return
     actual = md5_of_content(path)
     if actual != expected_md5:
-        raise DataError(
+        raise CorruptFileError(
             f"{path}: checksum mismatch (MD5 of the content is {actual}, expected "
             f"{expected_md5} for {what}); the file is corrupt or from another dataset. "
             "Delete it and run again to re-download it, or replace it with a good copy."
@@ -282,6 +286,8 @@ def _load_default(
     """Full MNIST if we can get it, else the bundled sample."""
     try:
         folder = find_or_download("mnist", data_dir, download=download, progress=progress)
+    except CorruptFileError:
+        raise  # a damaged local copy is worth knowing about, not silently skipping
     except DataError:
         log(
             "Full MNIST is not available, so using the bundled 10k sample "
