@@ -8,17 +8,26 @@ training saves a checkpoint and exits 130.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import numpy as np
 
 from . import __version__
 from .data import DATASETS, DataError, load_dataset
+from .data.images import read_digit_image
 from .engines import DEFAULT_ENGINE, ENGINES
-from .layers import ConvLayer_ReLU, FCLayer_ReLU, FCLayer_Softmax, FlatLayer, PoolLayer_Max
+from .layers import (
+    ConvLayer,
+    ConvLayer_ReLU,
+    FCLayer_ReLU,
+    FCLayer_Softmax,
+    FlatLayer,
+    PoolLayer_Max,
+)
 from .net import Net
 from .optimizers import OPTIMIZERS
-from .saving import ModelFileError
+from .saving import ModelFileError, load, read
 from .training import (
     DivergenceError,
     Progress,
@@ -27,6 +36,15 @@ from .training import (
     load_checkpoint,
     train,
 )
+from .visual import (
+    draw_stride_groups,
+    explain_stride_groups,
+    plot_confusion,
+    plot_filters,
+    plot_history,
+    plot_mistakes,
+)
+from .visual.plots import require_matplotlib
 
 PROG = "cnn-numpy"
 DEFAULT_CHECKPOINT = "cnn-numpy-checkpoint.npz"
@@ -164,18 +182,12 @@ def _load_data(settings: Settings, show_progress: bool | None):
     data = load_dataset(settings.dataset, settings.data_dir, split=settings.split,
                         seed=settings.seed, progress=show_progress is not False, log=_say)
     if settings.limit is not None:
-        data = _replace(data, x_train=data.x_train[: settings.limit],
-                        y_train=data.y_train[: settings.limit])
-    if getattr(settings, "test_limit", None) is not None:
-        data = _replace(data, x_test=data.x_test[: settings.test_limit],
-                        y_test=data.y_test[: settings.test_limit])
+        data = dataclasses.replace(data, x_train=data.x_train[: settings.limit],
+                                   y_train=data.y_train[: settings.limit])
+    if settings.test_limit is not None:
+        data = dataclasses.replace(data, x_test=data.x_test[: settings.test_limit],
+                                   y_test=data.y_test[: settings.test_limit])
     return data
-
-
-def _replace(data, **changes):
-    import dataclasses
-
-    return dataclasses.replace(data, **changes)
 
 
 def _settings_from_args(args) -> Settings:
@@ -236,8 +248,6 @@ def cmd_train(args) -> int:
              f"CE: {entry['train_ce']:.4f}  |  test CCE: {entry['test_cce']:.4f}  "
              f"CE: {entry['test_ce']:.4f}  ({entry['images_per_s']:,.0f} img/s)")
         if args.plot is not None:
-            from .visual.plots import plot_history
-
             plot_history(state.history, args.plot)
 
     try:
@@ -258,8 +268,6 @@ def cmd_train(args) -> int:
 
 
 def _model_and_data(args):
-    from .saving import read
-
     net, meta, _, _ = read(args.model_file)
     saved = meta.get("settings", {}) if isinstance(meta.get("settings"), dict) else {}
     settings = Settings(model=saved.get("model", "?"), epochs=0, batch_size=1,
@@ -284,9 +292,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .data.images import read_digit_image
-    from .saving import load
-
     net = load(args.model_file)
     images = np.stack([read_digit_image(path) for path in args.images])
     A = net.predict(images)
@@ -296,8 +301,6 @@ def cmd_predict(args) -> int:
 
 
 def _require_matplotlib() -> None:
-    from .visual.plots import require_matplotlib
-
     try:
         require_matplotlib()
     except ImportError as exc:
@@ -305,8 +308,6 @@ def _require_matplotlib() -> None:
 
 
 def cmd_explain(args) -> int:
-    from .visual import draw_stride_groups, explain_stride_groups
-
     if args.filter > args.input:
         raise CLIError(f"--filter {args.filter} is wider than --input {args.input}")
     if args.png:
@@ -322,19 +323,15 @@ def cmd_show(args) -> int:
     if not (args.filters or args.confusion or args.mistakes):
         raise CLIError("say what to draw: --filters, --confusion and/or --mistakes FILE.png")
     _require_matplotlib()
-    from .layers import ConvLayer
-    from .visual import plot_confusion, plot_filters, plot_mistakes
-
+    drawing_data = args.confusion or args.mistakes
+    net, data = _model_and_data(args) if drawing_data else (load(args.model_file), None)
     if args.filters:
-        from .saving import load
-
-        convs = [layer for layer in load(args.model_file).layers if isinstance(layer, ConvLayer)]
+        convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
         if not convs:
             raise CLIError(f"{args.model_file} has no convolution layer, so no filters to draw")
         plot_filters(convs[0].W, args.filters)
         _say(f"Drew {args.filters}")
-    if args.confusion or args.mistakes:
-        net, data = _model_and_data(args)
+    if drawing_data:
         predicted = net.predict(data.x_test).argmax(axis=1)
         if args.confusion:
             plot_confusion(data.y_test, predicted, args.confusion)
