@@ -9,7 +9,9 @@ would.
 from __future__ import annotations
 
 import copy
+import hashlib
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -80,8 +82,6 @@ def load_checkpoint(path) -> tuple[Net, Settings, Progress, str]:
 
 def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
     """A short digest of a training set, to notice a different split on resume."""
-    import hashlib
-
     h = hashlib.sha256(np.ascontiguousarray(y).tobytes())
     h.update(str(x.shape).encode())
     h.update(np.ascontiguousarray(x[:: max(1, len(x) // 64)]).tobytes())
@@ -89,20 +89,26 @@ def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
 
 
 class _SigintFlag:
-    """While active, Ctrl-C only sets a flag; the loop stops after the current batch."""
+    """While active, Ctrl-C only sets a flag; the loop stops after the current batch.
+
+    Signal handlers belong to the main thread; elsewhere Ctrl-C is left alone.
+    """
 
     def __init__(self) -> None:
         self.raised = False
+        self._active = threading.current_thread() is threading.main_thread()
 
     def __enter__(self):
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        if self._active:
+            self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
         self.raised = True
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGINT, self._old)
+        if self._active:
+            signal.signal(signal.SIGINT, self._old)
 
 
 def _progress_bar(total: int, initial: int, desc: str, enabled: bool | None):
@@ -148,11 +154,17 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
             with bar:
                 for b in range(progress.batch, batches):
                     idx = order[b * bs : (b + 1) * bs]
-                    _, cce, ce = net.train(X[idx], Y[idx], settings.learning_rate)
+                    where = f"in epoch {progress.epoch + 1}, batch {b + 1}; lower the " \
+                            f"learning rate (now {settings.learning_rate})"
+                    try:
+                        # A healthy step never overflows (softmax, sigmoid and the loss are
+                        # written not to), so overflow means the weights are blowing up.
+                        with np.errstate(over="raise", invalid="raise", divide="raise"):
+                            _, cce, ce = net.train(X[idx], Y[idx], settings.learning_rate)
+                    except FloatingPointError as exc:
+                        raise DivergenceError(f"training diverged ({exc}) {where}") from None
                     if not np.isfinite(cce):
-                        raise DivergenceError(
-                            f"the loss became {cce} in epoch {progress.epoch + 1}, batch {b + 1}"
-                            f"; lower the learning rate (now {settings.learning_rate})")
+                        raise DivergenceError(f"the loss became {cce} {where}")
                     progress.batch = b + 1
                     progress.cce_sum += cce * len(idx)
                     progress.ce_sum += ce * len(idx)

@@ -233,3 +233,23 @@ def test_sigkill_while_checkpointing_leaves_a_loadable_checkpoint(tmp_path):
         epochs_seen.append(progress.epoch)
         assert net.predict(np.zeros((1, 28, 28), np.float32)).shape == (1, 10)
     assert epochs_seen == sorted(epochs_seen) and epochs_seen[-1] > epochs_seen[0]
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    from cnn_numpy.training import DivergenceError, train
+
+    ck = tmp_path / "ck.npz"
+    assert main(["train", "cnn", *QUICK, "--epochs", "1", "--save", str(ck)]) == 0
+    capsys.readouterr()
+    good = ck.read_bytes()
+    net, settings, progress, _ = load_checkpoint(ck)
+    settings.learning_rate, settings.epochs = 1e30, 2
+    data = load_dataset("mnist-sample", progress=False)
+    with pytest.raises(DivergenceError, match=r"in epoch 2, batch \d+; lower the learning rate"):
+        train(net, data, settings, progress=progress, checkpoint=ck, show_progress=False)
+    assert ck.read_bytes() == good  # the last good checkpoint is kept as it was
+    # and on the command line: one line, exit 2
+    result = run("train", "flat", "--dataset", "mnist-sample", "--no-progress", "--optimizer",
+                 "sgd", "--learning-rate", "1e30", "--limit", "640", "--test-limit", "50")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "lower the learning rate (now 1e+30)" in result.stderr
