@@ -32,8 +32,9 @@ def naive_estimate() -> str:
     per_image = (time.perf_counter() - start) / 2
     hours = per_image * 60_000 / 3600
     return (f"The naive engine takes about {per_image:.2f} s per training image here: a full "
-            f"60,000-image epoch would take about {hours:.1f} hours. Training on the first "
-            f"{NAIVE_TRAIN} images and testing on {NAIVE_TEST} instead (add --limit N to change).")
+            f"60,000-image epoch would take about {hours:.1f} hours. By default it trains one "
+            f"epoch on the first {NAIVE_TRAIN} images and tests on {NAIVE_TEST} (change with "
+            "--limit, --test-limit, --epochs).")
 
 
 def main(argv: list[str]) -> int:
@@ -45,13 +46,13 @@ def main(argv: list[str]) -> int:
         return 2
     from cnn_numpy.cli import main as cli_main
 
-    args = ["train", argv[0], *options]
+    defaults = []
     if naive:
         print(naive_estimate(), flush=True)
-        args += ["--engine", "naive"]
-        if "--limit" not in argv:
-            args += ["--limit", str(NAIVE_TRAIN), "--test-limit", str(NAIVE_TEST), "--epochs", "1"]
-    return cli_main(args)
+        # before the user's options, which win where they repeat one (argparse keeps the last)
+        defaults = ["--engine", "naive", "--limit", str(NAIVE_TRAIN), "--test-limit",
+                    str(NAIVE_TEST), "--epochs", "1"]
+    return cli_main(["train", argv[0], *defaults, *options])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The command line: `cnn-numpy train | evaluate | predict | explain | show`.
 
-A user mistake (a bad option, a missing or damaged file, no network) ends
-with one line on stderr and exit code 2, never a traceback.  Ctrl-C during
+A user mistake (a bad option, a missing or damaged file, an output path
+that cannot be written, no network) ends with one line on stderr and exit
+code 2.  Output paths are checked before training starts.  Ctrl-C during
 training saves a checkpoint and exits 130.
 """
 
@@ -17,6 +18,7 @@ from . import __version__
 from .data import DATASETS, DataError, load_dataset
 from .data.images import read_digit_image
 from .engines import DEFAULT_ENGINE, ENGINES
+from .files import check_writable
 from .layers import (
     ConvLayer,
     ConvLayer_ReLU,
@@ -48,6 +50,7 @@ from .visual.plots import require_matplotlib
 
 PROG = "cnn-numpy"
 DEFAULT_CHECKPOINT = "cnn-numpy-checkpoint.npz"
+EXPLAIN_MAX_INPUT = 64  # an N x N input is printed whole: keep it readable
 
 #: Out-of-the-box settings per model (see README, "How the defaults were chosen").
 MODEL_DEFAULTS = {
@@ -225,6 +228,9 @@ def cmd_train(args) -> int:
     show = False if args.no_progress else None
     if args.plot is not None:
         _require_matplotlib()
+        check_writable(args.plot, "--plot")
+    if args.save is not None:
+        check_writable(args.save, "--save")
     if args.resume:
         net, settings, progress, fingerprint = _resume(args)
         checkpoint = args.save or args.resume
@@ -268,7 +274,7 @@ def cmd_train(args) -> int:
 
 
 def _model_and_data(args):
-    net, meta, _, _ = read(args.model_file)
+    net, meta, _ = read(args.model_file)
     saved = meta.get("settings", {}) if isinstance(meta.get("settings"), dict) else {}
     settings = Settings(model=saved.get("model", "?"), epochs=0, batch_size=1,
                         learning_rate=0.0, optimizer="sgd",
@@ -310,8 +316,12 @@ def _require_matplotlib() -> None:
 def cmd_explain(args) -> int:
     if args.filter > args.input:
         raise CLIError(f"--filter {args.filter} is wider than --input {args.input}")
+    if args.input > EXPLAIN_MAX_INPUT:
+        raise CLIError(f"--input {args.input} is too large to explain in text; "
+                       f"use at most {EXPLAIN_MAX_INPUT}")
     if args.png:
         _require_matplotlib()
+        check_writable(args.png, "--png")
     print(explain_stride_groups(args.filter, args.stride, args.input))
     if args.png:
         draw_stride_groups(args.filter, args.stride, args.input, args.png)
@@ -323,6 +333,9 @@ def cmd_show(args) -> int:
     if not (args.filters or args.confusion or args.mistakes):
         raise CLIError("say what to draw: --filters, --confusion and/or --mistakes FILE.png")
     _require_matplotlib()
+    for option in ("filters", "confusion", "mistakes"):
+        if getattr(args, option):
+            check_writable(getattr(args, option), f"--{option}")
     drawing_data = args.confusion or args.mistakes
     net, data = _model_and_data(args) if drawing_data else (load(args.model_file), None)
     if args.filters:
@@ -350,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, DataError, ModelFileError, DivergenceError, ValueError) as exc:
         message = str(exc).replace("\n", " ")
         print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

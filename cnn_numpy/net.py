@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -56,7 +57,7 @@ class Net:
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Net: dtype must be float32 or float64, got {self.dtype}")
         self.layers = layers
-        self.seed = seed
+        self.seed = int(seed) if isinstance(seed, np.integer) else seed
         self.rng = np.random.default_rng(seed)
         for layer in layers:
             layer.rng = self.rng
@@ -185,7 +186,10 @@ class Net:
         X = np.asarray(X, dtype=self.dtype)
         if not np.isfinite(X).all():
             raise ValueError("Net: X contains NaN or infinite values; clean the input first")
-        return X[..., None] if X.ndim == 3 else X
+        X = X[..., None] if X.ndim == 3 else X
+        if self.input_shape is None:
+            self.shapes(X.shape[1:])  # check every layer fits before any weight exists
+        return X
 
     def _check_Y(self, Y, n: int) -> np.ndarray:
         """Y as one-hot (n, k) in the Net's dtype."""
@@ -196,7 +200,7 @@ class Net:
             raise ValueError(f"Net: X has {n} samples but Y has shape {Y.shape}; "
                              "give one label per sample")
         if Y.ndim == 1:
-            if Y.dtype.kind not in "biu" or (Y.size and (Y.min() < 0 or Y.max() >= k)):
+            if Y.dtype.kind not in "iu" or (Y.size and (Y.min() < 0 or Y.max() >= k)):
                 raise ValueError(f"Net: integer labels must be in 0..{k - 1} for a {k}-neuron "
                                  f"output layer, got dtype {Y.dtype}"
                                  + (f" and values {Y.min()}..{Y.max()}" if Y.size else ""))
@@ -239,7 +243,7 @@ class Net:
         Returns (layers, cce, ce) measured on the batch BEFORE the update.
         Input errors are raised before any weight changes.
         """
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) \
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
                 or not np.isfinite(learning_rate) or learning_rate < 0:
             raise ValueError(f"Net: learning_rate must be a finite number >= 0, "
                              f"got {learning_rate!r}")

@@ -2,30 +2,33 @@
 
 A model file can be read with numpy.load(path, allow_pickle=False): nothing
 in it is ever unpickled or executed.  Layers are rebuilt from a fixed table
-of known types, and every array is checked against the shape the
-architecture implies before it is read, so a tampered file cannot make the
-loader allocate more than the file holds.
+of known types.  Before any array is read, the zip directory and every
+.npy header are checked: members stored uncompressed, their sizes adding up
+to no more than the file, each header's data fitting its member, and every
+weight exactly the shape the architecture implies (optimizer state: the
+shape of its weight).  So a tampered file cannot make the loader allocate
+more than the file holds.
 
 Arrays in the file:
     architecture           JSON text (0-d unicode array): format, dtype, engine, seed,
                            input shape, layers [{type, config}], optimizer {name, config}
     layer/<i>/<name>       the weights of layer i, e.g. layer/0/W
     optimizer/<key>        optimizer state (checkpoints only)
-    extra/<key>            anything else a caller stores (checkpoints)
     meta                   JSON text the caller stores (checkpoints)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from . import layers as layer_module
+from .files import atomic_write
 from .optimizers import OPTIMIZERS
 
 FORMAT = "cnn-numpy-model"
@@ -40,29 +43,6 @@ class ModelFileError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file."""
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call write(file) on a temp file beside `path`, fsync it, then rename it onto `path`.
-
-    A crash at any moment leaves either the old file or the new one, never a mix.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def architecture(net) -> dict:
     """The JSON-able description of a built Net: enough to rebuild it exactly."""
     return {
@@ -70,7 +50,7 @@ def architecture(net) -> dict:
         "version": VERSION,
         "dtype": net.dtype.name,
         "engine": net.engine,
-        "seed": net.seed,
+        "seed": net.seed if isinstance(net.seed, int) else None,
         "input_shape": list(net.input_shape),
         "layers": [{"type": type(layer).__name__, "config": layer.config()}
                    for layer in net.layers],
@@ -78,9 +58,8 @@ def architecture(net) -> dict:
     }
 
 
-def save(net, path, meta: dict | None = None, extra: dict[str, np.ndarray] | None = None,
-         with_optimizer: bool = False) -> None:
-    """Write `net` (built) to `path` atomically; `meta` and `extra` are for checkpoints."""
+def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> None:
+    """Write `net` (built) to `path` atomically; `meta` and the optimizer are for checkpoints."""
     if net.input_shape is None:
         raise ValueError("Net.save: the net has no weights yet; train or build it first")
     arrays = {"architecture": np.array(json.dumps(architecture(net)))}
@@ -92,8 +71,6 @@ def save(net, path, meta: dict | None = None, extra: dict[str, np.ndarray] | Non
             arrays[f"optimizer/{key}"] = value
     if meta is not None:
         arrays["meta"] = np.array(json.dumps(meta))
-    for key, value in (extra or {}).items():
-        arrays[f"extra/{key}"] = value
     # np.savez stores members uncompressed, which lets load() check sizes against the file.
     atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
@@ -105,12 +82,17 @@ def _fail(path, why: str) -> ModelFileError:
 def _member_shapes(path, zf: zipfile.ZipFile) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape and dtype of every member, from the .npy headers alone (no data read)."""
     file_size = os.path.getsize(path)
+    infos = zf.infolist()
+    # Stored members of a genuine file occupy disjoint bytes: their sizes add up to less
+    # than the file.  (Crafted zips can point many members at the same bytes.)
+    if sum(info.file_size for info in infos) > file_size:
+        raise _fail(path, "its members claim more data than the file holds")
     shapes = {}
-    for info in zf.infolist():
+    for info in infos:
         if not info.filename.endswith(".npy"):
             raise _fail(path, f"unexpected member {info.filename!r}: not a cnn-numpy model file")
-        if info.compress_type != zipfile.ZIP_STORED or info.file_size > file_size:
-            raise _fail(path, f"member {info.filename!r} is compressed or larger than the file")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise _fail(path, f"member {info.filename!r} is compressed")
         with zf.open(info) as f:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -119,7 +101,7 @@ def _member_shapes(path, zf: zipfile.ZipFile) -> dict[str, tuple[tuple[int, ...]
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         if dtype.hasobject:
             raise _fail(path, f"member {info.filename!r} holds Python objects; refusing it")
-        if int(np.prod(shape, dtype=np.float64)) * dtype.itemsize > info.file_size:
+        if any(d >= 2**31 for d in shape) or math.prod(shape) * dtype.itemsize > info.file_size:
             raise _fail(path, f"member {info.filename!r} claims more data than it holds")
         shapes[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
     return shapes
@@ -133,8 +115,8 @@ def _read_json(path, npz, key: str, shapes) -> dict:
         raise _fail(path, f"the {key!r} entry is not a JSON text")
     try:
         value = json.loads(str(npz[key]))
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"the {key!r} entry is not valid JSON ({exc.msg})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise _fail(path, f"the {key!r} entry is not valid JSON ({exc})") from None
     if not isinstance(value, dict):
         raise _fail(path, f"the {key!r} entry is not a JSON object")
     return value
@@ -186,7 +168,7 @@ def _expected_params(net, input_shape) -> dict[str, tuple[tuple[int, ...], np.dt
 
 
 def read(path) -> tuple:
-    """(net, meta, optimizer_arrays, extra_arrays) from a model or checkpoint file.
+    """(net, meta, optimizer_arrays) from a model or checkpoint file.
 
     Any problem is a ModelFileError (a ValueError) naming the file.
     """
@@ -213,17 +195,40 @@ def read(path) -> tuple:
                 if not np.isfinite(value).all():
                     raise _fail(path, f"{key} contains NaN or infinite values")
                 param[...] = value
-            optimizer = {k[len("optimizer/"):]: npz[k] for k in shapes
-                         if k.startswith("optimizer/")}
-            extra = {k[len("extra/"):]: npz[k] for k in shapes if k.startswith("extra/")}
+            optimizer = _read_optimizer_state(path, npz, shapes, net)
     except ModelFileError:
         raise
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            UnicodeDecodeError, NotImplementedError, RuntimeError, RecursionError) as exc:
+            UnicodeDecodeError, NotImplementedError, RuntimeError, OverflowError) as exc:
         # zip, npy header and data errors of a damaged file
         raise ModelFileError(f"{path}: not a readable cnn-numpy model file "
                              f"({type(exc).__name__}: {exc})") from None
-    return net, meta, optimizer, extra
+    return net, meta, optimizer
+
+
+def _read_optimizer_state(path, npz, shapes, net) -> dict[str, np.ndarray]:
+    """optimizer/* members, each checked (shape and dtype of its weight) before reading.
+
+    Keys are 'steps' (a scalar) and 'state/<layer>/<weight>[/<moment>]', as
+    Optimizer.state_dict() writes them.
+    """
+    weights = {key: p for key, p, _ in net.param_triples()}
+    state = {}
+    for member, (shape, dtype) in shapes.items():
+        if not member.startswith("optimizer/"):
+            continue
+        key = member[len("optimizer/"):]
+        if key == "steps":
+            ok = shape == () and dtype.kind in "iu"
+        else:
+            parts = key.split("/")
+            weight = weights.get("/".join(parts[1:3])) if parts[0] == "state" else None
+            ok = weight is not None and len(parts) <= 4 and (shape, dtype) == \
+                (weight.shape, weight.dtype)
+        if not ok:
+            raise _fail(path, f"optimizer state {key!r} does not fit the model ({shape} {dtype})")
+        state[key] = npz[member]
+    return state
 
 
 def load(path):

@@ -13,6 +13,8 @@ import hashlib
 import signal
 import threading
 import time
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from . import saving
 from .net import Net
+from .optimizers import OPTIMIZERS
 
 
 class DivergenceError(RuntimeError):
@@ -67,17 +70,58 @@ def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
 
 def load_checkpoint(path) -> tuple[Net, Settings, Progress, str]:
     """(net with optimizer state, settings, progress, data fingerprint) from a checkpoint."""
-    net, meta, optimizer_arrays, _ = saving.read(path)
+    net, meta, optimizer_arrays = saving.read(path)
     if meta.get("kind") != "checkpoint":
         raise saving.ModelFileError(f"{path}: a model file, not a training checkpoint "
                                     "(save one with `cnn-numpy train ... --save PATH`)")
     try:
-        settings = Settings(**meta["settings"])
-        progress = Progress(**meta["progress"])
+        settings = _from_json(Settings, meta["settings"])
+        progress = _from_json(Progress, meta["progress"])
+        _check_meaning(settings, progress)
         net.optimizer.load_state_dict(optimizer_arrays)
     except (KeyError, TypeError, ValueError) as exc:
         raise saving.ModelFileError(f"{path}: damaged checkpoint ({exc})") from None
     return net, settings, progress, str(meta.get("data_fingerprint"))
+
+
+def _allowed(hint) -> tuple[type, ...]:
+    """The Python types a JSON value may have for a field annotated `hint`."""
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    allowed = {int: (int,), float: (int, float), type(None): (type(None),)}
+    return tuple(t for part in parts for t in allowed.get(part, (typing.get_origin(part)
+                                                                 or part,)))
+
+
+def _from_json(cls, values):
+    """cls(**values), after checking that every value has its field's type."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{cls.__name__} is not a JSON object")
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        if name not in hints or isinstance(value, bool) or not isinstance(value,
+                                                                          _allowed(hints[name])):
+            raise ValueError(f"{cls.__name__}.{name} = {value!r}")
+    return cls(**values)
+
+
+def _check_meaning(settings: Settings, progress: Progress) -> None:
+    """Values a checkpoint could only hold if it was tampered with."""
+    if settings.model not in ("cnn", "flat") or settings.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown model {settings.model!r} or optimizer {settings.optimizer!r}")
+    for name in ("epochs", "batch_size", "limit", "test_limit"):
+        value = getattr(settings, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{name} = {value}")
+    if not (np.isfinite(settings.learning_rate) and settings.learning_rate >= 0) \
+            or min(progress.epoch, progress.batch, progress.seen) < 0:
+        raise ValueError("negative or infinite numbers in the settings or progress")
+    keys = {"epoch", "train_cce", "train_ce", "test_cce", "test_ce", "images_per_s"}
+    for entry in progress.history:
+        if not isinstance(entry, dict) or set(entry) != keys or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values()):
+            raise ValueError(f"bad history entry {entry!r}")
+    if progress.epoch_rng_state is not None:
+        np.random.default_rng().bit_generator.state = progress.epoch_rng_state  # checks it
 
 
 def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
@@ -137,6 +181,11 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
     batches = -(-n // bs)
     fingerprint = data_fingerprint(X, Y)
     rng = np.random.default_rng(settings.seed)
+    keys = {"epoch", "train_cce", "train_ce", "test_cce", "test_ce", "images_per_s"}
+    for entry in progress.history:
+        if not isinstance(entry, dict) or set(entry) != keys or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values()):
+            raise ValueError(f"bad history entry {entry!r}")
     if progress.epoch_rng_state is not None:
         rng.bit_generator.state = progress.epoch_rng_state
 
@@ -191,7 +240,8 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
             if on_epoch is not None:
                 on_epoch(progress, entry)
             save()
-            if sigint.raised:
-                save(checkpoint or interrupt_checkpoint)
+            if sigint.raised and progress.epoch < settings.epochs:
+                if checkpoint is None:
+                    save(interrupt_checkpoint)
                 raise KeyboardInterrupt
     return progress

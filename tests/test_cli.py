@@ -253,3 +253,29 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
                  "sgd", "--learning-rate", "1e30", "--limit", "640", "--test-limit", "50")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "lower the learning rate (now 1e+30)" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "cnn", "--save", "/nonexistent-folder/ck.npz"], "does not exist; create it first"),
+    (["train", "cnn", "--save", "."], "is a folder; give a file name"),
+    (["train", "cnn", "--plot", "/nonexistent-folder/h.png"], "does not exist"),
+    (["train", "cnn", "--dataset", "mnist", "--data-dir", "README.md"], "is a file"),
+    (["explain", "stride-groups", "--input", "500"], "too large to explain"),
+])
+def test_output_paths_are_checked_before_any_work(args, message):
+    start = time.perf_counter()
+    result = run(*args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert time.perf_counter() - start < 30  # refused up front, not after an epoch
+    assert not Path("/nonexistent-folder").exists()
+
+
+def test_huge_images_are_refused_in_one_line(tmp_path, model):
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("L", (12_000, 12_000)).save(big)  # 144 megapixels: over Pillow's safe size
+    result = run("predict", str(model), str(big))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "too large" in result.stderr

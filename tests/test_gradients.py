@@ -117,7 +117,8 @@ def test_sigmoid_and_softmax_extreme_inputs_stay_finite():
         assert np.all(np.isfinite(A))
         cce, dZ = layer.loss(np.array([[1.0, 0.0, 0.0]]))
         assert np.isfinite(cce) and np.all(np.isfinite(dZ))
-        assert cce == pytest.approx(2000.0 if cls is FCLayer_Softmax else 1000.0)
+        # softmax: -log A_0 = 2000; sigmoid: -log A_0 - log(1 - A_1) - log(1 - A_2)
+        assert cce == pytest.approx(2000.0 if cls is FCLayer_Softmax else 2000.0 + np.log(2))
 
 
 @pytest.mark.parametrize("out_cls", [FCLayer_Softmax, FCLayer_Sigmoid])

@@ -218,3 +218,54 @@ def test_fuzzed_model_files_give_value_errors_only(saved, tmp_path, mutation):
         return
     out = loaded.predict(X)  # whatever loaded is a working, finite model
     assert out.shape == (6, 5) and np.isfinite(out).all()
+
+
+def _zip_with_central_directory(data: bytes, entries: list[zipfile.ZipInfo]) -> bytes:
+    """The members' bytes of `data` followed by a central directory listing `entries`
+    (which may name the same bytes several times)."""
+    import struct
+
+    body = data[: data.index(zipfile.stringCentralDir)]
+    central = b""
+    for info in entries:
+        name = info.filename.encode()
+        central += struct.pack(zipfile.structCentralDir, zipfile.stringCentralDir, 20, 0, 20, 0,
+                               0, 0, 0, 0, info.CRC, info.compress_size, info.file_size,
+                               len(name), 0, 0, 0, 0, 0, info.header_offset) + name
+    end = struct.pack(zipfile.structEndArchive, zipfile.stringEndArchive, 0, 0, len(entries),
+                      len(entries), len(central), len(body), 0)
+    return body + central + end
+
+
+def test_members_sharing_bytes_are_refused(saved, tmp_path):
+    """A crafted zip can list the same bytes many times, so that reading every member
+    would take many times the file's size; their sizes then add up to more than the file."""
+    path, _, _ = saved
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+    biggest = max(infos, key=lambda i: i.file_size)
+    bad = tmp_path / "shared.npz"
+    bad.write_bytes(_zip_with_central_directory(path.read_bytes(), infos + [biggest] * 30))
+    with pytest.raises(ModelFileError, match="claim more data than the file holds"):
+        Net.load(bad)
+    fine = tmp_path / "fine.npz"  # the same construction without repeats loads
+    fine.write_bytes(_zip_with_central_directory(path.read_bytes(), infos))
+    Net.load(fine)
+
+
+def test_zero_sized_shape_with_a_huge_dimension_is_refused(saved, tmp_path):
+    path, _, _ = saved
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (0, 10**20)})
+    members["optimizer/steps.npy"] = header.getvalue()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, content in members.items():
+            zf.writestr(name, content)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(buf.getvalue())
+    with pytest.raises(ModelFileError, match="claims more data than it holds"):
+        Net.load(bad)

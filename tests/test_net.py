@@ -133,3 +133,22 @@ def test_unknown_optimizer_and_bad_dtype():
         reference_cnn(optimizer="rmsprop")
     with pytest.raises(ValueError, match="float32 or float64"):
         reference_cnn(dtype=np.int32)
+
+
+def test_sigmoid_output_learns_to_say_no():
+    """A sigmoid output layer is trained on binary cross-entropy, so the outputs for the
+    wrong classes go down, and its loss matches PyTorch's formula written out."""
+    from cnn_numpy import FCLayer_Sigmoid
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 6))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)  # 3 classes
+    net = Net([FCLayer_ReLU(16), FCLayer_Sigmoid(3)], seed=0, dtype=np.float64)
+    A0, loss0, _ = net.evaluate(X, y)
+    Y = np.eye(3)[y]
+    assert loss0 == pytest.approx(-np.mean(np.sum(Y * np.log(A0) + (1 - Y) * np.log(1 - A0), 1)))
+    for _ in range(300):
+        net.train(X, y, 0.5)
+    A, loss, ce = net.evaluate(X, y)
+    assert loss < loss0 / 3 and ce < 0.1
+    assert A[Y == 0].mean() < 0.2 and A[Y == 1].mean() > 0.7

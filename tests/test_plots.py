@@ -70,6 +70,7 @@ def test_history_two_panels(tmp_path, figures):
 
 def test_history_single_epoch_and_rewrite(tmp_path, figures):
     path = tmp_path / "live" / "history.png"
+    path.parent.mkdir()
     plot_history(history(1), path)
     first = read_png(path)
     ticks = figures[0].axes[0].get_xticks()

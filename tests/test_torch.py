@@ -213,3 +213,26 @@ def test_reference_cnn_training_steps_match_torch(engine, dtype):
     close(fc2.W[:, :-1], model.fc2_w, dtype)
     close(fc2.W[:, -1], model.fc2_b, dtype)
     close(net.predict(X), torch.softmax(model(x), dim=1), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [FCLayer_Softmax, FCLayer_Sigmoid])
+def test_output_layer_loss_and_gradient_match_torch(cls, dtype):
+    """Softmax: cross_entropy (mean); sigmoid: binary cross-entropy with logits, summed over
+    outputs and averaged over the batch."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((8, 5)).astype(dtype)
+    y = rng.integers(0, 4, 8)
+    layer = cls(4)
+    layer.build(X.shape, rng, dtype)
+    layer.forward_propagate(X)
+    loss, dZ = layer.loss(np.eye(4, dtype=dtype)[y])
+    z = torch.tensor(layer.Z.copy(), requires_grad=True)
+    if cls is FCLayer_Softmax:
+        loss_t = F.cross_entropy(z, torch.tensor(y))
+    else:
+        target = torch.tensor(np.eye(4, dtype=dtype)[y])
+        loss_t = F.binary_cross_entropy_with_logits(z, target, reduction="sum") / len(y)
+    loss_t.backward()
+    assert loss == pytest.approx(loss_t.item(), rel=TOL[dtype] * 10)
+    close(dZ, z.grad, dtype)

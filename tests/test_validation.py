@@ -132,3 +132,25 @@ def test_summary_counts_the_reference_cnn_parameters():
     rows = [line.split() for line in text.splitlines() if line[:2] in {"0:", "3:", "4:"}]
     assert [r[-1] for r in rows] == ["320", "540,900", "1,010"]
     assert "(None, 13, 13, 32)" in text and "im2col" in text
+
+
+def test_a_batch_that_does_not_fit_builds_nothing():
+    """The first batch's shape is checked against every layer before any weight exists."""
+    net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(5), FlatLayer(), FCLayer_Softmax(3)], seed=0)
+    with pytest.raises(ValueError, match=r"layer 1 \(PoolLayer_Max\) turns samples of shape "
+                                         r"\(4, 4, 4\)"):
+        net.train(np.zeros((2, 6, 6, 3), np.float32), np.array([0, 1]), 0.1)
+    assert not any(layer.built for layer in net.layers)
+    net.train(np.zeros((2, 12, 12, 1), np.float32), np.array([0, 1]), 0.1)  # still usable
+    assert net.input_shape == (12, 12, 1)
+
+
+def test_numpy_scalars_are_numbers_and_booleans_are_not_labels(built, tmp_path):
+    net, X = built
+    net.train(X, np.array([0, 1, 2, 0], dtype=np.int64), np.float32(0.01))
+    with pytest.raises(ValueError, match="integer labels"):
+        net.train(X, np.array([True, False, True, False]), 0.01)
+    seeded = Net([FlatLayer(), FCLayer_Softmax(2)], seed=np.int64(3))
+    seeded.predict(np.zeros((1, 2, 2)))
+    seeded.save(tmp_path / "m.npz")
+    assert Net.load(tmp_path / "m.npz").seed == 3

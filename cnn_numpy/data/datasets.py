@@ -162,6 +162,9 @@ def find_or_download(
             f"no files to find for dataset {name!r}; downloadable datasets: {', '.join(FILES)}"
         )
     files = dict(FILES[name] if files is None else files)
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} is a file; give the folder holding the "
+                        f"{name} files")
     searched = _search_dirs(name, data_dir)
     for folder in searched:
         found = {base: _local_file(folder, base) for base in files}

@@ -115,7 +115,9 @@ def _stream_to(
         expected = int(length) if length and length.isdigit() else None
         received = 0
         with tqdm(
-            total=expected, unit="B", unit_scale=True, desc=filename, disable=not progress
+            # disable=None: a bar only on a terminal, never lines in a log
+            total=expected, unit="B", unit_scale=True, desc=filename,
+            disable=None if progress else True,
         ) as bar:
             for chunk in response.iter_content(chunk_size=1 << 16):
                 out.write(chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +61,14 @@ def read_digit_image(path) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     try:
-        with Image.open(path) as image:
-            image.draft("L", (512, 512))  # JPEG: decode at a reduced size when it is huge
-            if image.width * image.height > 50_000_000:
-                raise DataError(f"{path}: image too large ({image.width}x{image.height})")
-            gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            # Pillow only warns about a suspiciously huge image; refuse it instead
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.draft("L", (512, 512))  # JPEG: decode at a reduced size when it is huge
+                gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: image too large to read safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable PNG or JPEG image ({exc})") from None
     return mnist_style(gray)

@@ -15,9 +15,10 @@ extra, and dW and db come out of ONE product in the backward pass:
 
 Pooling.  The fw*fw "offset views" x[:, a::s, q::s] (one per window
 element (a, q), each (n, oh, ow, c)) let max and mean run as fw*fw
-elementwise steps over whole arrays.  When windows tile the input exactly
-(stride == fw) the views come from a plain reshape and each input element
-is in exactly one of them, so the backward pass writes instead of adding.
+elementwise steps over whole arrays.  When stride == fw the views come from
+a plain reshape; when, in addition, fw divides the input size, every input
+element is in exactly one window and the backward pass writes instead of
+adding.
 
 Same shapes as the other engines: x (n, ih, iw, c), W (fw, fw, c, nf).
 """

@@ -101,10 +101,11 @@ class FCLayer_ReLU(FCLayer):
 class OutputLayer(FCLayer):
     """An FC layer that can end a Net: it knows the loss and its gradient w.r.t. Z.
 
-    loss(Y) -> (cce, dZ) for the last forward pass, with Y one-hot (n, k):
-    cce is the mean categorical cross-entropy -1/n * sum(Y * log(A)),
-    computed from Z so it stays finite, and dZ = dcce/dZ without ever
-    dividing by A.
+    loss(Y) -> (loss, dZ) for the last forward pass, with Y one-hot (n, k):
+    the mean cross-entropy over the batch, computed from Z so it stays
+    finite, and dZ = dloss/dZ without ever dividing by A.  With the
+    matching loss both output layers have the same simple gradient,
+    dZ = (A - Y) / n.
     """
 
     def loss(self, Y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -112,7 +113,11 @@ class OutputLayer(FCLayer):
 
 
 class FCLayer_Sigmoid(OutputLayer):
-    """FCLayer then A = 1 / (1 + exp(-Z)), computed without overflow."""
+    """FCLayer then A = 1 / (1 + exp(-Z)), computed without overflow.
+
+    As the last layer of a Net it is trained on the binary cross-entropy
+    (see loss); the Net's CCE figure is then that loss.
+    """
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, k) -> A (n, num_neurons), each in (0, 1)."""
@@ -123,10 +128,18 @@ class FCLayer_Sigmoid(OutputLayer):
         return self.backpropagate_dZ(act.sigmoid_backward(dA, self.A))
 
     def loss(self, Y: np.ndarray) -> tuple[float, np.ndarray]:
-        """cce = -1/n sum(Y log sigmoid(Z));  dZ = -Y (1 - A) / n."""
+        """Binary cross-entropy, each output its own yes/no question:
+
+            loss = -1/n sum(Y log A + (1 - Y) log(1 - A)),   dZ = (A - Y) / n
+
+        with log A = log_sigmoid(Z) and log(1 - A) = log_sigmoid(-Z), finite for
+        any Z.  (The categorical -Y log A alone would never push the wrong
+        outputs down: every output could learn to say 1.)
+        """
         n = Y.shape[0]
-        cce = -float(np.sum(Y * act.log_sigmoid(self.Z), dtype=np.float64)) / n
-        return cce, (-Y * (1 - self.A) / n).astype(self.Z.dtype, copy=False)
+        log_likelihood = Y * act.log_sigmoid(self.Z) + (1 - Y) * act.log_sigmoid(-self.Z)
+        loss = -float(np.sum(log_likelihood, dtype=np.float64)) / n
+        return loss, ((self.A - Y) / n).astype(self.Z.dtype, copy=False)
 
 
 class FCLayer_Softmax(OutputLayer):

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..files import atomic_write
 
 INSTALL_HINT = 'plotting needs matplotlib: pip install "cnn-numpy[plots]"'
 
@@ -40,19 +40,8 @@ def new_figure(width: float, height: float) -> Any:
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:
-    """Write fig as a PNG to path atomically: temp file in the same folder, then os.replace."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", facecolor="white")
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write fig as a PNG to path atomically (see cnn_numpy.files.atomic_write)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", facecolor="white"))
 
 
 def _grid_shape(count: int, max_cols: int = 8) -> tuple[int, int]:
