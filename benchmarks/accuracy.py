@@ -11,7 +11,7 @@ settings) and reports the final `Test set:` line and the wall time:
 - mnist:   `cnn-numpy train cnn --dataset mnist`   target CE <= 0.01 (only where the four
            full MNIST files are available; skipped, saying so, otherwise)
 
-Writes benchmarks/results/accuracy.json.
+Writes benchmarks/results/accuracy.json (updating only the runs made).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=list(RUNS), action="append")
     names = parser.parse_args().only or list(RUNS)
-    report = {}
+    # runs not repeated this time keep their last figures
+    report = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for name in names:
         args, target = RUNS[name]
         result = run(args)
