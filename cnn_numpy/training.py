@@ -181,11 +181,6 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
     batches = -(-n // bs)
     fingerprint = data_fingerprint(X, Y)
     rng = np.random.default_rng(settings.seed)
-    keys = {"epoch", "train_cce", "train_ce", "test_cce", "test_ce", "images_per_s"}
-    for entry in progress.history:
-        if not isinstance(entry, dict) or set(entry) != keys or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values()):
-            raise ValueError(f"bad history entry {entry!r}")
     if progress.epoch_rng_state is not None:
         rng.bit_generator.state = progress.epoch_rng_state
 
