@@ -6,6 +6,7 @@ import gzip
 import math
 import struct
 import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -120,9 +121,13 @@ def test_huge_header_dims_fail_fast_without_allocating(tmp_path, gz):
     path = tmp_path / "huge"
     path.write_bytes(gzip.compress(content) if gz else content)
     start = time.perf_counter()
+    tracemalloc.start()
     with pytest.raises(DataError, match="truncated"):
         read_idx(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     assert time.perf_counter() - start < 1.0
+    assert peak < 8_000_000  # the header claims 2**96 numbers: only read buffers are allocated
 
 
 def test_missing_file(tmp_path):
@@ -263,8 +268,14 @@ def test_fuzz_read_idx_returns_the_right_array_or_raises_data_error(fuzz_dir, bl
     path.write_bytes(blob)
     expected = reference_parse(blob)
     if expected is None:
-        with pytest.raises(DataError):
-            read_idx(path)
+        tracemalloc.start()
+        try:
+            with pytest.raises(DataError):
+                read_idx(path)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        assert peak < 8_000_000 + 50 * len(blob)  # bounded by the file, whatever its header says
     else:
         got = read_idx(path)
         assert got.dtype == expected.dtype.newbyteorder("=")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -211,11 +212,17 @@ def test_fuzzed_model_files_give_value_errors_only(saved, tmp_path, mutation):
         data = bytearray(buf.getvalue())
     bad = tmp_path / "fuzz.npz"
     bad.write_bytes(bytes(data))
+    tracemalloc.start()
     try:
         loaded = Net.load(bad)
     except ValueError as exc:
         assert str(bad) in str(exc)
         return
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        # never much more than the file (weights and a copy of each while reading)
+        assert peak < 4 * len(data) + 1_000_000
     out = loaded.predict(X)  # whatever loaded is a working, finite model
     assert out.shape == (6, 5) and np.isfinite(out).all()
 
