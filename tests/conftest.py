@@ -4,6 +4,27 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
+
+@pytest.fixture
+def capture_figures(monkeypatch):
+    """capture_figures(module) -> a list that collects every Figure module.save_figure
+    writes, in order (the files are still written)."""
+
+    def start(module) -> list:
+        saved = []
+        original = module.save_figure
+
+        def capture(fig, path):
+            saved.append(fig)
+            original(fig, path)
+
+        monkeypatch.setattr(module, "save_figure", capture)
+        return saved
+
+    return start
+
 
 def pytest_terminal_summary(terminalreporter):
     """Report the largest error the PyTorch cross-checks saw, when they ran."""

@@ -208,15 +208,8 @@ def read_png(path):
     return imread(path)
 
 
-def test_draw_faq_example(tmp_path, monkeypatch):
-    figures = []
-    original = explain.save_figure
-
-    def capture(fig, path):
-        figures.append(fig)
-        original(fig, path)
-
-    monkeypatch.setattr(explain, "save_figure", capture)
+def test_draw_faq_example(tmp_path, capture_figures):
+    figures = capture_figures(explain)
     path = tmp_path / "groups.png"
     draw_stride_groups(2, 1, 4, path)
     image = read_png(path)
@@ -245,11 +238,8 @@ def test_draw_faq_example(tmp_path, monkeypatch):
         assert not any(a.overlaps(b) for b in boxes[i + 1 :])
 
 
-def test_draw_caps_panels_for_big_inputs(tmp_path, monkeypatch):
-    figures = []
-    original = explain.save_figure
-    monkeypatch.setattr(explain, "save_figure",
-                        lambda fig, path: (figures.append(fig), original(fig, path)))
+def test_draw_caps_panels_for_big_inputs(tmp_path, capture_figures):
+    figures = capture_figures(explain)
     path = tmp_path / "big.png"
     draw_stride_groups(2, 1, 8, path)  # 7 x 7 = 49 positions, 4 groups
     image = read_png(path)
@@ -262,11 +252,8 @@ def test_draw_caps_panels_for_big_inputs(tmp_path, monkeypatch):
     assert any("all 4" in t.get_text() for t in groups.texts)
 
 
-def test_draw_caps_groups_too(tmp_path, monkeypatch):
-    figures = []
-    original = explain.save_figure
-    monkeypatch.setattr(explain, "save_figure",
-                        lambda fig, path: (figures.append(fig), original(fig, path)))
+def test_draw_caps_groups_too(tmp_path, monkeypatch, capture_figures):
+    figures = capture_figures(explain)
     monkeypatch.setattr(explain, "MAX_PANELS", 4)
     draw_stride_groups(3, 1, 5, tmp_path / "small.png")  # 9 positions, 9 groups
     positions, groups = figures[0].subfigs

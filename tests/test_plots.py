@@ -27,17 +27,9 @@ def read_png(path, min_side: int = 200) -> np.ndarray:
 
 
 @pytest.fixture
-def figures(monkeypatch):
+def figures(capture_figures):
     """Every Figure the plots module saves, in order (still written to disk)."""
-    saved = []
-    original = plots.save_figure
-
-    def capture(fig, path):
-        saved.append(fig)
-        original(fig, path)
-
-    monkeypatch.setattr(plots, "save_figure", capture)
-    return saved
+    return capture_figures(plots)
 
 
 def history(epochs: int, with_test: bool = True) -> list[dict]:
