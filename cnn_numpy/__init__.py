@@ -9,16 +9,23 @@
 
 from .engines import DEFAULT_ENGINE, ENGINES
 from .layers import (
+    ActivationLayer,
+    BatchNorm,
     ConvLayer,
     ConvLayer_ReLU,
+    Dropout,
     FCLayer,
     FCLayer_ReLU,
     FCLayer_Sigmoid,
     FCLayer_Softmax,
     FlatLayer,
     Layer,
+    LeakyReLULayer,
     PoolLayer_Avg,
     PoolLayer_Max,
+    ReLULayer,
+    SigmoidLayer,
+    TanhLayer,
 )
 from .net import EvalResult, Net, Network, TrainResult
 from .optimizers import SGD, Adam, Momentum, Optimizer
@@ -29,5 +36,6 @@ __all__ = [
     "ConvLayer", "ConvLayer_ReLU", "PoolLayer_Max", "PoolLayer_Avg", "FlatLayer", "FCLayer",
     "FCLayer_ReLU", "FCLayer_Sigmoid", "FCLayer_Softmax", "Layer", "Net", "Network",
     "TrainResult", "EvalResult", "Optimizer", "SGD", "Momentum", "Adam", "ENGINES",
-    "DEFAULT_ENGINE",
+    "DEFAULT_ENGINE", "Dropout", "BatchNorm", "ActivationLayer", "ReLULayer", "LeakyReLULayer",
+    "TanhLayer", "SigmoidLayer",
 ]

@@ -20,17 +20,24 @@ from .data.images import read_digit_image
 from .engines import DEFAULT_ENGINE, ENGINES
 from .files import check_writable
 from .layers import (
+    BatchNorm,
     ConvLayer,
     ConvLayer_ReLU,
+    Dropout,
+    FCLayer,
     FCLayer_ReLU,
     FCLayer_Softmax,
     FlatLayer,
     PoolLayer_Max,
+    ReLULayer,
 )
 from .net import Net
 from .optimizers import OPTIMIZERS
 from .saving import ModelFileError, load, read
+from .schedules import SCHEDULES
 from .training import (
+    MAX_AUGMENT,
+    MODELS,
     DivergenceError,
     Progress,
     Settings,
@@ -54,20 +61,36 @@ EXPLAIN_MAX_INPUT = 64  # an N x N input is printed whole: keep it readable
 
 #: Out-of-the-box settings per model (see README, "How the defaults were chosen").
 MODEL_DEFAULTS = {
-    "cnn": {"epochs": 6, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
-    "flat": {"epochs": 10, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam"},
+    "cnn": {"epochs": 6, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam",
+            "schedule": "cosine", "weight_decay": 0.0, "augment": 0},
+    "flat": {"epochs": 10, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam",
+             "schedule": "cosine", "weight_decay": 0.0, "augment": 0},
+    "deep": {"epochs": 12, "batch_size": 64, "learning_rate": 0.002, "optimizer": "adam",
+             "schedule": "cosine", "weight_decay": 0.0, "augment": 2},
 }
 
 
 def build_model(name: str, engine: str | None = None, seed: int | None = None,
-                optimizer: str | None = None) -> Net:
-    """The spec's models: 'cnn' (conv -> pool -> dense) and 'flat' (dense only)."""
+                optimizer: str | None = None, weight_decay: float = 0.0) -> Net:
+    """The command line's models.
+
+    cnn   the spec's CNN: conv 32 3x3 + ReLU -> max pool 2 -> dense 100 + ReLU -> softmax 10
+    flat  dense only: dense 100 + ReLU -> softmax 10
+    deep  two conv blocks (conv 3x3 -> BatchNorm -> ReLU -> max pool 2; 32 then 64
+          filters) -> dropout -> dense 128 -> BatchNorm -> ReLU -> dropout -> softmax 10
+    """
     if name == "cnn":
         layers = [ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
                   FCLayer_Softmax(10)]
+    elif name == "deep":
+        layers = [ConvLayer(32, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2),
+                  ConvLayer(64, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2),
+                  FlatLayer(), Dropout(0.25), FCLayer(128), BatchNorm(), ReLULayer(),
+                  Dropout(0.5), FCLayer_Softmax(10)]
     else:
         layers = [FlatLayer(), FCLayer_ReLU(100), FCLayer_Softmax(10)]
-    return Net(layers, engine=engine, seed=seed, optimizer=optimizer)
+    return Net(layers, engine=engine, seed=seed, optimizer=optimizer,
+               weight_decay=weight_decay)
 
 
 class CLIError(Exception):
@@ -99,7 +122,9 @@ def _number(kind, low=None, low_ok=True, high=None):
 
 POSITIVE_INT = _number(int, 1)
 POSITIVE_FLOAT = _number(float, 0, low_ok=False)
+NON_NEGATIVE_FLOAT = _number(float, 0)
 FRACTION = _number(float, 0, low_ok=False, high=1)
+SHIFT = _number(int, 0, high=MAX_AUGMENT + 1)
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -118,14 +143,23 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train the spec's cnn or flat model")
-    t.add_argument("model", nargs="?", choices=sorted(MODEL_DEFAULTS),
-                   help="cnn: conv-pool-dense (the spec's CNN); flat: dense only")
+    t = sub.add_parser("train", help="train the spec's cnn or flat model, or the deep one")
+    t.add_argument("model", nargs="?", choices=MODELS,
+                   help="cnn: conv-pool-dense (the spec's CNN); flat: dense only; deep: two "
+                        "conv blocks with BatchNorm and dropout")
     t.add_argument("--engine", choices=sorted(ENGINES), default=None)
     t.add_argument("--epochs", type=POSITIVE_INT, default=None)
     t.add_argument("--batch-size", type=POSITIVE_INT, default=None)
     t.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=None)
     t.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None)
+    t.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning rate over the run: constant; step (/10 at 1/2 and 3/4 of "
+                        "the run); cosine (down to 0)")
+    t.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, metavar="L2",
+                   help="L2 penalty on the conv and dense weights")
+    t.add_argument("--augment", type=SHIFT, default=None, metavar="PIXELS",
+                   help=f"shift each training image by up to PIXELS (0..{MAX_AUGMENT}) "
+                        "at random, every batch; 0: no augmentation")
     t.add_argument("--limit", type=POSITIVE_INT, default=None, metavar="N",
                    help="train on the first N training images only")
     t.add_argument("--test-limit", type=POSITIVE_INT, default=None, metavar="N",
@@ -195,20 +229,23 @@ def _load_data(settings: Settings, show_progress: bool | None):
 
 def _settings_from_args(args) -> Settings:
     if args.model is None:
-        raise CLIError("name a model to train: `cnn-numpy train cnn` or `cnn-numpy train flat`")
+        raise CLIError("name a model to train: `cnn-numpy train cnn`, `... train flat` or "
+                       "`... train deep`")
     defaults = MODEL_DEFAULTS[args.model]
     pick = lambda name: defaults[name] if getattr(args, name) is None else getattr(args, name)  # noqa: E731
     return Settings(model=args.model, epochs=pick("epochs"), batch_size=pick("batch_size"),
                     learning_rate=pick("learning_rate"), optimizer=pick("optimizer"),
                     seed=0 if args.seed is None else args.seed, engine=args.engine,
                     dataset=args.dataset, data_dir=args.data_dir, split=args.split,
-                    limit=args.limit, test_limit=args.test_limit)
+                    limit=args.limit, test_limit=args.test_limit, schedule=pick("schedule"),
+                    weight_decay=pick("weight_decay"), augment=pick("augment"))
 
 
 def _resume(args):
     net, settings, progress, fingerprint = load_checkpoint(args.resume)
     for name in ("model", "batch_size", "learning_rate", "optimizer", "seed", "engine",
-                 "dataset", "data_dir", "split", "limit", "test_limit"):
+                 "dataset", "data_dir", "split", "limit", "test_limit", "schedule",
+                 "weight_decay", "augment"):
         given, saved = getattr(args, name), getattr(settings, name)
         if given is not None and given != saved:
             option = name if name == "model" else "--" + name.replace("_", "-")
@@ -236,18 +273,21 @@ def cmd_train(args) -> int:
         checkpoint = args.save or args.resume
     else:
         settings = _settings_from_args(args)
-        net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer)
+        net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer,
+                          settings.weight_decay)
         progress, fingerprint, checkpoint = Progress(), None, args.save
     data = _load_data(settings, show)
     settings.dataset = data.name  # the automatic choice, made explicit for --resume
     if fingerprint is not None and fingerprint != data_fingerprint(data.x_train, data.y_train):
         raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
                        "check --data-dir and the dataset files")
-    engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if settings.model == "cnn" else ""
+    engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if settings.model != "flat" else ""
+    extras = "".join([f", weight decay {settings.weight_decay:g}" * bool(settings.weight_decay),
+                      f", shifts up to {settings.augment} px" * bool(settings.augment)])
     _say(f"Training {settings.model} on {data.name} ({len(data.x_train):,} train / "
          f"{len(data.x_test):,} test images, {data.source}): {engine}{settings.optimizer} "
-         f"lr {settings.learning_rate}, batch {settings.batch_size}, "
-         f"epochs {progress.epoch + 1}..{settings.epochs}")
+         f"lr {settings.learning_rate} ({settings.schedule}), batch {settings.batch_size}"
+         f"{extras}, epochs {progress.epoch + 1}..{settings.epochs}")
 
     def on_epoch(state: Progress, entry: dict) -> None:
         _say(f"Epoch {entry['epoch']}/{settings.epochs}  train CCE: {entry['train_cce']:.4f}  "

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import saving
 from .engines import DEFAULT_ENGINE, check_engine
-from .layers import ConvLayer, FCLayer, Layer, OutputLayer, PoolLayer
+from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
 from .optimizers import Optimizer, make_optimizer
 
 
@@ -43,12 +43,26 @@ class Net:
              same weights whatever the engine;
     dtype    float32 (fast) or float64 (for gradient checks);
     optimizer 'sgd' (default: W -= lr * dW), 'momentum', 'adam' or an
-             Optimizer instance.
+             Optimizer instance;
+    weight_decay  L2 regularization strength lambda: the loss trained on is
+             CCE + lambda/2 * sum(W^2) over the conv and dense weights (not
+             biases, not BatchNorm's gamma and beta), so each step adds
+             lambda * W to dW before the optimizer sees it.  This is the
+             "coupled" form for every optimizer, Adam included (PyTorch's
+             Adam(weight_decay=...), not AdamW): it is the gradient of one
+             well-defined loss, so gradient checks and cross-checks see the
+             same function whatever the optimizer.  The CCE that train and
+             evaluate report leaves the penalty out.
+
+    The random generator `rng` (seeded by `seed`) draws the initial weights
+    and, while training, Dropout's masks.  `train` runs the layers in
+    training mode (Dropout active, BatchNorm on batch statistics);
+    `evaluate` and `predict` in inference mode.
     """
 
     def __init__(self, layers: Sequence[Layer], engine: str | None = None,
                  seed: int | None = None, dtype=np.float32,
-                 optimizer: str | Optimizer | None = None):
+                 optimizer: str | Optimizer | None = None, weight_decay: float = 0.0):
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise ValueError("Net: layers must be a non-empty list of layer objects, "
@@ -64,6 +78,11 @@ class Net:
         layers[0].needs_input_grad = False  # nobody uses the gradient of the data
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
+        if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \
+                or not 0 <= weight_decay < np.inf:
+            raise ValueError(f"Net: weight_decay must be a finite number >= 0, "
+                             f"got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
 
     # -- settings -------------------------------------------------------------
     @property
@@ -101,12 +120,12 @@ class Net:
         """
         shape, out = tuple(int(d) for d in input_shape), []
         for i, layer in enumerate(self.layers):
-            needs = 3 if isinstance(layer, (ConvLayer, PoolLayer)) else \
-                1 if isinstance(layer, FCLayer) else None
-            if needs is not None and len(shape) != needs:
+            needs = layer.input_ndims
+            if needs is not None and len(shape) not in needs:
+                wanted = " or ".join(map(str, needs))
                 raise ValueError(f"Net: layer {i} ({type(layer).__name__}) needs samples with "
-                                 f"{needs} dimension(s), gets shape {shape}"
-                                 + ("; put a FlatLayer before it" if needs == 1 else ""))
+                                 f"{wanted} dimension(s), gets shape {shape}"
+                                 + ("; put a FlatLayer before it" if needs == (1,) else ""))
             after = layer.output_shape(shape)
             if min(after) < 1:
                 raise ValueError(f"Net: layer {i} ({type(layer).__name__}) turns samples of "
@@ -216,9 +235,10 @@ class Net:
         return Y
 
     # -- passes ---------------------------------------------------------------
-    def _forward(self, X: np.ndarray) -> np.ndarray:
+    def _forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
         A = X
         for layer in self.layers:
+            layer.training = training
             A = layer.forward_propagate(A)
         return A
 
@@ -249,9 +269,13 @@ class Net:
                              f"got {learning_rate!r}")
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
-        A = self._forward(X)
+        A = self._forward(X, training=True)
         cce, dZ = self.output_layer.loss(Y)
         self._backward(dZ)
+        if self.weight_decay:
+            for layer in self.layers:
+                for weights, grad in layer.decayed():
+                    grad += self.weight_decay * weights
         self.optimizer.step(self.param_triples(), float(learning_rate))
         return TrainResult(list(self.layers), cce, self._error_rate(A, Y))
 

@@ -12,7 +12,8 @@ more than the file holds.
 Arrays in the file:
     architecture           JSON text (0-d unicode array): format, dtype, engine, seed,
                            input shape, layers [{type, config}], optimizer {name, config}
-    layer/<i>/<name>       the weights of layer i, e.g. layer/0/W
+    layer/<i>/<name>       the weights and buffers of layer i, e.g. layer/0/W,
+                           layer/1/running_mean
     optimizer/<key>        optimizer state (checkpoints only)
     meta                   JSON text the caller stores (checkpoints)
 """
@@ -35,7 +36,8 @@ FORMAT = "cnn-numpy-model"
 VERSION = 1
 LAYER_TYPES = {name: getattr(layer_module, name) for name in (
     "ConvLayer", "ConvLayer_ReLU", "PoolLayer_Max", "PoolLayer_Avg", "FlatLayer",
-    "FCLayer", "FCLayer_ReLU", "FCLayer_Sigmoid", "FCLayer_Softmax")}
+    "FCLayer", "FCLayer_ReLU", "FCLayer_Sigmoid", "FCLayer_Softmax", "Dropout", "BatchNorm",
+    "ReLULayer", "LeakyReLULayer", "TanhLayer", "SigmoidLayer")}
 _MAX_JSON_BYTES = 1 << 20
 
 
@@ -55,7 +57,13 @@ def architecture(net) -> dict:
         "layers": [{"type": type(layer).__name__, "config": layer.config()}
                    for layer in net.layers],
         "optimizer": {"name": net.optimizer.name, "config": net.optimizer.config()},
+        "weight_decay": net.weight_decay,
     }
+
+
+def _stored_arrays(layer) -> dict:
+    """A layer's arrays as stored: its trained weights and its buffers."""
+    return {**layer.params(), **layer.buffers()}
 
 
 def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> None:
@@ -64,7 +72,7 @@ def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> N
         raise ValueError("Net.save: the net has no weights yet; train or build it first")
     arrays = {"architecture": np.array(json.dumps(architecture(net)))}
     for i, layer in enumerate(net.layers):
-        for name, value in layer.params().items():
+        for name, value in _stored_arrays(layer).items():
             arrays[f"layer/{i}/{name}"] = value
     if with_optimizer:
         for key, value in net.optimizer.state_dict().items():
@@ -146,7 +154,8 @@ def _build_net(path, arch: dict):
     try:
         optimizer = cls(**opt.get("config", {}))
         net = Net(built, engine=arch.get("engine"), seed=arch.get("seed"),
-                  dtype=np.dtype(arch.get("dtype")), optimizer=optimizer)
+                  dtype=np.dtype(arch.get("dtype")), optimizer=optimizer,
+                  weight_decay=arch.get("weight_decay", 0.0))
         shape = arch.get("input_shape")
         if (not isinstance(shape, list) or not 1 <= len(shape) <= 3
                 or not all(isinstance(d, int) and 0 < d <= 1 << 16 for d in shape)):
@@ -161,7 +170,8 @@ def _expected_params(net, input_shape) -> dict[str, tuple[tuple[int, ...], np.dt
     """Every weight array the architecture implies, by file key, without allocating it."""
     expected, shape = {}, input_shape
     for i, (layer, after) in enumerate(zip(net.layers, net.shapes(input_shape), strict=True)):
-        for name, param_shape in layer.param_shapes(shape).items():
+        shapes = {**layer.param_shapes(shape), **layer.buffer_shapes(shape)}
+        for name, param_shape in shapes.items():
             expected[f"layer/{i}/{name}"] = (tuple(param_shape), net.dtype)
         shape = after
     return expected
@@ -189,12 +199,17 @@ def read(path) -> tuple:
                                       f"needs {want}")
             net.build(input_shape)
             expected = {f"layer/{i}/{name}": p for i, layer in enumerate(net.layers)
-                        for name, p in layer.params().items()}
+                        for name, p in _stored_arrays(layer).items()}
             for key, param in expected.items():
                 value = npz[key]
                 if not np.isfinite(value).all():
                     raise _fail(path, f"{key} contains NaN or infinite values")
                 param[...] = value
+            for i, layer in enumerate(net.layers):
+                try:
+                    layer.check_buffers()
+                except ValueError as exc:
+                    raise _fail(path, f"layer {i}: {exc}") from None
             optimizer = _read_optimizer_state(path, npz, shapes, net)
     except ModelFileError:
         raise

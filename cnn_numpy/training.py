@@ -1,9 +1,11 @@
 """The training loop: epochs of shuffled mini-batches, progress, checkpoints, resume.
 
 Everything that decides the result (weights, optimizer state, the shuffling
-RNG, the position in the epoch, the running sums) is in a checkpoint, so a
-run resumed from any checkpoint ends exactly where the uninterrupted run
-would.
+RNG, the Net's RNG that draws dropout masks, the position in the epoch, the
+running sums) is in a checkpoint, so a run resumed from any checkpoint ends
+exactly where the uninterrupted run would.  The learning rate of each step
+comes from the schedule and the step number, and the random shifts of
+--augment from (seed, epoch, batch), so neither needs saving.
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import saving
+from .data.augment import random_shift
+from .layers import BatchNorm
 from .net import Net
 from .optimizers import OPTIMIZERS
+from .schedules import SCHEDULES, learning_rate
+
+MODELS = ("cnn", "flat", "deep")
+MAX_AUGMENT = 8  # pixels: a 28x28 digit moved further is mostly off the image
 
 
 class DivergenceError(RuntimeError):
@@ -58,13 +66,16 @@ class Settings:
     split: float | None = None
     limit: int | None = None
     test_limit: int | None = None
+    schedule: str = "constant"
+    weight_decay: float = 0.0
+    augment: int = 0                # largest random shift, in pixels (0: none)
 
 
 def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
                     fingerprint: str) -> None:
     """Weights, optimizer state, settings and progress in one atomic .npz."""
     meta = {"kind": "checkpoint", "settings": asdict(settings), "progress": asdict(progress),
-            "data_fingerprint": fingerprint}
+            "data_fingerprint": fingerprint, "net_rng_state": net.rng.bit_generator.state}
     saving.save(net, path, meta=meta, with_optimizer=True)
 
 
@@ -79,6 +90,8 @@ def load_checkpoint(path) -> tuple[Net, Settings, Progress, str]:
         progress = _from_json(Progress, meta["progress"])
         _check_meaning(settings, progress)
         net.optimizer.load_state_dict(optimizer_arrays)
+        if "net_rng_state" in meta:
+            net.rng.bit_generator.state = meta["net_rng_state"]
     except (KeyError, TypeError, ValueError) as exc:
         raise saving.ModelFileError(f"{path}: damaged checkpoint ({exc})") from None
     return net, settings, progress, str(meta.get("data_fingerprint"))
@@ -106,8 +119,13 @@ def _from_json(cls, values):
 
 def _check_meaning(settings: Settings, progress: Progress) -> None:
     """Values a checkpoint could only hold if it was tampered with."""
-    if settings.model not in ("cnn", "flat") or settings.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown model {settings.model!r} or optimizer {settings.optimizer!r}")
+    if settings.model not in MODELS or settings.optimizer not in OPTIMIZERS \
+            or settings.schedule not in SCHEDULES:
+        raise ValueError(f"unknown model {settings.model!r}, optimizer {settings.optimizer!r} "
+                         f"or schedule {settings.schedule!r}")
+    if not 0 <= settings.augment <= MAX_AUGMENT \
+            or not (np.isfinite(settings.weight_decay) and settings.weight_decay >= 0):
+        raise ValueError(f"augment = {settings.augment}, weight_decay = {settings.weight_decay}")
     for name in ("epochs", "batch_size", "limit", "test_limit"):
         value = getattr(settings, name)
         if value is not None and value < 1:
@@ -117,7 +135,8 @@ def _check_meaning(settings: Settings, progress: Progress) -> None:
         raise ValueError("negative or infinite numbers in the settings or progress")
     keys = {"epoch", "train_cce", "train_ce", "test_cce", "test_ce", "images_per_s"}
     for entry in progress.history:
-        if not isinstance(entry, dict) or set(entry) != keys or not all(
+        if not isinstance(entry, dict) or not keys <= set(entry) <= keys | {"learning_rate"} \
+                or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry.values()):
             raise ValueError(f"bad history entry {entry!r}")
     if progress.epoch_rng_state is not None:
@@ -179,6 +198,10 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
     X, Y = data.x_train, data.y_train
     n, bs = len(X), settings.batch_size
     batches = -(-n // bs)
+    if n % bs == 1 and any(isinstance(layer, BatchNorm) for layer in net.layers):
+        raise ValueError(f"{n:,} training images in batches of {bs} leave a last batch of one "
+                         "image, on which BatchNorm has no statistics; change the batch size "
+                         "or the number of images")
     fingerprint = data_fingerprint(X, Y)
     rng = np.random.default_rng(settings.seed)
     if progress.epoch_rng_state is not None:
@@ -198,13 +221,17 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
             with bar:
                 for b in range(progress.batch, batches):
                     idx = order[b * bs : (b + 1) * bs]
+                    lr = learning_rate(settings.schedule, settings.learning_rate,
+                                       progress.epoch * batches + b, settings.epochs * batches)
                     where = f"in epoch {progress.epoch + 1}, batch {b + 1}; lower the " \
-                            f"learning rate (now {settings.learning_rate})"
+                            f"learning rate (now {lr:.3g})"
+                    x = random_shift(X[idx], settings.augment,
+                                     np.random.default_rng([settings.seed, progress.epoch, b]))
                     try:
                         # A healthy step never overflows (softmax, sigmoid and the loss are
                         # written not to), so overflow means the weights are blowing up.
                         with np.errstate(over="raise", invalid="raise", divide="raise"):
-                            _, cce, ce = net.train(X[idx], Y[idx], settings.learning_rate)
+                            _, cce, ce = net.train(x, Y[idx], lr)
                     except FloatingPointError as exc:
                         raise DivergenceError(f"training diverged ({exc}) {where}") from None
                     if not np.isfinite(cce):
@@ -227,7 +254,10 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
                      "train_cce": progress.cce_sum / max(progress.seen, 1),
                      "train_ce": progress.ce_sum / max(progress.seen, 1),
                      "test_cce": test_cce, "test_ce": test_ce,
-                     "images_per_s": processed / seconds}
+                     "images_per_s": processed / seconds,
+                     "learning_rate": learning_rate(settings.schedule, settings.learning_rate,
+                                                    (progress.epoch + 1) * batches - 1,
+                                                    settings.epochs * batches)}
             progress.history.append(entry)
             progress.epoch += 1
             progress.batch, progress.cce_sum, progress.ce_sum, progress.seen = 0, 0.0, 0.0, 0

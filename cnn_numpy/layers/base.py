@@ -17,10 +17,19 @@ class Layer:
     Layers with weights create them in `build`, from the shape of the first
     batch they see (so nobody has to give input sizes), and list them in
     `params()`, with their gradients under the same keys in `grads()`.  The
-    Net, not the layer, applies the update.
+    Net, not the layer, applies the update.  State that is learned but not
+    trained by gradients (BatchNorm's running statistics) is in `buffers()`;
+    model files keep both.
+
+    `training` is True while a Net trains and False in evaluate and predict:
+    layers that behave differently (Dropout, BatchNorm) read it.
     """
 
     built: bool = False
+    #: True during Net.train; False for evaluate/predict.  Set by the Net.
+    training: bool = False
+    #: The sample dimensions (batch axis not counted) the layer accepts; None: any.
+    input_ndims: tuple[int, ...] | None = None
     #: Random source for initial weights; a Net sets its own seeded one.
     rng: np.random.Generator | None = None
     #: Set to False by a Net for its first layer, whose input needs no gradient.
@@ -52,6 +61,25 @@ class Layer:
     def grads(self) -> dict[str, np.ndarray]:
         """Gradients from the last backpropagate, keyed like params()."""
         return {}
+
+    def buffer_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Shapes of the buffers build() creates for one input sample of `input_shape`."""
+        return {}
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Learned arrays that are not trained by gradients (e.g. running statistics)."""
+        return {}
+
+    def check_buffers(self) -> None:
+        """ValueError if loaded buffers hold values the layer cannot use."""
+
+    def decayed(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(weights, gradient) views that L2 weight decay applies to, after backpropagate.
+
+        Only multiplicative weights: biases and normalization scales are left
+        alone, as is usual (decaying them only limits what the layer can express).
+        """
+        return []
 
     def config(self) -> dict:
         """The constructor arguments, enough to build the same layer again."""

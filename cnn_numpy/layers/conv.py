@@ -26,6 +26,8 @@ class ConvLayer(Layer):
     means the Net's choice or the default.
     """
 
+    input_ndims = (3,)
+
     def __init__(self, num_filters: int, filter_width: int, stride: int = 1,
                  padding: int | str = 0, engine: str | None = None):
         name = type(self).__name__
@@ -84,6 +86,9 @@ class ConvLayer(Layer):
 
     def grads(self) -> dict[str, np.ndarray]:
         return {"W": self.dW, "b": self.db}
+
+    def decayed(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(self.W, self.dW)]
 
     def config(self) -> dict:
         return {"num_filters": self.num_filters, "filter_width": self.filter_width,

@@ -21,6 +21,8 @@ class FCLayer(Layer):
     Subclasses add an activation: Z, then A = g(Z).
     """
 
+    input_ndims = (1,)
+
     def __init__(self, num_neurons: int):
         self.num_neurons = positive_int(num_neurons, "num_neurons", type(self).__name__)
         self.W: np.ndarray | None = None
@@ -51,6 +53,9 @@ class FCLayer(Layer):
 
     def grads(self) -> dict[str, np.ndarray]:
         return {"W": self.dW}
+
+    def decayed(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(self.W[:, :-1], self.dW[:, :-1])]  # not the bias column
 
     def _linear_forward(self, A_prev: np.ndarray) -> np.ndarray:
         name = type(self).__name__

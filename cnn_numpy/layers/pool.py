@@ -21,6 +21,7 @@ class PoolLayer(Layer):
 
     _forward_name: str
     _backward_name: str
+    input_ndims = (3,)
 
     def __init__(self, filter_width: int, stride: int | None = None, engine: str | None = None):
         name = type(self).__name__
