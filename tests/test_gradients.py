@@ -1,48 +1,32 @@
-"""Numerical gradient checks of every layer type in float64 (max relative error < 1e-6)."""
+"""Numerical gradient checks of every layer type in float64 (max relative error < 1e-6), with
+the public cnn_numpy.testing.check_layer, and tests that check_layer catches what it promises."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from gradcheck import numerical_gradient, relative_error
 
 from cnn_numpy import (
+    BatchNorm,
     ConvLayer,
     ConvLayer_ReLU,
+    Dropout,
     FCLayer,
     FCLayer_ReLU,
     FCLayer_Sigmoid,
     FCLayer_Softmax,
     FlatLayer,
+    LeakyReLULayer,
     Net,
     PoolLayer_Avg,
     PoolLayer_Max,
+    ReLULayer,
+    SigmoidLayer,
+    TanhLayer,
 )
+from cnn_numpy.testing import check_layer, numerical_gradient, relative_error
 
 TOL = 1e-6
-
-
-def check_layer(layer, X: np.ndarray, seed: int = 0) -> None:
-    """Compare backpropagate's dX and weight gradients with central differences of
-    L = sum(G * layer(X)) for a random fixed G."""
-    rng = np.random.default_rng(seed)
-    layer.rng = np.random.default_rng(seed + 1)
-    out = layer.forward_propagate(X)
-    G = rng.standard_normal(out.shape)
-    # Random weights AND biases: with b = 0 a window that lies wholly in the zero
-    # padding gives Z = 0 exactly, on the ReLU's kink, where no derivative exists.
-    for param in layer.params().values():
-        param[...] = rng.standard_normal(param.shape)
-
-    def loss() -> float:
-        return float(np.sum(G * layer.forward_propagate(X)))
-
-    loss()
-    dX = layer.backpropagate(G)
-    grads = {k: v.copy() for k, v in layer.grads().items()}
-    assert relative_error(dX, numerical_gradient(loss, X)) < TOL
-    for name, param in layer.params().items():
-        assert relative_error(grads[name], numerical_gradient(loss, param)) < TOL, name
 
 
 # (n, ih, iw, c, filters, fw, stride, padding): strides 1-3, widths 1-5, paddings, odd sizes
@@ -64,9 +48,8 @@ CONV_CASES = [
 @pytest.mark.parametrize("cls", [ConvLayer, ConvLayer_ReLU])
 def test_conv_gradients(cls, case, engine):
     n, ih, iw, c, nf, fw, s, p = case
-    X = np.random.default_rng(1).standard_normal((n, ih, iw, c))
     layer = cls(nf, fw, stride=s, padding=p, engine=engine)
-    check_layer(layer, X)
+    check_layer(layer, (n, ih, iw, c))
     assert layer.W.shape == (fw, fw, c, nf) and layer.b.shape == (nf,)
 
 
@@ -87,23 +70,20 @@ POOL_CASES = [
 @pytest.mark.parametrize("cls", [PoolLayer_Max, PoolLayer_Avg])
 def test_pool_gradients(cls, case, engine):
     n, ih, iw, c, fw, s = case
-    X = np.random.default_rng(2).standard_normal((n, ih, iw, c))
-    check_layer(cls(fw, stride=s, engine=engine), X)
+    check_layer(cls(fw, stride=s, engine=engine), (n, ih, iw, c))
 
 
 @pytest.mark.parametrize("cls", [FCLayer, FCLayer_ReLU, FCLayer_Sigmoid, FCLayer_Softmax])
 @pytest.mark.parametrize("shape", [(3, 4, 5), (1, 7, 2), (5, 3, 10)])
 def test_fc_gradients(cls, shape):
     n, k, neurons = shape
-    X = np.random.default_rng(3).standard_normal((n, k))
     layer = cls(neurons)
-    check_layer(layer, X)
+    check_layer(layer, (n, k))
     assert layer.W.shape == (neurons, k + 1)
 
 
 def test_flat_gradient():
-    X = np.random.default_rng(4).standard_normal((2, 3, 4, 2))
-    check_layer(FlatLayer(), X)
+    check_layer(FlatLayer(), (2, 3, 4, 2))
 
 
 def test_sigmoid_and_softmax_extreme_inputs_stay_finite():
@@ -135,3 +115,87 @@ def test_whole_net_gradient_of_mean_cce(out_cls):
         analytic = grad.copy()
         numeric = numerical_gradient(lambda: net.evaluate(X, y).cce, param)
         assert relative_error(analytic, numeric) < TOL, key
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5, 2), (2, 3, 3, 1), (4, 3), (2, 6)], ids=str)
+@pytest.mark.parametrize("momentum", [0.1, 1.0])
+def test_batchnorm_gradients(shape, momentum):
+    """Training mode (batch statistics: the two extra terms of dx) and inference mode."""
+    layer = BatchNorm(momentum=momentum)
+    check_layer(layer, shape)
+    assert layer.gamma.shape == layer.running_var.shape == (shape[-1],)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.8])
+@pytest.mark.parametrize("shape", [(3, 4, 4, 2), (5, 6)], ids=str)
+def test_dropout_gradients(rate, shape):
+    check_layer(Dropout(rate), shape)
+
+
+@pytest.mark.parametrize("layer", [ReLULayer(), LeakyReLULayer(), LeakyReLULayer(0.3),
+                                   TanhLayer(), SigmoidLayer()], ids=repr)
+@pytest.mark.parametrize("shape", [(2, 3, 3, 2), (4, 5)], ids=str)
+def test_activation_layer_gradients(layer, shape):
+    check_layer(layer, shape)
+
+
+def test_whole_net_with_batchnorm_gradient_in_training_mode():
+    """conv -> BatchNorm -> ReLU -> pool -> dense -> BatchNorm -> tanh -> softmax: every
+    weight's gradient is that of the training-mode loss (batch statistics)."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((5, 6, 6, 2))
+    y = np.array([0, 2, 1, 2, 1])
+    net = Net([ConvLayer(3, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2), FlatLayer(),
+               FCLayer(4), BatchNorm(), TanhLayer(), FCLayer_Softmax(3)], seed=0,
+              dtype=np.float64)
+    net.train(X, y, learning_rate=0.0)  # computes every gradient, changes no weight
+
+    def training_loss() -> float:
+        net._forward(X, training=True)
+        return net.output_layer.loss(np.eye(3)[y])[0]
+
+    for key, param, grad in net.param_triples():
+        analytic = grad.copy()
+        numeric = numerical_gradient(training_loss, param)
+        if key == "0/b":  # BatchNorm subtracts the mean: the conv bias has no effect at all
+            np.testing.assert_allclose(analytic, 0, atol=1e-12)
+            np.testing.assert_allclose(numeric, 0, atol=1e-8)
+        else:
+            assert relative_error(analytic, numeric) < TOL, key
+
+
+class _WrongSlope(ReLULayer):
+    def derivative(self, dA):
+        return dA * (self.Z > 0) * 1.01
+
+
+class _InPlace(ReLULayer):
+    def derivative(self, dA):
+        dA *= self.Z > 0
+        return dA
+
+
+class _WrongBiasGradient(FCLayer):
+    def backpropagate(self, dA):
+        dA_prev = super().backpropagate(dA)
+        self.dW[:, -1] *= 2
+        return dA_prev
+
+
+class _WrongShape(ReLULayer):
+    def output_shape(self, input_shape):
+        return (1, *input_shape)
+
+
+@pytest.mark.parametrize("layer, message", [
+    (_WrongSlope(), r"_WrongSlope: the gradient of the input \(training mode\) is wrong at "
+                    r"index \(\d+, \d+\): backpropagate gives .*central differences "
+                    r".*relative error"),
+    (_InPlace(), "_InPlace: backpropagate changed the gradient it was given"),
+    (_WrongBiasGradient(3), r"_WrongBiasGradient: the gradient of W \(training mode\) is wrong "
+                            r"at index \(\d+, 4\)"),
+    (_WrongShape(), r"_WrongShape: output shape \(3, 4\), but output_shape\(\) promises"),
+], ids=["input gradient", "changes its argument", "weight gradient", "output shape"])
+def test_check_layer_names_what_is_wrong(layer, message):
+    with pytest.raises(AssertionError, match=message):
+        check_layer(layer, (3, 4))
