@@ -65,6 +65,33 @@ def test_flat_model_and_options(capsys):
     assert float(summary(out).split("CE: ")[-1]) < 0.35
 
 
+def test_deep_model_with_the_new_options(capsys, tmp_path):
+    """deep trains with its own defaults; schedule, weight decay and augmentation are
+    options; evaluate on the saved file repeats the last epoch's test figures exactly
+    (BatchNorm's running statistics are in the file)."""
+    path = tmp_path / "deep.npz"
+    assert main(["train", "deep", *QUICK, "--epochs", "2", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Training deep on mnist-sample (640 train / 200 test images" in out
+    assert "adam lr 0.002 (cosine), batch 64, shifts up to 2 px, epochs 1..2" in out
+    trained = summary(out)
+    assert main(["evaluate", str(path), "--no-progress"]) == 0
+    assert summary(capsys.readouterr().out) == trained  # same weights, statistics, images
+    net = Net.load(path)
+    data = load_dataset("mnist-sample", progress=False)
+    _, cce, ce = net.evaluate(data.x_test[:200], data.y_test[:200])
+    assert trained == f"Test set: CCE: {cce:.4f}  CE: {ce:.4f}"
+    assert main(["train", "flat", *QUICK, "--epochs", "1", "--schedule", "step",
+                 "--weight-decay", "0.001", "--augment", "1", "--save", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(step), batch 32, weight decay 0.001, shifts up to 1 px" in out
+    _, settings, _, _ = load_checkpoint(path)
+    assert (settings.schedule, settings.weight_decay, settings.augment) == ("step", 0.001, 1)
+    assert Net.load(path).weight_decay == 0.001
+    assert main(["train", "--resume", str(path), "--schedule", "cosine"]) == 2
+    assert "--schedule cosine differs from the checkpoint's step" in capsys.readouterr().err
+
+
 def test_evaluate_repeats_the_training_result(model, capsys):
     assert main(["evaluate", str(model), "--no-progress"]) == 0
     line = summary(capsys.readouterr().out)
@@ -119,6 +146,9 @@ def test_show_draws_filters_confusion_and_mistakes(model, tmp_path, capsys):
     (["train", "cnn", "--learning-rate", "-1"], "out of range"),
     (["train", "cnn", "--split", "1.5"], "out of range"),
     (["train", "cnn", "--engine", "turbo"], "invalid choice: 'turbo'"),
+    (["train", "deep", "--augment", "9"], "9 is out of range: it must be >= 0 and < 9"),
+    (["train", "deep", "--weight-decay", "-0.1"], "-0.1 is out of range: it must be >= 0"),
+    (["train", "deep", "--schedule", "linear"], "invalid choice: 'linear'"),
     (["evaluate", "missing.npz"], "no such model file"),
     (["predict", "missing.npz", "x.png"], "no such model file"),
     (["explain", "stride-groups", "--filter", "5", "--input", "3"], "wider than"),

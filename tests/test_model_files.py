@@ -14,15 +14,22 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnn_numpy import (
+    BatchNorm,
     ConvLayer,
     ConvLayer_ReLU,
     FCLayer_ReLU,
     FCLayer_Sigmoid,
     FCLayer_Softmax,
+    Dropout,
+    FCLayer,
     FlatLayer,
+    LeakyReLULayer,
     Net,
     PoolLayer_Avg,
     PoolLayer_Max,
+    ReLULayer,
+    SigmoidLayer,
+    TanhLayer,
 )
 from cnn_numpy.saving import ModelFileError
 
@@ -275,4 +282,51 @@ def test_zero_sized_shape_with_a_huge_dimension_is_refused(saved, tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(buf.getvalue())
     with pytest.raises(ModelFileError, match="claims more data than it holds"):
+        Net.load(bad)
+
+
+def new_layers_net(**kwargs) -> Net:
+    return Net([ConvLayer(4, 3), BatchNorm(momentum=0.3, eps=1e-4), LeakyReLULayer(0.05),
+                PoolLayer_Max(2), FlatLayer(), Dropout(0.2), FCLayer(8), BatchNorm(),
+                TanhLayer(), ReLULayer(), SigmoidLayer(), FCLayer_Softmax(5)], **kwargs)
+
+
+@pytest.fixture(scope="module")
+def saved_new(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "new.npz"
+    net = new_layers_net(seed=0, optimizer="adam", weight_decay=0.003)
+    X = np.random.default_rng(0).random((6, 10, 10, 1), dtype=np.float32)
+    for _ in range(3):
+        net.train(X, np.arange(6) % 5, 0.01)
+    net.save(path)
+    return path, net, X
+
+
+def test_new_layers_round_trip_with_running_statistics(saved_new):
+    path, net, X = saved_new
+    loaded = Net.load(path)
+    assert [repr(a) for a in loaded.layers] == [repr(b) for b in net.layers]
+    assert loaded.weight_decay == 0.003
+    for a, b in zip(loaded.layers, net.layers, strict=True):
+        for key in (*b.params(), *b.buffers()):
+            np.testing.assert_array_equal({**a.params(), **a.buffers()}[key],
+                                          {**b.params(), **b.buffers()}[key])
+    assert not np.array_equal(net.layers[1].running_var, np.ones(4))  # they were trained
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda k, v: -v if k == "layer/1/running_var" else v, "layer 1: BatchNorm: running_var "
+                                                           "has negative values"),
+    (lambda k, v: None if k == "layer/7/running_mean" else v, "layer/7/running_mean is missing"),
+    (lambda k, v: v[:2] if k == "layer/1/running_mean" else v, "layer/1/running_mean"),
+    (lambda k, v: np.full_like(v, np.inf) if k == "layer/7/gamma" else v, "NaN or infinite"),
+    (_edit_arch(lambda a: a["layers"][5]["config"].update(rate=1.5)), "rate must be a number"),
+    (_edit_arch(lambda a: a["layers"][1]["config"].update(eps=-1)), "eps must be a number > 0"),
+    (_edit_arch(lambda a: a.update(weight_decay="lots")), "weight_decay must be a finite"),
+])
+def test_tampered_new_layer_files_are_refused(saved_new, tmp_path, change, message):
+    path, _, _ = saved_new
+    bad = _rewrite(path, tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=message):
         Net.load(bad)

@@ -29,6 +29,11 @@ class BatchNorm(Layer):
 
     Shapes: A_prev (n, h, w, c) or (n, k) -> A the same;
             gamma, beta (trained), running_mean, running_var (buffers): (c,) or (k,)
+
+    The running statistics start at mean 0 and variance 1 and after k
+    training batches still hold (1 - momentum)^k of that start: a net trained
+    for only a few dozen batches predicts poorly in inference mode until they
+    have caught up with the data.
     """
 
     input_ndims = (1, 3)
