@@ -70,6 +70,12 @@ def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> N
     """Write `net` (built) to `path` atomically; `meta` and the optimizer are for checkpoints."""
     if net.input_shape is None:
         raise ValueError("Net.save: the net has no weights yet; train or build it first")
+    for i, layer in enumerate(net.layers):
+        if LAYER_TYPES.get(type(layer).__name__) is not type(layer):
+            raise ValueError(f"Net.save: layer {i} ({type(layer).__name__}) is not one of "
+                             "cnn-numpy's own layers, and a model file rebuilds layers only "
+                             f"from those ({', '.join(LAYER_TYPES)}); save its weights "
+                             "yourself, e.g. with numpy.savez")
     arrays = {"architecture": np.array(json.dumps(architecture(net)))}
     for i, layer in enumerate(net.layers):
         for name, value in _stored_arrays(layer).items():

@@ -17,11 +17,11 @@ from cnn_numpy import (
     BatchNorm,
     ConvLayer,
     ConvLayer_ReLU,
+    Dropout,
+    FCLayer,
     FCLayer_ReLU,
     FCLayer_Sigmoid,
     FCLayer_Softmax,
-    Dropout,
-    FCLayer,
     FlatLayer,
     LeakyReLULayer,
     Net,
@@ -101,6 +101,18 @@ def test_save_is_atomic_and_leaves_no_temp_files(saved, tmp_path):
 def test_unbuilt_net_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match="no weights yet"):
         small_net().save(tmp_path / "x.npz")
+
+
+def test_a_users_own_layer_is_refused_before_anything_is_written(tmp_path):
+    class Square(ReLULayer):  # a subclass is not the built-in layer either
+        def function(self, Z):
+            return Z * Z
+
+    net = Net([FlatLayer(), Square(), FCLayer_Softmax(3)], seed=0)
+    net.build((4, 4))
+    with pytest.raises(ValueError, match=r"layer 1 \(Square\) is not one of cnn-numpy's own"):
+        net.save(tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []
 
 
 def _rewrite(path, out, change):

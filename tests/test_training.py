@@ -124,7 +124,7 @@ def test_schedules():
     cosine = [learning_rate("cosine", 2.0, s, 100) for s in range(100)]
     assert cosine[0] == 2.0 and cosine[50] == pytest.approx(1.0)
     assert cosine[99] == pytest.approx(2.0 * (1 + math.cos(math.pi * 0.99)) / 2)
-    assert all(a > b for a, b in zip(cosine, cosine[1:]))
+    assert all(a > b for a, b in zip(cosine[:-1], cosine[1:], strict=True))
     with pytest.raises(ValueError, match="unknown learning-rate schedule 'linear'"):
         learning_rate("linear", 0.1, 0, 10)
 
