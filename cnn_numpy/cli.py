@@ -121,6 +121,7 @@ def _number(kind, low=None, low_ok=True, high=None):
 
 
 POSITIVE_INT = _number(int, 1)
+NON_NEGATIVE_INT = _number(int, 0)
 POSITIVE_FLOAT = _number(float, 0, low_ok=False)
 NON_NEGATIVE_FLOAT = _number(float, 0)
 FRACTION = _number(float, 0, low_ok=False, high=1)
@@ -134,7 +135,8 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", type=FRACTION, default=None,
                    help="pool train+test and split randomly with this training fraction "
                         "(0.95 is the spec's split); default: the official split")
-    p.add_argument("--seed", type=int, default=None, help="seed for weights and shuffling (0)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=None,
+                   help="seed for weights, shuffling, dropout and shifts (0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

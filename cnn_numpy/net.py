@@ -172,9 +172,13 @@ class Net:
             return "  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
                               r[2].ljust(widths[2]), r[3].rjust(widths[3])])
 
+        buffers = sum(b.size for layer in self.layers for b in layer.buffers().values())
+        footer = [f"Total params: {total:,}"] + \
+            [f"Not trained by gradients: {buffers:,} (running statistics)"] * bool(buffers)
         text = "\n".join([f"Net: input {(None, *self.input_shape)}, {self.dtype.name}, "
-                          f"optimizer {self.optimizer.name}", line, fmt(rows[0]), line,
-                          *map(fmt, rows[1:]), line, f"Total params: {total:,}"])
+                          f"optimizer {self.optimizer.name}"
+                          + f", weight decay {self.weight_decay:g}" * bool(self.weight_decay),
+                          line, fmt(rows[0]), line, *map(fmt, rows[1:]), line, *footer])
         if print_fn is not None:
             print_fn(text)
         return text

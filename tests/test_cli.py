@@ -146,6 +146,7 @@ def test_show_draws_filters_confusion_and_mistakes(model, tmp_path, capsys):
     (["train", "cnn", "--learning-rate", "-1"], "out of range"),
     (["train", "cnn", "--split", "1.5"], "out of range"),
     (["train", "cnn", "--engine", "turbo"], "invalid choice: 'turbo'"),
+    (["train", "cnn", "--seed", "-1"], "argument --seed: -1 is out of range: it must be >= 0"),
     (["train", "deep", "--augment", "9"], "9 is out of range: it must be >= 0 and < 9"),
     (["train", "deep", "--weight-decay", "-0.1"], "-0.1 is out of range: it must be >= 0"),
     (["train", "deep", "--schedule", "linear"], "invalid choice: 'linear'"),

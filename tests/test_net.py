@@ -152,3 +152,17 @@ def test_sigmoid_output_learns_to_say_no():
     A, loss, ce = net.evaluate(X, y)
     assert loss < loss0 / 3 and ce < 0.1
     assert A[Y == 0].mean() < 0.2 and A[Y == 1].mean() > 0.7
+
+
+def test_summary_of_the_deep_model_counts_running_statistics_apart():
+    from cnn_numpy.cli import build_model
+
+    net = build_model("deep", weight_decay=0.0005)
+    net.build((28, 28, 1))
+    text = net.summary(print_fn=None)
+    assert "weight decay 0.0005" in text.splitlines()[0]
+    assert "1: BatchNorm         -       (None, 26, 26, 32)       64" in text
+    # 2 x (32 + 64 + 128) running means and variances, not counted as parameters
+    assert text.endswith("Total params: 225,482\nNot trained by gradients: 448 (running "
+                         "statistics)")
+    assert sum(p.size for _, p, _ in net.param_triples()) == 225_482
