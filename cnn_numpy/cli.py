@@ -1,4 +1,4 @@
-"""The command line: `cnn-numpy train | evaluate | predict | explain | show`.
+"""The command line: `cnn-numpy train | evaluate | predict | explain | show | export`.
 
 A user mistake (a bad option, a missing or damaged file, an output path
 that cannot be written, no network) ends with one line on stderr and exit
@@ -204,6 +204,14 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("--mistakes", metavar="FILE.png", help="misclassified test images")
     _add_data_options(v)
     v.set_defaults(func=cmd_show)
+
+    o = sub.add_parser("export", help="write a model for PyTorch or ONNX Runtime")
+    o.add_argument("model_file", metavar="MODEL", help="a model file or checkpoint")
+    o.add_argument("--format", choices=("onnx", "torch"), required=True,
+                   help="onnx: an ONNX model (input images (n, h, w, c)); torch: a "
+                        "torch.export program (input (n, c, h, w)); both output probabilities")
+    o.add_argument("--output", required=True, metavar="FILE", help="the file to write")
+    o.set_defaults(func=cmd_export)
     return parser
 
 
@@ -394,6 +402,23 @@ def cmd_show(args) -> int:
         if args.mistakes:
             plot_mistakes(data.x_test, data.y_test, predicted, args.mistakes)
             _say(f"Drew {args.mistakes}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .interop import export_torch, to_onnx
+
+    check_writable(args.output, "--output")
+    net = load(args.model_file)
+    write = to_onnx if args.format == "onnx" else export_torch
+    try:
+        write(net, args.output)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    h, w, c = (*net.input_shape, 1)[:3]
+    layout = f"(n, {h}, {w}, {c})" if args.format == "onnx" else f"(n, {c}, {h}, {w})"
+    _say(f"Wrote {args.output}: input {layout} float32, output probabilities "
+         f"(n, {net.output_layer.num_neurons})")
     return 0
 
 
