@@ -321,3 +321,17 @@ def test_ddp_example_trains_on_two_processes_and_comes_back(model_file, tmp_path
                                 str(tmp_path / "more.npz"), "--dataset", "mnist-sample"],
                                capture_output=True, text=True)
     assert evaluated.returncode == 0 and "Test set: CCE:" in evaluated.stdout
+
+
+def test_readme_going_further_example_runs(model_file, tmp_path, monkeypatch):
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("\n## Going further with PyTorch\n"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.npz").write_bytes(model_file.read_bytes())
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert isinstance(namespace["model"], torch.nn.Sequential)
+    assert ort.InferenceSession("model.onnx").get_inputs()[0].shape == ["batch", 28, 28, 1]

@@ -22,5 +22,6 @@ def test_tutorial_notebook_executes(tmp_path):
     text = "".join(o.get("text", "") for o in outputs)
     assert "largest difference:" in text and "Total params: 542,230" in text
     assert "A * (1, 3, 9, 11)" in text
+    assert "Wrote tutorial-cnn.onnx" in text and (tmp_path / "tutorial-cnn.onnx").is_file()
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 3
