@@ -1,4 +1,4 @@
-"""The command line: `cnn-numpy train | evaluate | predict | explain | show | export`.
+"""The command line: `cnn-numpy train | evaluate | predict | explain | show | export | serve`.
 
 A user mistake (a bad option, a missing or damaged file, an output path
 that cannot be written, no network) ends with one line on stderr and exit
@@ -212,6 +212,19 @@ def make_parser() -> argparse.ArgumentParser:
                         "torch.export program (input (n, c, h, w)); both output probabilities")
     o.add_argument("--output", required=True, metavar="FILE", help="the file to write")
     o.set_defaults(func=cmd_export)
+
+    w = sub.add_parser("serve", help="a local web page: draw a digit, watch every layer work")
+    w.add_argument("model_file", nargs="?", metavar="MODEL",
+                   help="the model to show (default: train the spec's cnn on the bundled "
+                        "sample first, about 10 s)")
+    w.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (127.0.0.1: this machine only)")
+    w.add_argument("--port", type=_number(int, 1, high=65536), default=8000,
+                   help="port (8000)")
+    w.add_argument("--engine", choices=sorted(ENGINES), default=None,
+                   help=f"engine for the forward passes (the model's, else {DEFAULT_ENGINE})")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar while training")
+    w.set_defaults(func=cmd_serve)
     return parser
 
 
@@ -419,6 +432,42 @@ def cmd_export(args) -> int:
     layout = f"(n, {h}, {w}, {c})" if args.format == "onnx" else f"(n, {c}, {h}, {w})"
     _say(f"Wrote {args.output}: input {layout} float32, output probabilities "
          f"(n, {net.output_layer.num_neurons})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    try:
+        from .interop.common import require
+        from .web.server import create_app, serve
+
+        for module in ("starlette", "uvicorn", "orjson"):
+            require(module, "web")
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"{PROG}: warning: listening on {args.host}: other machines on the network can "
+              "reach this page", file=sys.stderr)
+    sample = load_dataset("mnist-sample", progress=False)
+    if args.model_file is None:
+        net = build_model("cnn", args.engine, seed=0, optimizer="adam")
+        settings = Settings(model="cnn", epochs=1, batch_size=32, learning_rate=0.001,
+                            optimizer="adam", seed=0, engine=args.engine,
+                            dataset="mnist-sample", schedule="cosine")
+        _say("No model given: training the spec's cnn on the bundled sample for one epoch "
+             "(about 10 s)")
+        train(net, sample, settings, show_progress=False if args.no_progress else None)
+    else:
+        net = load(args.model_file)
+        if args.engine is not None:
+            net.engine = args.engine
+        if net.input_shape[:2] != (28, 28) or (len(net.input_shape) == 3
+                                                and net.input_shape[2] != 1):
+            raise CLIError(f"{args.model_file} takes samples of shape {net.input_shape}; the "
+                           "page draws 28 x 28 gray digits")
+    app = create_app(net, sample.x_test, sample.y_test)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    _say(f"Serving on http://{host}:{args.port}/ (Ctrl-C stops)")
+    serve(app, args.host, args.port)
     return 0
 
 

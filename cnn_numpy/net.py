@@ -289,6 +289,19 @@ class Net:
         return np.concatenate([self._forward(X[i : i + batch_size])
                                for i in range(0, X.shape[0], batch_size)])
 
+    def layer_outputs(self, X: np.ndarray) -> list[np.ndarray]:
+        """Every layer's output for X, in inference mode: predict's computation, step by step.
+
+        X (n, ...) as for predict -> [A_1 (n, ...), ..., A_L (n, k)]; the last is what
+        predict(X) returns.  Computed in one batch.
+        """
+        A, outputs = self._check_X(X), []
+        for layer in self.layers:
+            layer.training = False
+            A = layer.forward_propagate(A)
+            outputs.append(A)
+        return outputs
+
     def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 1000) -> EvalResult:
         """(A, cce, ce) on a labelled set, without changing any weight."""
         X = self._check_X(X)

@@ -53,22 +53,36 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
 
 def read_digit_image(path) -> np.ndarray:
     """A PNG/JPEG (any size, colour or gray) as an MNIST-style (28, 28) float32 image."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such image file")
+    return decode_digit_image(path, str(path))
+
+
+def decode_digit_image(source, what: str) -> np.ndarray:
+    """Like read_digit_image, from a path or a binary file object; `what` names it in errors.
+
+    A transparent background (a drawing tool's usual PNG) counts as white,
+    so a dark digit on it reads as ink: the image is composited onto white
+    before it is turned gray.
+    """
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise DataError('reading images needs Pillow: pip install "cnn-numpy[plots]"') from None
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such image file")
     try:
         with warnings.catch_warnings():
             # Pillow only warns about a suspiciously huge image; refuse it instead
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 image.draft("L", (512, 512))  # JPEG: decode at a reduced size when it is huge
+                if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                    rgba = image.convert("RGBA")
+                    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    image = Image.alpha_composite(white, rgba)
                 gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: image too large to read safely ({exc})") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable PNG or JPEG image ({exc})") from None
+        raise DataError(f"{what}: image too large to read safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DataError(f"{what}: not a readable PNG or JPEG image ({exc})") from None
     return mnist_style(gray)

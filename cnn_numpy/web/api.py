@@ -1,0 +1,207 @@
+"""What the page asks for, computed by cnn-numpy's own layers: no web framework here.
+
+Every function takes already-parsed JSON values, checks them, and returns a
+JSON-able dict (NumPy arrays allowed: the server encodes them).  Any
+problem with the request is a RequestError, which the server answers with
+400 and the message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import threading
+import time
+
+import numpy as np
+
+from ..data.idx import DataError
+from ..data.images import decode_digit_image
+from ..engines import ENGINES
+from ..layers import ConvLayer, PoolLayer
+from ..net import Net
+from ..visual.explain import stride_group_table
+
+MAX_PNG_BYTES = 700_000        # a data: URL of this much base64 fits in a 1 MB body
+MAX_EXPLAIN_INPUT = 32         # the stride-group panel draws an N x N grid
+PNG_PREFIX = "data:image/png;base64,"
+
+
+class RequestError(ValueError):
+    """A bad request: answered with 400 and this message."""
+
+
+def describe_model(net: Net) -> dict:
+    """GET /api/model: the layers with their settings, output shapes and parameter counts,
+    and the first conv layer's filters and biases (for the page's multiply-add panel)."""
+    shapes = net.shapes(net.input_shape)
+    layers = [{"name": f"{i}: {type(layer).__name__}", "type": type(layer).__name__,
+               "config": layer.config(), "output_shape": list(shape),
+               "parameters": int(sum(p.size for p in layer.params().values()))}
+              for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=True))]
+    convs = [(i, layer) for i, layer in enumerate(net.layers) if isinstance(layer, ConvLayer)]
+    first = None
+    if convs:
+        i, conv = convs[0]
+        (top, _), (left, _) = conv.pads(*net.input_shape[:2])
+        first = {"layer": i, "filter_width": conv.filter_width, "stride": conv.stride,
+                 "pad_top": top, "pad_left": left, "weights": conv.W, "bias": conv.b,
+                 "relu": type(conv).__name__ == "ConvLayer_ReLU"}
+    return {"input_shape": list(net.input_shape), "layers": layers, "first_conv": first,
+            "engines": sorted(ENGINES), "engine": _engine_of(net)}
+
+
+def _engine_of(net: Net) -> str | None:
+    for layer in net.layers:
+        if isinstance(layer, (ConvLayer, PoolLayer)):
+            return layer.engine
+    return None
+
+
+def read_image(body) -> np.ndarray:
+    """The request's digit as a (28, 28) float32 image in [0, 1], white on black.
+
+    {"image": 28 rows of 28 numbers in [0, 1]} or {"png": "data:image/png;base64,..."}
+    (read as `cnn-numpy predict` reads a file).
+    """
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object with \"image\" or \"png\"")
+    if ("image" in body) == ("png" in body):
+        raise RequestError("give exactly one of \"image\" (28 rows of 28 numbers) or \"png\" "
+                           "(a data:image/png;base64 URL)")
+    if "png" in body:
+        return _read_png(body["png"])
+    rows = body["image"]
+    if not isinstance(rows, list) or len(rows) != 28 or not all(
+            isinstance(row, list) and len(row) == 28 for row in rows):
+        raise RequestError("\"image\" must be 28 rows of 28 numbers")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for row in rows for v in row):
+        raise RequestError("\"image\" must hold only numbers")
+    image = np.array(rows, dtype=np.float64)
+    if not np.isfinite(image).all():
+        raise RequestError("\"image\" holds NaN or infinite values")
+    if image.min() < 0 or image.max() > 1:
+        raise RequestError(f"\"image\" values must be in 0..1 (white digit on black), got "
+                           f"{image.min():g}..{image.max():g}")
+    return image.astype(np.float32)
+
+
+def _read_png(url) -> np.ndarray:
+    if not isinstance(url, str) or not url.startswith(PNG_PREFIX):
+        raise RequestError("\"png\" must be a string starting with data:image/png;base64,")
+    encoded = url[len(PNG_PREFIX):]
+    if len(encoded) > MAX_PNG_BYTES * 4 // 3 + 4:
+        raise RequestError(f"\"png\" is larger than {MAX_PNG_BYTES:,} bytes")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("\"png\" is not valid base64") from None
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise RequestError("\"png\" is not a PNG image")
+    try:
+        return decode_digit_image(io.BytesIO(data), "\"png\"")
+    except DataError as exc:
+        raise RequestError(str(exc)) from None
+
+
+class Model:
+    """A Net shared by the server's threads: one forward pass at a time.
+
+    Layers keep what their last pass computed (for the backward pass), so two
+    threads must not run the same Net at once; the lock makes them take turns.
+    """
+
+    def __init__(self, net: Net):
+        self.net = net
+        self.lock = threading.Lock()
+
+    def predict(self, body) -> dict:
+        """POST /api/predict: probabilities, prediction, every layer's output, time."""
+        image = read_image(body)
+        engine = body.get("engine")
+        if engine is not None and engine not in ENGINES:
+            raise RequestError(f"unknown engine {engine!r}: choose one of "
+                               f"{', '.join(sorted(ENGINES))}")
+        with self.lock:
+            previous = self.net.engine
+            try:
+                if engine is not None:
+                    self.net.engine = engine
+                start = time.perf_counter()
+                outputs = self.net.layer_outputs(image[None])
+                milliseconds = (time.perf_counter() - start) * 1000
+            finally:
+                if engine is not None:
+                    self.net.engine = previous
+        probabilities = outputs[-1][0]
+        return {"probabilities": probabilities, "prediction": int(probabilities.argmax()),
+                "image": image,
+                "layers": [{"name": f"{i}: {type(layer).__name__}", "shape": list(a.shape[1:]),
+                            "values": a[0]}
+                           for i, (layer, a) in enumerate(zip(self.net.layers, outputs,
+                                                              strict=True))],
+                "milliseconds": milliseconds}
+
+    def compare_engines(self, body) -> dict:
+        """POST /api/engines: the same forward pass with every engine, timed, and the largest
+        difference between their outputs."""
+        image = read_image(body)
+        results, outputs = [], {}
+        with self.lock:
+            previous = self.net.engine
+            try:
+                for name in sorted(ENGINES):
+                    self.net.engine = name
+                    start = time.perf_counter()
+                    outputs[name] = self.net.layer_outputs(image[None])
+                    results.append({"engine": name,
+                                    "milliseconds": (time.perf_counter() - start) * 1000})
+            finally:
+                self.net.engine = previous
+        reference = outputs["naive"]
+        for entry in results:
+            entry["largest_difference"] = max(
+                float(np.abs(a - b).max()) for a, b in zip(outputs[entry["engine"]], reference,
+                                                          strict=True))
+        return {"engines": results}
+
+
+def stride_groups(query) -> dict:
+    """GET /api/stride-groups?filter=F&stride=S&input=N: the engine's groups, as `cnn-numpy
+    explain stride-groups` computes them."""
+    values = {}
+    for name in ("filter", "stride", "input"):
+        text = query.get(name)
+        if text is None:
+            raise RequestError(f"give ?filter=F&stride=S&input=N; {name} is missing")
+        try:
+            values[name] = int(text)
+        except ValueError:
+            raise RequestError(f"{name} must be a whole number, got {text!r}") from None
+        if not 1 <= values[name] <= MAX_EXPLAIN_INPUT:
+            raise RequestError(f"{name} must be in 1..{MAX_EXPLAIN_INPUT}, got {values[name]}")
+    try:
+        table = stride_group_table(values["filter"], values["stride"], values["input"])
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    return {"filter": table.filter_width, "stride": table.stride, "input": table.input_size,
+            "out": table.out, "every": table.every,
+            "groups": [{"number": g.number, "positions": list(g.positions),
+                        "cells": [list(c) for c in g.cells]} for g in table.groups],
+            "untouched": _untouched(table)}
+
+
+def _untouched(table) -> list[int]:
+    """Input cells (1-based) that no window covers."""
+    covered = set()
+    for cells in table.over_all.values():
+        covered.update(cells)
+    return [c for c in range(1, table.input_size ** 2 + 1) if c not in covered]
+
+
+def random_test_image(images: np.ndarray, labels: np.ndarray, rng) -> dict:
+    """GET /api/random-image: one image of the bundled test set and its true label."""
+    i = int(rng.integers(len(images)))
+    return {"index": i, "label": int(labels[i]), "image": images[i]}
