@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import time
 
 import numpy as np
 
 from . import __version__
 from .data import DATASETS, DataError, load_dataset
-from .data.images import read_digit_image
+from .data.images import read_digit_image, save_digit_strip
 from .engines import DEFAULT_ENGINE, ENGINES
 from .files import check_writable
 from .layers import (
@@ -37,6 +38,7 @@ from .saving import ModelFileError, load, read
 from .schedules import SCHEDULES
 from .training import (
     MAX_AUGMENT,
+    MAX_EPOCHS,
     MODELS,
     DivergenceError,
     Progress,
@@ -120,23 +122,33 @@ def _number(kind, low=None, low_ok=True, high=None):
     return parse
 
 
-POSITIVE_INT = _number(int, 1)
-NON_NEGATIVE_INT = _number(int, 0)
-POSITIVE_FLOAT = _number(float, 0, low_ok=False)
-NON_NEGATIVE_FLOAT = _number(float, 0)
+# Every number has a sane range: an absurd value is a clear error now, not a failure later
+# (10**11 epochs would grow a checkpoint's history past what its loader reads).
+EPOCHS = _number(int, 1, high=MAX_EPOCHS + 1)
+BATCH_SIZE = _number(int, 1, high=65_537)
+IMAGES = _number(int, 1, high=10**7 + 1)
+SEED = _number(int, 0, high=2**32)
+LEARNING_RATE = _number(float, 0, low_ok=False, high=100)
+WEIGHT_DECAY = _number(float, 0, high=1)
 FRACTION = _number(float, 0, low_ok=False, high=1)
 SHIFT = _number(int, 0, high=MAX_AUGMENT + 1)
+FILTER = _number(int, 1, high=EXPLAIN_MAX_INPUT + 1)
 
 
-def _add_data_options(p: argparse.ArgumentParser) -> None:
+def _add_data_options(p: argparse.ArgumentParser, training: bool = False) -> None:
     p.add_argument("--dataset", choices=DATASETS, default=None,
-                   help="default: full MNIST if present or downloadable, else the bundled sample")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset's four files")
+                   help="mnist-sample is the bundled official MNIST test set (10,000 images, "
+                        "split 9,000 / 1,000); default: full MNIST if present or "
+                        "downloadable, else the sample")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder holding the dataset's four files (default: $CNN_NUMPY_DATA, "
+                        "the cache, system folders)")
     p.add_argument("--split", type=FRACTION, default=None,
                    help="pool train+test and split randomly with this training fraction "
                         "(0.95 is the spec's split); default: the official split")
-    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=None,
-                   help="seed for weights, shuffling, dropout and shifts (0)")
+    p.add_argument("--seed", type=SEED, default=None,
+                   help="seed for weights, shuffling, dropout and shifts (default 0)"
+                   if training else "seed of the --split shuffle (default: the model's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -149,56 +161,77 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("model", nargs="?", choices=MODELS,
                    help="cnn: conv-pool-dense (the spec's CNN); flat: dense only; deep: two "
                         "conv blocks with BatchNorm and dropout")
-    t.add_argument("--engine", choices=sorted(ENGINES), default=None)
-    t.add_argument("--epochs", type=POSITIVE_INT, default=None)
-    t.add_argument("--batch-size", type=POSITIVE_INT, default=None)
-    t.add_argument("--learning-rate", type=POSITIVE_FLOAT, default=None)
-    t.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None)
+
+    def default(name: str) -> str:
+        values = {model: MODEL_DEFAULTS[model][name] for model in MODELS}
+        if len(set(values.values())) == 1:
+            return f"default {next(iter(values.values()))}"
+        return "default " + ", ".join(f"{v} for {m}" for m, v in values.items())
+
+    t.add_argument("--engine", choices=sorted(ENGINES), default=None,
+                   help=f"how conv and pool layers compute (default {DEFAULT_ENGINE}); "
+                        "naive is the spec's slow four loops")
+    t.add_argument("--epochs", type=EPOCHS, default=None, metavar="N",
+                   help=f"passes over the training set, 1..{MAX_EPOCHS} ({default('epochs')});"
+                        " with --resume: the total to reach")
+    t.add_argument("--batch-size", type=BATCH_SIZE, default=None, metavar="N",
+                   help=f"images per training step ({default('batch_size')})")
+    t.add_argument("--learning-rate", type=LEARNING_RATE, default=None, metavar="LR",
+                   help=f"step size ({default('learning_rate')}); with --resume only a "
+                        "lower one, for fine-tuning")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS), default=None,
+                   help=f"update rule ({default('optimizer')})")
     t.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="learning rate over the run: constant; step (/10 at 1/2 and 3/4 of "
-                        "the run); cosine (down to 0)")
-    t.add_argument("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, metavar="L2",
-                   help="L2 penalty on the conv and dense weights")
+                        f"the run); cosine (down to 0) ({default('schedule')})")
+    t.add_argument("--weight-decay", type=WEIGHT_DECAY, default=None, metavar="L2",
+                   help=f"L2 penalty on the conv and dense weights, 0..1 "
+                        f"({default('weight_decay')})")
     t.add_argument("--augment", type=SHIFT, default=None, metavar="PIXELS",
                    help=f"shift each training image by up to PIXELS (0..{MAX_AUGMENT}) "
-                        "at random, every batch; 0: no augmentation")
-    t.add_argument("--limit", type=POSITIVE_INT, default=None, metavar="N",
-                   help="train on the first N training images only")
-    t.add_argument("--test-limit", type=POSITIVE_INT, default=None, metavar="N",
-                   help="test on the first N test images only")
+                        f"at random, every batch; 0: none ({default('augment')})")
+    t.add_argument("--limit", type=IMAGES, default=None, metavar="N",
+                   help="train on the first N training images only (default: all)")
+    t.add_argument("--test-limit", type=IMAGES, default=None, metavar="N",
+                   help="test on the first N test images only (default: all)")
     t.add_argument("--save", default=None, metavar="PATH",
                    help="write a checkpoint (model + training state) after every epoch")
     t.add_argument("--resume", default=None, metavar="PATH",
                    help="continue from a checkpoint until --epochs epochs in total")
     t.add_argument("--plot", default=None, metavar="FILE.png",
                    help="draw CCE and CE per epoch, redrawn after every epoch")
-    _add_data_options(t)
+    _add_data_options(t, training=True)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="print the test-set CCE and CE of a saved model")
-    e.add_argument("model_file", metavar="MODEL")
+    e.add_argument("model_file", metavar="MODEL",
+                   help="a model file or checkpoint (cnn-numpy train --save)")
     _add_data_options(e)
     e.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify PNG/JPEG images of digits")
-    p.add_argument("model_file", metavar="MODEL")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("model_file", metavar="MODEL",
+                   help="a model file or checkpoint (cnn-numpy train --save)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="PNG or JPEG pictures of one digit each: any size, any colours")
+    p.add_argument("--show", metavar="FILE.png", default=None,
+                   help="also save the 28 x 28 images the network saw, side by side")
     p.set_defaults(func=cmd_predict)
 
     x = sub.add_parser("explain", help="show how a technique works, computed by the engine")
     topics = x.add_subparsers(dest="topic", required=True, parser_class=_Parser)
     g = topics.add_parser("stride-groups", help="which inputs each filter element meets, "
                                                "group by group")
-    g.add_argument("--filter", type=POSITIVE_INT, default=2, metavar="F", help="filter width (2)")
-    g.add_argument("--stride", type=POSITIVE_INT, default=1, metavar="S", help="stride (1)")
-    g.add_argument("--input", type=POSITIVE_INT, default=4, metavar="N",
-                   help="input width and height (4)")
+    g.add_argument("--filter", type=FILTER, default=2, metavar="F", help="filter width (2)")
+    g.add_argument("--stride", type=FILTER, default=1, metavar="S", help="stride (1)")
+    g.add_argument("--input", type=FILTER, default=4, metavar="N",
+                   help=f"input width and height, up to {EXPLAIN_MAX_INPUT} (4)")
     g.add_argument("--png", default=None, metavar="FILE",
                    help="also draw the sliding filter and the stride groups")
     g.set_defaults(func=cmd_explain)
 
     v = sub.add_parser("show", help="draw a saved model's filters, confusion matrix, mistakes")
-    v.add_argument("model_file", metavar="MODEL")
+    v.add_argument("model_file", metavar="MODEL", help="a model file or checkpoint")
     v.add_argument("--filters", metavar="FILE.png", help="first-layer filters as a grid")
     v.add_argument("--confusion", metavar="FILE.png", help="test-set confusion matrix")
     v.add_argument("--mistakes", metavar="FILE.png", help="misclassified test images")
@@ -250,6 +283,23 @@ def _load_data(settings: Settings, show_progress: bool | None):
     return data
 
 
+def naive_estimate(net: Net, image_shape: tuple[int, ...], images: int) -> str:
+    """Time two naive training steps on a copy of `net` and say how long an epoch would take."""
+    import copy
+
+    probe = copy.deepcopy(net)
+    X = np.random.default_rng(0).random((2, *image_shape), dtype=np.float32)
+    y = np.array([0, 1])
+    probe.train(X, y, 0.0)  # builds the weights
+    start = time.perf_counter()
+    probe.train(X, y, 0.0)
+    per_image = (time.perf_counter() - start) / 2
+    return (f"The naive engine takes about {per_image:.2f} s per training image here: an epoch "
+            f"of these {images:,} images would take about {per_image * images / 60:,.0f} "
+            "minutes. Use --limit N (and --test-limit N) to train on fewer, or leave out "
+            "--engine naive.")
+
+
 def _settings_from_args(args) -> Settings:
     if args.model is None:
         raise CLIError("name a model to train: `cnn-numpy train cnn`, `... train flat` or "
@@ -266,9 +316,18 @@ def _settings_from_args(args) -> Settings:
 
 def _resume(args):
     net, settings, progress, fingerprint = load_checkpoint(args.resume)
-    for name in ("model", "batch_size", "learning_rate", "optimizer", "seed", "engine",
-                 "dataset", "data_dir", "split", "limit", "test_limit", "schedule",
-                 "weight_decay", "augment"):
+    # Engines compute the same numbers, so the engine may change; a lower learning rate
+    # fine-tunes (the history records each epoch's rate).  The rest would make the run a
+    # different one.
+    if args.engine is not None:
+        settings.engine = net.engine = args.engine
+    if args.learning_rate is not None:
+        if args.learning_rate > settings.learning_rate:
+            raise CLIError(f"--learning-rate {args.learning_rate} is higher than the "
+                           f"checkpoint's {settings.learning_rate}; resuming may only lower it")
+        settings.learning_rate = args.learning_rate
+    for name in ("model", "batch_size", "optimizer", "seed", "dataset", "data_dir", "split",
+                 "limit", "test_limit", "schedule", "weight_decay", "augment"):
         given, saved = getattr(args, name), getattr(settings, name)
         if given is not None and given != saved:
             option = name if name == "model" else "--" + name.replace("_", "-")
@@ -277,8 +336,8 @@ def _resume(args):
     if args.epochs is not None:
         settings.epochs = args.epochs
     if settings.epochs < progress.epoch:
-        raise CLIError(f"{args.resume} has already trained {progress.epoch} epochs; "
-                       f"ask for at least that many with --epochs")
+        raise CLIError(f"--epochs {settings.epochs} is below the {progress.epoch} epochs "
+                       f"{args.resume} has already trained; ask for more to continue")
     return net, settings, progress, fingerprint
 
 
@@ -294,6 +353,14 @@ def cmd_train(args) -> int:
     if args.resume:
         net, settings, progress, fingerprint = _resume(args)
         checkpoint = args.save or args.resume
+        if progress.epoch == settings.epochs:
+            _say(f"{args.resume} has already trained {progress.epoch} epoch"
+                 f"{'s' * (progress.epoch != 1)}; nothing to do "
+                 "(ask for more with --epochs N)")
+            if progress.history:  # these figures describe the weights in the file
+                _say(_summary_line(progress.history[-1]["test_cce"],
+                                   progress.history[-1]["test_ce"]))
+            return 0
     else:
         settings = _settings_from_args(args)
         net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer,
@@ -304,6 +371,8 @@ def cmd_train(args) -> int:
     if fingerprint is not None and fingerprint != data_fingerprint(data.x_train, data.y_train):
         raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
                        "check --data-dir and the dataset files")
+    if settings.engine == "naive" and settings.model != "flat":
+        _say(naive_estimate(net, data.x_train.shape[1:], len(data.x_train)))
     engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if settings.model != "flat" else ""
     extras = "".join([f", weight decay {settings.weight_decay:g}" * bool(settings.weight_decay),
                       f", shifts up to {settings.augment} px" * bool(settings.augment)])
@@ -312,7 +381,15 @@ def cmd_train(args) -> int:
          f"lr {settings.learning_rate} ({settings.schedule}), batch {settings.batch_size}"
          f"{extras}, epochs {progress.epoch + 1}..{settings.epochs}")
 
+    chance = float(np.log(net.output_layer.num_neurons)) if net.layers else 1.0
+    warned = []
+
     def on_epoch(state: Progress, entry: dict) -> None:
+        if entry["train_cce"] > 10 * chance and not warned:  # far worse than guessing
+            warned.append(entry["epoch"])
+            print(f"{PROG}: warning: the training loss exploded in epoch {entry['epoch']} "
+                  f"(train CCE {entry['train_cce']:.4g}; guessing scores {chance:.2f}): lower "
+                  f"the learning rate (now {settings.learning_rate:g})", file=sys.stderr)
         _say(f"Epoch {entry['epoch']}/{settings.epochs}  train CCE: {entry['train_cce']:.4f}  "
              f"CE: {entry['train_ce']:.4f}  |  test CCE: {entry['test_cce']:.4f}  "
              f"CE: {entry['test_ce']:.4f}  ({entry['images_per_s']:,.0f} img/s)")
@@ -337,19 +414,37 @@ def cmd_train(args) -> int:
 
 
 def _model_and_data(args):
+    """The model and the data to test it on: the options given, else what the model was
+    trained on.  A --data-dir without --dataset means that folder's data set (full MNIST
+    for a model trained on the bundled sample, which has no folder)."""
     net, meta, _ = read(args.model_file)
     saved = meta.get("settings", {}) if isinstance(meta.get("settings"), dict) else {}
+    dataset, data_dir = args.dataset, args.data_dir
+    if dataset is None:
+        dataset = saved.get("dataset")
+        if data_dir is not None and dataset == "mnist-sample":
+            dataset = "mnist"
+    if data_dir is None and dataset == saved.get("dataset"):
+        data_dir = saved.get("data_dir")
     settings = Settings(model=saved.get("model", "?"), epochs=0, batch_size=1,
                         learning_rate=0.0, optimizer="sgd",
                         seed=args.seed if args.seed is not None else saved.get("seed", 0),
-                        dataset=args.dataset or saved.get("dataset"),
-                        data_dir=args.data_dir or saved.get("data_dir"),
+                        dataset=dataset, data_dir=data_dir,
                         split=args.split if args.split is not None else saved.get("split"),
-                        test_limit=saved.get("test_limit"))
+                        test_limit=saved.get("test_limit") if dataset == saved.get("dataset")
+                        else None)
     data = _load_data(settings, False if args.no_progress else None)
     if data.x_test.shape[1:3] != net.input_shape[:2]:
         raise CLIError(f"{args.model_file} expects images of shape {net.input_shape}, "
                        f"{data.name} has {data.x_test.shape[1:]}")
+    split = f" (random split {settings.split})" if settings.split is not None else ""
+    _say(f"Evaluating on the {data.name} test set{split}: {len(data.x_test):,} images, from "
+         f"{data.source}")
+    if saved.get("dataset") == "mnist-sample" and data.name == "mnist" \
+            and settings.split is None:
+        print(f"{PROG}: warning: {args.model_file} was trained on the bundled sample, which is "
+              "MNIST's test set: these figures are on its own training images",
+              file=sys.stderr)
     return net, data
 
 
@@ -362,10 +457,20 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     net = load(args.model_file)
+    if args.show is not None:
+        check_writable(args.show, "--show")
     images = np.stack([read_digit_image(path) for path in args.images])
     A = net.predict(images)
-    for path, probs in zip(args.images, A, strict=True):
-        _say(f"{path}: {int(probs.argmax())} (probability {probs.max():.3f})")
+    for path, image, probs in zip(args.images, images, A, strict=True):
+        if not image.any():
+            _say(f"{path}: no ink found (the picture is one flat colour); not classified")
+            continue
+        top = np.argsort(probs)[::-1][:3]
+        others = ", ".join(f"{int(k)} ({probs[k]:.3f})" for k in top[1:])
+        _say(f"{path}: {int(top[0])} (probability {probs[top[0]]:.3f}; next: {others})")
+    if args.show is not None:
+        save_digit_strip(images, args.show)
+        _say(f"Saved the {len(images)} image(s) the network saw to {args.show}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -34,7 +35,8 @@ class Net:
     """A sequential network: Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), ...]).
 
     X is (n, height, width, channels), or (n, height, width) for one
-    channel; Y is one-hot (n, k) or integer labels (n,).  The last layer
+    channel, with pixels scaled to [0, 1] as the datasets give them (raw
+    0..255 values get a warning); Y is one-hot (n, k) or integer labels (n,).  The last layer
     must be an FCLayer_Softmax or FCLayer_Sigmoid (it defines the loss).
 
     engine   applies to every conv and pool layer (None keeps each layer's
@@ -83,6 +85,7 @@ class Net:
             raise ValueError(f"Net: weight_decay must be a finite number >= 0, "
                              f"got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
+        self._warned_range = False
 
     # -- settings -------------------------------------------------------------
     @property
@@ -175,7 +178,7 @@ class Net:
         buffers = sum(b.size for layer in self.layers for b in layer.buffers().values())
         footer = [f"Total params: {total:,}"] + \
             [f"Not trained by gradients: {buffers:,} (running statistics)"] * bool(buffers)
-        text = "\n".join([f"Net: input {(None, *self.input_shape)}, {self.dtype.name}, "
+        text = "\n".join([f"Net: input {(None, *self.input_shape)} in [0, 1], {self.dtype.name}, "
                           f"optimizer {self.optimizer.name}"
                           + f", weight decay {self.weight_decay:g}" * bool(self.weight_decay),
                           line, fmt(rows[0]), line, *map(fmt, rows[1:]), line, *footer])
@@ -209,6 +212,11 @@ class Net:
         X = np.asarray(X, dtype=self.dtype)
         if not np.isfinite(X).all():
             raise ValueError("Net: X contains NaN or infinite values; clean the input first")
+        if not self._warned_range and X.max() > 25 and X.min() >= 0:
+            self._warned_range = True
+            warnings.warn(f"Net: X holds values up to {X.max():g}, like raw 0..255 pixels; "
+                          "cnn-numpy's models expect images scaled to [0, 1] (divide by 255)",
+                          UserWarning, stacklevel=3)
         X = X[..., None] if X.ndim == 3 else X
         if self.input_shape is None:
             self.shapes(X.shape[1:])  # check every layer fits before any weight exists

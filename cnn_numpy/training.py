@@ -31,6 +31,7 @@ from .schedules import SCHEDULES, learning_rate
 
 MODELS = ("cnn", "flat", "deep")
 MAX_AUGMENT = 8  # pixels: a 28x28 digit moved further is mostly off the image
+MAX_EPOCHS = 1000  # so a checkpoint's history stays well inside what its loader reads
 
 
 class DivergenceError(RuntimeError):

@@ -275,9 +275,14 @@ def test_real_mnist_unavailable_leaves_nothing_behind(server, dest, monkeypatch)
 def test_default_dataset_falls_back_to_sample_with_one_log_line(server, dest, monkeypatch):
     monkeypatch.setenv("CNN_NUMPY_MIRRORS", server.url + "/missing/")
     lines: list[str] = []
-    data = load_dataset(None, data_dir=dest, progress=False, log=lines.append)
+    data = load_dataset(None, progress=False, log=lines.append)
     assert data.name == "mnist-sample"
     assert (len(data.x_train), len(data.x_test)) == (9000, 1000)
     assert len(lines) == 1 and "\n" not in lines[0]
     assert "sample" in lines[0] and "--data-dir" in lines[0]
+    # a folder that was named is used or refused, never silently replaced by the sample
+    with pytest.raises(DataError, match="not available locally.*HTTP 404.*--dataset "
+                                        "mnist-sample") as info:
+        load_dataset(None, data_dir=dest, progress=False, log=lines.append)
+    assert "\n" not in str(info.value) and len(lines) == 1
     assert files_in(dest) == []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import download_file, mirrors_from_env
+from .download import MIRRORS_ENV, DownloadError, download_file, mirrors_from_env
 from .idx import DataError, PathLike, load_images_and_labels, md5_of_content
 
 __all__ = [
@@ -173,20 +173,23 @@ def find_or_download(
                 _verify(path, files[base], f"{name} {base}")
             return folder
 
-    looked = f"Looked for its files ({', '.join(files)}, each optionally .gz) in:\n" + "\n".join(
-        f"  {folder}" for folder in searched
-    )
+    looked = f"Looked for its files ({', '.join(files)}, each optionally .gz) in " + ", ".join(
+        str(folder) for folder in searched
+    ) + "."
     if not download:
         raise DataError(
-            f"dataset {name!r} was not found and downloading is switched off. {looked}\n"
+            f"dataset {name!r} was not found and downloading is switched off. {looked} "
             f"To get it, allow downloads (network access), or put the files into "
             f"--data-dir or ${DATA_ENV}."
         )
     target = Path(data_dir) if data_dir is not None else default_cache_dir() / name
     try:
         _download_missing(name, files, target, progress)
-    except DataError as exc:
-        raise DataError(f"dataset {name!r} is not available locally. {looked}\n{exc}") from exc
+    except DownloadError as exc:
+        sample = ", or use --dataset mnist-sample (bundled)" if name == "mnist" else ""
+        raise DataError(f"dataset {name!r} is not available locally, and {exc.reason}. Put "
+                        f"its four files into --data-dir DIR or ${DATA_ENV}, set "
+                        f"${MIRRORS_ENV} to working mirrors{sample}. {looked}") from exc
     return target
 
 
@@ -274,6 +277,9 @@ def load_dataset(
     if name is None:
         data = _load_default(data_dir, download, progress, log)
     elif name == "mnist-sample":
+        if data_dir is not None:
+            raise DataError(f"--data-dir {data_dir} does not apply to mnist-sample, which is "
+                            "bundled with cnn-numpy; leave out one of them")
         data = _load_sample()
     elif name in FILES:
         folder = find_or_download(name, data_dir, download=download, progress=progress)
@@ -292,6 +298,8 @@ def _load_default(
     except CorruptFileError:
         raise  # a damaged local copy is worth knowing about, not silently skipping
     except DataError:
+        if data_dir is not None:  # a folder that was named must be used, not skipped
+            raise
         log(
             "Full MNIST is not available, so using the bundled 10k sample "
             "(9,000 train / 1,000 test); for the full set put the four MNIST files "

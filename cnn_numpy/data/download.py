@@ -13,13 +13,14 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import urlsplit
 
 import requests
 from tqdm import tqdm
 
 from .idx import DataError, PathLike, md5_of_content
 
-__all__ = ["download_file", "mirrors_from_env", "MIRRORS_ENV"]
+__all__ = ["download_file", "mirrors_from_env", "DownloadError", "MIRRORS_ENV"]
 
 MIRRORS_ENV = "CNN_NUMPY_MIRRORS"
 
@@ -27,6 +28,14 @@ HOW_TO_FIX = (
     f"Check your network connection, set ${MIRRORS_ENV} to space-separated base URLs of "
     "working mirrors, or download the files yourself and put them into --data-dir."
 )
+
+
+class DownloadError(DataError):
+    """No mirror delivered the file; `reason` says why in one sentence, without the advice."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}. {HOW_TO_FIX}")
+        self.reason = reason
 
 
 class _MirrorError(Exception):
@@ -65,9 +74,13 @@ def download_file(
             )
             return dest_dir / filename
         except _MirrorError as exc:
-            failures.append(f"  {url}: {exc}")
-    tried = "\n".join(failures) if failures else "  (no mirrors given)"
-    raise DataError(f"could not download {filename}; tried:\n{tried}\n{HOW_TO_FIX}")
+            failures.append((url, str(exc)))
+    if failures and all(reason.startswith("cannot resolve") for _, reason in failures):
+        hosts = ", ".join(urlsplit(url).hostname or url for url, _ in failures)
+        raise DownloadError(f"could not download {filename}: no network (cannot resolve "
+                            f"{hosts})")
+    tried = "; ".join(f"{url}: {reason}" for url, reason in failures) or "no mirrors given"
+    raise DownloadError(f"could not download {filename} (tried {tried})")
 
 
 def _download_one(
@@ -150,7 +163,9 @@ def _short_reason(exc: BaseException) -> str:
     if isinstance(exc, requests.ConnectionError):
         if "refused" in text.lower():
             return "connection refused"
-        return f"connection error ({text[:200]})"
+        if "resolve" in text.lower() or "name or service not known" in text.lower():
+            return "cannot resolve the host name (no network?)"
+        return f"connection error ({text[:120]})"
     if isinstance(exc, requests.RequestException):
         return f"{type(exc).__name__} ({text[:200]})"
     return f"{type(exc).__name__}: {exc}"

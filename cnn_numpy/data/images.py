@@ -9,6 +9,9 @@ import numpy as np
 
 from .idx import DataError
 
+#: Below this colour distance from the background (0..1) a picture has no ink at all.
+MIN_INK = 0.05
+
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:
     """A grayscale image (h, w) in [0, 1] -> (28, 28) float32 as MNIST digits are made.
@@ -62,9 +65,11 @@ def read_digit_image(path) -> np.ndarray:
 def decode_digit_image(source, what: str) -> np.ndarray:
     """Like read_digit_image, from a path or a binary file object; `what` names it in errors.
 
-    A transparent background (a drawing tool's usual PNG) counts as white,
-    so a dark digit on it reads as ink: the image is composited onto white
-    before it is turned gray.
+    Ink is whatever differs from the background, in any colours: each pixel's
+    distance in RGB from the median colour of the border, scaled so the
+    strongest ink is 1.  A transparent background (a drawing tool's usual
+    PNG) counts as white, so a dark digit on it is ink.  A picture of one
+    flat colour gives an all-zero image.
     """
     try:
         from PIL import Image, UnidentifiedImageError
@@ -75,14 +80,38 @@ def decode_digit_image(source, what: str) -> np.ndarray:
             # Pillow only warns about a suspiciously huge image; refuse it instead
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
-                image.draft("L", (512, 512))  # JPEG: decode at a reduced size when it is huge
+                image.draft("RGB", (512, 512))  # JPEG: decode at a reduced size when huge
                 if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                     rgba = image.convert("RGBA")
                     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                     image = Image.alpha_composite(white, rgba)
-                gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
+                rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DataError(f"{what}: image too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise DataError(f"{what}: not a readable PNG or JPEG image ({exc})") from None
-    return mnist_style(gray)
+    return mnist_style(ink(rgb))
+
+
+def ink(rgb: np.ndarray) -> np.ndarray:
+    """(h, w, 3) colours in [0, 1] -> (h, w) ink in [0, 1]: the distance from the background
+    colour (the border's median), scaled to a maximum of 1; all zero when there is none."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    distance = np.sqrt(((rgb - np.median(border, axis=0)) ** 2).sum(axis=2) / 3)
+    strongest = distance.max()
+    if strongest < MIN_INK:
+        return np.zeros(distance.shape, np.float32)
+    return (distance / strongest).astype(np.float32)
+
+
+def save_digit_strip(images: np.ndarray, path) -> None:
+    """The (n, 28, 28) images in [0, 1] side by side, each enlarged 8 times, as a PNG."""
+    from PIL import Image
+
+    from ..files import atomic_write
+
+    gap = np.ones((28, 2), np.float32) * 0.35
+    strip = np.hstack([part for image in images for part in (image, gap)][:-1])
+    picture = Image.fromarray((strip * 255).round().astype(np.uint8)).resize(
+        (strip.shape[1] * 8, 28 * 8), Image.Resampling.NEAREST)
+    atomic_write(Path(path), lambda f: picture.save(f, "PNG"))

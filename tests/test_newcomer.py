@@ -1,0 +1,191 @@
+"""What a newcomer ran into in their first hour (issue 13), each checked: pictures in any
+colours and with transparency, options that are used or refused, honest resume messages,
+warnings for exploding losses and raw pixels, one-line network errors, useful --help."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnn_numpy import FCLayer_Softmax, FlatLayer, Net
+from cnn_numpy.cli import main, make_parser
+from cnn_numpy.data import DataError, load_dataset
+from cnn_numpy.data.download import download_file
+from cnn_numpy.training import MAX_EPOCHS, Progress, Settings, load_checkpoint, save_checkpoint
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+ImageDraw = pytest.importorskip("PIL.ImageDraw", reason="Pillow is not installed")
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("newcomer") / "cnn.npz"
+    assert main(["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "3000",
+                 "--epochs", "2", "--save", str(path)]) == 0
+    return path
+
+
+def one(drawing, mode: str, size=(120, 120), background=(255, 255, 255, 0)):
+    """A picture of a "1" (a vertical bar) in `mode`, drawn by `drawing`."""
+    image = Image.new("RGBA", size, background)
+    ImageDraw.Draw(image).line([(60, 15), (60, 105)], fill=drawing, width=10)
+    return image if mode == "RGBA" else image.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_transparent_pictures_read_the_ink(model, tmp_path, capsys, mode):
+    path = tmp_path / f"one-{mode}.png"
+    one((0, 0, 0, 255), mode).save(path)
+    assert main(["predict", str(model), str(path)]) == 0
+    assert re.search(r": 1 \(probability 0\.[5-9]|: 1 \(probability 1\.000",
+                     capsys.readouterr().out)
+
+
+def test_any_colours_blank_pictures_top_three_and_show(model, tmp_path, capsys):
+    red_on_blue = Image.new("RGB", (120, 120), (0, 0, 255))
+    ImageDraw.Draw(red_on_blue).line([(30, 25), (90, 25), (55, 100)], fill=(255, 0, 0),
+                                     width=10)
+    red_on_blue.save(tmp_path / "seven.png")
+    Image.new("RGB", (40, 40), (200, 200, 200)).save(tmp_path / "blank.png")
+    show = tmp_path / "seen.png"
+    assert main(["predict", str(model), str(tmp_path / "seven.png"), str(tmp_path / "blank.png"),
+                 "--show", str(show)]) == 0
+    seven, blank, saved = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r".*seven\.png: 7 \(probability (0\.9\d\d|1\.000); next: \d \(0\.\d{3}\), "
+                        r"\d \(0\.\d{3}\)\)", seven)
+    assert blank.endswith("blank.png: no ink found (the picture is one flat colour); "
+                          "not classified")
+    assert saved == f"Saved the 2 image(s) the network saw to {show}"
+    with Image.open(show) as picture:
+        assert picture.size == ((28 * 2 + 2) * 8, 28 * 8)
+        pixels = np.asarray(picture)
+    assert pixels[:, : 28 * 8].max() == 255 and pixels[:, 30 * 8 :].max() == 0  # ink, blank
+
+
+def test_data_dir_is_used_or_refused(model, capsys):
+    assert main(["train", "cnn", "--dataset", "mnist-sample", "--data-dir", "/nonexistent"]) == 2
+    assert "--data-dir /nonexistent does not apply to mnist-sample" in capsys.readouterr().err
+    assert main(["evaluate", str(model), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Evaluating on the mnist-sample test set: 1,000 images, from bundled "
+                          "sample\n")
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"full MNIST is not in {SHARED_MNIST}")
+    assert main(["evaluate", str(model), "--data-dir", str(SHARED_MNIST), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"Evaluating on the mnist test set: 10,000 images, from "
+                                   f"{SHARED_MNIST}\n")
+    # the sample is MNIST's test set: a sample-trained model is scored on its training images
+    assert captured.err == (f"cnn-numpy: warning: {model} was trained on the bundled sample, "
+                            "which is MNIST's test set: these figures are on its own training "
+                            "images\n")
+
+
+def test_every_number_has_a_range_and_the_largest_history_loads(tmp_path, capsys):
+    for option, value in (("--epochs", str(MAX_EPOCHS + 1)), ("--batch-size", "100000"),
+                          ("--learning-rate", "1000"), ("--limit", "0"), ("--seed", "-1"),
+                          ("--weight-decay", "2")):
+        assert main(["train", "cnn", option, value]) == 2
+        assert f"argument {option}: {value} is out of range" in capsys.readouterr().err
+    net = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)
+    net.build((28, 28))
+    entry = {"epoch": 1, "train_cce": 1 / 3, "train_ce": 1 / 7, "test_cce": 2 / 3,
+             "test_ce": 1 / 9, "images_per_s": 12345.678901234, "learning_rate": 1 / 11}
+    history = [dict(entry, epoch=e) for e in range(1, MAX_EPOCHS + 1)]
+    settings = Settings(model="flat", epochs=MAX_EPOCHS, batch_size=32, learning_rate=0.1,
+                        optimizer="sgd", seed=0)
+    save_checkpoint(tmp_path / "big.npz", net, settings,
+                    Progress(epoch=MAX_EPOCHS, history=history), "x")
+    _, _, progress, _ = load_checkpoint(tmp_path / "big.npz")
+    assert len(progress.history) == MAX_EPOCHS
+
+
+def test_resume_says_what_it_does(tmp_path, capsys):
+    ck = tmp_path / "ck.npz"
+    assert main(["train", "cnn", *QUICK, "--epochs", "2", "--save", str(ck)]) == 0
+    last = capsys.readouterr().out.splitlines()[-2]
+    assert main(["train", "--resume", str(ck)]) == 0  # a finished run: nothing to do
+    assert capsys.readouterr().out.splitlines() == [
+        f"{ck} has already trained 2 epochs; nothing to do (ask for more with --epochs N)",
+        last]
+    assert main(["train", "--resume", str(ck), "--epochs", "1"]) == 2
+    assert "--epochs 1 is below the 2 epochs" in capsys.readouterr().err
+    # engines compute the same numbers, and a lower rate fine-tunes: both allowed
+    assert main(["train", "--resume", str(ck), "--epochs", "3", "--engine", "stride_groups",
+                 "--learning-rate", "0.0001", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "engine stride_groups, adam lr 0.0001" in out
+    _, settings, progress, _ = load_checkpoint(ck)
+    assert settings.learning_rate == 0.0001 and progress.history[-1]["learning_rate"] < 0.0001
+    assert main(["train", "--resume", str(ck), "--epochs", "4", "--learning-rate", "0.1"]) == 2
+    assert "higher than the checkpoint's 0.0001" in capsys.readouterr().err
+    assert main(["train", "--resume", str(ck), "--batch-size", "8"]) == 2
+
+
+def test_naive_engine_estimates_its_time_first(capsys):
+    assert main(["train", "cnn", "--engine", "naive", "--dataset", "mnist-sample", "--limit",
+                 "4", "--test-limit", "2", "--epochs", "1", "--no-progress"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(r"The naive engine takes about \d+\.\d\d s per training image here: an "
+                        r"epoch of these 4 images would take about \d+ minutes\. Use --limit N "
+                        r"\(and --test-limit N\) to train on fewer, or leave out --engine "
+                        r"naive\.", first)
+
+
+def test_raw_pixels_warn_once():
+    net = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)
+    X = np.random.default_rng(0).integers(0, 256, (4, 28, 28)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"values up to 25\d, like raw 0..255 pixels"):
+        net.predict(X)
+    net.predict(X)  # once is enough (pytest turns a second warning into an error)
+    net.predict(X / 255)
+
+
+def test_no_network_is_one_short_line(tmp_path):
+    """A host that cannot be resolved (the .invalid domain never resolves) stands for no
+    network at all."""
+    with pytest.raises(DataError) as info:
+        download_file("train-images-idx3-ubyte.gz", tmp_path, ["http://mirror.invalid/mnist/"],
+                      "0" * 32, progress=False)
+    message = str(info.value)
+    assert message.startswith("could not download train-images-idx3-ubyte.gz: no network "
+                              "(cannot resolve mirror.invalid)")
+    assert "\n" not in message and len(message) < 300
+    code = ("import sys\nfrom cnn_numpy.cli import main\n"
+            "sys.exit(main(['train', 'cnn', '--dataset', 'mnist', '--data-dir', sys.argv[1]]))")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "empty")],
+                            capture_output=True, text=True,
+                            env={"CNN_NUMPY_MIRRORS": "http://mirror.invalid/",
+                                 "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                                 "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "no network (cannot resolve mirror.invalid)" in result.stderr
+    assert "--dataset mnist-sample" in result.stderr and len(result.stderr) < 700
+
+
+def test_every_option_is_described_with_its_default():
+    parser = make_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("train", "evaluate", "predict", "export", "serve"):
+        for action in commands[name]._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}"
+    train_help = commands["train"].format_help()
+    for option in ("--engine", "--epochs", "--batch-size", "--learning-rate", "--optimizer",
+                   "--schedule", "--augment"):
+        text = train_help.split(option, 2)[-1].split("\n  -")[0]
+        assert "default" in text, option
+    assert "seed of the --split shuffle" in commands["evaluate"].format_help()
+
+
+def test_sample_dataset_is_the_official_test_set():
+    sample = load_dataset("mnist-sample", progress=False)
+    assert len(sample.x_train) + len(sample.x_test) == 10_000
