@@ -483,7 +483,10 @@ def _require_matplotlib() -> None:
 
 def cmd_explain(args) -> int:
     if args.filter > args.input:
-        raise CLIError(f"--filter {args.filter} is wider than --input {args.input}")
+        raise CLIError(f"--filter {args.filter} is wider than --input {args.input}: it fits only "
+                       "with zero padding (ConvLayer's padding= adds rows and columns around "
+                       f"the input); explain the padded size, e.g. --input "
+                       f"{args.input + 2 * -(-(args.filter - args.input) // 2)}")
     if args.input > EXPLAIN_MAX_INPUT:
         raise CLIError(f"--input {args.input} is too large to explain in text; "
                        f"use at most {EXPLAIN_MAX_INPUT}")

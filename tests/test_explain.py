@@ -266,3 +266,47 @@ def test_draw_needs_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r'pip install "cnn-numpy\[plots\]"'):
         draw_stride_groups(2, 1, 4, tmp_path / "x.png")
+
+
+# ------------------------------------------------------ cells no window touches (issue 13)
+
+
+@pytest.mark.parametrize("fw, s, n, expected", [
+    (2, 3, 7, [3, 6, 7, 10, 13, 14, 15, 16]),   # stride > filter skips cells, and the end
+    (3, 2, 6, [6, 12, 18, 24, 30, 31, 32, 33]),  # the last row and column
+    (2, 1, 4, []),
+])
+def test_untouched_cells_are_marked_and_listed(fw, s, n, expected):
+    table = stride_group_table(fw, s, n)
+    untouched = explain.untouched_cells(table)
+    assert untouched[:8] == expected
+    covered = {c for r in range(table.out) for q in range(table.out)
+               for c in brute_force_window(r, q, fw, s, n)}
+    assert set(untouched) == set(range(1, n * n + 1)) - covered
+    text = explain_stride_groups(fw, s, n)
+    if expected:
+        assert f"({expected[0]})" in text and f"No window touches {len(untouched)} input" in text
+    else:
+        assert "No window touches" not in text and "(1)" not in text
+
+
+def test_text_shows_the_engines_slice_reshape_and_product_for_group_1():
+    text = explain_stride_groups(3, 2, 7)
+    assert "  slice    x[0:8, 0:8]  -> (8, 8) (the engine first appends 1 zero row(s)/column(s)" \
+        in text
+    assert "  reshape  -> (2, 4, 2, 4), keep [:, :3, :, :3]  -> (2, 3, 2, 3): all 4 window(s)" \
+        in text
+    assert "  matrix   -> (9, 4): one column per window" in text
+    # the same numbers as the engine's plan
+    plan = plan_stride_groups(3, 2, 3, 3)
+    assert (plan.groups[0].rows, plan.step) == (2, 4)
+
+
+def test_draw_greys_the_cells_no_window_touches(tmp_path, capture_figures):
+    figures = capture_figures(explain)
+    draw_stride_groups(2, 3, 7, tmp_path / "g.png")
+    (fig,) = figures
+    assert fig._suptitle.get_text().endswith("\ngrey cells: no window touches them")
+    image = fig.subfigs[0].axes[0].images[0].get_array()
+    assert np.allclose(image[0, 2], explain.UNTOUCHED_GREY)   # cell 3
+    assert np.allclose(image[0, 3], 1.0)                       # cell 4: under position 2

@@ -189,3 +189,9 @@ def test_every_option_is_described_with_its_default():
 def test_sample_dataset_is_the_official_test_set():
     sample = load_dataset("mnist-sample", progress=False)
     assert len(sample.x_train) + len(sample.x_test) == 10_000
+
+
+def test_explain_a_filter_wider_than_the_input_mentions_padding(capsys):
+    assert main(["explain", "stride-groups", "--filter", "5", "--input", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "fits only with zero padding" in err and "--input 6" in err

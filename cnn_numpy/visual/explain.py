@@ -33,6 +33,9 @@ from .plots import new_figure, require_matplotlib, save_figure
 MAX_PANELS = 36
 """The most small panels either picture draws; the titles say when some are left out."""
 
+UNTOUCHED_GREY = 0.78
+"""The shade of input cells that no window touches."""
+
 MAX_CELL_TEXTS = 1600
 """Above this many cell numbers in (a), only the cells under each window are numbered."""
 
@@ -175,6 +178,7 @@ def explain_stride_groups(filter_width: int, stride: int, input_size: int) -> st
     fw, s, n, out = table.filter_width, table.stride, table.input_size, table.out
     n_groups = len(table.groups)
     bound = math.ceil(fw / s) ** 2
+    untouched = set(untouched_cells(table))
     lines = [
         f"Filter {fw} x {fw}, stride {s}, input {n} x {n}",
         f"Output size: {out} x {out}, so the filter visits {table.n_positions} position"
@@ -182,8 +186,10 @@ def explain_stride_groups(filter_width: int, stride: int, input_size: int) -> st
         f"Stride groups: {n_groups} (never more than ceil({fw}/{s})^2 = {bound}); windows "
         f"{table.every} position{'s' if table.every != 1 else ''} apart never overlap",
         "",
-        "Input cells, numbered row by row:",
-        _text_grid([[str(r * n + c + 1) for c in range(n)] for r in range(n)]),
+        "Input cells, numbered row by row" + (", (in brackets) if no window touches them:"
+                                              if untouched else ":"),
+        _text_grid([[f"({k})" if k in untouched else str(k)
+                     for k in range(r * n + 1, r * n + n + 1)] for r in range(n)]),
         "",
         "Filter cells:",
         _text_grid([[table.letters[r * fw + c] for c in range(fw)] for r in range(fw)]),
@@ -194,12 +200,50 @@ def explain_stride_groups(filter_width: int, stride: int, input_size: int) -> st
         "Over all positions:",
     ]
     lines += [_product(letter, cells) for letter, cells in table.over_all.items()]
+    if untouched:
+        lines += ["", f"No window touches {len(untouched)} input cell"
+                      f"{'s' if len(untouched) != 1 else ''}: "
+                      f"{_number_list(tuple(sorted(untouched)))}. "
+                      + " ".join(reason for reason, applies in (
+                          ("The stride is larger than the filter, so windows skip cells.",
+                           s > fw),
+                          ("The last rows and columns are too few for one more window.",
+                           (n - fw) % s != 0)) if applies)]
+    lines += ["", *_group_arrays(table)]
     for entry in table.groups:
         plural = "s" if len(entry.positions) != 1 else ""
         lines += ["", f"Stride group {entry.number} of {n_groups}: position{plural} "
                       f"{_number_list(entry.positions)}"]
         lines += [_product(letter, cells) for letter, cells in entry.inputs.items()]
     return "\n".join(lines) + "\n"
+
+
+def untouched_cells(table: StrideGroupTable) -> list[int]:
+    """Input cells (1-based, row by row) that no window position covers."""
+    covered = {cell for cells in table.over_all.values() for cell in cells}
+    return [k for k in range(1, table.input_size ** 2 + 1) if k not in covered]
+
+
+def _group_arrays(table: StrideGroupTable) -> list[str]:
+    """How the engine lines up group 1's windows: slice, reshape, product, with the shapes
+    for one image with one channel (the engine keeps the batch and channel axes too)."""
+    g = table.groups[0].group
+    fw, s, every = table.filter_width, table.stride, table.every
+    step = every * s
+    top, left = g.row * s, g.col * s
+    rows, cols = g.rows * step, g.cols * step
+    beyond = max(top + rows, left + cols) - table.input_size
+    reach = (f" (the engine first appends {beyond} zero row(s)/column(s) so the slice fits)"
+             if beyond > 0 else "")
+    windows = g.rows * g.cols
+    return [
+        f"In the engine, group 1 for one {table.input_size} x {table.input_size} image:",
+        f"  slice    x[{top}:{top + rows}, {left}:{left + cols}]  -> ({rows}, {cols}){reach}",
+        f"  reshape  -> ({g.rows}, {step}, {g.cols}, {step}), keep [:, :{fw}, :, :{fw}]  -> "
+        f"({g.rows}, {fw}, {g.cols}, {fw}): all {windows} window(s) at once",
+        f"  matrix   -> ({fw * fw}, {windows}): one column per window; the filter ({fw * fw},)"
+        f" times it gives the group's {windows} output(s) in one product",
+    ]
 
 
 # ---------------------------------------------------------------- the picture
@@ -291,6 +335,9 @@ def draw_stride_groups(filter_width: int, stride: int, input_size: int,
     k_positions, k_groups = table.n_positions, len(table.groups)
     colours = _group_colours(k_groups)
     group_of = {p: entry.number for entry in table.groups for p in entry.positions}
+    untouched = np.zeros(n * n, dtype=bool)
+    untouched[np.array(untouched_cells(table), dtype=int) - 1] = True
+    untouched = untouched.reshape(n, n)
 
     shown_positions, rows_a, cols_a = _panel_layout(k_positions, out)
     shown_groups, rows_b, cols_b = _panel_layout(k_groups, min(table.every, out))
@@ -319,6 +366,7 @@ def draw_stride_groups(filter_width: int, stride: int, input_size: int,
         r, q = divmod(index, out)
         group = group_of[index + 1]
         image = np.ones((n, n, 3))
+        image[untouched] = UNTOUCHED_GREY
         image[r * s : r * s + fw, q * s : q * s + fw] = _tint(colours[group - 1])
         _grid_axes(ax, image)
         ax.add_patch(Rectangle((q * s - 0.5, r * s - 0.5), fw, fw, fill=False,
@@ -345,7 +393,8 @@ def draw_stride_groups(filter_width: int, stride: int, input_size: int,
         covered = np.zeros((n, n), dtype=bool)
         for r, q in entry.cells:
             covered[r * s : r * s + fw, q * s : q * s + fw] = True
-        image = np.where(covered[:, :, None], _tint(colour), 1.0)
+        image = np.where(covered[:, :, None], _tint(colour),
+                         np.where(untouched[:, :, None], UNTOUCHED_GREY, 1.0))
         _grid_axes(ax, image)
         for r, q in entry.cells:
             ax.add_patch(Rectangle((q * s - 0.5, r * s - 0.5), fw, fw, fill=False,
@@ -371,6 +420,7 @@ def draw_stride_groups(filter_width: int, stride: int, input_size: int,
             else f"first {shown_groups} of {k_groups}")
     fig_b.suptitle(f"(b) stride groups ({what}): windows in one group never overlap",
                    fontsize=11)
+    grey = "\ngrey cells: no window touches them" if untouched.any() else ""
     fig.suptitle(f"{fw} x {fw} filter, stride {s}, {n} x {n} input: {k_positions} positions, "
-                 f"{k_groups} stride group{'s' if k_groups != 1 else ''}", fontsize=12)
+                 f"{k_groups} stride group{'s' if k_groups != 1 else ''}{grey}", fontsize=12)
     save_figure(fig, path)
