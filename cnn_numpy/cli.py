@@ -232,7 +232,14 @@ def make_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("show", help="draw a saved model's filters, confusion matrix, mistakes")
     v.add_argument("model_file", metavar="MODEL", help="a model file or checkpoint")
-    v.add_argument("--filters", metavar="FILE.png", help="first-layer filters as a grid")
+    v.add_argument("--filters", metavar="FILE.png",
+                   help="a conv layer's filters as a grid, on one colour scale")
+    v.add_argument("--layer", type=_number(int, 0), default=None, metavar="I",
+                   help="with --filters: which layer (its index in the summary; default: the "
+                        "first conv layer)")
+    v.add_argument("--channel", type=_number(int, 0), default=None, metavar="C",
+                   help="with --filters: which input channel (default 0, or the mean over "
+                        "channels for a layer with several)")
     v.add_argument("--confusion", metavar="FILE.png", help="test-set confusion matrix")
     v.add_argument("--mistakes", metavar="FILE.png", help="misclassified test images")
     _add_data_options(v)
@@ -510,10 +517,19 @@ def cmd_show(args) -> int:
     drawing_data = args.confusion or args.mistakes
     net, data = _model_and_data(args) if drawing_data else (load(args.model_file), None)
     if args.filters:
-        convs = [layer for layer in net.layers if isinstance(layer, ConvLayer)]
+        convs = [i for i, layer in enumerate(net.layers) if isinstance(layer, ConvLayer)]
         if not convs:
             raise CLIError(f"{args.model_file} has no convolution layer, so no filters to draw")
-        plot_filters(convs[0].W, args.filters)
+        index = convs[0] if args.layer is None else args.layer
+        if index not in convs:
+            raise CLIError(f"--layer {index} is not a convolution layer of {args.model_file}; "
+                           f"its conv layers are {', '.join(map(str, convs))}")
+        W = net.layers[index].W
+        if args.channel is not None and args.channel >= W.shape[2]:
+            raise CLIError(f"--channel {args.channel}: layer {index} has {W.shape[2]} input "
+                           f"channel(s), 0..{W.shape[2] - 1}")
+        plot_filters(W, args.filters, channel=args.channel,
+                     layer=f"layer {index} ({type(net.layers[index]).__name__})")
         _say(f"Drew {args.filters}")
     if drawing_data:
         predicted = net.predict(data.x_test).argmax(axis=1)

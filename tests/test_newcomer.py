@@ -195,3 +195,13 @@ def test_explain_a_filter_wider_than_the_input_mentions_padding(capsys):
     assert main(["explain", "stride-groups", "--filter", "5", "--input", "4"]) == 2
     err = capsys.readouterr().err
     assert "fits only with zero padding" in err and "--input 6" in err
+
+
+def test_show_filters_of_a_chosen_layer_and_channel(model, tmp_path, capsys):
+    assert main(["show", str(model), "--filters", str(tmp_path / "f.png"), "--layer", "1"]) == 2
+    assert "--layer 1 is not a convolution layer" in capsys.readouterr().err
+    assert main(["show", str(model), "--filters", str(tmp_path / "f.png"), "--channel", "1"]) == 2
+    assert "--channel 1: layer 0 has 1 input channel(s), 0..0" in capsys.readouterr().err
+    assert main(["show", str(model), "--filters", str(tmp_path / "f.png"), "--layer", "0",
+                 "--channel", "0"]) == 0
+    assert (tmp_path / "f.png").stat().st_size > 5_000

@@ -97,9 +97,25 @@ def test_filters(tmp_path, figures, shape):
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     assert titles == [str(i) for i in range(shape[3])]
     assert f"{shape[3]} first-layer filters" in fig.get_suptitle()
-    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    images = [ax.images[0] for ax in fig.axes if ax.images]
     expected = W[:, :, 0, 0] if shape[2] == 1 else W[:, :, :, 0].mean(axis=2)
-    assert np.allclose(shown[0], expected)
+    assert np.allclose(images[0].get_array(), expected)
+    # one diverging scale, symmetric around 0, shared by every filter, with a colour bar
+    limits = {image.get_clim() for image in images}
+    assert len(limits) == 1 and limits.pop()[0] < 0
+    assert images[0].get_cmap().name == "RdBu_r"
+    assert any(ax.get_ylabel() == "weight" for ax in fig.axes)
+
+
+def test_filters_of_a_chosen_channel(tmp_path, figures):
+    W = np.random.default_rng(1).normal(size=(3, 3, 4, 6))
+    plot_filters(W, tmp_path / "f.png", channel=2, layer="layer 4 (ConvLayer)")
+    fig = figures[0]
+    assert fig.get_suptitle() == "6 layer 4 (ConvLayer) filters, 3 x 3 (channel 2)"
+    assert np.allclose([ax.images[0].get_array() for ax in fig.axes if ax.images][5],
+                       W[:, :, 2, 5])
+    with pytest.raises(ValueError, match="channel must be in 0..3"):
+        plot_filters(W, tmp_path / "f.png", channel=4)
 
 
 def test_filters_bad_shape(tmp_path):

@@ -113,28 +113,40 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> None:
 # --------------------------------------------------------------------- filters
 
 
-def plot_filters(W: np.ndarray, path: str | os.PathLike) -> None:
-    """A grid of the first layer's filters, one small gray image each.
+def plot_filters(W: np.ndarray, path: str | os.PathLike, channel: int | None = None,
+                 layer: str = "first-layer") -> None:
+    """A grid of a conv layer's filters, on one diverging colour scale with a colour bar.
 
-    W: (fw, fw, c_in, n_f).  With one input channel each image is that
-    channel; with more, the mean over channels.  Each image has its own gray
-    scale (black = its smallest weight, white = its largest).
+    W: (fw, fw, c_in, n_f).  channel picks the input channel each filter
+    image shows (default: 0 with one input channel, else the mean over
+    channels).  Every filter shares one scale, symmetric around 0 (blue
+    negative, red positive, white 0), so weights can be compared across
+    filters.  layer names the layer in the title.
     """
     W = np.asarray(W, dtype=float)
     if W.ndim != 4 or W.shape[0] != W.shape[1] or W.shape[3] < 1:
         raise ValueError(f"W must have shape (fw, fw, c_in, n_f), got {W.shape}")
     fw, _, c_in, n_f = W.shape
-    images = W[:, :, 0, :] if c_in == 1 else W.mean(axis=2)  # (fw, fw, n_f)
+    if channel is not None and not 0 <= channel < c_in:
+        raise ValueError(f"channel must be in 0..{c_in - 1} for filters with {c_in} input "
+                         f"channel(s), got {channel}")
+    if channel is None and c_in > 1:
+        images, what = W.mean(axis=2), f"mean of {c_in} channels"
+    else:
+        images, what = W[:, :, channel or 0, :], f"channel {channel or 0}"
+    scale = float(np.abs(images).max()) or 1.0
     rows, cols = _grid_shape(n_f)
-    fig = new_figure(max(1.3 * cols, 4.0), 1.3 * rows + 0.6)
+    fig = new_figure(max(1.3 * cols + 1.0, 4.5), 1.3 * rows + 0.7)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    shown = None
     for index, ax in enumerate(axes):
         ax.set_axis_off()
         if index < n_f:
-            ax.imshow(images[:, :, index], cmap="gray", interpolation="nearest")
+            shown = ax.imshow(images[:, :, index], cmap="RdBu_r", vmin=-scale, vmax=scale,
+                              interpolation="nearest")
             ax.set_title(str(index), fontsize=9)
-    what = "channel 0" if c_in == 1 else f"mean of {c_in} channels"
-    fig.suptitle(f"{n_f} first-layer filters, {fw} x {fw} ({what})")
+    fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, label="weight")
+    fig.suptitle(f"{n_f} {layer} filters, {fw} x {fw} ({what})")
     save_figure(fig, path)
 
 
