@@ -32,6 +32,7 @@ from .schedules import SCHEDULES, learning_rate
 MODELS = ("cnn", "flat", "deep")
 MAX_AUGMENT = 8  # pixels: a 28x28 digit moved further is mostly off the image
 MAX_EPOCHS = 1000  # so a checkpoint's history stays well inside what its loader reads
+EVAL_CHUNK = 1000  # test images evaluated between two looks at Ctrl-C
 
 
 class DivergenceError(RuntimeError):
@@ -250,12 +251,22 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
                         save(checkpoint or interrupt_checkpoint)
                         raise KeyboardInterrupt
             seconds = time.perf_counter() - started
-            _, test_cce, test_ce = net.evaluate(data.x_test, data.y_test)
+            # Evaluated in chunks, so that Ctrl-C is honoured here too: the epoch's training is
+            # done (progress.batch == batches), so a resumed run goes straight to this test.
+            test_cce = test_ce = 0.0
+            for start in range(0, len(data.x_test), EVAL_CHUNK):
+                x = data.x_test[start : start + EVAL_CHUNK]
+                _, cce, ce = net.evaluate(x, data.y_test[start : start + EVAL_CHUNK])
+                test_cce += cce * len(x) / len(data.x_test)
+                test_ce += ce * len(x) / len(data.x_test)
+                if sigint.raised:
+                    save(checkpoint or interrupt_checkpoint)
+                    raise KeyboardInterrupt
             entry = {"epoch": progress.epoch + 1,
                      "train_cce": progress.cce_sum / max(progress.seen, 1),
                      "train_ce": progress.ce_sum / max(progress.seen, 1),
                      "test_cce": test_cce, "test_ce": test_ce,
-                     "images_per_s": processed / seconds,
+                     "images_per_s": processed / seconds if processed else 0.0,
                      "learning_rate": learning_rate(settings.schedule, settings.learning_rate,
                                                     (progress.epoch + 1) * batches - 1,
                                                     settings.epochs * batches)}

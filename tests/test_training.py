@@ -244,3 +244,34 @@ def test_old_checkpoints_without_the_new_settings_still_load(sample, tmp_path):
     _, loaded, loaded_progress, _ = load_checkpoint(tmp_path / "old.npz")
     assert loaded == settings and loaded_progress.epoch == 1
     assert isinstance(loaded_progress, Progress)
+
+
+def test_ctrl_c_during_the_test_evaluation_stops_within_a_chunk(sample, tmp_path):
+    """The per-epoch test set is evaluated in chunks of 1,000 images with a look at the
+    Ctrl-C flag after each: the run stops there, and resumes straight into the evaluation."""
+    data = dataclasses.replace(small_data(sample), x_test=sample.x_test[:1000].repeat(3, 0),
+                               y_test=sample.y_test[:1000].repeat(3, 0))
+    settings = deep_settings(epochs=1)
+    straight = build_model("deep", seed=3, optimizer="adam", weight_decay=1e-4)
+    expected = train(straight, data, settings, show_progress=False).history[-1]
+
+    net = build_model("deep", seed=3, optimizer="adam", weight_decay=1e-4)
+    original, calls = net.evaluate, []
+
+    def evaluate_then_press_ctrl_c(*args, **kwargs):
+        calls.append(len(args[0]))
+        if len(calls) == 1:
+            signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+
+    net.evaluate = evaluate_then_press_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        train(net, data, settings, checkpoint=tmp_path / "ck.npz", show_progress=False)
+    assert calls == [1000]  # stopped after the first of three chunks
+    resumed, saved_settings, progress, _ = load_checkpoint(tmp_path / "ck.npz")
+    assert (progress.epoch, progress.batch) == (0, 12)  # training done, test not
+    final = train(resumed, data, saved_settings, progress=progress, show_progress=False)
+    assert final.history[-1]["test_cce"] == expected["test_cce"]
+    assert final.history[-1]["test_ce"] == expected["test_ce"]
+    for a, b in zip(stored_arrays(straight), stored_arrays(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
