@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
+
+from cnn_numpy.cli import main
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory) -> Path:
+    """A cnn model file trained briefly on the sample (about 97% accurate); read it, never
+    write it."""
+    path = tmp_path_factory.mktemp("model") / "cnn.npz"
+    assert main(["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "3000",
+                 "--epochs", "2", "--save", str(path)]) == 0
+    return path
 
 
 @pytest.fixture

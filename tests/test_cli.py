@@ -37,15 +37,6 @@ def summary(text: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A cnn trained briefly on the sample (about 97% accurate)."""
-    path = tmp_path_factory.mktemp("model") / "cnn.npz"
-    assert main(["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "3000",
-                 "--epochs", "2", "--save", str(path)]) == 0
-    return path
-
-
 def test_train_prints_epochs_and_the_spec_summary_line(capsys, tmp_path):
     code = main(["train", "cnn", *QUICK, "--epochs", "2", "--plot", str(tmp_path / "h.png")])
     out = capsys.readouterr().out
@@ -255,10 +246,13 @@ def test_sigkill_while_checkpointing_leaves_a_loadable_checkpoint(tmp_path):
                                  *(["train", *resume, "--no-progress"] if resume else args)],
                                 cwd=tmp_path, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+        # wait for this run's first checkpoint (start-up time varies with the machine's
+        # load), then kill it at a random moment, often in the middle of writing one
+        before = ck.stat().st_mtime_ns if ck.exists() else None
         deadline = time.time() + 60
-        while not ck.exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5 + rng.random())
+        while time.time() < deadline and (not ck.exists() or ck.stat().st_mtime_ns == before):
+            time.sleep(0.01)
+        time.sleep(0.3 * rng.random())
         proc.kill()
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL

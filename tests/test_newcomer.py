@@ -24,14 +24,6 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200"]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("newcomer") / "cnn.npz"
-    assert main(["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "3000",
-                 "--epochs", "2", "--save", str(path)]) == 0
-    return path
-
-
 def one(drawing, mode: str, size=(120, 120), background=(255, 255, 255, 0)):
     """A picture of a "1" (a vertical bar) in `mode`, drawn by `drawing`."""
     image = Image.new("RGBA", size, background)
