@@ -68,7 +68,7 @@ MODEL_DEFAULTS = {
     "flat": {"epochs": 10, "batch_size": 32, "learning_rate": 0.001, "optimizer": "adam",
              "schedule": "cosine", "weight_decay": 0.0, "augment": 0},
     "deep": {"epochs": 12, "batch_size": 64, "learning_rate": 0.002, "optimizer": "adam",
-             "schedule": "cosine", "weight_decay": 0.0, "augment": 2},
+             "schedule": "cosine", "weight_decay": 0.0, "augment": 1},
 }
 
 
@@ -87,8 +87,8 @@ def build_model(name: str, engine: str | None = None, seed: int | None = None,
     elif name == "deep":
         layers = [ConvLayer(32, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2),
                   ConvLayer(64, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2),
-                  FlatLayer(), Dropout(0.25), FCLayer(128), BatchNorm(), ReLULayer(),
-                  Dropout(0.5), FCLayer_Softmax(10)]
+                  FlatLayer(), Dropout(0.1), FCLayer(128), BatchNorm(), ReLULayer(),
+                  Dropout(0.3), FCLayer_Softmax(10)]
     else:
         layers = [FlatLayer(), FCLayer_ReLU(100), FCLayer_Softmax(10)]
     return Net(layers, engine=engine, seed=seed, optimizer=optimizer,

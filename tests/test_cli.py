@@ -64,7 +64,7 @@ def test_deep_model_with_the_new_options(capsys, tmp_path):
     assert main(["train", "deep", *QUICK, "--epochs", "2", "--save", str(path)]) == 0
     out = capsys.readouterr().out
     assert "Training deep on mnist-sample (640 train / 200 test images" in out
-    assert "adam lr 0.002 (cosine), batch 64, shifts up to 2 px, epochs 1..2" in out
+    assert "adam lr 0.002 (cosine), batch 64, shifts up to 1 px, epochs 1..2" in out
     trained = summary(out)
     assert main(["evaluate", str(path), "--no-progress"]) == 0
     assert summary(capsys.readouterr().out) == trained  # same weights, statistics, images
