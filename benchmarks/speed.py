@@ -1,4 +1,4 @@
-"""Speed and memory of the engines against PyTorch on the spec's networks.
+"""Speed and memory of the engines against PyTorch on the command line's networks.
 
     python benchmarks/speed.py            # about 3 minutes on 2 cores
     python benchmarks/speed.py --quick    # fewer repeats, no memory runs
@@ -42,10 +42,16 @@ except ImportError:
 
 
 def torch_model(name: str):
+    """The same network as build_model(name), written in PyTorch (logits out)."""
     nn = torch.nn
     if name == "cnn":
         layers = [nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                   nn.Linear(5408, 100), nn.ReLU(), nn.Linear(100, 10)]
+    elif name == "deep":
+        layers = [nn.Conv2d(1, 32, 3), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                  nn.Conv2d(32, 64, 3), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                  nn.Flatten(), nn.Dropout(0.1), nn.Linear(1600, 128), nn.BatchNorm1d(128),
+                  nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10)]
     else:
         layers = [nn.Flatten(), nn.Linear(784, 100), nn.ReLU(), nn.Linear(100, 10)]
     return nn.Sequential(*layers)
@@ -71,8 +77,11 @@ def contenders(model: str, X: np.ndarray, y: np.ndarray, engines: list[str]) -> 
             opt.step()
 
         def predict():
+            m.eval()  # Dropout off, BatchNorm's running statistics: like net.predict
             with torch.no_grad():
-                return torch.softmax(m(xt), dim=1)
+                out = torch.softmax(m(xt), dim=1)
+            m.train()
+            return out
 
         out["pytorch"] = (step, predict)
     return out
@@ -140,7 +149,19 @@ def memory_child(contender: str) -> None:
         net = build_model("cnn", engine=contender, seed=0)
         for i in range(0, len(X), BATCH):
             net.train(X[i : i + BATCH], y[i : i + BATCH], 0.01)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory.  On Linux from VmHWM: ru_maxrss would also
+    count the parent's memory at fork time, carried through exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_memory(names: list[str]) -> dict[str, float]:
@@ -150,6 +171,19 @@ def peak_memory(names: list[str]) -> dict[str, float]:
                                 capture_output=True, text=True, check=True)
         out[name] = float(result.stdout.strip().splitlines()[-1])
     return out
+
+
+def threads() -> str:
+    """The threads each library computes with (NumPy's BLAS pool as threadpoolctl sees it)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        blas = "NumPy's BLAS: threadpoolctl not installed, threads unknown"
+    else:
+        pools = [f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info()]
+        blas = "NumPy's BLAS: " + (", ".join(pools) or "none found")
+    torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
+    return f"{blas} (other NumPy work: 1 thread){torch_threads}"
 
 
 def machine() -> str:
@@ -178,8 +212,9 @@ def main() -> None:
     X = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
     y = rng.integers(0, 10, BATCH)
     fast = [e for e in ENGINES if e != "naive"]
-    report: dict = {"machine": machine(), "batch": BATCH, "repeats": repeats, "models": {}}
-    for model in ("cnn", "flat"):
+    report: dict = {"machine": machine(), "threads": threads(), "batch": BATCH,
+                    "repeats": repeats, "models": {}}
+    for model in ("cnn", "deep", "flat"):
         fns = contenders(model, X, y, fast)
         train = interleaved({k: v[0] for k, v in fns.items()}, repeats, BATCH)
         infer = interleaved({k: v[1] for k, v in fns.items()}, repeats, BATCH)
@@ -199,7 +234,8 @@ def _ratio(rates: dict[str, float], name: str) -> str:
 
 
 def format_table(report: dict) -> str:
-    lines = [f"Machine: {report['machine']}", f"Batch {report['batch']}, float32, median of "
+    lines = [f"Machine: {report['machine']}", f"Threads: {report.get('threads', '?')}",
+             f"Batch {report['batch']}, float32, median of "
              f"{report['repeats']} interleaved repeats", ""]
     lines.append("| model | contender | train img/s | vs PyTorch | predict img/s | vs PyTorch |")
     lines.append("|---|---|---:|---:|---:|---:|")
