@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import socket
 import sys
 import time
 
@@ -111,7 +112,11 @@ def _number(kind, low=None, low_ok=True, high=None):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") \
                 from None
-        if not np.isfinite(value) or (low is not None and (value < low or
+        try:
+            finite = bool(np.isfinite(value))
+        except (TypeError, OverflowError):  # an integer too large for any NumPy type
+            finite = False
+        if not finite or (low is not None and (value < low or
                                                            (value == low and not low_ok))) \
                 or (high is not None and value >= high):
             bound = f"> {low}" if not low_ok else f">= {low}"
@@ -360,6 +365,8 @@ def cmd_train(args) -> int:
     if args.resume:
         net, settings, progress, fingerprint = _resume(args)
         checkpoint = args.save or args.resume
+        if args.save is None:  # the checkpoint goes back into the file it came from
+            check_writable(args.resume, "--resume (or give --save PATH)")
         if progress.epoch == settings.epochs:
             _say(f"{args.resume} has already trained {progress.epoch} epoch"
                  f"{'s' * (progress.epoch != 1)}; nothing to do "
@@ -552,11 +559,30 @@ def cmd_export(args) -> int:
         write(net, args.output)
     except ImportError as exc:
         raise CLIError(str(exc)) from None
-    h, w, c = (*net.input_shape, 1)[:3]
-    layout = f"(n, {h}, {w}, {c})" if args.format == "onnx" else f"(n, {c}, {h}, {w})"
-    _say(f"Wrote {args.output}: input {layout} float32, output probabilities "
+    shape = tuple(net.input_shape)
+    if len(shape) == 2:  # (h, w): one channel
+        shape = (*shape, 1)
+    if len(shape) == 3:
+        h, w, c = shape
+        layout = f"(n, {h}, {w}, {c})" if args.format == "onnx" else f"(n, {c}, {h}, {w})"
+    else:
+        layout = f"(n, {', '.join(map(str, shape))})"
+    dtype = "float32" if args.format == "onnx" else net.dtype.name
+    _say(f"Wrote {args.output}: input {layout} {dtype}, output probabilities "
          f"(n, {net.output_layer.num_neurons})")
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """CLIError unless a server could listen on host:port now (before minutes of work)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise CLIError(f"cannot listen on {host} port {port}: {exc.strerror or exc}; choose "
+                       "another --port (or --host)") from None
 
 
 def cmd_serve(args) -> int:
@@ -571,6 +597,7 @@ def cmd_serve(args) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"{PROG}: warning: listening on {args.host}: other machines on the network can "
               "reach this page", file=sys.stderr)
+    _check_can_listen(args.host, args.port)
     sample = load_dataset("mnist-sample", progress=False)
     if args.model_file is None:
         net = build_model("cnn", args.engine, seed=0, optimizer="adam")

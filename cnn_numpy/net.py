@@ -69,14 +69,22 @@ class Net:
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise ValueError("Net: layers must be a non-empty list of layer objects, "
                              "e.g. [FlatLayer(), FCLayer_Softmax(10)]")
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"Net: dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"Net: dtype must be float32 or float64, got {self.dtype}")
         self.layers = layers
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or seed < 0):
+            raise ValueError(f"Net: seed must be None or an integer >= 0, got {seed!r}")
         self.seed = int(seed) if isinstance(seed, np.integer) else seed
         self.rng = np.random.default_rng(seed)
         for layer in layers:
             layer.rng = self.rng
+        for layer in layers:  # a layer may have been first in another Net before
+            layer.needs_input_grad = True
         layers[0].needs_input_grad = False  # nobody uses the gradient of the data
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
@@ -281,7 +289,13 @@ class Net:
                              f"got {learning_rate!r}")
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
-        A = self._forward(X, training=True)
+        kept = [(b, b.copy()) for layer in self.layers for b in layer.buffers().values()]
+        try:
+            A = self._forward(X, training=True)
+        except ValueError:
+            for buffer, before in kept:  # a layer refused the batch: undo earlier updates
+                buffer[...] = before
+            raise
         cce, dZ = self.output_layer.loss(Y)
         self._backward(dZ)
         if self.weight_decay:
@@ -291,8 +305,16 @@ class Net:
         self.optimizer.step(self.param_triples(), float(learning_rate))
         return TrainResult(list(self.layers), cce, self._error_rate(A, Y))
 
+    @staticmethod
+    def _check_batch_size(batch_size) -> int:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+                or batch_size < 1:
+            raise ValueError(f"Net: batch_size must be an integer >= 1, got {batch_size!r}")
+        return int(batch_size)
+
     def predict(self, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """The last layer's output A (n, k) for X, computed batch_size samples at a time."""
+        batch_size = self._check_batch_size(batch_size)
         X = self._check_X(X)
         return np.concatenate([self._forward(X[i : i + batch_size])
                                for i in range(0, X.shape[0], batch_size)])
@@ -312,6 +334,7 @@ class Net:
 
     def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 1000) -> EvalResult:
         """(A, cce, ce) on a labelled set, without changing any weight."""
+        batch_size = self._check_batch_size(batch_size)
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
         A = np.empty((X.shape[0], Y.shape[1]), dtype=self.dtype)

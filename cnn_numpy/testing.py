@@ -66,7 +66,8 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
                 training: bool | None = None, eps: float = 1e-6, tol: float = 1e-6) -> None:
     """Check a layer's backward pass against numerical gradients, in float64.
 
-    layer        a Layer (built or not); it is built, if needed, for float64 input
+    layer        a new Layer, or one built for float64; its weights are replaced by
+                 random ones, so do not pass a layer whose trained weights you need
     input_shape  the shape of the test input, batch axis first, e.g. (2, 6, 6, 3);
                  keep it small: every input and weight element costs two forward passes
     training     check in training mode (True), inference mode (False), or both (None)
@@ -91,6 +92,11 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     layer.rng = np.random.default_rng(seed + 1)
     if not layer.built:
         layer.build(X.shape, layer.rng, np.float64)
+    wrong = {str(v.dtype) for v in {**layer.params(), **layer.buffers()}.values()} - {"float64"}
+    if wrong:
+        raise ValueError(f"check_layer: {name} was built with {', '.join(sorted(wrong))} "
+                         f"weights; numerical gradients need float64: pass a new layer, "
+                         f"e.g. check_layer({name}(...), {tuple(input_shape)})")
     for param in layer.params().values():
         param[...] = rng.standard_normal(param.shape)
     if layer.buffers():  # move running statistics away from their start values

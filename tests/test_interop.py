@@ -276,6 +276,21 @@ def test_export_command_writes_files_that_load_without_cnn_numpy(model_file, tmp
         assert np.abs(np.load(tmp_path / name) - ours).max() <= TOL
 
 
+def test_export_describes_vector_and_float64_inputs(tmp_path, capsys):
+    vector = Net([FCLayer_ReLU(8), FCLayer_Softmax(3)], seed=0)
+    vector.build((20,))
+    vector.save(tmp_path / "vector.npz")
+    assert main(["export", str(tmp_path / "vector.npz"), "--format", "onnx",
+                 "--output", str(tmp_path / "v.onnx")]) == 0
+    assert "input (n, 20) float32, output probabilities (n, 3)" in capsys.readouterr().out
+    wide = Net([FlatLayer(), FCLayer_Softmax(3)], seed=0, dtype=np.float64)
+    wide.build((4, 4, 2))
+    wide.save(tmp_path / "wide.npz")
+    assert main(["export", str(tmp_path / "wide.npz"), "--format", "torch",
+                 "--output", str(tmp_path / "w.pt2")]) == 0
+    assert "input (n, 2, 4, 4) float64" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args, message", [
     (["--format", "onnx", "--output", "/no/such/folder/m.onnx"], "does not exist"),
     (["--format", "keras", "--output", "m.h5"], "invalid choice: 'keras'"),

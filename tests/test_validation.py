@@ -154,3 +154,59 @@ def test_numpy_scalars_are_numbers_and_booleans_are_not_labels(built, tmp_path):
     seeded.predict(np.zeros((1, 2, 2)))
     seeded.save(tmp_path / "m.npz")
     assert Net.load(tmp_path / "m.npz").seed == 3
+
+
+@pytest.mark.parametrize("batch_size", [0, -5, 2.5, "10", True])
+def test_bad_batch_size_for_predict_and_evaluate(built, batch_size):
+    net, X = built
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        net.predict(X, batch_size=batch_size)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        net.evaluate(X, np.arange(4) % 3, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
+    ({"seed": 1.5}, "seed must be None or an integer >= 0, got 1.5"),
+    ({"dtype": "junk"}, "dtype must be float32 or float64, got 'junk'"),
+])
+def test_bad_net_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Net([FlatLayer(), FCLayer_Softmax(3)], **kwargs)
+
+
+def test_a_layer_moved_from_first_place_passes_its_gradient_back():
+    conv = ConvLayer(2, 3)
+    Net([conv, FlatLayer(), FCLayer_Softmax(3)], seed=0)  # first: no input gradient
+    net = Net([PoolLayer_Avg(1), conv, FlatLayer(), FCLayer_Softmax(3)], seed=0)
+    X = np.random.default_rng(0).random((4, 6, 6, 1), dtype=np.float32)
+    net.train(X, np.arange(4) % 3, 0.1)  # the pool layer needs conv's input gradient
+    assert conv.needs_input_grad
+
+
+def test_a_refused_batch_leaves_running_statistics_alone():
+    from cnn_numpy import BatchNorm
+
+    net = Net([ConvLayer(2, 3), BatchNorm(), FlatLayer(), FCLayer(4), BatchNorm(),
+               FCLayer_Softmax(3)], seed=0)
+    rng = np.random.default_rng(0)
+    net.train(rng.random((4, 6, 6, 1), dtype=np.float32), np.arange(4) % 3, 0.1)
+    before = [b.copy() for layer in net.layers for b in layer.buffers().values()]
+    with pytest.raises(ValueError, match="BatchNorm"):  # one image: no batch statistics
+        net.train(rng.random((1, 6, 6, 1), dtype=np.float32), np.array([0]), 0.1)
+    after = [b for layer in net.layers for b in layer.buffers().values()]
+    for b0, b1 in zip(before, after, strict=True):
+        np.testing.assert_array_equal(b0, b1)
+
+
+def test_check_layer_refuses_a_float32_layer():
+    from cnn_numpy import BatchNorm
+    from cnn_numpy.testing import check_layer
+
+    layer = BatchNorm()
+    Net([FlatLayer(), layer, FCLayer_Softmax(3)], seed=0).predict(np.ones((2, 4), np.float32))
+    gamma = layer.gamma.copy()
+    with pytest.raises(ValueError, match="built with float32 weights; numerical gradients "
+                                         "need float64: pass a new layer"):
+        check_layer(layer, (3, 4))
+    np.testing.assert_array_equal(layer.gamma, gamma)  # its weights are left alone

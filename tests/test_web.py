@@ -129,6 +129,20 @@ def test_engine_comparison(client, sample):
         assert entry["milliseconds"] > 0 and entry["largest_difference"] < 1e-4
 
 
+def test_an_engine_asked_for_once_is_not_kept(client, sample):
+    """A request's engine (and the engine comparison) apply to that request only."""
+    from cnn_numpy.layers import ConvLayer, PoolLayer
+
+    http, net = client
+    engines = [layer.engine for layer in net.layers if isinstance(layer, (ConvLayer, PoolLayer))]
+    image = sample.x_test[2].tolist()
+    assert http.post("/api/predict", json={"image": image, "engine": "naive"}).status_code == 200
+    assert http.post("/api/engines", json={"image": image}).status_code == 200
+    assert net.engine is None
+    assert [layer.engine for layer in net.layers
+            if isinstance(layer, (ConvLayer, PoolLayer))] == engines
+
+
 def test_stride_groups_are_explains(client):
     http, _ = client
     answer = http.get("/api/stride-groups?filter=3&stride=2&input=7").json()
@@ -157,6 +171,14 @@ def _huge_png() -> bytes:
     return json.dumps({"png": url}).encode()
 
 
+def _big_png() -> bytes:
+    """A 2,100 x 2,000 PNG: a few KB, but over the 4 Mpixel the server decodes."""
+    buffer = io.BytesIO()
+    Image.new("L", (2_100, 2_000)).save(buffer, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return json.dumps({"png": url}).encode()
+
+
 BAD_REQUESTS = [
     ("post", "/api/predict", b"{not json", 400, "not valid JSON"),
     ("post", "/api/predict", b"[1, 2]", 400, "JSON object"),
@@ -179,6 +201,9 @@ BAD_REQUESTS = [
     ("post", "/api/predict", b'{"image": [], "png": ""}', 400, "exactly one"),
     ("post", "/api/predict", b'{"image": ' + json.dumps([[0] * 28] * 28).encode()
      + b', "engine": "turbo"}', 400, "unknown engine 'turbo'"),
+    ("post", "/api/predict", b'{"image": ' + json.dumps([[0] * 28] * 28).encode()
+     + b', "engine": ["naive"]}', 400, "unknown engine ['naive']"),
+    ("post", "/api/predict", _big_png, 400, "2100 x 2000 pixels; the most this reads is 4,000,000"),
     ("post", "/api/predict", b"x" * (1 << 20 + 1), 413, "larger than 1,048,576 bytes"),
     ("post", "/api/engines", b"{}", 400, "exactly one"),
     ("get", "/api/stride-groups?filter=3&stride=1", None, 400, "input is missing"),
@@ -271,6 +296,19 @@ def test_serve_prints_the_address_and_refuses_a_missing_extra(model_file):
     assert result.returncode == 2
     assert result.stderr == ('cnn-numpy: error: uvicorn is not installed; install it with pip '
                              'install "cnn-numpy[web]"\n')
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(model_file):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "cnn_numpy", "serve", str(model_file),
+                                 "--port", str(port)], capture_output=True, text=True,
+                                timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"cnn-numpy: error: cannot listen on 127.0.0.1 port {port}: "
+                             "Address already in use; choose another --port (or --host)\n")
 
 
 def test_load_8_clients_400_requests_no_errors(server, sample, capsys):

@@ -11,6 +11,8 @@ from .idx import DataError
 
 #: Below this colour distance from the background (0..1) a picture has no ink at all.
 MIN_INK = 0.05
+#: Largest picture read, in pixels: a small, highly compressed PNG can decode to gigabytes.
+MAX_PIXELS = 16_000_000
 
 
 def mnist_style(gray: np.ndarray) -> np.ndarray:
@@ -62,8 +64,10 @@ def read_digit_image(path) -> np.ndarray:
     return decode_digit_image(path, str(path))
 
 
-def decode_digit_image(source, what: str) -> np.ndarray:
+def decode_digit_image(source, what: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Like read_digit_image, from a path or a binary file object; `what` names it in errors.
+
+    A picture of more than max_pixels pixels is refused before it is decoded.
 
     Ink is whatever differs from the background, in any colours: each pixel's
     distance in RGB from the median colour of the border, scaled so the
@@ -81,11 +85,17 @@ def decode_digit_image(source, what: str) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 image.draft("RGB", (512, 512))  # JPEG: decode at a reduced size when huge
+                if image.size[0] * image.size[1] > max_pixels:
+                    raise DataError(f"{what}: the image is {image.size[0]} x {image.size[1]} "
+                                    f"pixels; the most this reads is {max_pixels:,}: "
+                                    "scale it down")
                 if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                     rgba = image.convert("RGBA")
                     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                     image = Image.alpha_composite(white, rgba)
                 rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    except DataError:
+        raise
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise DataError(f"{what}: image too large to read safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

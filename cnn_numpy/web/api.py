@@ -13,6 +13,7 @@ import binascii
 import io
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from ..visual.explain import stride_group_table
 
 MAX_PNG_BYTES = 700_000        # a data: URL of this much base64 fits in a 1 MB body
 MAX_EXPLAIN_INPUT = 32         # the stride-group panel draws an N x N grid
+MAX_PNG_PIXELS = 4_000_000     # 2000 x 2000 (about 110 MB to decode): a PNG compresses far more
 PNG_PREFIX = "data:image/png;base64,"
 
 
@@ -101,7 +103,7 @@ def _read_png(url) -> np.ndarray:
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         raise RequestError("\"png\" is not a PNG image")
     try:
-        return decode_digit_image(io.BytesIO(data), "\"png\"")
+        return decode_digit_image(io.BytesIO(data), "\"png\"", max_pixels=MAX_PNG_PIXELS)
     except DataError as exc:
         raise RequestError(str(exc)) from None
 
@@ -117,24 +119,32 @@ class Model:
         self.net = net
         self.lock = threading.Lock()
 
+    @contextmanager
+    def _engine(self, name: str | None):
+        """Run the block with every conv and pool layer on engine `name` (None: as they
+        are), then put each layer's own engine back."""
+        layers = [layer for layer in self.net.layers if isinstance(layer, (ConvLayer, PoolLayer))]
+        before = self.net.engine, [layer.engine for layer in layers]
+        try:
+            if name is not None:
+                self.net.engine = name
+            yield
+        finally:
+            self.net.engine = before[0]
+            for layer, engine in zip(layers, before[1], strict=True):
+                layer.engine = engine
+
     def predict(self, body) -> dict:
         """POST /api/predict: probabilities, prediction, every layer's output, time."""
         image = read_image(body)
         engine = body.get("engine")
-        if engine is not None and engine not in ENGINES:
+        if engine is not None and (not isinstance(engine, str) or engine not in ENGINES):
             raise RequestError(f"unknown engine {engine!r}: choose one of "
                                f"{', '.join(sorted(ENGINES))}")
-        with self.lock:
-            previous = self.net.engine
-            try:
-                if engine is not None:
-                    self.net.engine = engine
-                start = time.perf_counter()
-                outputs = self.net.layer_outputs(image[None])
-                milliseconds = (time.perf_counter() - start) * 1000
-            finally:
-                if engine is not None:
-                    self.net.engine = previous
+        with self.lock, self._engine(engine):
+            start = time.perf_counter()
+            outputs = self.net.layer_outputs(image[None])
+            milliseconds = (time.perf_counter() - start) * 1000
         probabilities = outputs[-1][0]
         return {"probabilities": probabilities, "prediction": int(probabilities.argmax()),
                 "image": image,
@@ -150,16 +160,12 @@ class Model:
         image = read_image(body)
         results, outputs = [], {}
         with self.lock:
-            previous = self.net.engine
-            try:
-                for name in sorted(ENGINES):
-                    self.net.engine = name
+            for name in sorted(ENGINES):
+                with self._engine(name):
                     start = time.perf_counter()
                     outputs[name] = self.net.layer_outputs(image[None])
-                    results.append({"engine": name,
-                                    "milliseconds": (time.perf_counter() - start) * 1000})
-            finally:
-                self.net.engine = previous
+                results.append({"engine": name,
+                                "milliseconds": (time.perf_counter() - start) * 1000})
         reference = outputs["naive"]
         for entry in results:
             entry["largest_difference"] = max(
