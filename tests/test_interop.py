@@ -194,12 +194,48 @@ nn = torch.nn
     ([nn.Flatten(), nn.Linear(784, 10), nn.GELU(), nn.Linear(10, 10)],
      r"module 2 \(GELU\(.*\)\): no cnn-numpy layer does what GELU does"),
     ([nn.Flatten(), nn.Linear(784, 10), nn.ReLU()], "must end with a Linear"),
-    ([nn.Linear(784, 10)], "cannot take"),
+    ([nn.Linear(784, 10)], r"takes 784 inputs, but gets samples of shape \(28, 28, 1\)"),
     ([nn.Flatten(), nn.BatchNorm1d(784, affine=False), nn.Linear(784, 10)], "only affine"),
 ])
 def test_unsupported_modules_are_refused_with_the_reason(modules, message):
     with pytest.raises(ValueError, match=message):
         from_torch(nn.Sequential(*modules))
+
+
+def _nan_linear():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    with torch.no_grad():
+        model[1].weight[0, 0] = float("nan")
+    return model
+
+
+@pytest.mark.parametrize("make, kwargs, message", [
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(100, 10)), {},
+     r"module 1 .*: takes 100 inputs, but gets samples of shape \(784,\)"),
+    (lambda: nn.Sequential(nn.Conv2d(1, 2, 40), nn.Flatten(), nn.Linear(2, 10)), {},
+     r"its window does not fit in samples of shape \(28, 28, 1\)"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), {"input_shape": 784},
+     "input_shape must be one sample's shape"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).to(torch.bfloat16), {},
+     r"1.weight is a torch.bfloat16 tensor .*model.float\(\).cpu\(\)"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).to("meta"), {},
+     "tensor on meta"),
+    (_nan_linear, {}, "1.weight contains NaN or infinite values"),
+    (lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), {"output": "tanh"},
+     "output must be 'softmax' or 'sigmoid'"),
+])
+def test_from_torch_mistakes_are_value_errors_saying_what_is_wrong(make, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        from_torch(make(), **kwargs)
+
+
+def test_a_sigmoid_output_survives_the_round_trip_through_logits():
+    net = Net([FlatLayer(), FCLayer_Sigmoid(10)], seed=0)
+    net.build((28, 28, 1))
+    back = from_torch(to_torch(net), output="sigmoid")
+    assert type(back.layers[-1]) is FCLayer_Sigmoid
+    X = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))
 
 
 def test_from_torch_needs_a_sequential():

@@ -150,7 +150,8 @@ def _image_shape(net: Net) -> tuple[int, int, int]:
     return (*shape, 1) if len(shape) == 2 else shape
 
 
-def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1)) -> Net:
+def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1),
+               output: str = "softmax") -> Net:
     """A Net with the layers and weights of a torch.nn.Sequential.
 
     input_shape is one input sample in cnn-numpy's layout, (height, width,
@@ -160,17 +161,34 @@ def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1)) -> Net:
     padding), Flatten, Linear, BatchNorm1d/2d (affine, with running
     statistics) and Dropout map onto cnn-numpy layers; the model must end
     with a Linear, optionally followed by Softmax (or Sigmoid, giving
-    FCLayer_Sigmoid).  Anything else is a ValueError naming the module and
-    what is wrong.
+    FCLayer_Sigmoid).  A model that ends with the Linear (logits, as
+    to_torch makes by default) gets the output layer `output` names:
+    "softmax" (FCLayer_Softmax) or "sigmoid" (FCLayer_Sigmoid).  Anything
+    else is a ValueError naming the module and what is wrong.
     """
+    if output not in ("softmax", "sigmoid"):
+        raise ValueError(f"from_torch: output must be 'softmax' or 'sigmoid', got {output!r}")
     torch = _torch()
     nn = torch.nn
     if not isinstance(module, nn.Sequential) or len(module) == 0:
         raise ValueError(f"from_torch: expected a non-empty torch.nn.Sequential, got "
                          f"{type(module).__name__}")
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if not 1 <= len(shape) <= 3 or min(shape) < 1 or tuple(input_shape) != shape:
+        raise ValueError(f"from_torch: input_shape must be one sample's shape, e.g. (28, 28, 1) "
+                         f"(height, width, channels) or (784,), got {input_shape!r}")
+    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+        if tensor.is_floating_point() and (tensor.is_meta or tensor.dtype not in (
+                torch.float32, torch.float64)):
+            raise ValueError(f"from_torch: {name} is a {tensor.dtype} tensor on {tensor.device};"
+                             f" convert the model with model.float().cpu() first")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"from_torch: {name} contains NaN or infinite values")
     modules = list(module)
     layers, arrays, order = [], [], None
-    shape = tuple(int(d) for d in input_shape)
     pad = None  # a ZeroPad2d waiting for its Conv2d
     dtype = np.float32
     i = 0
@@ -202,13 +220,16 @@ def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1)) -> Net:
             if m.bias is None:
                 raise ValueError(f"{where}: a Linear without bias has no cnn-numpy counterpart")
             W = m.weight.detach().cpu().numpy()
+            if len(shape) != 1 or shape[0] != W.shape[1]:
+                raise ValueError(f"{where}: takes {W.shape[1]} inputs, but gets samples of "
+                                 f"shape {shape}; check input_shape and the layers before it")
             if order is not None:
                 unpermuted = np.empty_like(W)
                 unpermuted[:, order] = W
                 W, order = unpermuted, None
             ends = nxt is None or (type(nxt) in (nn.Softmax, nn.Sigmoid) and i + 2 == len(modules))
             if ends:
-                sigmoid = type(nxt) is nn.Sigmoid
+                sigmoid = type(nxt) is nn.Sigmoid or (nxt is None and output == "sigmoid")
                 if type(nxt) is nn.Softmax and nxt.dim not in (1, -1):
                     raise ValueError(f"from_torch: the final Softmax must be over dim 1, got "
                                      f"dim={nxt.dim}")
@@ -236,9 +257,16 @@ def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1)) -> Net:
         if layer.input_ndims is not None and len(shape) not in layer.input_ndims:
             raise ValueError(f"{where}: gets samples of shape {shape}, which "
                              f"{type(layer).__name__} cannot take")
+        try:
+            out = layer.output_shape(shape)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        if min(out) < 1:
+            raise ValueError(f"{where}: its window does not fit in samples of shape {shape}; "
+                             "check input_shape")
+        shape = out
         layers.append(layer)
         arrays.append(weights)
-        shape = layer.output_shape(shape)
         i += consumed
     if pad is not None:
         raise ValueError("from_torch: the model ends with a ZeroPad2d")
