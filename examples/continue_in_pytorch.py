@@ -35,6 +35,7 @@ import numpy as np
 
 from cnn_numpy import Net
 from cnn_numpy.data import load_dataset
+from cnn_numpy.files import atomic_write, check_writable
 from cnn_numpy.interop import from_torch, to_torch
 from cnn_numpy.interop.common import require
 
@@ -76,7 +77,7 @@ def worker(rank: int, world: int, port: int, options, x, y, out_dir: str) -> Non
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-    window = min(LOSS_WINDOW, len(losses) // 2)
+    window = min(LOSS_WINDOW, len(losses) // 2)  # main() makes sure there are >= 2 batches
     first_last = torch.tensor([np.mean(losses[:window]), np.mean(losses[-window:])])
     dist.all_reduce(first_last)  # the mean over processes
     if rank == 0:
@@ -89,6 +90,7 @@ def worker(rank: int, world: int, port: int, options, x, y, out_dir: str) -> Non
         ours = back.predict(x[:CHECK_IMAGES])
         report = {"processes": world, "backend": "nccl" if cuda else "gloo",
                   "batches_per_process": len(losses),
+                  "loss_window": window,
                   "loss_first": float(first_last[0]) / world,
                   "loss_last": float(first_last[1]) / world,
                   "largest_probability_difference": float(np.abs(ours - probabilities).max()),
@@ -97,16 +99,28 @@ def worker(rank: int, world: int, port: int, options, x, y, out_dir: str) -> Non
     dist.destroy_process_group()
 
 
+def positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", type=Path, help="a cnn-numpy model file or checkpoint")
     parser.add_argument("--output", type=Path, required=True, help="the model file to write")
-    parser.add_argument("--processes", type=int, default=2,
+    parser.add_argument("--processes", type=positive, default=2,
                         help="CPU processes when there is no CUDA device (2)")
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--epochs", type=positive, default=1)
     parser.add_argument("--learning-rate", type=float, default=0.0005)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--limit", type=int, default=None, help="train on the first N images")
+    parser.add_argument("--batch-size", type=positive, default=64)
+    parser.add_argument("--limit", type=positive, default=None,
+                        help="train on the first N images")
     parser.add_argument("--dataset", default=None, help="as for cnn-numpy train (default: "
                                                         "full MNIST if found, else the sample)")
     parser.add_argument("--data-dir", default=None)
@@ -117,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         net = Net.load(options.model)
         if type(net.output_layer).__name__ != "FCLayer_Softmax":
             raise ValueError(f"{options.model}: this example trains softmax classifiers")
+        if not 0 < options.learning_rate < 1:
+            raise ValueError(f"--learning-rate {options.learning_rate}: must be in (0, 1)")
+        check_writable(options.output, "--output")
+        if options.report is not None:
+            check_writable(options.report, "--report")
         data = load_dataset(options.dataset, options.data_dir, progress=False)
     except (ImportError, ValueError) as exc:
         print(f"continue_in_pytorch: error: {exc}", file=sys.stderr)
@@ -126,18 +145,25 @@ def main(argv: list[str] | None = None) -> int:
     y = data.y_train[: options.limit]
     cuda = torch.cuda.device_count()
     world = cuda or options.processes
+    if len(x) // world < 2 * options.batch_size:
+        print(f"continue_in_pytorch: error: {len(x):,} images give each of {world} processes "
+              f"fewer than 2 batches of {options.batch_size}; raise --limit or lower "
+              "--batch-size or --processes", file=sys.stderr)
+        return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with tempfile.TemporaryDirectory() as out_dir:
         torch.multiprocessing.spawn(worker, args=(world, free_port(), options, x, y, out_dir),
                                     nprocs=world)
         report = json.loads(Path(out_dir, "report.json").read_text())
+    window = report["loss_window"]
     print(f"Trained on {len(x):,} images with {world} {report['backend']} processes: loss "
-          f"{report['loss_first']:.4f} (first {LOSS_WINDOW} batches) -> "
-          f"{report['loss_last']:.4f} (last {LOSS_WINDOW})")
+          f"{report['loss_first']:.4f} (first {window} batches) -> "
+          f"{report['loss_last']:.4f} (last {window})")
     print(f"Back in cnn-numpy: {options.output}; largest difference from PyTorch's "
           f"probabilities on {CHECK_IMAGES} images: {report['largest_probability_difference']:.1e}")
     if options.report is not None:
-        options.report.write_text(json.dumps(report, indent=2) + "\n")
+        text = json.dumps(report, indent=2) + "\n"
+        atomic_write(options.report, lambda f: f.write(text.encode()))
     return 0
 
 

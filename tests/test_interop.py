@@ -374,6 +374,20 @@ def test_ddp_example_trains_on_two_processes_and_comes_back(model_file, tmp_path
     assert evaluated.returncode == 0 and "Test set: CCE:" in evaluated.stdout
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--output", "/no/such/folder/more.npz"], "the folder /no/such/folder does not exist"),
+    (["--output", "more.npz", "--limit", "32"],
+     "32 images give each of 2 processes fewer than 2 batches of 64"),
+])
+def test_ddp_example_refuses_mistakes_before_training(model_file, tmp_path, args, message):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "continue_in_pytorch.py"), str(model_file),
+         "--dataset", "mnist-sample", *args], capture_output=True, text=True, timeout=300,
+        cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "more.npz").exists()
+
+
 def test_readme_going_further_example_runs(model_file, tmp_path, monkeypatch):
     import re
 
