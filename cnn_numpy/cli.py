@@ -517,6 +517,8 @@ def cmd_explain(args) -> int:
 def cmd_show(args) -> int:
     if not (args.filters or args.confusion or args.mistakes):
         raise CLIError("say what to draw: --filters, --confusion and/or --mistakes FILE.png")
+    if not args.filters and (args.layer is not None or args.channel is not None):
+        raise CLIError("--layer and --channel choose what --filters draws; add --filters FILE.png")
     _require_matplotlib()
     for option in ("filters", "confusion", "mistakes"):
         if getattr(args, option):

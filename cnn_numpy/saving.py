@@ -76,6 +76,10 @@ def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> N
                              "cnn-numpy's own layers, and a model file rebuilds layers only "
                              f"from those ({', '.join(LAYER_TYPES)}); save its weights "
                              "yourself, e.g. with numpy.savez")
+    if OPTIMIZERS.get(net.optimizer.name) is not type(net.optimizer):
+        raise ValueError(f"Net.save: the optimizer ({type(net.optimizer).__name__}) is not one "
+                         f"of cnn-numpy's own ({', '.join(OPTIMIZERS)}), and a model file "
+                         "rebuilds only those")
     arrays = {"architecture": np.array(json.dumps(architecture(net)))}
     for i, layer in enumerate(net.layers):
         for name, value in _stored_arrays(layer).items():

@@ -115,6 +115,22 @@ def test_a_users_own_layer_is_refused_before_anything_is_written(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_users_own_optimizer_is_refused_before_anything_is_written(tmp_path):
+    from cnn_numpy import SGD
+
+    class Halving(SGD):
+        name = "halving"
+
+        def step(self, triples, learning_rate):
+            super().step(triples, learning_rate / 2)
+
+    net = Net([FlatLayer(), FCLayer_Softmax(3)], seed=0, optimizer=Halving())
+    net.build((4, 4))
+    with pytest.raises(ValueError, match=r"the optimizer \(Halving\) is not one of cnn-numpy's"):
+        net.save(tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _rewrite(path, out, change):
     """Copy a model file, letting change(name, array) replace members (None drops one)."""
     with np.load(path, allow_pickle=False) as npz:

@@ -197,3 +197,6 @@ def test_show_filters_of_a_chosen_layer_and_channel(model, tmp_path, capsys):
     assert main(["show", str(model), "--filters", str(tmp_path / "f.png"), "--layer", "0",
                  "--channel", "0"]) == 0
     assert (tmp_path / "f.png").stat().st_size > 5_000
+    assert main(["show", str(model), "--confusion", str(tmp_path / "c.png"), "--layer", "0"]) == 2
+    assert "--layer and --channel choose what --filters draws" in capsys.readouterr().err
+    assert not (tmp_path / "c.png").exists()
