@@ -350,6 +350,9 @@ def _resume(args):
     if settings.epochs < progress.epoch:
         raise CLIError(f"--epochs {settings.epochs} is below the {progress.epoch} epochs "
                        f"{args.resume} has already trained; ask for more to continue")
+    if settings.epochs == progress.epoch and progress.batch:  # stopped within an epoch
+        raise CLIError(f"{args.resume} stopped partway through epoch {progress.epoch + 1}; "
+                       f"resume with --epochs {progress.epoch + 1} or more")
     return net, settings, progress, fingerprint
 
 

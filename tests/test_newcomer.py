@@ -99,6 +99,20 @@ def test_every_number_has_a_range_and_the_largest_history_loads(tmp_path, capsys
     assert len(progress.history) == MAX_EPOCHS
 
 
+def test_resume_of_a_run_stopped_within_an_epoch_must_finish_that_epoch(tmp_path, capsys):
+    """Its weights are past the last finished epoch: that epoch's figures would not
+    describe them, so "nothing to do" is not an answer."""
+    ck = tmp_path / "ck.npz"
+    assert main(["train", "cnn", *QUICK, "--epochs", "2", "--save", str(ck)]) == 0
+    net, settings, progress, fingerprint = load_checkpoint(ck)
+    progress.batch = 3  # as a Ctrl-C in epoch 3 leaves it
+    save_checkpoint(ck, net, settings, progress, fingerprint)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(ck), "--epochs", "2"]) == 2
+    assert capsys.readouterr().err == (f"cnn-numpy: error: {ck} stopped partway through epoch "
+                                       "3; resume with --epochs 3 or more\n")
+
+
 def test_resume_says_what_it_does(tmp_path, capsys):
     ck = tmp_path / "ck.npz"
     assert main(["train", "cnn", *QUICK, "--epochs", "2", "--save", str(ck)]) == 0
