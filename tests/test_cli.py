@@ -134,6 +134,7 @@ def test_show_draws_filters_confusion_and_mistakes(model, tmp_path, capsys):
     (["train", "cnn", "--dataset", "cifar"], "invalid choice: 'cifar'"),
     (["train", "cnn", "--epochs", "two"], "'two' is not a valid int"),
     (["train", "cnn", "--epochs", "0"], "out of range"),
+    (["train", "cnn", "--epochs", "9" * 30], f"--epochs: {'9' * 30} is out of range"),
     (["train", "cnn", "--learning-rate", "-1"], "out of range"),
     (["train", "cnn", "--split", "1.5"], "out of range"),
     (["train", "cnn", "--engine", "turbo"], "invalid choice: 'turbo'"),
