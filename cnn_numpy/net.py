@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -83,8 +84,7 @@ class Net:
         self.rng = np.random.default_rng(seed)
         for layer in layers:
             layer.rng = self.rng
-        for layer in layers:  # a layer may have been first in another Net before
-            layer.needs_input_grad = True
+            layer.needs_input_grad = True  # it may have been first in another Net before
         layers[0].needs_input_grad = False  # nobody uses the gradient of the data
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
@@ -107,6 +107,22 @@ class Net:
             for layer in self.layers:
                 if isinstance(layer, (ConvLayer, PoolLayer)):
                     layer.engine = name
+
+    @contextmanager
+    def using_engine(self, name: str | None):
+        """`with net.using_engine("naive"): ...` runs the block with every conv and pool
+        layer on that engine (None: as they are), then gives each layer its own engine
+        back; setting net.engine instead lasts."""
+        layers = [layer for layer in self.layers if isinstance(layer, (ConvLayer, PoolLayer))]
+        before = self.engine, [layer.engine for layer in layers]
+        try:
+            if name is not None:
+                self.engine = name
+            yield self
+        finally:
+            self._engine = before[0]
+            for layer, engine in zip(layers, before[1], strict=True):
+                layer.engine = engine
 
     @property
     def output_layer(self) -> OutputLayer:

@@ -107,6 +107,17 @@ def test_net_engine_applies_to_conv_and_pool_layers():
     assert net.engine == "stride_groups"
 
 
+def test_using_engine_lasts_one_block():
+    own = [ConvLayer(4, 3, engine="naive"), PoolLayer_Avg(2), FlatLayer(), FCLayer_Softmax(3)]
+    net = Net(own)
+    with net.using_engine("im2col"):
+        assert (net.engine, own[0].engine, own[1].engine) == ("im2col", "im2col", "im2col")
+    assert (net.engine, own[0].engine, own[1].engine) == (None, "naive", None)
+    with pytest.raises(ValueError, match="unknown engine"), net.using_engine("turbo"):
+        pass
+    assert (net.engine, own[0].engine) == (None, "naive")
+
+
 def test_engines_train_identically(batch):
     """Same seed, different engines: the same losses step after step (float64)."""
     X, y = batch

@@ -13,7 +13,6 @@ import binascii
 import io
 import threading
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -119,21 +118,6 @@ class Model:
         self.net = net
         self.lock = threading.Lock()
 
-    @contextmanager
-    def _engine(self, name: str | None):
-        """Run the block with every conv and pool layer on engine `name` (None: as they
-        are), then put each layer's own engine back."""
-        layers = [layer for layer in self.net.layers if isinstance(layer, (ConvLayer, PoolLayer))]
-        before = self.net.engine, [layer.engine for layer in layers]
-        try:
-            if name is not None:
-                self.net.engine = name
-            yield
-        finally:
-            self.net.engine = before[0]
-            for layer, engine in zip(layers, before[1], strict=True):
-                layer.engine = engine
-
     def predict(self, body) -> dict:
         """POST /api/predict: probabilities, prediction, every layer's output, time."""
         image = read_image(body)
@@ -141,7 +125,7 @@ class Model:
         if engine is not None and (not isinstance(engine, str) or engine not in ENGINES):
             raise RequestError(f"unknown engine {engine!r}: choose one of "
                                f"{', '.join(sorted(ENGINES))}")
-        with self.lock, self._engine(engine):
+        with self.lock, self.net.using_engine(engine):
             start = time.perf_counter()
             outputs = self.net.layer_outputs(image[None])
             milliseconds = (time.perf_counter() - start) * 1000
@@ -161,7 +145,7 @@ class Model:
         results, outputs = [], {}
         with self.lock:
             for name in sorted(ENGINES):
-                with self._engine(name):
+                with self.net.using_engine(name):
                     start = time.perf_counter()
                     outputs[name] = self.net.layer_outputs(image[None])
                 results.append({"engine": name,
