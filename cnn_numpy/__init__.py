@@ -29,6 +29,7 @@ from .layers import (
 )
 from .net import EvalResult, Net, Network, TrainResult
 from .optimizers import SGD, Adam, Momentum, Optimizer
+from .parallel import get_threads, set_threads
 
 __version__ = "0.1.0"
 
@@ -37,5 +38,5 @@ __all__ = [
     "FCLayer_ReLU", "FCLayer_Sigmoid", "FCLayer_Softmax", "Layer", "Net", "Network",
     "TrainResult", "EvalResult", "Optimizer", "SGD", "Momentum", "Adam", "ENGINES",
     "DEFAULT_ENGINE", "Dropout", "BatchNorm", "ActivationLayer", "ReLULayer", "LeakyReLULayer",
-    "TanhLayer", "SigmoidLayer",
+    "TanhLayer", "SigmoidLayer", "get_threads", "set_threads",
 ]

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import __version__
+from . import __version__, parallel
 from .data import DATASETS, DataError, load_dataset
 from .data.images import read_digit_image, save_digit_strip
 from .engines import DEFAULT_ENGINE, ENGINES
@@ -138,6 +138,13 @@ WEIGHT_DECAY = _number(float, 0, high=1)
 FRACTION = _number(float, 0, low_ok=False, high=1)
 SHIFT = _number(int, 0, high=MAX_AUGMENT + 1)
 FILTER = _number(int, 1, high=EXPLAIN_MAX_INPUT + 1)
+THREADS = _number(int, 1, high=parallel.MAX_THREADS + 1)
+
+
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=THREADS, default=None, metavar="N",
+                   help=f"worker threads (default: ${parallel.ENV_VAR}, else one per core); "
+                        "results are the same for any N")
 
 
 def _add_data_options(p: argparse.ArgumentParser, training: bool = False) -> None:
@@ -206,12 +213,14 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", default=None, metavar="FILE.png",
                    help="draw CCE and CE per epoch, redrawn after every epoch")
     _add_data_options(t, training=True)
+    _add_threads_option(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="print the test-set CCE and CE of a saved model")
     e.add_argument("model_file", metavar="MODEL",
                    help="a model file or checkpoint (cnn-numpy train --save)")
     _add_data_options(e)
+    _add_threads_option(e)
     e.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify PNG/JPEG images of digits")
@@ -269,6 +278,7 @@ def make_parser() -> argparse.ArgumentParser:
     w.add_argument("--engine", choices=sorted(ENGINES), default=None,
                    help=f"engine for the forward passes (the model's, else {DEFAULT_ENGINE})")
     w.add_argument("--no-progress", action="store_true", help="no progress bar while training")
+    _add_threads_option(w)
     w.set_defaults(func=cmd_serve)
     return parser
 
@@ -391,12 +401,14 @@ def cmd_train(args) -> int:
     if settings.engine == "naive" and settings.model != "flat":
         _say(naive_estimate(net, data.x_train.shape[1:], len(data.x_train)))
     engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if settings.model != "flat" else ""
+    threads = parallel.get_threads()
     extras = "".join([f", weight decay {settings.weight_decay:g}" * bool(settings.weight_decay),
                       f", shifts up to {settings.augment} px" * bool(settings.augment)])
     _say(f"Training {settings.model} on {data.name} ({len(data.x_train):,} train / "
          f"{len(data.x_test):,} test images, {data.source}): {engine}{settings.optimizer} "
          f"lr {settings.learning_rate} ({settings.schedule}), batch {settings.batch_size}"
-         f"{extras}, epochs {progress.epoch + 1}..{settings.epochs}")
+         f"{extras}, epochs {progress.epoch + 1}..{settings.epochs}, "
+         f"{threads} thread{'s' * (threads > 1)}")
 
     chance = float(np.log(net.output_layer.num_neurons)) if net.layers else 1.0
     warned = []
@@ -631,6 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     try:
         args = make_parser().parse_args(argv)
+        threads = getattr(args, "threads", None)
+        if threads is not None:
+            parallel.set_threads(threads)
+        else:
+            parallel.get_threads()  # a bad CNN_NUMPY_THREADS is an error before any work
         return args.func(args)
     except (CLIError, DataError, ModelFileError, DivergenceError, ValueError) as exc:
         message = str(exc).replace("\n", " ")

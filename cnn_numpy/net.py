@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import numbers
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from . import saving
+from . import parallel, saving
 from .engines import DEFAULT_ENGINE, check_engine
 from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
 from .optimizers import Optimizer, make_optimizer
@@ -94,6 +96,8 @@ class Net:
                              f"got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
         self._warned_range = False
+        self._passes: list[list[list[Layer]]] = []  # see _forward
+        self._slices: list[slice] = []
 
     # -- settings -------------------------------------------------------------
     @property
@@ -271,17 +275,79 @@ class Net:
         return Y
 
     # -- passes ---------------------------------------------------------------
-    def _forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
-        A = X
+    def _plan(self, X: np.ndarray, whole_last: bool) -> list[tuple[list[Layer], bool]]:
+        """The layers in order as (run, sharded) for the batch X: a run of consecutive
+        per-sample layers that goes shard by shard, or a single layer on the whole batch.
+
+        Runs whose samples are all small (dense layers on short vectors) stay
+        whole: see parallel.worth_sharding.
+        """
+        runs: list[tuple[list[Layer], list[int]]] = []
+        several = len(parallel.shard_slices(X.shape[0])) > 1
+        last = len(self.layers) - 1
+        sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
+        size_in = int(np.prod(X.shape[1:]))
+        for i, layer in enumerate(self.layers):
+            per_sample = several and layer.per_sample() and not (whole_last and i == last)
+            if per_sample and runs and runs[-1][1]:
+                runs[-1][0].append(layer)
+                runs[-1][1].append(sizes[i])
+            else:
+                runs.append(([layer], [size_in, sizes[i]] if per_sample else []))
+            size_in = sizes[i]
+        return [(run, bool(sample_sizes) and parallel.worth_sharding(max(sample_sizes)))
+                for run, sample_sizes in runs]
+
+    def _forward(self, X: np.ndarray, training: bool = False,
+                 whole_last: bool = True) -> np.ndarray:
+        """X (n, ...) -> the last layer's output A (n, k), every layer in `training` mode.
+
+        Runs of per-sample layers compute shard by shard on the thread pool
+        (cnn_numpy/parallel.py).  Shard 0 uses the layer objects themselves;
+        every other shard a shallow copy: the same weight arrays, its own
+        cache for the backward pass.  While training, self._passes keeps each
+        run's layers per shard for _backward.  whole_last: the last layer sees
+        the whole batch (the loss needs all of it).
+        """
         for layer in self.layers:
             layer.training = training
-            A = layer.forward_propagate(A)
-        return A
+        if not all(layer.built for layer in self.layers):
+            self.build(X.shape[1:])  # a shard's copy must not create weights of its own
+        self._slices = parallel.shard_slices(X.shape[0])
+        passes: list[list[list[Layer]]] = []
+        A: np.ndarray | list[np.ndarray] = X
+        with parallel.single_threaded_blas():
+            for run, sharded in self._plan(X, whole_last):
+                if not sharded:
+                    A = _forward_through(run, _whole(A))
+                    passes.append([run])
+                    continue
+                shards = [run] + [[copy.copy(layer) for layer in run] for _ in self._slices[1:]]
+                parts = A if isinstance(A, list) else [A[s] for s in self._slices]
+                A = parallel.run_all([partial(_forward_through, layers, part)
+                                      for layers, part in zip(shards, parts, strict=True)])
+                passes.append(shards)
+        self._passes = passes if training else []
+        return _whole(A)
 
     def _backward(self, dZ: np.ndarray) -> None:
-        dA = self.output_layer.backpropagate_dZ(dZ)
-        for layer in reversed(self.layers[:-1]):
-            dA = layer.backpropagate(dA)
+        """From dZ of the last layer (whole batch) back to the first layer, after
+        _forward(training=True); each layer's grads() hold the whole batch's
+        gradients, the shards' added in shard order."""
+        dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
+        with parallel.single_threaded_blas():
+            for shards in reversed(self._passes[:-1]):
+                if len(shards) == 1:
+                    dA = _backward_through(shards[0], _whole(dA))
+                    continue
+                parts = dA if isinstance(dA, list) else [dA[s] for s in self._slices]
+                dA = parallel.run_all([partial(_backward_through, layers, part)
+                                       for layers, part in zip(shards, parts, strict=True)])
+                for k, layer in enumerate(shards[0]):
+                    for name, total in layer.grads().items():
+                        for other in shards[1:]:
+                            total += other[k].grads()[name]
+        self._passes = []
 
     def param_triples(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(key, weight array, its gradient) for every trainable array, keys like '0/W'."""
@@ -332,7 +398,7 @@ class Net:
         """The last layer's output A (n, k) for X, computed batch_size samples at a time."""
         batch_size = self._check_batch_size(batch_size)
         X = self._check_X(X)
-        return np.concatenate([self._forward(X[i : i + batch_size])
+        return np.concatenate([self._forward(X[i : i + batch_size], whole_last=False)
                                for i in range(0, X.shape[0], batch_size)])
 
     def layer_outputs(self, X: np.ndarray) -> list[np.ndarray]:
@@ -360,6 +426,23 @@ class Net:
             cce, _ = self.output_layer.loss(Y[i : i + batch_size])
             total += cce * A[i : i + batch_size].shape[0]
         return EvalResult(A, total / X.shape[0], self._error_rate(A, Y))
+
+
+def _whole(A: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """A batch given whole or as shards, whole."""
+    return np.concatenate(A) if isinstance(A, list) else A
+
+
+def _forward_through(layers: list[Layer], A: np.ndarray) -> np.ndarray:
+    for layer in layers:
+        A = layer.forward_propagate(A)
+    return A
+
+
+def _backward_through(layers: list[Layer], dA: np.ndarray) -> np.ndarray | None:
+    for layer in reversed(layers):
+        dA = layer.backpropagate(dA)
+    return dA
 
 
 Network = Net

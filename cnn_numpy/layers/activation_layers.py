@@ -21,6 +21,9 @@ class ActivationLayer(Layer):
     dA * g'(Z) from what forward_propagate kept.
     """
 
+    def per_sample(self) -> bool:
+        return True
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 

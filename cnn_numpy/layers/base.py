@@ -46,6 +46,17 @@ class Layer:
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         raise NotImplementedError
 
+    def per_sample(self) -> bool:
+        """True when, in the current mode, output sample i depends on input sample i
+        alone and the passes change nothing but the layer's own cache and gradients.
+
+        Then a Net may run the layer on shards of the batch at the same time
+        (cnn_numpy/parallel.py), each shard with a shallow copy of the layer,
+        and add the shards' gradients.  False, the safe answer, unless a layer
+        says otherwise.
+        """
+        return False
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output sample for one input sample of `input_shape`."""
         raise NotImplementedError

@@ -48,6 +48,9 @@ class ConvLayer(Layer):
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
 
+    def per_sample(self) -> bool:
+        return True  # see Layer.per_sample: the Net may run shards in parallel
+
     # -- shapes -----------------------------------------------------------
     def pads(self, ih: int, iw: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """((top, bottom), (left, right)) zero padding for an ih x iw input."""

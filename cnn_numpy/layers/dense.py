@@ -28,6 +28,9 @@ class FCLayer(Layer):
         self.W: np.ndarray | None = None
         self.dW: np.ndarray | None = None
 
+    def per_sample(self) -> bool:
+        return True
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.num_neurons,)
 

@@ -33,6 +33,9 @@ class Dropout(Layer):
     def config(self) -> dict:
         return {"rate": self.rate}
 
+    def per_sample(self) -> bool:
+        return not self.training or self.rate == 0  # masks come from one generator, in order
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 

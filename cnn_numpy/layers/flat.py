@@ -14,6 +14,9 @@ class FlatLayer(Layer):
     first are flattened.
     """
 
+    def per_sample(self) -> bool:
+        return True
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (int(np.prod(input_shape)),)
 

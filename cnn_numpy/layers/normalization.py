@@ -52,6 +52,9 @@ class BatchNorm(Layer):
     def config(self) -> dict:
         return {"momentum": self.momentum, "eps": self.eps}
 
+    def per_sample(self) -> bool:
+        return not self.training  # training normalizes with statistics of the whole batch
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 

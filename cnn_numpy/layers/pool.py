@@ -29,6 +29,9 @@ class PoolLayer(Layer):
         self.stride = self.filter_width if stride is None else positive_int(stride, "stride", name)
         self.engine = check_engine(engine)
 
+    def per_sample(self) -> bool:
+        return True
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         ih, iw, c = input_shape
         fw, s = self.filter_width, self.stride

@@ -1,0 +1,164 @@
+"""Both cores busy: batch shards on a small thread pool.
+
+NumPy runs elementwise work, copies and reductions on one core, but it
+releases Python's lock (the GIL) while it does, so threads can compute at
+the same time.  The Net splits a batch into *shards* and runs the layers
+that treat every sample on its own (convolution, pooling, dense, ...) on
+each shard in a worker thread; layers that look at the whole batch
+(BatchNorm and Dropout while training, the loss) run once on the batch.
+
+Identical results whatever the number of threads: the shards depend on the
+batch size only (`shard_slices`), each shard is computed by the same code
+on whichever thread takes it, and the Net adds the shards' weight
+gradients in shard order.  NumPy's BLAS is held to one thread while a Net
+computes, so its own threads neither fight the workers for the cores nor
+change the order of a sum.
+
+    CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
+
+The default is one worker per core this process may use.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+
+ENV_VAR = "CNN_NUMPY_THREADS"
+
+#: The most worker threads one may ask for.
+MAX_THREADS = 1024
+#: At most this many shards, however large the batch.
+MAX_SHARDS = 8
+#: Layers whose samples (input and output) all hold fewer numbers than this stay
+#: whole.  NumPy keeps Python's lock through small operations, so threads on
+#: short vectors mostly wait for each other.
+MIN_SAMPLE_SIZE = 2048
+
+_lock = threading.Lock()
+_threads: int | None = None  # None: not chosen yet (environment or core count)
+_pool: ThreadPoolExecutor | None = None
+_blas_users = 0
+_blas_limit = None  # threadpoolctl's limiter while any Net computes
+
+
+def shard_slices(n: int) -> list[slice]:
+    """How a batch of n samples is split: contiguous slices, a function of n only.
+
+    About sqrt(n / 8) shards, at most 8: 1 below 32 samples, 2 shards of 16
+    for a batch of 32 (the command line's default), 4 of 32 for 128, 8 from
+    512 on.  More shards than threads let an idle worker take over work
+    from one that another program slows down; fewer, larger shards cost
+    less Python overhead per sample.
+    """
+    count = max(1, min(MAX_SHARDS, math.isqrt(n // 8)))
+    edges = [round(i * n / count) for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def worth_sharding(sample_size: int) -> bool:
+    """Whether a run of layers whose largest sample holds sample_size numbers (an
+    input or output of one of them) is worth splitting into shards."""
+    return sample_size >= MIN_SAMPLE_SIZE
+
+
+def _check_count(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
+        raise ValueError(f"{where} must be an integer from 1 to {MAX_THREADS} (worker "
+                         f"threads), got {value!r}")
+    return value
+
+
+def default_threads() -> int:
+    """CNN_NUMPY_THREADS if set, else the number of cores this process may run on."""
+    text = os.environ.get(ENV_VAR, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = text
+        return _check_count(value, f"the environment variable {ENV_VAR}")
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_threads() -> int:
+    """The number of worker threads a Net computes with."""
+    global _threads
+    with _lock:
+        if _threads is None:
+            _threads = default_threads()
+        return _threads
+
+
+def set_threads(count: int | None) -> None:
+    """Use `count` worker threads from now on (None: back to the default).
+
+    Results do not depend on it, only speed does.
+    """
+    global _threads, _pool
+    count = None if count is None else _check_count(count, "threads")
+    with _lock:
+        _threads = count
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
+def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
+    """Each task's result, in task order; tasks run on the pool when there are
+    several threads and several tasks.  The first failing task's exception
+    (in task order) is raised, after every task has finished."""
+    threads = get_threads()
+    if threads == 1 or len(tasks) == 1:
+        return [task() for task in tasks]
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cnn_numpy")
+        pool = _pool
+    # Each task in a copy of the caller's context: np.errstate lives there.
+    futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
+    return [future.result() for future in futures]
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold NumPy's BLAS to one thread inside the block (nested and concurrent
+    blocks are counted; the setting before the first one comes back after the
+    last)."""
+    global _blas_users, _blas_limit
+    with _lock:
+        _blas_users += 1
+        if _blas_users == 1:
+            _blas_limit = _limit_blas()
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limit is not None:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+_controller = None
+
+
+def _limit_blas():
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")

@@ -1,0 +1,213 @@
+"""Batch shards on worker threads: the same numbers whatever the thread count, and the
+same gradients as one whole batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnn_numpy import (
+    BatchNorm,
+    ConvLayer,
+    ConvLayer_ReLU,
+    Dropout,
+    FCLayer_ReLU,
+    FCLayer_Softmax,
+    FlatLayer,
+    Net,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+    ReLULayer,
+    parallel,
+)
+from cnn_numpy.cli import build_model, main
+from cnn_numpy.layers import Layer
+from cnn_numpy.saving import load
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    yield
+    parallel.set_threads(None)
+
+
+class Halve(Layer):
+    """A user's layer that says nothing about samples: the Net must give it the whole batch."""
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward_propagate(self, A_prev):
+        self.seen = A_prev.shape[0]
+        return A_prev * 0.5
+
+    def backpropagate(self, dA):
+        return dA * 0.5
+
+
+def conv_net(**kwargs) -> Net:
+    """Large enough samples (14 x 14 x 16 after the conv) that the Net shards the conv run."""
+    return Net([ConvLayer_ReLU(16, 3, padding=1), BatchNorm(), PoolLayer_Max(2), FlatLayer(),
+                Dropout(0.2), FCLayer_ReLU(12), Halve(), FCLayer_Softmax(10)], **kwargs)
+
+
+def data(n: int, dtype=np.float32):
+    rng = np.random.default_rng(3)
+    return rng.random((n, 14, 14, 2)).astype(dtype), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("n, sizes", [(1, [1]), (31, [31]), (32, [16, 16]), (64, [32, 32]),
+                                      (100, [33, 34, 33]), (128, [32] * 4), (1000, [125] * 8)])
+def test_shards_cover_the_batch_in_order(n, sizes):
+    slices = parallel.shard_slices(n)
+    assert [s.stop - s.start for s in slices] == sizes
+    assert slices[0].start == 0 and slices[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(slices, slices[1:], strict=False))
+
+
+def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
+    net = conv_net(seed=0)
+    X, _ = data(64)
+    net.build(X.shape[1:])
+    for layer in net.layers:
+        layer.training = True
+    plan = [([type(layer).__name__ for layer in run], sharded)
+            for run, sharded in net._plan(X, whole_last=True)]
+    assert plan == [(["ConvLayer_ReLU"], True), (["BatchNorm"], False),
+                    (["PoolLayer_Max", "FlatLayer"], True), (["Dropout"], False),
+                    (["FCLayer_ReLU"], False),  # 392 -> 12 numbers per sample: not worth it
+                    (["Halve"], False), (["FCLayer_Softmax"], False)]
+    for layer in net.layers:
+        layer.training = False  # BatchNorm and Dropout work per sample now
+    runs = [len(run) for run, sharded in net._plan(X, whole_last=False) if sharded]
+    assert runs == [6]  # conv .. the first dense layer: the run holds large samples
+    assert not any(sharded for _, sharded in net._plan(X[:31], whole_last=False))  # 1 shard
+
+
+def steps(model_fn, X, y, threads: int, steps: int = 3):
+    parallel.set_threads(threads)
+    net = model_fn()
+    losses = [net.train(X, y, 0.05).cce for _ in range(steps)]
+    weights = [p.copy() for _, p, _ in net.param_triples()]
+    buffers = [b.copy() for layer in net.layers for b in layer.buffers().values()]
+    return losses, weights, buffers, net.predict(X, batch_size=48), net.evaluate(X, y).cce
+
+
+@pytest.mark.parametrize("make, mnist", [
+    (lambda: conv_net(seed=1, optimizer="adam"), False),
+    (lambda: build_model("deep", seed=1), True),
+    (lambda: build_model("cnn", engine="stride_groups", seed=1, optimizer="momentum"), True),
+], ids=["user-layer", "deep", "cnn-stride-groups"])
+def test_results_are_identical_whatever_the_number_of_threads(make, mnist):
+    X, y = data(96)
+    if mnist:
+        X = np.random.default_rng(4).random((96, 28, 28, 1), dtype=np.float32)
+    one = steps(make, X, y, threads=1)
+    for threads in (2, 3):
+        other = steps(make, X, y, threads)
+        assert one[0] == other[0]
+        for a, b in zip(one[1] + one[2], other[1] + other[2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(one[3], other[3])
+        assert one[4] == other[4]
+
+
+def test_shards_give_the_whole_batch_gradients(monkeypatch):
+    """float64: the sharded step's gradients equal one whole-batch pass's to rounding."""
+    X, y = data(64, np.float64)
+    grads = {}
+    for max_shards in (1, parallel.MAX_SHARDS):
+        monkeypatch.setattr(parallel, "MAX_SHARDS", max_shards)
+        net = conv_net(seed=2, dtype=np.float64)
+        net.train(X, y, 0.0)
+        assert net.layers[6].seen == 64  # the user's layer saw the whole batch
+        grads[max_shards] = [g.copy() for _, _, g in net.param_triples()]
+    for whole, sharded in zip(*grads.values(), strict=True):
+        np.testing.assert_allclose(sharded, whole, rtol=1e-12, atol=1e-15)
+
+
+def test_predict_in_shards_equals_one_sample_at_a_time():
+    parallel.set_threads(2)
+    net = Net([ConvLayer(8, 3), BatchNorm(), ReLULayer(), PoolLayer_Avg(2), FlatLayer(),
+               FCLayer_Softmax(10)], seed=0, dtype=np.float64)
+    X, y = data(40, np.float64)
+    net.train(X, y, 0.1)
+    alone = np.concatenate([net.predict(X[i : i + 1]) for i in range(40)])
+    np.testing.assert_allclose(net.predict(X), alone, rtol=1e-12)
+
+
+def test_floating_point_settings_reach_the_workers():
+    """np.errstate is per thread: the training loop's over='raise' must hold in the shards."""
+    parallel.set_threads(2)
+    net = build_model("cnn", seed=0)
+    X = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    net.predict(X)
+    net.layers[0].W[...] = np.float32(1e38)  # every conv output overflows
+    with np.errstate(over="raise", invalid="raise"), pytest.raises(FloatingPointError):
+        net.predict(X)
+
+
+def test_blas_threads_come_back_after_a_pass():
+    threadpoolctl = pytest.importorskip("threadpoolctl")  # a core dependency; never skipped
+    before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
+    parallel.set_threads(2)
+    net = build_model("cnn", seed=0)
+    X, y = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32), np.arange(64) % 10
+    net.train(X, y, 0.01)
+    assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
+
+
+def test_a_failing_task_raises_the_first_error_in_task_order():
+    parallel.set_threads(3)
+
+    def fail(message):
+        raise ValueError(message)
+
+    assert parallel.run_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+    with pytest.raises(ValueError, match="first"):
+        parallel.run_all([lambda: 1, lambda: fail("first"), lambda: fail("second")])
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "two", "1.5", "100000"])
+def test_a_bad_thread_count_is_a_clear_error(monkeypatch, text, capsys):
+    monkeypatch.setenv(parallel.ENV_VAR, text)
+    parallel.set_threads(None)
+    with pytest.raises(ValueError, match=f"{parallel.ENV_VAR} must be an integer from 1"):
+        parallel.get_threads()
+    assert main(["evaluate", "missing.npz"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and parallel.ENV_VAR in err
+    with pytest.raises(ValueError, match="threads must be an integer"):
+        parallel.set_threads(0)
+
+
+def test_the_environment_sets_the_default(monkeypatch):
+    monkeypatch.setenv(parallel.ENV_VAR, " 3 ")
+    parallel.set_threads(None)
+    assert parallel.get_threads() == 3
+    monkeypatch.delenv(parallel.ENV_VAR)
+    parallel.set_threads(None)
+    assert parallel.get_threads() == len(__import__("os").sched_getaffinity(0))
+
+
+def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, capsys):
+    """--threads changes the speed only: the saved weights are the same, and a run may
+    resume with another thread count."""
+    quick = ["--dataset", "mnist-sample", "--no-progress", "--limit", "320", "--test-limit",
+             "100", "--batch-size", "64", "--schedule", "constant"]
+    files = {}
+    for threads in ("1", "2"):
+        files[threads] = tmp_path / f"t{threads}.npz"
+        assert main(["train", "cnn", *quick, "--epochs", "2", "--threads", threads,
+                     "--save", str(files[threads])]) == 0
+        assert f", {threads} thread" in capsys.readouterr().out
+    resumed = tmp_path / "resumed.npz"
+    assert main(["train", "cnn", *quick, "--epochs", "1", "--threads", "2",
+                 "--save", str(resumed)]) == 0
+    assert main(["train", "--resume", str(resumed), "--epochs", "2", "--threads", "1",
+                 "--no-progress"]) == 0
+    nets = [load(files["1"]), load(files["2"]), load(resumed)]
+    for a, b in zip(nets[0].param_triples(), nets[1].param_triples(), strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
+    for a, b in zip(nets[0].param_triples(), nets[2].param_triples(), strict=True):
+        np.testing.assert_array_equal(a[1], b[1])
