@@ -14,7 +14,23 @@ import numpy as np
 
 from . import parallel, saving
 from .engines import DEFAULT_ENGINE, check_engine
-from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
+from .layers import (
+    BatchNorm,
+    ConvLayer,
+    ConvLayer_ReLU,
+    Dropout,
+    FCLayer,
+    FCLayer_ReLU,
+    FCLayer_Sigmoid,
+    FCLayer_Softmax,
+    FlatLayer,
+    Layer,
+    OutputLayer,
+    PoolLayer,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+    ReLULayer,
+)
 from .optimizers import Optimizer, make_optimizer
 
 
@@ -88,6 +104,14 @@ class Net:
             layer.rng = self.rng
             layer.needs_input_grad = True  # it may have been first in another Net before
         layers[0].needs_input_grad = False  # nobody uses the gradient of the data
+        layers[-1].owns_grad = False
+        for layer, following in zip(layers[-2::-1], layers[:0:-1], strict=True):
+            # May layer.backpropagate overwrite the dA that `following` hands it?  Only
+            # the shipped layers are known to hand back a new array; a user's might not.
+            if type(following) in _PASS_GRADIENT_THROUGH:  # (a view of) the dA they got
+                layer.owns_grad = following.owns_grad
+            else:
+                layer.owns_grad = type(following) in _NEW_GRADIENT
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \
@@ -284,8 +308,11 @@ class Net:
         """
         runs: list[tuple[list[Layer], list[int]]] = []
         several = len(parallel.shard_slices(X.shape[0])) > 1
+        try:
+            sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
+        except ValueError:  # a layer refuses X: let it say why, on the whole batch
+            several, sizes = False, [0] * len(self.layers)
         last = len(self.layers) - 1
-        sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
         size_in = int(np.prod(X.shape[1:]))
         for i, layer in enumerate(self.layers):
             per_sample = several and layer.per_sample() and not (whole_last and i == last)
@@ -426,6 +453,12 @@ class Net:
             cce, _ = self.output_layer.loss(Y[i : i + batch_size])
             total += cce * A[i : i + batch_size].shape[0]
         return EvalResult(A, total / X.shape[0], self._error_rate(A, Y))
+
+
+# Layers whose backward pass returns a new array, and layers that return the dA they got.
+_NEW_GRADIENT = {ConvLayer, ConvLayer_ReLU, PoolLayer_Max, PoolLayer_Avg, FCLayer, FCLayer_ReLU,
+                 FCLayer_Softmax, FCLayer_Sigmoid, BatchNorm, ReLULayer}
+_PASS_GRADIENT_THROUGH = {FlatLayer, Dropout}
 
 
 def _whole(A: np.ndarray | list[np.ndarray]) -> np.ndarray:

@@ -177,3 +177,36 @@ def test_summary_of_the_deep_model_counts_running_statistics_apart():
     assert text.endswith("Total params: 225,482\nNot trained by gradients: 448 (running "
                          "statistics)")
     assert sum(p.size for _, p, _ in net.param_triples()) == 225_482
+
+
+def test_layers_overwrite_only_gradients_nobody_else_holds():
+    """A ReLU may apply its mask in place to the dA a shipped layer made for it, never to
+    one from a user's layer (which might keep it) or to the caller's."""
+    from cnn_numpy import ReLULayer
+    from cnn_numpy.layers import Layer
+
+    class Keep(Layer):  # a user's layer that hands back an array it keeps
+        def output_shape(self, input_shape):
+            return tuple(input_shape)
+
+        def forward_propagate(self, A_prev):
+            return A_prev
+
+        def backpropagate(self, dA):
+            self.kept = dA.copy()
+            return self.kept
+
+    net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), ReLULayer(), Keep(),
+               FCLayer_Softmax(10)], seed=0, dtype=np.float64)
+    assert [layer.owns_grad for layer in net.layers] == [True, True, True, False, True, False]
+    X, y = np.random.default_rng(0).random((8, 9, 9)), np.arange(8)
+    net.train(X, y, 0.0)
+    kept = net.layers[4].kept.copy()
+    net.train(X, y, 0.0)
+    np.testing.assert_array_equal(net.layers[4].kept, kept)  # the ReLU left it alone
+    grads = [g.copy() for _, _, g in net.param_triples()]
+    for layer in net.layers:
+        layer.owns_grad = False
+    net.train(X, y, 0.0)
+    for a, (_, _, b) in zip(grads, net.param_triples(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -55,7 +55,7 @@ class ReLULayer(ActivationLayer):
         return act.relu(Z)
 
     def derivative(self, dA):
-        return act.relu_backward(dA, self.Z)
+        return act.relu_backward(dA, self.Z, overwrite=self.owns_grad)
 
 
 class LeakyReLULayer(ActivationLayer):

@@ -10,12 +10,14 @@ def relu(Z: np.ndarray) -> np.ndarray:
     return np.maximum(Z, 0)
 
 
-def relu_backward(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
+def relu_backward(dA: np.ndarray, Z: np.ndarray, overwrite: bool = False) -> np.ndarray:
     """dZ = dA where Z > 0, else 0 (the derivative at 0 is taken as 0, like PyTorch).
 
-    Z may also be the ReLU's output A: A > 0 exactly where Z > 0.
+    Z may also be the ReLU's output A: A > 0 exactly where Z > 0.  With
+    overwrite=True the result is written into dA (no new array).
     """
-    return dA * (Z > 0)  # a multiply by the mask: several times faster than np.where
+    # A multiply by the mask: several times faster than np.where.
+    return np.multiply(dA, Z > 0, out=dA if overwrite else None)
 
 
 def sigmoid(Z: np.ndarray) -> np.ndarray:

@@ -34,6 +34,9 @@ class Layer:
     rng: np.random.Generator | None = None
     #: Set to False by a Net for its first layer, whose input needs no gradient.
     needs_input_grad: bool = True
+    #: Set to True by a Net when the dA that backpropagate receives is a new array
+    #: that nothing else holds (the next layer made it): it may be overwritten.
+    owns_grad: bool = False
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> None:
         """Create weights for inputs of `input_shape`; layers without weights need nothing."""

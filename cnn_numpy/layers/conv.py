@@ -156,4 +156,4 @@ class ConvLayer_ReLU(ConvLayer):
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
-        return super().backpropagate(relu_backward(dA, self.A))
+        return super().backpropagate(relu_backward(dA, self.A, overwrite=self.owns_grad))

@@ -103,7 +103,7 @@ class FCLayer_ReLU(FCLayer):
         return self.A
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        return self.backpropagate_dZ(act.relu_backward(dA, self.Z))
+        return self.backpropagate_dZ(act.relu_backward(dA, self.Z, overwrite=self.owns_grad))
 
 
 class OutputLayer(FCLayer):
