@@ -131,7 +131,8 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
 
     Per group: its windows copied into a (K + 1, windows) matrix (last row
     ones), times [W; b] (K + 1, nf): every filter element meets every input
-    element it multiplies in this group at once.
+    element it multiplies in this group at once.  The cache keeps these
+    matrices: the backward pass needs them again for dW.
     """
     fw, nf = W.shape[0], W.shape[3]
     plan = _plan_for(x.shape, fw, stride)
@@ -139,88 +140,95 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     Z = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), nf), x.dtype)
     Wb = np.concatenate([W.reshape(-1, nf), b[None, :]])
     xr = _reach(x, plan)
+    matrices = []
     for group in plan.groups:
         cols = window_matrix(_group_windows(xr, group, plan))  # (K + 1, n*rows*cols)
         _outputs(Z, group, plan)[...] = (cols.T @ Wb).reshape(n, group.rows, group.cols, nf)
-    return Z, (x, W, stride)
+        matrices.append(cols)
+    return Z, (x.shape, matrices, W, stride)
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     """(dx or None, dW, db) from dZ (n, oh, ow, nf), one product per group and gradient.
 
     [dW; db] sums window * dZ over every position: per group, the group's
-    window matrix times its dZ rows.  dx gets dZ . W^T for each window;
-    windows in a group do not overlap, so adding into the view is safe.
+    window matrix (kept by the forward pass) times its dZ rows.  dx gets
+    dZ . W^T for each window; windows in a group do not overlap, so adding
+    into the view is safe.
     """
-    x, W, stride = cache
+    x_shape, matrices, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
-    plan = _plan_for(x.shape, fw, stride)
-    xr = _reach(x, plan)
+    plan = _plan_for(x_shape, fw, stride)
     W2 = W.reshape(-1, nf)
     dWb = np.zeros((W2.shape[0] + 1, nf), dtype=W.dtype)
-    dx = _zeros_reaching(x.shape, plan, x.dtype) if need_dx else None
-    for group in plan.groups:
-        windows = _group_windows(xr, group, plan)
+    dx = _zeros_reaching(x_shape, plan, dZ.dtype) if need_dx else None
+    for group, cols in zip(plan.groups, matrices, strict=True):
         dZ_g = np.ascontiguousarray(_outputs(dZ, group, plan)).reshape(-1, nf)  # (M_g, nf)
-        dWb += window_matrix(windows) @ dZ_g
+        dWb += cols @ dZ_g
         if need_dx:
+            windows = _group_windows(dx, group, plan)  # (n, rows, cols, fw, fw, c)
             d_windows = window_gradients(dZ_g, W2, windows.shape)  # (fw, fw, n, rows, cols, c)
             _windows(dx, group, plan)[...] += d_windows.transpose(2, 3, 0, 4, 1, 5)
     if need_dx:
-        dx = dx[:, : x.shape[1], : x.shape[2]]
+        dx = dx[:, : x_shape[1], : x_shape[2]]
     return dx, dWb[:-1].reshape(W.shape), dWb[-1]
 
 
-def _by_window_element(w: np.ndarray) -> np.ndarray:
-    """A group's windows (n, rows, fw, cols, fw, c) copied to (fw*fw, n*rows*cols*c):
-    row k holds window element k (row-major) of every window.
+def _elements(w: np.ndarray) -> list[np.ndarray]:
+    """A group's windows (n, rows, fw, cols, fw, c) as fw*fw views (n, rows, cols, c):
+    view k is window element k (row-major) of every window in the group.
 
-    Reductions over the first axis of this layout are fast whole-array
-    operations; over a short last axis NumPy would loop per window.
+    Pooling then runs as fw*fw elementwise steps over whole arrays: a
+    reduction over a short axis of each window would make NumPy loop per
+    window.
     """
     fw = w.shape[2]
-    return w.transpose(2, 4, 0, 1, 3, 5).reshape(fw * fw, -1)
+    return [w[:, :, a, :, q] for a in range(fw) for q in range(fw)]
 
 
 def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
     The cache keeps each window's argmax: the flat row-major index k of its
-    FIRST maximum (PyTorch's rule).  Per group: the maximum, then the
-    smallest k holding it, found as K - max over k of (is_max_k * (K - k)).
+    FIRST maximum (PyTorch's rule).  Per group, walking the window elements
+    in order and moving the index only on a strictly larger value keeps the
+    first maximum on ties.
     """
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
     shape = (n, output_size(ih, fw, stride), output_size(iw, fw, stride), c)
     out = np.empty(shape, x.dtype)
-    argmax = np.empty(shape, np.uint8 if fw * fw < 256 else np.intp)
-    count_down = np.arange(fw * fw, 0, -1, dtype=argmax.dtype)[:, None]  # K, K-1, ..., 1
+    argmax = np.zeros(shape, np.uint8 if fw * fw < 256 else np.intp)
     xr = _reach(x, plan)
     for group in plan.groups:
-        values = _by_window_element(_windows(xr, group, plan))  # (K, windows * c)
-        top = values.max(axis=0)
-        first = fw * fw - ((values == top) * count_down).max(axis=0)
-        group_shape = (n, group.rows, group.cols, c)
-        _outputs(out, group, plan)[...] = top.reshape(group_shape)
-        _outputs(argmax, group, plan)[...] = first.reshape(group_shape)
+        first, *rest = _elements(_windows(xr, group, plan))
+        top, index = _outputs(out, group, plan), _outputs(argmax, group, plan)
+        top[...] = first
+        for k, element in enumerate(rest, start=1):
+            larger = element > top
+            np.maximum(top, element, out=top)
+            index -= index * larger  # 0 where replaced ...
+            index += larger * argmax.dtype.type(k)  # ... then k there
     return out, (x.shape, argmax, fw, stride)
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its first maximum.
 
-    Per group: a (K, windows) array that is dout in the argmax row and 0
-    elsewhere, added into the group's windows of dx (they do not overlap).
+    Per group and window element k: dout where the argmax is k, else 0.
+    With one group no input element is in two windows, so the gradient is
+    written; several groups overlap, so each adds its share.
     """
     x_shape, argmax, fw, stride = cache
     plan = _plan_for(x_shape, fw, stride)
     dx = _zeros_reaching(x_shape, plan, dout.dtype)
-    element = np.arange(fw * fw, dtype=argmax.dtype).reshape(fw, fw, 1, 1, 1, 1)
     for group in plan.groups:
-        best = _outputs(argmax, group, plan)  # (n, rows, cols, c)
-        grad = _outputs(dout, group, plan)
-        routed = grad * (best == element)  # (fw, fw, n, rows, cols, c)
-        _windows(dx, group, plan)[...] += routed.transpose(2, 3, 0, 4, 1, 5)
+        best, grad = _outputs(argmax, group, plan), _outputs(dout, group, plan)
+        for k, element in enumerate(_elements(_windows(dx, group, plan))):
+            if len(plan.groups) == 1:
+                np.multiply(grad, best == k, out=element)
+            else:
+                element += grad * (best == k)
     return dx[:, : x_shape[1], : x_shape[2]]
 
 
