@@ -1,7 +1,7 @@
 """Speed and memory of the engines against PyTorch on the command line's networks.
 
-    python benchmarks/speed.py            # about 3 minutes on 2 cores
-    python benchmarks/speed.py --quick    # fewer repeats, no memory runs
+    python benchmarks/speed.py            # about 4 minutes on 2 cores
+    python benchmarks/speed.py --quick    # fewer repeats, no memory or busy-machine runs
 
 Everything is measured in ONE process, contenders interleaved (A B C, A B C,
 ...), and the median of the repeats is reported, so a noisy machine moves
@@ -9,6 +9,12 @@ all contenders alike and the ratios stay meaningful.  Peak memory is the
 exception: each contender trains one epoch of 60,000 images in its own
 subprocess, whose peak RSS the operating system reports.
 
+A shared machine: the cnn's training speed is measured again while another
+process runs a plain busy loop, and each contender's share of its idle
+speed is reported.
+
+cnn-numpy uses its default thread count (one worker per core; see
+cnn_numpy/parallel.py); the "1 thread" rows show the same engine on one.
 Prints a table and writes benchmarks/results/speed.json.
 """
 
@@ -29,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnn_numpy import ENGINES, Net  # noqa: E402
+from cnn_numpy import DEFAULT_ENGINE, ENGINES, Net, parallel  # noqa: E402
 from cnn_numpy.cli import build_model  # noqa: E402
 
 BATCH = 128
@@ -57,13 +63,26 @@ def torch_model(name: str):
     return nn.Sequential(*layers)
 
 
-def contenders(model: str, X: np.ndarray, y: np.ndarray, engines: list[str]) -> dict:
-    """name -> (train_step, predict) closures over one batch."""
+def contenders(model: str, X: np.ndarray, y: np.ndarray, engines: list[str],
+               one_thread: bool = False) -> dict:
+    """name -> (train_step, predict) closures over one batch.  one_thread adds the
+    default engine on one worker thread."""
     out = {}
-    for engine in engines:
+    runs = [(engine, engine, parallel.get_threads()) for engine in engines]
+    if one_thread and parallel.get_threads() > 1:
+        runs.append((f"{DEFAULT_ENGINE}, 1 thread", DEFAULT_ENGINE, 1))
+    for name, engine, threads in runs:
         net: Net = build_model(model, engine=engine, seed=0)
-        out[engine] = (lambda net=net: net.train(X, y, 0.01),
-                       lambda net=net: net.predict(X, batch_size=len(X)))
+
+        def train(net=net, threads=threads):
+            parallel.set_threads(threads)  # free unless it changes: once per turn
+            net.train(X, y, 0.01)
+
+        def predict(net=net, threads=threads):
+            parallel.set_threads(threads)
+            return net.predict(X, batch_size=len(X))
+
+        out[name] = (train, predict)
     if torch is not None:
         torch.manual_seed(0)
         m = torch_model(model)
@@ -174,16 +193,26 @@ def peak_memory(names: list[str]) -> dict[str, float]:
 
 
 def threads() -> str:
-    """The threads each library computes with (NumPy's BLAS pool as threadpoolctl sees it)."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        blas = "NumPy's BLAS: threadpoolctl not installed, threads unknown"
-    else:
-        pools = [f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info()]
-        blas = "NumPy's BLAS: " + (", ".join(pools) or "none found")
+    """The threads each library computes with."""
+    shards = len(parallel.shard_slices(BATCH))
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
-    return f"{blas} (other NumPy work: 1 thread){torch_threads}"
+    return (f"cnn-numpy {parallel.get_threads()} worker threads, batch {BATCH} in {shards} "
+            f"shards (BLAS: 1 thread per shard){torch_threads}")
+
+
+def busy_machine(X, y, repeats: int) -> dict:
+    """cnn training images/s idle and beside a busy-loop process, and the share kept."""
+    fns = {k: v[0] for k, v in contenders("cnn", X, y, [DEFAULT_ENGINE]).items()}
+    idle = interleaved(fns, repeats, BATCH)
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        busy = interleaved(fns, repeats, BATCH)
+    finally:
+        loop.kill()
+        loop.wait()
+    return {name: {"idle": idle[name], "busy": busy[name], "kept": busy[name] / idle[name]}
+            for name in fns}
 
 
 def machine() -> str:
@@ -215,7 +244,7 @@ def main() -> None:
     report: dict = {"machine": machine(), "threads": threads(), "batch": BATCH,
                     "repeats": repeats, "models": {}}
     for model in ("cnn", "deep", "flat"):
-        fns = contenders(model, X, y, fast)
+        fns = contenders(model, X, y, fast, one_thread=model == "cnn")
         train = interleaved({k: v[0] for k, v in fns.items()}, repeats, BATCH)
         infer = interleaved({k: v[1] for k, v in fns.items()}, repeats, BATCH)
         report["models"][model] = {"train_images_per_s": train, "predict_images_per_s": infer}
@@ -223,6 +252,7 @@ def main() -> None:
     if not args.quick:
         names = fast + (["pytorch"] if torch is not None else [])
         report["peak_rss_mib_one_epoch_60k"] = peak_memory(names)
+        report["cnn_train_beside_a_busy_loop"] = busy_machine(X, y, repeats)
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(report))
@@ -252,6 +282,10 @@ def format_table(report: dict) -> str:
         mem = report["peak_rss_mib_one_epoch_60k"]
         lines.append("peak RSS, one epoch of 60,000 images (cnn, batch 128): " + ", ".join(
             f"{k} {v:,.0f} MiB" for k, v in mem.items()))
+    if "cnn_train_beside_a_busy_loop" in report:
+        lines.append("cnn training beside a busy-loop process: " + "; ".join(
+            f"{k} {v['idle']:,.0f} -> {v['busy']:,.0f} images/s ({v['kept']:.0%} kept)"
+            for k, v in report["cnn_train_beside_a_busy_loop"].items()))
     return "\n".join(lines)
 
 

@@ -343,7 +343,7 @@ class Net:
         self._slices = parallel.shard_slices(X.shape[0])
         passes: list[list[list[Layer]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        with parallel.single_threaded_blas():
+        with parallel.computing():
             for run, sharded in self._plan(X, whole_last):
                 if not sharded:
                     A = _forward_through(run, _whole(A))
@@ -362,7 +362,7 @@ class Net:
         _forward(training=True); each layer's grads() hold the whole batch's
         gradients, the shards' added in shard order."""
         dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
-        with parallel.single_threaded_blas():
+        with parallel.computing():
             for shards in reversed(self._passes[:-1]):
                 if len(shards) == 1:
                     dA = _backward_through(shards[0], _whole(dA))

@@ -10,9 +10,10 @@ each shard in a worker thread; layers that look at the whole batch
 Identical results whatever the number of threads: the shards depend on the
 batch size only (`shard_slices`), each shard is computed by the same code
 on whichever thread takes it, and the Net adds the shards' weight
-gradients in shard order.  NumPy's BLAS is held to one thread while a Net
-computes, so its own threads neither fight the workers for the cores nor
-change the order of a sum.
+gradients in shard order.  Inside a shard NumPy's BLAS computes on one
+thread, so that its own threads do not fight the workers for the cores;
+layers on the whole batch may use as many BLAS threads as there are
+workers.
 
     CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
 
@@ -45,11 +46,9 @@ MAX_SHARDS = 8
 #: short vectors mostly wait for each other.
 MIN_SAMPLE_SIZE = 2048
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _threads: int | None = None  # None: not chosen yet (environment or core count)
 _pool: ThreadPoolExecutor | None = None
-_blas_users = 0
-_blas_limit = None  # threadpoolctl's limiter while any Net computes
 
 
 def shard_slices(n: int) -> list[slice]:
@@ -111,6 +110,8 @@ def set_threads(count: int | None) -> None:
     global _threads, _pool
     count = None if count is None else _check_count(count, "threads")
     with _lock:
+        if count == _threads:
+            return
         _threads = count
         if _pool is not None:
             _pool.shutdown(wait=True)
@@ -130,32 +131,57 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
             _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cnn_numpy")
         pool = _pool
     # Each task in a copy of the caller's context: np.errstate lives there.
-    futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
-    return [future.result() for future in futures]
+    with computing(shards=True):
+        futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
+        return [future.result() for future in futures]
 
 
 @contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Hold NumPy's BLAS to one thread inside the block (nested and concurrent
-    blocks are counted; the setting before the first one comes back after the
-    last).  The first block also calls keep_freed_memory()."""
-    global _blas_users, _blas_limit
+def computing(shards: bool = False) -> Iterator[None]:
+    """Set NumPy's BLAS threads for what runs inside: a Net's pass (shards=False)
+    uses as many as there are workers (at most BLAS's own default), work on
+    shards one per worker, so the workers do not fight BLAS's own threads for
+    the cores.  Nested and concurrent blocks are counted; after the last one,
+    BLAS gets its own setting back.  The first block calls keep_freed_memory().
+    """
+    threads = get_threads()
     with _lock:
-        _blas_users += 1
-        if _blas_users == 1:
+        if not any(_active.values()):
             keep_freed_memory()
-            _blas_limit = _limit_blas()
+        _active["shards" if shards else "net"] += 1
+        _set_blas_threads(threads)
     try:
         yield
     finally:
         with _lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limit is not None:
-                _blas_limit.restore_original_limits()
-                _blas_limit = None
+            _active["shards" if shards else "net"] -= 1
+            _set_blas_threads(threads)
 
 
-_controller = None
+_active = {"net": 0, "shards": 0}
+_blas: list | None = None  # threadpoolctl's controllers of NumPy's BLAS libraries
+_blas_default: list[int] = []  # their thread counts before any Net computed
+
+
+def _set_blas_threads(threads: int) -> None:
+    """(Called with _lock held.)  BLAS threads for the blocks running now."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas_default.extend(lib.num_threads for lib in _blas)
+    for lib, default in zip(_blas, _blas_default, strict=True):
+        if _active["shards"]:
+            want = 1
+        elif _active["net"]:
+            want = min(threads, default)
+        else:
+            want = default
+        if lib.get_num_threads() != want:
+            lib.set_num_threads(want)
+
+
 _memory_kept = False
 
 
@@ -180,12 +206,3 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
     libc.mallopt(m_mmap_threshold, 32 * 2**20)
     libc.mallopt(m_trim_threshold, 256 * 2**20)
-
-
-def _limit_blas():
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
