@@ -79,6 +79,10 @@ class Net:
     and, while training, Dropout's masks.  `train` runs the layers in
     training mode (Dropout active, BatchNorm on batch statistics);
     `evaluate` and `predict` in inference mode.
+
+    Batches of 128 or more are cut into shards that worker threads compute
+    at the same time, layer runs that allow it (see _forward and
+    cnn_numpy/parallel.py); the results are the same for any thread count.
     """
 
     def __init__(self, layers: Sequence[Layer], engine: str | None = None,

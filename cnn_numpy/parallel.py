@@ -12,8 +12,8 @@ batch size only (`shard_slices`), each shard is computed by the same code
 on whichever thread takes it, and the Net adds the shards' weight
 gradients in shard order.  Inside a shard NumPy's BLAS computes on one
 thread, so that its own threads do not fight the workers for the cores;
-layers on the whole batch may use as many BLAS threads as there are
-workers.
+layers on the whole batch use BLAS's own setting (OPENBLAS_NUM_THREADS),
+whatever the number of workers.
 
     CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextvars
 import ctypes
-import math
 import os
 import platform
 import threading
@@ -41,6 +40,12 @@ ENV_VAR = "CNN_NUMPY_THREADS"
 MAX_THREADS = 1024
 #: At most this many shards, however large the batch.
 MAX_SHARDS = 8
+#: Samples per shard, at least.  Each shard costs a fixed amount on top of its
+#: samples (every dense layer makes a whole weight gradient per shard, and
+#: the shards are joined for each layer that needs the whole batch), which
+#: shards of 32 did not win back: on 2 cores they trained the cnn at batch 64
+#: and the deep model at 64 and 128 slower than one whole batch.
+MIN_SHARD = 64
 #: Layers whose samples (input and output) all hold fewer numbers than this stay
 #: whole.  NumPy keeps Python's lock through small operations, so threads on
 #: short vectors mostly wait for each other.
@@ -54,13 +59,12 @@ _pool: ThreadPoolExecutor | None = None
 def shard_slices(n: int) -> list[slice]:
     """How a batch of n samples is split: contiguous slices, a function of n only.
 
-    About sqrt(n / 8) shards, at most 8: 1 below 32 samples, 2 shards of 16
-    for a batch of 32 (the command line's default), 4 of 32 for 128, 8 from
-    512 on.  More shards than threads let an idle worker take over work
-    from one that another program slows down; fewer, larger shards cost
-    less Python overhead per sample.
+    Shards of 64 samples or a little more, at most 8: one shard below 128
+    samples (the command line's default batches of 32 and 64 included), 2
+    for 128, 8 from 512 on.  More shards than threads let an idle worker
+    take over work from one that another program slows down.
     """
-    count = max(1, min(MAX_SHARDS, math.isqrt(n // 8)))
+    count = max(1, min(MAX_SHARDS, n // MIN_SHARD))
     edges = [round(i * n / count) for i in range(count + 1)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
@@ -119,65 +123,67 @@ def set_threads(count: int | None) -> None:
 
 
 def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
-    """Each task's result, in task order; tasks run on the pool when there are
-    several threads and several tasks.  The first failing task's exception
-    (in task order) is raised, after every task has finished."""
+    """Each task's result, in task order: tasks on shards, run on the pool when
+    there are several threads and several tasks, with BLAS on one thread either
+    way.  The first failing task's exception (in task order) is raised, after
+    every task has finished."""
     threads = get_threads()
-    if threads == 1 or len(tasks) == 1:
-        return [task() for task in tasks]
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cnn_numpy")
-        pool = _pool
-    # Each task in a copy of the caller's context: np.errstate lives there.
     with computing(shards=True):
+        if threads == 1 or len(tasks) == 1:
+            return [task() for task in tasks]
+        global _pool
+        with _lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cnn_numpy")
+            pool = _pool
+        # Each task in a copy of the caller's context: np.errstate lives there.
         futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
         return [future.result() for future in futures]
 
 
 @contextmanager
 def computing(shards: bool = False) -> Iterator[None]:
-    """Set NumPy's BLAS threads for what runs inside: a Net's pass (shards=False)
-    uses as many as there are workers (at most BLAS's own default), work on
-    shards one per worker, so the workers do not fight BLAS's own threads for
-    the cores.  Nested and concurrent blocks are counted; after the last one,
-    BLAS gets its own setting back.  The first block calls keep_freed_memory().
+    """Mark a block where a Net computes (shards=True: on shards).
+
+    On shards NumPy's BLAS computes on one thread, whatever the number of
+    workers: its own threads would fight the workers for the cores, and a
+    BLAS sum split over threads (a matrix-vector product, for one) may add
+    in another order.  Layers on the whole batch get BLAS's own setting,
+    also whatever the number of workers.  Nested and concurrent blocks are
+    counted.  The first block calls keep_freed_memory().
     """
-    threads = get_threads()
     with _lock:
-        if not any(_active.values()):
+        if not _active:
             keep_freed_memory()
-        _active["shards" if shards else "net"] += 1
-        _set_blas_threads(threads)
+            _blas_default[:] = [lib.get_num_threads() for lib in _blas_libraries()]
+        _active.append(shards)
+        _set_blas_threads()
     try:
         yield
     finally:
         with _lock:
-            _active["shards" if shards else "net"] -= 1
-            _set_blas_threads(threads)
+            _active.remove(shards)
+            _set_blas_threads()
 
 
-_active = {"net": 0, "shards": 0}
+_active: list[bool] = []  # the blocks running now: True for work on shards
 _blas: list | None = None  # threadpoolctl's controllers of NumPy's BLAS libraries
-_blas_default: list[int] = []  # their thread counts before any Net computed
+_blas_default: list[int] = []  # their thread counts when the first block began
 
 
-def _set_blas_threads(threads: int) -> None:
-    """(Called with _lock held.)  BLAS threads for the blocks running now."""
+def _blas_libraries() -> list:
     global _blas
     if _blas is None:
         from threadpoolctl import ThreadpoolController
 
         _blas = ThreadpoolController().select(user_api="blas").lib_controllers
-        _blas_default.extend(lib.num_threads for lib in _blas)
-    for lib, default in zip(_blas, _blas_default, strict=True):
-        if _active["shards"]:
-            want = 1
-        elif _active["net"]:
-            want = min(threads, default)
-        else:
-            want = default
+    return _blas
+
+
+def _set_blas_threads() -> None:
+    """(Called with _lock held.)  BLAS threads for the blocks running now."""
+    for lib, default in zip(_blas_libraries(), _blas_default, strict=True):
+        want = 1 if any(_active) else default
         if lib.get_num_threads() != want:
             lib.set_num_threads(want)
 

@@ -56,8 +56,8 @@ def data(n: int, dtype=np.float32):
     return rng.random((n, 14, 14, 2)).astype(dtype), rng.integers(0, 10, n)
 
 
-@pytest.mark.parametrize("n, sizes", [(1, [1]), (31, [31]), (32, [16, 16]), (64, [32, 32]),
-                                      (100, [33, 34, 33]), (128, [32] * 4), (1000, [125] * 8)])
+@pytest.mark.parametrize("n, sizes", [(1, [1]), (64, [64]), (127, [127]), (128, [64, 64]),
+                                      (200, [67, 66, 67]), (256, [64] * 4), (1000, [125] * 8)])
 def test_shards_cover_the_batch_in_order(n, sizes):
     slices = parallel.shard_slices(n)
     assert [s.stop - s.start for s in slices] == sizes
@@ -67,7 +67,7 @@ def test_shards_cover_the_batch_in_order(n, sizes):
 
 def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
     net = conv_net(seed=0)
-    X, _ = data(64)
+    X, _ = data(128)
     net.build(X.shape[1:])
     for layer in net.layers:
         layer.training = True
@@ -81,7 +81,7 @@ def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
         layer.training = False  # BatchNorm and Dropout work per sample now
     runs = [len(run) for run, sharded in net._plan(X, whole_last=False) if sharded]
     assert runs == [6]  # conv .. the first dense layer: the run holds large samples
-    assert not any(sharded for _, sharded in net._plan(X[:31], whole_last=False))  # 1 shard
+    assert not any(sharded for _, sharded in net._plan(X[:127], whole_last=False))  # 1 shard
 
 
 def steps(model_fn, X, y, threads: int, steps: int = 3):
@@ -99,9 +99,9 @@ def steps(model_fn, X, y, threads: int, steps: int = 3):
     (lambda: build_model("cnn", engine="stride_groups", seed=1, optimizer="momentum"), True),
 ], ids=["user-layer", "deep", "cnn-stride-groups"])
 def test_results_are_identical_whatever_the_number_of_threads(make, mnist):
-    X, y = data(96)
+    X, y = data(192)  # 3 shards
     if mnist:
-        X = np.random.default_rng(4).random((96, 28, 28, 1), dtype=np.float32)
+        X = np.random.default_rng(4).random((192, 28, 28, 1), dtype=np.float32)
     one = steps(make, X, y, threads=1)
     for threads in (2, 3):
         other = steps(make, X, y, threads)
@@ -114,13 +114,13 @@ def test_results_are_identical_whatever_the_number_of_threads(make, mnist):
 
 def test_shards_give_the_whole_batch_gradients(monkeypatch):
     """float64: the sharded step's gradients equal one whole-batch pass's to rounding."""
-    X, y = data(64, np.float64)
+    X, y = data(128, np.float64)
     grads = {}
     for max_shards in (1, parallel.MAX_SHARDS):
         monkeypatch.setattr(parallel, "MAX_SHARDS", max_shards)
         net = conv_net(seed=2, dtype=np.float64)
         net.train(X, y, 0.0)
-        assert net.layers[6].seen == 64  # the user's layer saw the whole batch
+        assert net.layers[6].seen == 128  # the user's layer saw the whole batch
         grads[max_shards] = [g.copy() for _, _, g in net.param_triples()]
     for whole, sharded in zip(*grads.values(), strict=True):
         np.testing.assert_allclose(sharded, whole, rtol=1e-12, atol=1e-15)
@@ -130,9 +130,9 @@ def test_predict_in_shards_equals_one_sample_at_a_time():
     parallel.set_threads(2)
     net = Net([ConvLayer(8, 3), BatchNorm(), ReLULayer(), PoolLayer_Avg(2), FlatLayer(),
                FCLayer_Softmax(10)], seed=0, dtype=np.float64)
-    X, y = data(40, np.float64)
+    X, y = data(160, np.float64)
     net.train(X, y, 0.1)
-    alone = np.concatenate([net.predict(X[i : i + 1]) for i in range(40)])
+    alone = np.concatenate([net.predict(X[i : i + 1]) for i in range(160)])
     np.testing.assert_allclose(net.predict(X), alone, rtol=1e-12)
 
 
@@ -140,7 +140,7 @@ def test_floating_point_settings_reach_the_workers():
     """np.errstate is per thread: the training loop's over='raise' must hold in the shards."""
     parallel.set_threads(2)
     net = build_model("cnn", seed=0)
-    X = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    X = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
     net.predict(X)
     net.layers[0].W[...] = np.float32(1e38)  # every conv output overflows
     with np.errstate(over="raise", invalid="raise"), pytest.raises(FloatingPointError):
@@ -152,7 +152,8 @@ def test_blas_threads_come_back_after_a_pass():
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
     parallel.set_threads(2)
     net = build_model("cnn", seed=0)
-    X, y = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32), np.arange(64) % 10
+    X = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
+    y = np.arange(128) % 10
     net.train(X, y, 0.01)
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
@@ -193,8 +194,8 @@ def test_the_environment_sets_the_default(monkeypatch):
 def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, capsys):
     """--threads changes the speed only: the saved weights are the same, and a run may
     resume with another thread count."""
-    quick = ["--dataset", "mnist-sample", "--no-progress", "--limit", "320", "--test-limit",
-             "100", "--batch-size", "64", "--schedule", "constant"]
+    quick = ["--dataset", "mnist-sample", "--no-progress", "--limit", "512", "--test-limit",
+             "100", "--batch-size", "128", "--schedule", "constant"]
     files = {}
     for threads in ("1", "2"):
         files[threads] = tmp_path / f"t{threads}.npz"
