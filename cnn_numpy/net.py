@@ -61,7 +61,7 @@ class Net:
     engine   applies to every conv and pool layer (None keeps each layer's
              own choice, and the default where it has none);
     seed     makes the initial weights reproducible: the same seed gives the
-             same weights whatever the engine;
+             same weights whatever the engine or the thread count;
     dtype    float32 (fast) or float64 (for gradient checks);
     optimizer 'sgd' (default: W -= lr * dW), 'momentum', 'adam' or an
              Optimizer instance;
@@ -311,7 +311,10 @@ class Net:
         whole: see parallel.worth_sharding.
         """
         runs: list[tuple[list[Layer], list[int]]] = []
-        several = len(parallel.shard_slices(X.shape[0])) > 1
+        # The first pass builds the weights, on the whole batch: a shard's copy must not
+        # build its own, and the weights come from the generator in layer order, as always.
+        several = len(parallel.shard_slices(X.shape[0])) > 1 \
+            and all(layer.built for layer in self.layers)
         try:
             sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
         except ValueError:  # a layer refuses X: let it say why, on the whole batch
@@ -342,8 +345,6 @@ class Net:
         """
         for layer in self.layers:
             layer.training = training
-        if not all(layer.built for layer in self.layers):
-            self.build(X.shape[1:])  # a shard's copy must not create weights of its own
         self._slices = parallel.shard_slices(X.shape[0])
         passes: list[list[list[Layer]]] = []
         A: np.ndarray | list[np.ndarray] = X

@@ -119,6 +119,7 @@ def test_shards_give_the_whole_batch_gradients(monkeypatch):
     for max_shards in (1, parallel.MAX_SHARDS):
         monkeypatch.setattr(parallel, "MAX_SHARDS", max_shards)
         net = conv_net(seed=2, dtype=np.float64)
+        net.build(X.shape[1:])  # the first pass on an unbuilt net is never sharded
         net.train(X, y, 0.0)
         assert net.layers[6].seen == 128  # the user's layer saw the whole batch
         grads[max_shards] = [g.copy() for _, _, g in net.param_triples()]
@@ -154,7 +155,8 @@ def test_blas_threads_come_back_after_a_pass():
     net = build_model("cnn", seed=0)
     X = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
     y = np.arange(128) % 10
-    net.train(X, y, 0.01)
+    net.train(X, y, 0.01)  # builds the weights
+    net.train(X, y, 0.01)  # on shards
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
 
