@@ -61,7 +61,7 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     fw, nf = W.shape[0], W.shape[3]
     n, oh, ow, _ = dZ.shape
     dZ2 = dZ.reshape(-1, nf)
-    dWb = cols @ dZ2
+    dWb = np.dot(cols, dZ2)  # not `@`: matmul keeps the GIL for this long, thin product
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
     if not need_dx:
         return None, dW, db

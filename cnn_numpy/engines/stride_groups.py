@@ -164,7 +164,7 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     dx = _zeros_reaching(x_shape, plan, dZ.dtype) if need_dx else None
     for group, cols in zip(plan.groups, matrices, strict=True):
         dZ_g = np.ascontiguousarray(_outputs(dZ, group, plan)).reshape(-1, nf)  # (M_g, nf)
-        dWb += cols @ dZ_g
+        dWb += np.dot(cols, dZ_g)  # not `@`: matmul keeps the GIL for this long, thin product
         if need_dx:
             windows = _group_windows(dx, group, plan)  # (n, rows, cols, fw, fw, c)
             d_windows = window_gradients(dZ_g, W2, windows.shape)  # (fw, fw, n, rows, cols, c)
