@@ -201,9 +201,13 @@ def threads() -> str:
 
 
 def busy_machine(X, y, repeats: int) -> dict:
-    """cnn training images/s idle and beside a busy-loop process, and the share kept."""
+    """cnn training images/s idle and beside a busy-loop process, and the share kept.
+
+    Idle is measured before and after the busy phase and averaged, so a
+    machine whose speed drifts meanwhile moves both sides alike.
+    """
     fns = {k: v[0] for k, v in contenders("cnn", X, y, [DEFAULT_ENGINE]).items()}
-    idle = interleaved(fns, repeats, BATCH)
+    before = interleaved(fns, repeats, BATCH)
     loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
@@ -211,6 +215,8 @@ def busy_machine(X, y, repeats: int) -> dict:
     finally:
         loop.kill()
         loop.wait()
+    after = interleaved(fns, repeats, BATCH)
+    idle = {name: (before[name] + after[name]) / 2 for name in fns}
     return {name: {"idle": idle[name], "busy": busy[name], "kept": busy[name] / idle[name]}
             for name in fns}
 
