@@ -68,8 +68,8 @@ def contenders(model: str, X: np.ndarray, y: np.ndarray, engines: list[str],
     """name -> (train_step, predict) closures over one batch.  one_thread adds the
     default engine on one worker thread."""
     out = {}
-    runs = [(engine, engine, parallel.get_threads()) for engine in engines]
-    if one_thread and parallel.get_threads() > 1:
+    runs = [(engine, engine, parallel.default_threads()) for engine in engines]
+    if one_thread and parallel.default_threads() > 1:
         runs.append((f"{DEFAULT_ENGINE}, 1 thread", DEFAULT_ENGINE, 1))
     for name, engine, threads in runs:
         net: Net = build_model(model, engine=engine, seed=0)
@@ -196,7 +196,7 @@ def threads() -> str:
     """The threads each library computes with."""
     shards = len(parallel.shard_slices(BATCH))
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
-    return (f"cnn-numpy {parallel.get_threads()} worker threads, batch {BATCH} in {shards} "
+    return (f"cnn-numpy {parallel.default_threads()} worker threads, batch {BATCH} in {shards} "
             f"shards (BLAS: 1 thread per shard){torch_threads}")
 
 
