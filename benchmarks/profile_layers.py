@@ -42,7 +42,8 @@ def profile(model: str, engine: str, batch: int, repeats: int) -> dict[str, floa
         times[name].append((time.perf_counter() - start) * 1e3)
         return out
 
-    with parallel.computing(shards=True):
+    parallel.keep_freed_memory()
+    with parallel.single_threaded_blas():
         for _ in range(repeats):
             step(net, X, Y, timed)
     return {name: statistics.median(v) for name, v in times.items()}

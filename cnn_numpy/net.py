@@ -125,7 +125,6 @@ class Net:
         self.weight_decay = float(weight_decay)
         self._warned_range = False
         self._passes: list[list[list[Layer]]] = []  # see _forward
-        self._slices: list[slice] = []
 
     # -- settings -------------------------------------------------------------
     @property
@@ -310,27 +309,27 @@ class Net:
         Runs whose samples are all small (dense layers on short vectors) stay
         whole: see parallel.worth_sharding.
         """
-        runs: list[tuple[list[Layer], list[int]]] = []
         # The first pass builds the weights, on the whole batch: a shard's copy must not
         # build its own, and the weights come from the generator in layer order, as always.
-        several = len(parallel.shard_slices(X.shape[0])) > 1 \
-            and all(layer.built for layer in self.layers)
+        if len(parallel.shard_slices(X.shape[0])) == 1 \
+                or not all(layer.built for layer in self.layers):
+            return [([layer], False) for layer in self.layers]
         try:
             sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
         except ValueError:  # a layer refuses X: let it say why, on the whole batch
-            several, sizes = False, [0] * len(self.layers)
-        last = len(self.layers) - 1
+            return [([layer], False) for layer in self.layers]
+        runs: list[tuple[list[Layer], int]] = []  # (run, its largest sample) or (layer, 0)
         size_in = int(np.prod(X.shape[1:]))
         for i, layer in enumerate(self.layers):
-            per_sample = several and layer.per_sample() and not (whole_last and i == last)
-            if per_sample and runs and runs[-1][1]:
-                runs[-1][0].append(layer)
-                runs[-1][1].append(sizes[i])
+            if not layer.per_sample() or (whole_last and i == len(self.layers) - 1):
+                runs.append(([layer], 0))
+            elif runs and runs[-1][1]:
+                runs[-1] = (runs[-1][0] + [layer], max(runs[-1][1], sizes[i]))
             else:
-                runs.append(([layer], [size_in, sizes[i]] if per_sample else []))
+                runs.append(([layer], max(size_in, sizes[i])))
             size_in = sizes[i]
-        return [(run, bool(sample_sizes) and parallel.worth_sharding(max(sample_sizes)))
-                for run, sample_sizes in runs]
+        return [(run, bool(largest) and parallel.worth_sharding(largest))
+                for run, largest in runs]
 
     def _forward(self, X: np.ndarray, training: bool = False,
                  whole_last: bool = True) -> np.ndarray:
@@ -345,20 +344,20 @@ class Net:
         """
         for layer in self.layers:
             layer.training = training
-        self._slices = parallel.shard_slices(X.shape[0])
+        parallel.keep_freed_memory()
+        slices = parallel.shard_slices(X.shape[0])
         passes: list[list[list[Layer]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        with parallel.computing():
-            for run, sharded in self._plan(X, whole_last):
-                if not sharded:
-                    A = _forward_through(run, _whole(A))
-                    passes.append([run])
-                    continue
-                shards = [run] + [[copy.copy(layer) for layer in run] for _ in self._slices[1:]]
-                parts = A if isinstance(A, list) else [A[s] for s in self._slices]
-                A = parallel.run_all([partial(_forward_through, layers, part)
-                                      for layers, part in zip(shards, parts, strict=True)])
-                passes.append(shards)
+        for run, sharded in self._plan(X, whole_last):
+            if not sharded:
+                A = _forward_through(run, _whole(A))
+                passes.append([run])
+                continue
+            shards = [run] + [[copy.copy(layer) for layer in run] for _ in slices[1:]]
+            parts = A if isinstance(A, list) else [A[s] for s in slices]
+            A = parallel.run_all([partial(_forward_through, layers, part)
+                                  for layers, part in zip(shards, parts, strict=True)])
+            passes.append(shards)
         self._passes = passes if training else []
         return _whole(A)
 
@@ -366,19 +365,19 @@ class Net:
         """From dZ of the last layer (whole batch) back to the first layer, after
         _forward(training=True); each layer's grads() hold the whole batch's
         gradients, the shards' added in shard order."""
+        slices = parallel.shard_slices(dZ.shape[0])  # as _forward cut the batch
         dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
-        with parallel.computing():
-            for shards in reversed(self._passes[:-1]):
-                if len(shards) == 1:
-                    dA = _backward_through(shards[0], _whole(dA))
-                    continue
-                parts = dA if isinstance(dA, list) else [dA[s] for s in self._slices]
-                dA = parallel.run_all([partial(_backward_through, layers, part)
-                                       for layers, part in zip(shards, parts, strict=True)])
-                for k, layer in enumerate(shards[0]):
-                    for name, total in layer.grads().items():
-                        for other in shards[1:]:
-                            total += other[k].grads()[name]
+        for shards in reversed(self._passes[:-1]):
+            if len(shards) == 1:
+                dA = _backward_through(shards[0], _whole(dA))
+                continue
+            parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
+            dA = parallel.run_all([partial(_backward_through, layers, part)
+                                   for layers, part in zip(shards, parts, strict=True)])
+            for k, layer in enumerate(shards[0]):
+                for name, total in layer.grads().items():
+                    for other in shards[1:]:
+                        total += other[k].grads()[name]
         self._passes = []
 
     def param_triples(self) -> list[tuple[str, np.ndarray, np.ndarray]]:

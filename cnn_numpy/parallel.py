@@ -128,7 +128,7 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
     way.  The first failing task's exception (in task order) is raised, after
     every task has finished."""
     threads = get_threads()
-    with computing(shards=True):
+    with single_threaded_blas():
         if threads == 1 or len(tasks) == 1:
             return [task() for task in tasks]
         global _pool
@@ -142,31 +142,33 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
 
 
 @contextmanager
-def computing(shards: bool = False) -> Iterator[None]:
-    """Mark a block where a Net computes (shards=True: on shards).
+def single_threaded_blas() -> Iterator[None]:
+    """NumPy's BLAS on one thread inside the block: the work on shards.
 
-    On shards NumPy's BLAS computes on one thread, whatever the number of
-    workers: its own threads would fight the workers for the cores, and a
-    BLAS sum split over threads (a matrix-vector product, for one) may add
-    in another order.  Layers on the whole batch get BLAS's own setting,
-    also whatever the number of workers.  Nested and concurrent blocks are
-    counted.  The first block calls keep_freed_memory().
+    Whatever the number of workers: BLAS's own threads would fight the
+    workers for the cores, and a BLAS sum split over threads (a
+    matrix-vector product, for one) may add in another order.  Layers on
+    the whole batch keep BLAS's own setting.  Nested and concurrent blocks
+    are counted; the setting before the first comes back after the last.
     """
+    global _blas_users
     with _lock:
-        if not _active:
-            keep_freed_memory()
+        if _blas_users == 0:
             _blas_default[:] = [lib.get_num_threads() for lib in _blas_libraries()]
-        _active.append(shards)
-        _set_blas_threads()
+            for lib in _blas_libraries():
+                lib.set_num_threads(1)
+        _blas_users += 1
     try:
         yield
     finally:
         with _lock:
-            _active.remove(shards)
-            _set_blas_threads()
+            _blas_users -= 1
+            if _blas_users == 0:
+                for lib, default in zip(_blas_libraries(), _blas_default, strict=True):
+                    lib.set_num_threads(default)
 
 
-_active: list[bool] = []  # the blocks running now: True for work on shards
+_blas_users = 0  # blocks inside single_threaded_blas now
 _blas: list | None = None  # threadpoolctl's controllers of NumPy's BLAS libraries
 _blas_default: list[int] = []  # their thread counts when the first block began
 
@@ -180,19 +182,12 @@ def _blas_libraries() -> list:
     return _blas
 
 
-def _set_blas_threads() -> None:
-    """(Called with _lock held.)  BLAS threads for the blocks running now."""
-    for lib, default in zip(_blas_libraries(), _blas_default, strict=True):
-        want = 1 if any(_active) else default
-        if lib.get_num_threads() != want:
-            lib.set_num_threads(want)
-
-
 _memory_kept = False
 
 
 def keep_freed_memory() -> None:
-    """Let the C allocator keep freed arrays for the next step (glibc only; once).
+    """Let the C allocator keep freed arrays for the next step (glibc only; the
+    first call does it, later ones return at once; every Net pass calls it).
 
     Every training step allocates the same large arrays (a few MB each) and
     frees them.  By default glibc gives such blocks back to the kernel at

@@ -1,5 +1,5 @@
-"""Copying a set of windows into one matrix for a matrix product (used by im2col and
-stride_groups)."""
+"""What im2col and stride_groups share: copying a set of windows into one matrix for a
+matrix product, and max pooling as elementwise steps over the window elements."""
 
 from __future__ import annotations
 
@@ -45,3 +45,31 @@ def window_gradients(dZ2: np.ndarray, W2: np.ndarray, shape: tuple[int, ...]) ->
     if ow > fw * c:
         return (W2 @ dZ2.T).reshape(fw, fw, c, n, oh, ow).transpose(0, 1, 3, 4, 5, 2)
     return (dZ2 @ W2.T).reshape(shape).transpose(3, 4, 0, 1, 2, 5)
+
+
+def first_max(elements: list[np.ndarray], top: np.ndarray, index: np.ndarray) -> None:
+    """Max pooling over window elements, in place.
+
+    elements[k] (n, oh, ow, c) holds window element k (row-major) of every
+    window; top must hold elements[0] and index zeros.  Afterwards top is
+    each window's maximum and index the k of its FIRST maximum (PyTorch's
+    rule): the index moves only on a strictly larger value.  (Index updates
+    are arithmetic on small ints: masked assignment is much slower.)
+    """
+    for k, element in enumerate(elements[1:], start=1):
+        larger = element > top
+        np.maximum(top, element, out=top)
+        index -= index * larger  # 0 where replaced ...
+        index += larger * index.dtype.type(k)  # ... then k there
+
+
+def route_to_max(dout: np.ndarray, index: np.ndarray, elements: list[np.ndarray],
+                 write: bool) -> None:
+    """Max pooling's backward pass over window elements: elements[k] (views of dx)
+    gets dout where index == k, else 0; written if write, else added (when windows
+    overlap, an input element collects from several)."""
+    for k, element in enumerate(elements):
+        if write:
+            np.multiply(dout, index == k, out=element)
+        else:
+            element += dout * (index == k)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .columns import window_gradients, window_matrix
+from .columns import first_max, route_to_max, window_gradients, window_matrix
 from .geometry import output_size
 
 
@@ -86,20 +86,12 @@ def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
 
 
 def max_pool_forward(x: np.ndarray, fw: int, stride: int):
-    """out = max over each window; cache the index of each window's FIRST maximum.
-
-    Walking the window elements in row-major order and moving the index only
-    on a strictly larger value keeps the first maximum on ties.  (Index
-    updates are arithmetic on small ints: masked assignment is much slower.)
-    """
+    """out = max over each window; cache the index of each window's FIRST maximum
+    (walking the window elements in row-major order: columns.first_max)."""
     views = _offset_views(x, fw, stride)
     out = views[0].copy()
     argmax = np.zeros(out.shape, dtype=np.uint8 if fw * fw < 256 else np.intp)
-    for k, view in enumerate(views[1:], start=1):
-        larger = view > out
-        np.maximum(out, view, out=out)
-        argmax -= argmax * larger  # 0 where replaced ...
-        argmax += larger * argmax.dtype.type(k)  # ... then k there
+    first_max(views, out, argmax)
     return out, (x.shape, argmax, fw, stride)
 
 
@@ -111,14 +103,9 @@ def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its remembered first maximum."""
     x_shape, argmax, fw, stride = cache
-    if _tiled(x_shape, fw, stride):  # every dx element is written exactly once
-        dx = np.empty(x_shape, dtype=dout.dtype)
-        for k, view in enumerate(_offset_views(dx, fw, stride)):
-            np.multiply(dout, argmax == k, out=view)
-        return dx
-    dx = np.zeros(x_shape, dtype=dout.dtype)
-    for k, view in enumerate(_offset_views(dx, fw, stride)):
-        view += dout * (argmax == k)
+    tiled = _tiled(x_shape, fw, stride)  # every dx element is written exactly once
+    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
+    route_to_max(dout, argmax, _offset_views(dx, fw, stride), write=tiled)
     return dx
 
 

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .columns import window_gradients, window_matrix
+from .columns import first_max, route_to_max, window_gradients, window_matrix
 from .geometry import output_size
 
 
@@ -190,9 +190,8 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
     The cache keeps each window's argmax: the flat row-major index k of its
-    FIRST maximum (PyTorch's rule).  Per group, walking the window elements
-    in order and moving the index only on a strictly larger value keeps the
-    first maximum on ties.
+    FIRST maximum (PyTorch's rule), found per group by walking the window
+    elements in order (columns.first_max).
     """
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
@@ -201,14 +200,10 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     argmax = np.zeros(shape, np.uint8 if fw * fw < 256 else np.intp)
     xr = _reach(x, plan)
     for group in plan.groups:
-        first, *rest = _elements(_windows(xr, group, plan))
-        top, index = _outputs(out, group, plan), _outputs(argmax, group, plan)
-        top[...] = first
-        for k, element in enumerate(rest, start=1):
-            larger = element > top
-            np.maximum(top, element, out=top)
-            index -= index * larger  # 0 where replaced ...
-            index += larger * argmax.dtype.type(k)  # ... then k there
+        elements = _elements(_windows(xr, group, plan))
+        top = _outputs(out, group, plan)
+        top[...] = elements[0]
+        first_max(elements, top, _outputs(argmax, group, plan))
     return out, (x.shape, argmax, fw, stride)
 
 
@@ -223,12 +218,8 @@ def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     plan = _plan_for(x_shape, fw, stride)
     dx = _zeros_reaching(x_shape, plan, dout.dtype)
     for group in plan.groups:
-        best, grad = _outputs(argmax, group, plan), _outputs(dout, group, plan)
-        for k, element in enumerate(_elements(_windows(dx, group, plan))):
-            if len(plan.groups) == 1:
-                np.multiply(grad, best == k, out=element)
-            else:
-                element += grad * (best == k)
+        route_to_max(_outputs(dout, group, plan), _outputs(argmax, group, plan),
+                     _elements(_windows(dx, group, plan)), write=len(plan.groups) == 1)
     return dx[:, : x_shape[1], : x_shape[2]]
 
 
