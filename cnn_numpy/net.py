@@ -124,7 +124,7 @@ class Net:
                              f"got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
         self._warned_range = False
-        self._passes: list[list[list[Layer]]] = []  # see _forward
+        self._passes: list[tuple[str, list[list[Layer]]]] = []  # see _forward
 
     # -- settings -------------------------------------------------------------
     @property
@@ -302,82 +302,106 @@ class Net:
         return Y
 
     # -- passes ---------------------------------------------------------------
-    def _plan(self, X: np.ndarray, whole_last: bool) -> list[tuple[list[Layer], bool]]:
-        """The layers in order as (run, sharded) for the batch X: a run of consecutive
-        per-sample layers that goes shard by shard, or a single layer on the whole batch.
+    def _plan(self, X: np.ndarray, whole_last: bool) -> list[tuple[str, list[Layer]]]:
+        """The layers in order as steps (how, layers) for the batch X:
 
-        Runs whose samples are all small (dense layers on short vectors) stay
-        whole: see parallel.worth_sharding.
+            "whole"   one layer on the whole batch;
+            "shards"  a run of consecutive per-sample layers, shard by shard on
+                      the thread pool, each shard with its own copies of them;
+            "joint"   one layer that needs the whole batch but takes it as
+                      shards (Layer.takes_shards: BatchNorm while training).
+
+        A stretch of consecutive "shards" and "joint" layers is cut into
+        shards only if one of its samples is large (parallel.worth_sharding);
+        dense layers on short vectors stay whole.
         """
+        whole = [("whole", [layer]) for layer in self.layers]
         # The first pass builds the weights, on the whole batch: a shard's copy must not
         # build its own, and the weights come from the generator in layer order, as always.
         if len(parallel.shard_slices(X.shape[0])) == 1 \
                 or not all(layer.built for layer in self.layers):
-            return [([layer], False) for layer in self.layers]
+            return whole
         try:
             sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
         except ValueError:  # a layer refuses X: let it say why, on the whole batch
-            return [([layer], False) for layer in self.layers]
-        runs: list[tuple[list[Layer], int]] = []  # (run, its largest sample) or (layer, 0)
-        size_in = int(np.prod(X.shape[1:]))
-        for i, layer in enumerate(self.layers):
-            if not layer.per_sample() or (whole_last and i == len(self.layers) - 1):
-                runs.append(([layer], 0))
-            elif runs and runs[-1][1]:
-                runs[-1] = (runs[-1][0] + [layer], max(runs[-1][1], sizes[i]))
+            return whole
+        steps: list[tuple[str, list[Layer]]] = []
+        stretch: list[Layer] = []  # layers that may take shards, and their largest sample
+        largest = size_in = int(np.prod(X.shape[1:]))
+        for i, layer in enumerate(self.layers + [None]):  # None: the end, closes a stretch
+            last = whole_last and i == len(self.layers) - 1
+            if layer is not None and not last and (layer.per_sample() or layer.takes_shards()):
+                largest = max(largest, sizes[i]) if stretch else max(size_in, sizes[i])
+                stretch.append(layer)
             else:
-                runs.append(([layer], max(size_in, sizes[i])))
-            size_in = sizes[i]
-        return [(run, bool(largest) and parallel.worth_sharding(largest))
-                for run, largest in runs]
+                if stretch and parallel.worth_sharding(largest):
+                    steps += _shard_steps(stretch)
+                else:
+                    steps += [("whole", [other]) for other in stretch]
+                stretch = []
+                if layer is not None:
+                    steps.append(("whole", [layer]))
+            if layer is not None:
+                size_in = sizes[i]
+        return steps
 
     def _forward(self, X: np.ndarray, training: bool = False,
                  whole_last: bool = True) -> np.ndarray:
         """X (n, ...) -> the last layer's output A (n, k), every layer in `training` mode.
 
-        Runs of per-sample layers compute shard by shard on the thread pool
-        (cnn_numpy/parallel.py).  Shard 0 uses the layer objects themselves;
-        every other shard a shallow copy: the same weight arrays, its own
-        cache for the backward pass.  While training, self._passes keeps each
-        run's layers per shard for _backward.  whole_last: the last layer sees
-        the whole batch (the loss needs all of it).
+        The steps of _plan: runs of per-sample layers compute shard by shard
+        on the thread pool (cnn_numpy/parallel.py), with BLAS on one thread
+        (parallel.blas_for_batch).  Shard 0 uses the layer
+        objects themselves; every other shard a shallow copy: the same weight
+        arrays, its own cache for the backward pass.  While training,
+        self._passes keeps each step's layers per shard for _backward.
+        whole_last: the last layer sees the whole batch (the loss needs all of it).
         """
         for layer in self.layers:
             layer.training = training
         parallel.keep_freed_memory()
         slices = parallel.shard_slices(X.shape[0])
-        passes: list[list[list[Layer]]] = []
+        passes: list[tuple[str, list[list[Layer]]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        for run, sharded in self._plan(X, whole_last):
-            if not sharded:
-                A = _forward_through(run, _whole(A))
-                passes.append([run])
-                continue
-            shards = [run] + [[copy.copy(layer) for layer in run] for _ in slices[1:]]
-            parts = A if isinstance(A, list) else [A[s] for s in slices]
-            A = parallel.run_all([partial(_forward_through, layers, part)
-                                  for layers, part in zip(shards, parts, strict=True)])
-            passes.append(shards)
-        self._passes = passes if training else []
-        return _whole(A)
+        with parallel.blas_for_batch(X.shape[0]):
+            for how, run in self._plan(X, whole_last):
+                if how == "whole":
+                    A = _forward_through(run, _whole(A))
+                    passes.append((how, [run]))
+                    continue
+                parts = A if isinstance(A, list) else [A[s] for s in slices]
+                if how == "joint":
+                    A = run[0].forward_shards(parts)
+                    passes.append((how, [run]))
+                    continue
+                shards = [run] + [[copy.copy(layer) for layer in run] for _ in slices[1:]]
+                A = parallel.run_all([partial(_forward_through, layers, part)
+                                      for layers, part in zip(shards, parts, strict=True)])
+                passes.append((how, shards))
+            self._passes = passes if training else []
+            return _whole(A)
 
     def _backward(self, dZ: np.ndarray) -> None:
         """From dZ of the last layer (whole batch) back to the first layer, after
         _forward(training=True); each layer's grads() hold the whole batch's
         gradients, the shards' added in shard order."""
         slices = parallel.shard_slices(dZ.shape[0])  # as _forward cut the batch
-        dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
-        for shards in reversed(self._passes[:-1]):
-            if len(shards) == 1:
-                dA = _backward_through(shards[0], _whole(dA))
-                continue
-            parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
-            dA = parallel.run_all([partial(_backward_through, layers, part)
-                                   for layers, part in zip(shards, parts, strict=True)])
-            for k, layer in enumerate(shards[0]):
-                for name, total in layer.grads().items():
-                    for other in shards[1:]:
-                        total += other[k].grads()[name]
+        with parallel.blas_for_batch(dZ.shape[0]):
+            dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
+            for how, shards in reversed(self._passes[:-1]):
+                if how == "whole":
+                    dA = _backward_through(shards[0], _whole(dA))
+                    continue
+                parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
+                if how == "joint":
+                    dA = shards[0][0].backpropagate_shards(parts)
+                    continue
+                dA = parallel.run_all([partial(_backward_through, layers, part)
+                                       for layers, part in zip(shards, parts, strict=True)])
+                for k, layer in enumerate(shards[0]):
+                    for name, total in layer.grads().items():
+                        for other in shards[1:]:
+                            total += other[k].grads()[name]
         self._passes = []
 
     def param_triples(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -463,6 +487,20 @@ class Net:
 _NEW_GRADIENT = {ConvLayer, ConvLayer_ReLU, PoolLayer_Max, PoolLayer_Avg, FCLayer, FCLayer_ReLU,
                  FCLayer_Softmax, FCLayer_Sigmoid, BatchNorm, ReLULayer}
 _PASS_GRADIENT_THROUGH = {FlatLayer, Dropout}
+
+
+def _shard_steps(stretch: list[Layer]) -> list[tuple[str, list[Layer]]]:
+    """Layers that may take shards -> steps: runs of per-sample layers ("shards") and
+    the layers that take the shards together ("joint")."""
+    steps: list[tuple[str, list[Layer]]] = []
+    for layer in stretch:
+        if not layer.per_sample():
+            steps.append(("joint", [layer]))
+        elif steps and steps[-1][0] == "shards":
+            steps[-1][1].append(layer)
+        else:
+            steps.append(("shards", [layer]))
+    return steps
 
 
 def _whole(A: np.ndarray | list[np.ndarray]) -> np.ndarray:

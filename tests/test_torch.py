@@ -24,6 +24,7 @@ from cnn_numpy import (
     ReLULayer,
     SigmoidLayer,
     TanhLayer,
+    parallel,
 )
 from cnn_numpy.engines import ENGINES
 
@@ -291,6 +292,41 @@ def test_batchnorm_matches_torch(shape, training, dtype):
     G = rng.standard_normal(out.shape).astype(dtype)
     (out_t * to_torch_layout(G).detach()).sum().backward()
     close(layer.backpropagate(G), from_torch_layout(x.grad), dtype, tol)
+    close(layer.dgamma, module.weight.grad, dtype, tol)
+    close(layer.dbeta, module.bias.grad, dtype, tol)
+    close(layer.running_mean, module.running_mean, dtype, tol)
+    close(layer.running_var, module.running_var, dtype, tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(70, 5, 4, 3), (70, 7)], ids=["2d", "1d"])
+def test_batchnorm_on_shards_matches_torch_on_the_whole_batch(shape, dtype):
+    """forward_shards / backpropagate_shards on uneven shards of one batch, computed on
+    two threads: the output, gradients and running statistics of BatchNorm on the whole
+    batch.  The data sit far from 0 (mean 20, spread about 1), where the variance as
+    mean(x^2) - mean(x)^2 would be off by 4e-4 in float32."""
+    rng = np.random.default_rng(8)
+    c = shape[-1]
+    layer = BatchNorm(momentum=0.3)
+    module = (torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d)(
+        c, momentum=0.3, dtype=torch.float64 if dtype == np.float64 else torch.float32)
+    X = (20 + rng.standard_normal(shape) * rng.uniform(0.5, 2, c)).astype(dtype)
+    cuts = [0, 9, 40, 70]
+    parallel.set_threads(2)
+    try:
+        layer.training = True
+        parts = layer.forward_shards([X[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
+        G = rng.standard_normal(shape).astype(dtype)
+        dparts = layer.backpropagate_shards([G[a:b] for a, b in zip(cuts, cuts[1:],
+                                                                    strict=False)])
+    finally:
+        parallel.set_threads(None)
+    x = to_torch_layout(X)
+    out_t = module(x)
+    (out_t * to_torch_layout(G).detach()).sum().backward()
+    tol = NEW_LAYER_TOL
+    close(np.concatenate(parts), from_torch_layout(out_t), dtype, tol)
+    close(np.concatenate(dparts), from_torch_layout(x.grad), dtype, tol)
     close(layer.dgamma, module.weight.grad, dtype, tol)
     close(layer.dbeta, module.bias.grad, dtype, tol)
     close(layer.running_mean, module.running_mean, dtype, tol)

@@ -60,6 +60,25 @@ class Layer:
         """
         return False
 
+    def takes_shards(self) -> bool:
+        """True when, in the current mode, the layer needs the whole batch (per_sample is
+        False) but can take it as the Net's shards: forward_shards and
+        backpropagate_shards then compute what the plain passes compute on the
+        whole batch.  BatchNorm while training says so: its statistics are sums
+        that the shards' sums add up to.  False unless a layer says otherwise.
+        """
+        return False
+
+    def forward_shards(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        """The forward pass of one batch given as shards [A_prev (n_s, ...), ...] -> each
+        shard's A (n_s, ...), for layers whose takes_shards() is True."""
+        raise NotImplementedError
+
+    def backpropagate_shards(self, dparts: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Each shard's dA (n_s, ...) -> its dA_prev, after forward_shards on the same
+        shards; stores the whole batch's weight gradients."""
+        raise NotImplementedError
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output sample for one input sample of `input_shape`."""
         raise NotImplementedError

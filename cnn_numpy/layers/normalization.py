@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numbers
+from functools import partial, reduce
 
 import numpy as np
 
+from .. import parallel
 from .base import Layer
 
 
@@ -55,6 +57,9 @@ class BatchNorm(Layer):
     def per_sample(self) -> bool:
         return not self.training  # training normalizes with statistics of the whole batch
 
+    def takes_shards(self) -> bool:
+        return self.training  # the statistics are sums, which shards can add up
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 
@@ -86,6 +91,89 @@ class BatchNorm(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, h, w, c) or (n, k) -> A, the same shape."""
+        return self.forward_shards([A_prev])[0]
+
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+        """dA (like A) -> dA_prev (like A_prev); stores dgamma and dbeta."""
+        dx = self.backpropagate_shards([dA])
+        return None if dx is None else dx[0]
+
+    def forward_shards(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        """The forward pass of one batch given as shards (n_s, ...) -> each shard's A.
+
+        The same function as forward_propagate on the whole batch, computed
+        on the thread pool: each shard's column sums and squared deviations
+        from its own mean first, combined in shard order (Chan, Golub and
+        LeVeque's pairwise formula, as stable as two passes over the whole
+        batch), then each shard is normalized with the batch's statistics:
+
+            mu = sum_s m_s mu_s / m,   m var = sum_s (M2_s + m_s (mu_s - mu)^2)
+
+        where shard s has m_s values per channel, mean mu_s and squared
+        deviations M2_s.  With one shard this is the plain two-pass formula.
+        """
+        for A_prev in parts:
+            self._check_input(A_prev)
+        self._ensure_built(parts[0])
+        xs = [A_prev.reshape(-1, A_prev.shape[-1]) for A_prev in parts]  # (m_s, c) each
+        m = sum(x.shape[0] for x in xs)
+        if self.training:
+            if m < 2:
+                raise ValueError(f"BatchNorm: training needs more than one value per channel, "
+                                 f"got input of shape {parts[0].shape}; use batches of 2 or more")
+            sums, centered, squares = zip(*_on_shards(_deviations, xs), strict=True)
+            mu, var = sums[0] / xs[0].shape[0], squares[0] / m
+            if len(xs) > 1:  # combine the shards' statistics, in shard order
+                counts = [x.shape[0] for x in xs]
+                means = [total / k for total, k in zip(sums, counts, strict=True)]
+                mu = _add(sums) / m
+                spread = _add([k * (mean - mu) ** 2 for k, mean in zip(counts, means, strict=True)])
+                var = (_add(squares) + spread) / m
+                _on_shards(_subtract, centered, [mu - mean for mean in means])  # now x - mu
+            self.running_mean *= 1 - self.momentum
+            self.running_mean += self.momentum * mu
+            self.running_var *= 1 - self.momentum
+            self.running_var += self.momentum * var * (m / (m - 1))
+        else:
+            centered = [x - self.running_mean for x in xs]
+            var = self.running_var
+        # x_hat = centered * inv_std is never stored: the backward pass works from centered.
+        self._centered, self._batch_statistics, self._m = list(centered), self.training, m
+        self._inv_std = (1 / np.sqrt(var + self.eps)).astype(xs[0].dtype, copy=False)
+        scale = self.gamma * self._inv_std
+        outs = _on_shards(lambda c: _scale_shift(c, scale, self.beta), self._centered)
+        return [A.reshape(A_prev.shape) for A, A_prev in zip(outs, parts, strict=True)]
+
+    def backpropagate_shards(self, dparts: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Each shard's dA -> its dA_prev (None for the first layer of a Net), after
+        forward_shards on the same shards; stores the batch's dgamma and dbeta, summed
+        over the shards in shard order."""
+        ds = [dA.reshape(c.shape) for dA, c in zip(dparts, self._centered, strict=True)]
+        inv_std = self._inv_std
+        sums = _on_shards(lambda d, c: (_column_sums(d), np.einsum("ij,ij->j", d, c)),
+                          ds, self._centered)
+        self.dbeta = _add([s[0] for s in sums])
+        self.dgamma = _add([s[1] for s in sums]) * inv_std  # sum(dA * x_hat)
+        if not self.needs_input_grad:
+            return None
+        scale = self.gamma * inv_std
+        if self._batch_statistics:  # mu and var depend on x too: the two extra terms
+            shift = scale * self.dbeta / self._m
+            slope = scale * inv_std * self.dgamma / self._m
+        else:
+            shift = slope = None
+
+        def dx(d: np.ndarray, centered: np.ndarray) -> np.ndarray:
+            out = d * scale
+            if shift is not None:
+                out -= shift
+                out -= centered * slope
+            return out
+
+        dxs = _on_shards(dx, ds, self._centered)
+        return [d.reshape(dA.shape) for d, dA in zip(dxs, dparts, strict=True)]
+
+    def _check_input(self, A_prev: np.ndarray) -> None:
         if not isinstance(A_prev, np.ndarray) or A_prev.ndim not in (2, 4) \
                 or A_prev.shape[0] == 0:
             raise ValueError("BatchNorm: expected a non-empty (n, height, width, channels) or "
@@ -94,45 +182,39 @@ class BatchNorm(Layer):
         if self.built and A_prev.shape[-1] != self.gamma.shape[0]:
             raise ValueError(f"BatchNorm: built for {self.gamma.shape[0]} channels, got input "
                              f"of shape {A_prev.shape}")
-        self._ensure_built(A_prev)
-        x = A_prev.reshape(-1, A_prev.shape[-1])  # (m, c): one row per value of each channel
-        m = x.shape[0]
-        if self.training:
-            if m < 2:
-                raise ValueError(f"BatchNorm: training needs more than one value per channel, "
-                                 f"got input of shape {A_prev.shape}; use batches of 2 or more")
-            mu = _column_sums(x) / m
-            centered = x - mu
-            var = np.einsum("ij,ij->j", centered, centered) / m
-            self.running_mean *= 1 - self.momentum
-            self.running_mean += self.momentum * mu
-            self.running_var *= 1 - self.momentum
-            self.running_var += self.momentum * var * (m / (m - 1))
-        else:
-            centered = x - self.running_mean
-            var = self.running_var
-        # x_hat = centered * inv_std is never stored: the backward pass works from centered.
-        self._centered, self._batch_statistics = centered, self.training
-        self._inv_std = (1 / np.sqrt(var + self.eps)).astype(x.dtype, copy=False)
-        A = centered * (self.gamma * self._inv_std)
-        A += self.beta
-        return A.reshape(A_prev.shape)
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        """dA (like A) -> dA_prev (like A_prev); stores dgamma and dbeta."""
-        d = dA.reshape(self._centered.shape)
-        inv_std = self._inv_std
-        self.dbeta = _column_sums(d)
-        self.dgamma = np.einsum("ij,ij->j", d, self._centered) * inv_std  # sum(dA * x_hat)
-        if not self.needs_input_grad:
-            return None
-        scale = self.gamma * inv_std
-        dx = d * scale
-        if self._batch_statistics:
-            m = d.shape[0]
-            dx -= scale * self.dbeta / m
-            dx -= self._centered * (scale * inv_std * self.dgamma / m)
-        return dx.reshape(dA.shape)
+
+def _on_shards(fn, *shard_lists):
+    """[fn(*args) for each shard's args]: inline for one shard (a whole batch), else on the
+    thread pool."""
+    if len(shard_lists[0]) == 1:
+        return [fn(*args) for args in zip(*shard_lists, strict=True)]
+    return parallel.run_all([partial(fn, *args) for args in zip(*shard_lists, strict=True)])
+
+
+def _add(arrays: list[np.ndarray]) -> np.ndarray:
+    """The sum of the arrays, added in list order (the first one itself if it is alone)."""
+    return reduce(np.add, arrays)
+
+
+def _subtract(x: np.ndarray, y: np.ndarray) -> None:
+    """x -= y, in place."""
+    np.subtract(x, y, out=x)
+
+
+def _deviations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x (m, c) -> (column sums (c,), x minus its column means (m, c), the sums of their
+    squares (c,))."""
+    sums = _column_sums(x)
+    centered = x - sums / x.shape[0]
+    return sums, centered, np.einsum("ij,ij->j", centered, centered)
+
+
+def _scale_shift(centered: np.ndarray, scale: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """centered * scale + beta, per column, in one new array."""
+    A = centered * scale
+    A += beta
+    return A
 
 
 def _column_sums(x: np.ndarray) -> np.ndarray:
