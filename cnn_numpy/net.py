@@ -125,6 +125,7 @@ class Net:
         self.weight_decay = float(weight_decay)
         self._warned_range = False
         self._passes: list[tuple[str, list[list[Layer]]]] = []  # see _forward
+        self._passed = False  # True after the first forward pass: every layer is built
 
     # -- settings -------------------------------------------------------------
     @property
@@ -318,8 +319,9 @@ class Net:
         whole = [("whole", [layer]) for layer in self.layers]
         # The first pass builds the weights, on the whole batch: a shard's copy must not
         # build its own, and the weights come from the generator in layer order, as always.
-        if len(parallel.shard_slices(X.shape[0])) == 1 \
-                or not all(layer.built for layer in self.layers):
+        # (A user's layer without weights may never say it is built: one pass is enough.)
+        if len(parallel.shard_slices(X.shape[0])) == 1 or not (
+                self._passed or all(layer.built for layer in self.layers)):
             return whole
         try:
             sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
@@ -351,7 +353,7 @@ class Net:
 
         The steps of _plan: runs of per-sample layers compute shard by shard
         on the thread pool (cnn_numpy/parallel.py), with BLAS on one thread
-        (parallel.blas_for_batch).  Shard 0 uses the layer
+        (parallel.blas_for_pass).  Shard 0 uses the layer
         objects themselves; every other shard a shallow copy: the same weight
         arrays, its own cache for the backward pass.  While training,
         self._passes keeps each step's layers per shard for _backward.
@@ -363,8 +365,9 @@ class Net:
         slices = parallel.shard_slices(X.shape[0])
         passes: list[tuple[str, list[list[Layer]]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        with parallel.blas_for_batch(X.shape[0]):
-            for how, run in self._plan(X, whole_last):
+        plan = self._plan(X, whole_last)
+        with parallel.blas_for_pass(any(how != "whole" for how, _ in plan)):
+            for how, run in plan:
                 if how == "whole":
                     A = _forward_through(run, _whole(A))
                     passes.append((how, [run]))
@@ -379,6 +382,7 @@ class Net:
                                       for layers, part in zip(shards, parts, strict=True)])
                 passes.append((how, shards))
             self._passes = passes if training else []
+            self._passed = True
             return _whole(A)
 
     def _backward(self, dZ: np.ndarray) -> None:
@@ -386,7 +390,7 @@ class Net:
         _forward(training=True); each layer's grads() hold the whole batch's
         gradients, the shards' added in shard order."""
         slices = parallel.shard_slices(dZ.shape[0])  # as _forward cut the batch
-        with parallel.blas_for_batch(dZ.shape[0]):
+        with parallel.blas_for_pass(any(how != "whole" for how, _ in self._passes)):
             dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
             for how, shards in reversed(self._passes[:-1]):
                 if how == "whole":

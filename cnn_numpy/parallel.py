@@ -10,10 +10,11 @@ each shard in a worker thread; layers that look at the whole batch
 Identical results whatever the number of threads: the shards depend on the
 batch size only (`shard_slices`), each shard is computed by the same code
 on whichever thread takes it, and the Net adds the shards' weight
-gradients in shard order.  While a batch is cut into shards, NumPy's BLAS
-computes on one thread, so that its own threads do not fight the workers
-for the cores; a batch of one shard (below 128 samples) leaves BLAS its
-own setting (OPENBLAS_NUM_THREADS), whatever the number of workers.
+gradients in shard order.  While a pass runs layers on shards, NumPy's
+BLAS computes on one thread, so that its own threads do not fight the
+workers for the cores; a pass without shards (every batch below 128
+samples, for one) leaves BLAS its own setting (OPENBLAS_NUM_THREADS),
+whatever the number of workers.
 
     CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
 
@@ -168,18 +169,19 @@ def single_threaded_blas() -> Iterator[None]:
                     lib.set_num_threads(default)
 
 
-def blas_for_batch(n: int) -> AbstractContextManager:
-    """BLAS's threads for a pass over a batch of n samples: one thread (single_threaded_blas)
-    when the batch is cut into shards, for the layers on the whole batch too; else
-    BLAS's own setting (nothing changes).
+def blas_for_pass(sharded: bool) -> AbstractContextManager:
+    """BLAS's threads for a Net's pass: one thread (single_threaded_blas) when some of
+    its layers run on shards, for the layers on the whole batch too; else BLAS's own
+    setting (nothing changes).
 
     Whole-batch layers between the shards would otherwise wake BLAS's own
     threads, which keep spinning for a while after each product and take
     the cores from the workers: the deep model trained about 1.5 times
-    faster with them off.  The setting depends on n only, so the results
-    stay the same for any number of workers.
+    faster with them off.  Whether a pass has shards depends on the batch
+    size and the layers, not on the number of workers, so the results stay
+    the same for any number of workers.
     """
-    return single_threaded_blas() if len(shard_slices(n)) > 1 else nullcontext()
+    return single_threaded_blas() if sharded else nullcontext()
 
 
 _blas_users = 0  # blocks inside single_threaded_blas now

@@ -166,8 +166,8 @@ def test_blas_threads_come_back_after_a_pass():
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
 
-def test_whole_batch_layers_keep_blas_on_one_thread_while_the_batch_is_in_shards():
-    """Spinning BLAS threads would take the cores from the workers; a batch of one shard
+def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards():
+    """Spinning BLAS threads would take the cores from the workers; a pass without shards
     leaves BLAS as it is (whatever the worker count: the same results either way)."""
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         for threads in (1, 2):
@@ -179,6 +179,10 @@ def test_whole_batch_layers_keep_blas_on_one_thread_while_the_batch_is_in_shards
             assert net.layers[6].blas == [1]
             net.train(X[:64], y[:64], 0.01)  # one shard
             assert net.layers[6].blas == [2]
+            flat = Net([FlatLayer(), FCLayer_ReLU(12), Halve(), FCLayer_Softmax(10)], seed=0)
+            flat.train(X, y, 0.01)
+            flat.train(X, y, 0.01)  # small samples: no layer on shards, so BLAS as it is
+            assert flat.layers[2].blas == [2]
 
 
 def test_a_failing_task_raises_the_first_error_in_task_order():

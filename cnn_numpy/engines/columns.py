@@ -34,17 +34,20 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
 
 
 
-def window_gradients(dZ2: np.ndarray, W2: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Each window's gradient dZ @ W.T as (fw, fw, n, oh, ow, c): d_windows[a, q] is the
-    (n, oh, ow, c) share of window element (a, q), ready to add back at its place.
+def add_window_gradients(dZ2: np.ndarray, W: np.ndarray, elements: list[np.ndarray]) -> None:
+    """The col2im step of a convolution's backward pass, in place.
 
-    dZ2 (M, nf), W2 (K, nf), shape = (n, oh, ow, fw, fw, c).  Computed in the same
-    memory order window_matrix would pick, so the adds read long runs.
+    dZ2 (M, nf) is dZ with one row per window (M = n*oh*ow), W (fw, fw, c, nf).
+    elements[k] (n, oh, ow, c) is a view of dx at window element k = (a, q)
+    (row-major) of every window; it gets its share dZ2 @ W[a, q].T added.
+    One product per element gives a contiguous (M, c) array that adds in
+    long runs: one product for all elements at once would be fw*fw times
+    larger and its pieces scattered, and the adds ran slower than the products.
     """
-    n, oh, ow, fw, _, c = shape
-    if ow > fw * c:
-        return (W2 @ dZ2.T).reshape(fw, fw, c, n, oh, ow).transpose(0, 1, 3, 4, 5, 2)
-    return (dZ2 @ W2.T).reshape(shape).transpose(3, 4, 0, 1, 2, 5)
+    fw = W.shape[0]
+    for k, element in enumerate(elements):
+        a, q = divmod(k, fw)
+        element += (dZ2 @ W[a, q].T).reshape(element.shape)
 
 
 def first_max(elements: list[np.ndarray], top: np.ndarray, index: np.ndarray) -> None:

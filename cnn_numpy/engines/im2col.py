@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .columns import first_max, route_to_max, window_gradients, window_matrix
+from .columns import add_window_gradients, first_max, route_to_max, window_matrix
 from .geometry import output_size
 
 
@@ -47,29 +47,25 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     windows = _window_view(x, fw, stride)
     cols = window_matrix(windows)  # the one copy of the input
     Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
-    return Z.reshape(*windows.shape[:3], nf), (x.shape, windows.shape, cols, W, stride)
+    return Z.reshape(*windows.shape[:3], nf), (x.shape, cols, W, stride)
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     """(dx or None, dW, db) from dZ (n, oh, ow, nf).
 
     [dW; db] = cols @ dZ in one product.  dx: each window's share of
-    dZ @ W.T is added back at its place, one strided add per window element
-    (a, q): the col2im step.
+    dZ @ W.T is added back at its place, one product and one strided add per
+    window element (a, q): the col2im step (columns.add_window_gradients).
     """
-    x_shape, windows_shape, cols, W, stride = cache
+    x_shape, cols, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
-    n, oh, ow, _ = dZ.shape
     dZ2 = dZ.reshape(-1, nf)
     dWb = np.dot(cols, dZ2)  # not `@`: matmul keeps the GIL for this long, thin product
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
     if not need_dx:
         return None, dW, db
-    d_windows = window_gradients(dZ2, W.reshape(-1, nf), windows_shape)  # (fw, fw, n, oh, ow, c)
     dx = np.zeros(x_shape, dtype=dZ.dtype)
-    for a in range(fw):
-        for q in range(fw):
-            dx[:, a : a + stride * oh : stride, q : q + stride * ow : stride] += d_windows[a, q]
+    add_window_gradients(dZ2, W, _offset_views(dx, fw, stride))
     return dx, dW, db
 
 

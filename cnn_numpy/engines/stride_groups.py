@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .columns import first_max, route_to_max, window_gradients, window_matrix
+from .columns import add_window_gradients, first_max, route_to_max, window_matrix
 from .geometry import output_size
 
 
@@ -165,10 +165,8 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     for group, cols in zip(plan.groups, matrices, strict=True):
         dZ_g = np.ascontiguousarray(_outputs(dZ, group, plan)).reshape(-1, nf)  # (M_g, nf)
         dWb += np.dot(cols, dZ_g)  # not `@`: matmul keeps the GIL for this long, thin product
-        if need_dx:
-            windows = _group_windows(dx, group, plan)  # (n, rows, cols, fw, fw, c)
-            d_windows = window_gradients(dZ_g, W2, windows.shape)  # (fw, fw, n, rows, cols, c)
-            _windows(dx, group, plan)[...] += d_windows.transpose(2, 3, 0, 4, 1, 5)
+        if need_dx:  # each window element's share, at its place in the group's windows
+            add_window_gradients(dZ_g, W, _elements(_windows(dx, group, plan)))
     if need_dx:
         dx = dx[:, : x_shape[1], : x_shape[2]]
     return dx, dWb[:-1].reshape(W.shape), dWb[-1]
