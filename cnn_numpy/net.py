@@ -116,6 +116,15 @@ class Net:
                 layer.owns_grad = following.owns_grad
             else:
                 layer.owns_grad = type(following) in _NEW_GRADIENT
+        for layer in layers:  # as above, a layer may come from another Net
+            if isinstance(layer, (ConvLayer_ReLU, ReLULayer)):
+                layer.relu_mask_done = False
+            if isinstance(layer, PoolLayer_Max):
+                layer.applies_relu_mask = False
+        for layer, following in zip(layers, layers[1:], strict=False):
+            # A max pool after a ReLU applies the ReLU's mask to its smaller gradient.
+            if type(layer) in (ConvLayer_ReLU, ReLULayer) and type(following) is PoolLayer_Max:
+                layer.relu_mask_done = following.applies_relu_mask = True
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \

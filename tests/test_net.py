@@ -210,3 +210,34 @@ def test_layers_overwrite_only_gradients_nobody_else_holds():
     net.train(X, y, 0.0)
     for a, (_, _, b) in zip(grads, net.param_triples(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_max_pool_after_a_relu_applies_the_relu_mask_for_it():
+    """The pool masks its (smaller) gradient where its output is 0 and the ReLU before it
+    skips its own mask: the same gradients as each layer on its own, also where whole
+    windows are 0 (whose gradient the ReLU must stop) and with overlapping windows."""
+    from cnn_numpy import ConvLayer, ReLULayer
+
+    layers = [ConvLayer(4, 3), ReLULayer(), PoolLayer_Max(2), ConvLayer_ReLU(4, 3, padding=1),
+              PoolLayer_Max(2, stride=1), FlatLayer(), FCLayer_Softmax(10)]
+    net = Net(layers, seed=0, dtype=np.float64)
+    assert [getattr(layer, "relu_mask_done", None) for layer in layers] == \
+        [None, True, None, True, None, None, None]
+    assert [getattr(layer, "applies_relu_mask", None) for layer in layers] == \
+        [None, None, True, None, True, None, None]
+    X, y = np.random.default_rng(1).random((8, 12, 12)), np.arange(8)
+    net.build((12, 12, 1))
+    for conv in (layers[0], layers[3]):
+        conv.b[:] = -0.6 * np.abs(conv.W).sum(axis=(0, 1, 2)).mean()  # many all-zero windows
+    assert (layers[2].forward_propagate(layers[1].forward_propagate(
+        layers[0].forward_propagate(X[..., None]))) == 0).mean() > 0.2
+    net.train(X, y, 0.0)
+    fused = [g.copy() for _, _, g in net.param_triples()]
+    for layer in layers:
+        for flag in ("relu_mask_done", "applies_relu_mask"):
+            if hasattr(layer, flag):
+                setattr(layer, flag, False)
+    net.train(X, y, 0.0)
+    for a, (_, _, b) in zip(fused, net.param_triples(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not Net([layers[2], FlatLayer(), FCLayer_Softmax(10)]).layers[0].applies_relu_mask

@@ -51,10 +51,16 @@ class ActivationLayer(Layer):
 class ReLULayer(ActivationLayer):
     """A = max(Z, 0);  dZ = dA where Z > 0, else 0."""
 
+    #: Set to True by a Net when the next layer (PoolLayer_Max) applies this ReLU's
+    #: mask to the gradient it hands back: dA is then dZ already.
+    relu_mask_done: bool = False
+
     def function(self, Z):
         return act.relu(Z)
 
     def derivative(self, dA):
+        if self.relu_mask_done:
+            return dA
         return act.relu_backward(dA, self.Z, overwrite=self.owns_grad)
 
 

@@ -154,6 +154,12 @@ class ConvLayer_ReLU(ConvLayer):
         self.A = np.maximum(Z, 0, out=Z)
         return self.A
 
+    #: Set to True by a Net when the next layer (PoolLayer_Max) applies this ReLU's
+    #: mask to the gradient it hands back: dA is then dZ already.
+    relu_mask_done: bool = False
+
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
-        return super().backpropagate(relu_backward(dA, self.A, overwrite=self.owns_grad))
+        if not self.relu_mask_done:
+            dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
+        return super().backpropagate(dA)

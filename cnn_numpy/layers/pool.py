@@ -6,6 +6,7 @@ import numpy as np
 
 from ..engines import check_engine, get_engine
 from ..engines.geometry import output_size
+from .activations import relu_backward
 from .base import Layer, check_ndim, positive_int
 
 
@@ -66,6 +67,22 @@ class PoolLayer_Max(PoolLayer):
 
     _forward_name = "max_pool_forward"
     _backward_name = "max_pool_backward"
+    #: Set to True by a Net when the layer before is a ReLU (ReLULayer, ConvLayer_ReLU)
+    #: that leaves its mask to this layer: see backpropagate.
+    applies_relu_mask: bool = False
+
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+        """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c).
+
+        With applies_relu_mask, dA_prev is also the gradient through the ReLU
+        before: zero wherever its output A_prev is 0.  A window's gradient
+        goes to its maximum, which is 0 only if A is, so masking dA where
+        A > 0 (fw*fw times fewer numbers) is enough, and the ReLU skips its
+        own pass over the larger array.
+        """
+        if self.applies_relu_mask and self.needs_input_grad:
+            dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
+        return super().backpropagate(dA)
 
 
 class PoolLayer_Avg(PoolLayer):
