@@ -50,20 +50,34 @@ def add_window_gradients(dZ2: np.ndarray, W: np.ndarray, elements: list[np.ndarr
         element += (dZ2 @ W[a, q].T).reshape(element.shape)
 
 
-def first_max(elements: list[np.ndarray], top: np.ndarray, index: np.ndarray) -> None:
-    """Max pooling over window elements, in place.
-
-    elements[k] (n, oh, ow, c) holds window element k (row-major) of every
-    window; top must hold elements[0] and index zeros.  Afterwards top is
-    each window's maximum and index the k of its FIRST maximum (PyTorch's
-    rule): the index moves only on a strictly larger value.  (Index updates
-    are arithmetic on small ints: masked assignment is much slower.)
-    """
-    for k, element in enumerate(elements[1:], start=1):
-        larger = element > top
+def window_max(elements: list[np.ndarray]) -> np.ndarray:
+    """Max pooling as elementwise steps: elements[k] (n, oh, ow, c) holds window element k
+    of every window -> each window's maximum, a new (n, oh, ow, c) array."""
+    if len(elements) == 1:
+        return elements[0].copy()
+    top = np.maximum(elements[0], elements[1])
+    for element in elements[2:]:
         np.maximum(top, element, out=top)
-        index -= index * larger  # 0 where replaced ...
-        index += larger * index.dtype.type(k)  # ... then k there
+    return top
+
+
+def first_max_index(elements: list[np.ndarray], top: np.ndarray) -> np.ndarray:
+    """The index k of each window's FIRST maximum (row-major, PyTorch's rule for ties),
+    given top = window_max(elements): (n, oh, ow, c), small integers.
+
+    k = min{k : elements[k] == top}.  With ne_k = 1 where elements[k] != top,
+    else 0, that is  ne_0 (1 + ne_1 (1 + ... ne_{K-2} (1 + 0)))  for K
+    elements (if no earlier element is the maximum, the last one is).
+    Computed from the inside out: one comparison and two in-place steps per
+    element, on small integers (a masked assignment per element is much slower).
+    """
+    index = np.zeros(top.shape, dtype=np.uint8 if len(elements) <= 256 else np.intp)
+    different = np.empty(top.shape, dtype=np.uint8)
+    for element in reversed(elements[:-1]):
+        index += 1
+        np.not_equal(element, top, out=different.view(np.bool_))
+        index *= different
+    return index
 
 
 def route_to_max(dout: np.ndarray, index: np.ndarray, elements: list[np.ndarray],

@@ -28,7 +28,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .columns import add_window_gradients, first_max, route_to_max, window_matrix
+from .columns import (
+    add_window_gradients,
+    first_max_index,
+    route_to_max,
+    window_matrix,
+    window_max,
+)
 from .geometry import output_size
 
 
@@ -82,13 +88,11 @@ def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
 
 
 def max_pool_forward(x: np.ndarray, fw: int, stride: int):
-    """out = max over each window; cache the index of each window's FIRST maximum
-    (walking the window elements in row-major order: columns.first_max)."""
-    views = _offset_views(x, fw, stride)
-    out = views[0].copy()
-    argmax = np.zeros(out.shape, dtype=np.uint8 if fw * fw < 256 else np.intp)
-    first_max(views, out, argmax)
-    return out, (x.shape, argmax, fw, stride)
+    """out = max over each window (columns.window_max).  The cache keeps x and out: the
+    backward pass finds each window's first maximum from them, and prediction never
+    needs it."""
+    out = window_max(_offset_views(x, fw, stride))
+    return out, (x, out, fw, stride)
 
 
 def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
@@ -97,10 +101,12 @@ def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
-    """dx (shape of x): each window's gradient goes to its remembered first maximum."""
-    x_shape, argmax, fw, stride = cache
-    tiled = _tiled(x_shape, fw, stride)  # every dx element is written exactly once
-    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
+    """dx (shape of x): each window's gradient goes to its first maximum (in row-major
+    order: columns.first_max_index)."""
+    x, out, fw, stride = cache
+    argmax = first_max_index(_offset_views(x, fw, stride), out)
+    tiled = _tiled(x.shape, fw, stride)  # every dx element is written exactly once
+    dx = (np.empty if tiled else np.zeros)(x.shape, dtype=dout.dtype)
     route_to_max(dout, argmax, _offset_views(dx, fw, stride), write=tiled)
     return dx
 

@@ -27,7 +27,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from .columns import add_window_gradients, first_max, route_to_max, window_matrix
+from .columns import (
+    add_window_gradients,
+    first_max_index,
+    route_to_max,
+    window_matrix,
+    window_max,
+)
 from .geometry import output_size
 
 
@@ -187,37 +193,36 @@ def _elements(w: np.ndarray) -> list[np.ndarray]:
 def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
-    The cache keeps each window's argmax: the flat row-major index k of its
-    FIRST maximum (PyTorch's rule), found per group by walking the window
-    elements in order (columns.first_max).
+    Per group: the maximum over its window elements, as whole-array steps
+    (columns.window_max).  The cache keeps x and out, from which the
+    backward pass finds each window's first maximum.
     """
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
-    shape = (n, output_size(ih, fw, stride), output_size(iw, fw, stride), c)
-    out = np.empty(shape, x.dtype)
-    argmax = np.zeros(shape, np.uint8 if fw * fw < 256 else np.intp)
+    out = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), c), x.dtype)
     xr = _reach(x, plan)
     for group in plan.groups:
-        elements = _elements(_windows(xr, group, plan))
-        top = _outputs(out, group, plan)
-        top[...] = elements[0]
-        first_max(elements, top, _outputs(argmax, group, plan))
-    return out, (x.shape, argmax, fw, stride)
+        _outputs(out, group, plan)[...] = window_max(_elements(_windows(xr, group, plan)))
+    return out, (xr, x.shape, out, fw, stride)
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its first maximum.
 
-    Per group and window element k: dout where the argmax is k, else 0.
-    With one group no input element is in two windows, so the gradient is
-    written; several groups overlap, so each adds its share.
+    Per group: the index k of each window's first maximum in row-major order
+    (PyTorch's rule; columns.first_max_index), then per window element k:
+    dout where the index is k, else 0.  With one group no input element is
+    in two windows, so the gradient is written; several groups overlap, so
+    each adds its share.
     """
-    x_shape, argmax, fw, stride = cache
+    xr, x_shape, out, fw, stride = cache
     plan = _plan_for(x_shape, fw, stride)
     dx = _zeros_reaching(x_shape, plan, dout.dtype)
     for group in plan.groups:
-        route_to_max(_outputs(dout, group, plan), _outputs(argmax, group, plan),
-                     _elements(_windows(dx, group, plan)), write=len(plan.groups) == 1)
+        top = _outputs(out, group, plan)
+        argmax = first_max_index(_elements(_windows(xr, group, plan)), top)
+        route_to_max(_outputs(dout, group, plan), argmax, _elements(_windows(dx, group, plan)),
+                     write=len(plan.groups) == 1)
     return dx[:, : x_shape[1], : x_shape[2]]
 
 
