@@ -88,6 +88,19 @@ def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
     assert {how for how, _ in net._plan(X[:127], whole_last=False)} == {"whole"}  # 1 shard
 
 
+def test_the_first_pass_is_whole_and_builds_the_weights_the_next_ones_use_shards():
+    """Lazily built weights come from the generator in layer order, on the whole batch;
+    the user's layer (which never says it is built) does not keep the Net whole after."""
+    net = conv_net(seed=0)
+    X, y = data(128)
+    assert {how for how, _ in net._plan(X, whole_last=False)} == {"whole"}
+    net.train(X, y, 0.01)
+    assert not net.layers[6].built
+    for layer in net.layers:
+        layer.training = False  # as in predict
+    assert ("shards", net.layers[:6]) in net._plan(X, whole_last=False)
+
+
 def steps(model_fn, X, y, threads: int, steps: int = 3):
     parallel.set_threads(threads)
     net = model_fn()
