@@ -4,12 +4,14 @@ Every engine is a module with the same six functions:
 
     conv_forward(x, W, b, stride)      -> (Z, cache)
     conv_backward(dZ, cache, need_dx)  -> (dx or None, dW, db)
-    max_pool_forward(x, fw, stride)    -> (out, cache)
+    max_pool_forward(x, fw, stride, argmax=True) -> (out, cache)
     max_pool_backward(dout, cache)     -> dx
     avg_pool_forward(x, fw, stride)    -> (out, cache)
     avg_pool_backward(dout, cache)     -> dx
 
 x is the (already padded) input (n, ih, iw, c), W is (fw, fw, c, nf).
+argmax=False tells max pooling that no backward pass is expected (prediction):
+an engine may then skip finding each window's maximum's position until one comes.
 The layers own weights, padding and activations; engines only do the sums.
 """
 

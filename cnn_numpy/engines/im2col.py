@@ -87,12 +87,13 @@ def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
             for a in range(fw) for q in range(fw)]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int):
-    """out = max over each window (columns.window_max).  The cache keeps x and out: the
-    backward pass finds each window's first maximum from them, and prediction never
-    needs it."""
-    out = window_max(_offset_views(x, fw, stride))
-    return out, (x, out, fw, stride)
+def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
+    """out = max over each window (columns.window_max).  The cache keeps x, out and,
+    with argmax, the index of each window's first maximum (columns.first_max_index);
+    without it (prediction) the backward pass, if one comes, finds it from x and out."""
+    views = _offset_views(x, fw, stride)
+    out = window_max(views)
+    return out, (x, out, first_max_index(views, out) if argmax else None, fw, stride)
 
 
 def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
@@ -103,8 +104,9 @@ def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its first maximum (in row-major
     order: columns.first_max_index)."""
-    x, out, fw, stride = cache
-    argmax = first_max_index(_offset_views(x, fw, stride), out)
+    x, out, argmax, fw, stride = cache
+    if argmax is None:
+        argmax = first_max_index(_offset_views(x, fw, stride), out)
     tiled = _tiled(x.shape, fw, stride)  # every dx element is written exactly once
     dx = (np.empty if tiled else np.zeros)(x.shape, dtype=dout.dtype)
     route_to_max(dout, argmax, _offset_views(dx, fw, stride), write=tiled)

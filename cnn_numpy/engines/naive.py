@@ -68,11 +68,12 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     return dx, dW, db
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
     """out[i, h, w, c] = max of x[i, h*s:h*s+fw, w*s:w*s+fw, c].
 
     The cache remembers, for each window, the flat row-major index of its
-    FIRST maximum; the backward pass sends the whole gradient there.
+    FIRST maximum; the backward pass sends the whole gradient there.  (The
+    loops find the maximum through its index, so `argmax` changes nothing.)
     """
     n, ih, iw, c = x.shape
     oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)

@@ -190,37 +190,46 @@ def _elements(w: np.ndarray) -> list[np.ndarray]:
     return [w[:, :, a, :, q] for a in range(fw) for q in range(fw)]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
     Per group: the maximum over its window elements, as whole-array steps
-    (columns.window_max).  The cache keeps x and out, from which the
-    backward pass finds each window's first maximum.
+    (columns.window_max), and with argmax the index of each window's first
+    maximum (columns.first_max_index).  Without it (prediction) the cache
+    keeps x and out, from which a backward pass, if one comes, finds it.
     """
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
     out = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), c), x.dtype)
+    index = np.empty(out.shape, np.uint8 if fw * fw <= 256 else np.intp) if argmax else None
     xr = _reach(x, plan)
     for group in plan.groups:
-        _outputs(out, group, plan)[...] = window_max(_elements(_windows(xr, group, plan)))
-    return out, (xr, x.shape, out, fw, stride)
+        elements = _elements(_windows(xr, group, plan))
+        top = _outputs(out, group, plan)
+        top[...] = window_max(elements)
+        if argmax:
+            _outputs(index, group, plan)[...] = first_max_index(elements, top)
+    return out, (xr, x.shape, out, index, fw, stride)
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its first maximum.
 
     Per group: the index k of each window's first maximum in row-major order
-    (PyTorch's rule; columns.first_max_index), then per window element k:
+    (PyTorch's rule; from the forward pass, or found now), then per window element k:
     dout where the index is k, else 0.  With one group no input element is
     in two windows, so the gradient is written; several groups overlap, so
     each adds its share.
     """
-    xr, x_shape, out, fw, stride = cache
+    xr, x_shape, out, index, fw, stride = cache
     plan = _plan_for(x_shape, fw, stride)
     dx = _zeros_reaching(x_shape, plan, dout.dtype)
     for group in plan.groups:
-        top = _outputs(out, group, plan)
-        argmax = first_max_index(_elements(_windows(xr, group, plan)), top)
+        if index is None:
+            argmax = first_max_index(_elements(_windows(xr, group, plan)),
+                                     _outputs(out, group, plan))
+        else:
+            argmax = _outputs(index, group, plan)
         route_to_max(_outputs(dout, group, plan), argmax, _elements(_windows(dx, group, plan)),
                      write=len(plan.groups) == 1)
     return dx[:, : x_shape[1], : x_shape[2]]

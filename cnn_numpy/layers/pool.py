@@ -51,8 +51,13 @@ class PoolLayer(Layer):
         self._ensure_built(A_prev)
         self._engine = get_engine(self.engine)
         forward = getattr(self._engine, self._forward_name)
-        self.A, self._cache = forward(A_prev, self.filter_width, self.stride)
+        self.A, self._cache = forward(A_prev, self.filter_width, self.stride,
+                                      **self._forward_options())
         return self.A
+
+    def _forward_options(self) -> dict:
+        """Keyword arguments for the engine's forward function."""
+        return {}
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c)."""
@@ -70,6 +75,9 @@ class PoolLayer_Max(PoolLayer):
     #: Set to True by a Net when the layer before is a ReLU (ReLULayer, ConvLayer_ReLU)
     #: that leaves its mask to this layer: see backpropagate.
     applies_relu_mask: bool = False
+
+    def _forward_options(self) -> dict:
+        return {"argmax": self.training}  # where each maximum is: training needs it
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c).
