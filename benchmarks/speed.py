@@ -197,7 +197,7 @@ def threads() -> str:
     shards = len(parallel.shard_slices(BATCH))
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
     return (f"cnn-numpy {parallel.default_threads()} worker threads, batch {BATCH} in {shards} "
-            f"shards (BLAS: 1 thread per shard){torch_threads}")
+            f"shards (BLAS: 1 thread in passes with shards){torch_threads}")
 
 
 def busy_machine(X, y, repeats: int) -> dict:
