@@ -50,20 +50,25 @@ def add_window_gradients(dZ2: np.ndarray, W: np.ndarray, elements: list[np.ndarr
         element += (dZ2 @ W[a, q].T).reshape(element.shape)
 
 
-def window_max(elements: list[np.ndarray]) -> np.ndarray:
+def window_max(elements: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
     """Max pooling as elementwise steps: elements[k] (n, oh, ow, c) holds window element k
-    of every window -> each window's maximum, a new (n, oh, ow, c) array."""
-    if len(elements) == 1:
-        return elements[0].copy()
-    top = np.maximum(elements[0], elements[1])
+    of every window -> each window's maximum (n, oh, ow, c), written to `out` if given."""
+    if len(elements) == 1:  # a 1x1 window
+        if out is None:
+            return elements[0].copy()
+        out[...] = elements[0]
+        return out
+    top = np.maximum(elements[0], elements[1], out=out)
     for element in elements[2:]:
         np.maximum(top, element, out=top)
     return top
 
 
-def first_max_index(elements: list[np.ndarray], top: np.ndarray) -> np.ndarray:
+def first_max_index(elements: list[np.ndarray], top: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """The index k of each window's FIRST maximum (row-major, PyTorch's rule for ties),
-    given top = window_max(elements): (n, oh, ow, c), small integers.
+    given top = window_max(elements): (n, oh, ow, c), small integers, written to `out`
+    if given.
 
     k = min{k : elements[k] == top}.  With ne_k = 1 where elements[k] != top,
     else 0, that is  ne_0 (1 + ne_1 (1 + ... ne_{K-2} (1 + 0)))  for K
@@ -71,7 +76,10 @@ def first_max_index(elements: list[np.ndarray], top: np.ndarray) -> np.ndarray:
     Computed from the inside out: one comparison and two in-place steps per
     element, on small integers (a masked assignment per element is much slower).
     """
-    index = np.zeros(top.shape, dtype=np.uint8 if len(elements) <= 256 else np.intp)
+    if out is None:
+        out = np.empty(top.shape, dtype=np.uint8 if len(elements) <= 256 else np.intp)
+    index = out
+    index[...] = 0
     different = np.empty(top.shape, dtype=np.uint8)
     for element in reversed(elements[:-1]):
         index += 1

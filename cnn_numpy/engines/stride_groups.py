@@ -205,10 +205,9 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
     xr = _reach(x, plan)
     for group in plan.groups:
         elements = _elements(_windows(xr, group, plan))
-        top = _outputs(out, group, plan)
-        top[...] = window_max(elements)
+        top = window_max(elements, out=_outputs(out, group, plan))
         if argmax:
-            _outputs(index, group, plan)[...] = first_max_index(elements, top)
+            first_max_index(elements, top, out=_outputs(index, group, plan))
     return out, (xr, x.shape, out, index, fw, stride)
 
 
