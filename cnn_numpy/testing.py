@@ -88,7 +88,11 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     name = type(layer).__name__
     rng = np.random.default_rng(seed)
     X = rng.standard_normal(input_shape)
-    layer.needs_input_grad = True
+    # What a Net sets from a layer's neighbours does not hold for the layer on its own.
+    layer.needs_input_grad, layer.owns_grad = True, False
+    for flag in ("relu_mask_done", "applies_relu_mask"):  # see Net.__init__
+        if hasattr(layer, flag):
+            setattr(layer, flag, False)
     layer.rng = np.random.default_rng(seed + 1)
     if not layer.built:
         layer.build(X.shape, layer.rng, np.float64)

@@ -241,3 +241,16 @@ def test_a_max_pool_after_a_relu_applies_the_relu_mask_for_it():
     for a, (_, _, b) in zip(fused, net.param_triples(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not Net([layers[2], FlatLayer(), FCLayer_Softmax(10)]).layers[0].applies_relu_mask
+
+
+def test_check_layer_checks_a_layer_from_a_net_on_its_own():
+    """The flags a Net sets from the neighbours (owning the gradient, the ReLU mask left
+    to the pool) do not hold for the layer alone; check_layer turns them off."""
+    from cnn_numpy import ReLULayer
+    from cnn_numpy.testing import check_layer
+
+    relu, pool = ReLULayer(), PoolLayer_Max(2)
+    Net([ConvLayer_ReLU(2, 3), relu, pool, FlatLayer(), FCLayer_Softmax(3)])
+    assert relu.relu_mask_done and pool.applies_relu_mask and relu.owns_grad
+    check_layer(pool, (2, 4, 4, 3))  # inputs of both signs: the mask would be wrong here
+    check_layer(relu, (2, 4, 4, 3))
