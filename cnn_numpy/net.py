@@ -337,8 +337,8 @@ class Net:
         except ValueError:  # a layer refuses X: let it say why, on the whole batch
             return whole
         steps: list[tuple[str, list[Layer]]] = []
-        stretch: list[Layer] = []  # layers that may take shards, and their largest sample
-        largest = size_in = int(np.prod(X.shape[1:]))
+        stretch: list[Layer] = []  # consecutive layers that may take shards
+        largest = size_in = int(np.prod(X.shape[1:]))  # largest: the stretch's largest sample
         for i, layer in enumerate(self.layers + [None]):  # None: the end, closes a stretch
             last = whole_last and i == len(self.layers) - 1
             if layer is not None and not last and (layer.per_sample() or layer.takes_shards()):
@@ -362,11 +362,11 @@ class Net:
 
         The steps of _plan: runs of per-sample layers compute shard by shard
         on the thread pool (cnn_numpy/parallel.py), with BLAS on one thread
-        (parallel.blas_for_pass).  Shard 0 uses the layer
-        objects themselves; every other shard a shallow copy: the same weight
-        arrays, its own cache for the backward pass.  While training,
-        self._passes keeps each step's layers per shard for _backward.
-        whole_last: the last layer sees the whole batch (the loss needs all of it).
+        (parallel.blas_for_pass).  Shard 0 uses the layer objects themselves;
+        every other shard a shallow copy: the same weight arrays, its own
+        cache for the backward pass.  While training, self._passes keeps each
+        step's layers per shard for _backward.  whole_last: the last layer
+        sees the whole batch (the loss needs all of it).
         """
         for layer in self.layers:
             layer.training = training
