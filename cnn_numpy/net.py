@@ -118,13 +118,13 @@ class Net:
                 layer.owns_grad = type(following) in _NEW_GRADIENT
         for layer in layers:  # as above, a layer may come from another Net
             if isinstance(layer, (ConvLayer_ReLU, ReLULayer)):
-                layer.relu_mask_done = False
+                layer.leaves_relu_to_pool = False
             if isinstance(layer, PoolLayer_Max):
-                layer.applies_relu_mask = False
+                layer.applies_relu = False
         for layer, following in zip(layers, layers[1:], strict=False):
-            # A max pool after a ReLU applies the ReLU's mask to its smaller gradient.
+            # While training, a max pool after a ReLU applies the ReLU to its smaller arrays.
             if type(layer) in (ConvLayer_ReLU, ReLULayer) and type(following) is PoolLayer_Max:
-                layer.relu_mask_done = following.applies_relu_mask = True
+                layer.leaves_relu_to_pool = following.applies_relu = True
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \

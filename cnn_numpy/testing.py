@@ -90,7 +90,7 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     X = rng.standard_normal(input_shape)
     # What a Net sets from a layer's neighbours does not hold for the layer on its own.
     layer.needs_input_grad, layer.owns_grad = True, False
-    for flag in ("relu_mask_done", "applies_relu_mask"):  # see Net.__init__
+    for flag in ("leaves_relu_to_pool", "applies_relu"):  # see Net.__init__
         if hasattr(layer, flag):
             setattr(layer, flag, False)
     layer.rng = np.random.default_rng(seed + 1)

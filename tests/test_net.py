@@ -212,18 +212,19 @@ def test_layers_overwrite_only_gradients_nobody_else_holds():
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_max_pool_after_a_relu_applies_the_relu_mask_for_it():
-    """The pool masks its (smaller) gradient where its output is 0 and the ReLU before it
-    skips its own mask: the same gradients as each layer on its own, also where whole
-    windows are 0 (whose gradient the ReLU must stop) and with overlapping windows."""
+def test_a_max_pool_after_a_relu_takes_the_relu_over_while_training():
+    """The pool applies the ReLU to its (smaller) output and its mask to its gradient,
+    and the ReLU before passes Z and dA on: the same loss and gradients as each layer on
+    its own, also where whole windows are 0 (whose gradient the ReLU must stop) and with
+    overlapping windows."""
     from cnn_numpy import ConvLayer, ReLULayer
 
     layers = [ConvLayer(4, 3), ReLULayer(), PoolLayer_Max(2), ConvLayer_ReLU(4, 3, padding=1),
               PoolLayer_Max(2, stride=1), FlatLayer(), FCLayer_Softmax(10)]
     net = Net(layers, seed=0, dtype=np.float64)
-    assert [getattr(layer, "relu_mask_done", None) for layer in layers] == \
+    assert [getattr(layer, "leaves_relu_to_pool", None) for layer in layers] == \
         [None, True, None, True, None, None, None]
-    assert [getattr(layer, "applies_relu_mask", None) for layer in layers] == \
+    assert [getattr(layer, "applies_relu", None) for layer in layers] == \
         [None, None, True, None, True, None, None]
     X, y = np.random.default_rng(1).random((8, 12, 12)), np.arange(8)
     net.build((12, 12, 1))
@@ -231,16 +232,16 @@ def test_a_max_pool_after_a_relu_applies_the_relu_mask_for_it():
         conv.b[:] = -0.6 * np.abs(conv.W).sum(axis=(0, 1, 2)).mean()  # many all-zero windows
     assert (layers[2].forward_propagate(layers[1].forward_propagate(
         layers[0].forward_propagate(X[..., None]))) == 0).mean() > 0.2
-    net.train(X, y, 0.0)
+    fused_loss = net.train(X, y, 0.0).cce
     fused = [g.copy() for _, _, g in net.param_triples()]
     for layer in layers:
-        for flag in ("relu_mask_done", "applies_relu_mask"):
+        for flag in ("leaves_relu_to_pool", "applies_relu"):
             if hasattr(layer, flag):
                 setattr(layer, flag, False)
-    net.train(X, y, 0.0)
+    assert net.train(X, y, 0.0).cce == fused_loss
     for a, (_, _, b) in zip(fused, net.param_triples(), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert not Net([layers[2], FlatLayer(), FCLayer_Softmax(10)]).layers[0].applies_relu_mask
+    assert not Net([layers[2], FlatLayer(), FCLayer_Softmax(10)]).layers[0].applies_relu
 
 
 def test_check_layer_checks_a_layer_from_a_net_on_its_own():
@@ -251,6 +252,6 @@ def test_check_layer_checks_a_layer_from_a_net_on_its_own():
 
     relu, pool = ReLULayer(), PoolLayer_Max(2)
     Net([ConvLayer_ReLU(2, 3), relu, pool, FlatLayer(), FCLayer_Softmax(3)])
-    assert relu.relu_mask_done and pool.applies_relu_mask and relu.owns_grad
+    assert relu.leaves_relu_to_pool and pool.applies_relu and relu.owns_grad
     check_layer(pool, (2, 4, 4, 3))  # inputs of both signs: the mask would be wrong here
     check_layer(relu, (2, 4, 4, 3))

@@ -51,15 +51,16 @@ class ActivationLayer(Layer):
 class ReLULayer(ActivationLayer):
     """A = max(Z, 0);  dZ = dA where Z > 0, else 0."""
 
-    #: Set to True by a Net when the next layer (PoolLayer_Max) applies this ReLU's
-    #: mask to the gradient it hands back: dA is then dZ already.
-    relu_mask_done: bool = False
+    #: Set to True by a Net when the next layer is a PoolLayer_Max: while training,
+    #: the pool takes this ReLU over (see PoolLayer_Max.applies_relu) and this layer
+    #: passes Z on and dA back as they are.
+    leaves_relu_to_pool: bool = False
 
     def function(self, Z):
-        return act.relu(Z)
+        return Z if self.leaves_relu_to_pool and self.training else act.relu(Z)
 
     def derivative(self, dA):
-        if self.relu_mask_done:
+        if self.leaves_relu_to_pool and self.training:
             return dA
         return act.relu_backward(dA, self.Z, overwrite=self.owns_grad)
 

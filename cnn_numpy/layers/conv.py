@@ -140,6 +140,10 @@ class ConvLayer_ReLU(ConvLayer):
     initialisation, the scale that keeps ReLU activations from shrinking.
     """
 
+    #: Set to True by a Net when the next layer is a PoolLayer_Max: while training,
+    #: the pool takes this ReLU over (see PoolLayer_Max.applies_relu).
+    leaves_relu_to_pool: bool = False
+
     def _init_std(self, fan_in: int, fan_out: int) -> float:
         return float(np.sqrt(2.0 / fan_in))
 
@@ -149,17 +153,15 @@ class ConvLayer_ReLU(ConvLayer):
         The ReLU is applied in place: Z is a fresh array nobody else holds,
         and the backward pass only needs to know where Z > 0, which A tells
         as well.  So after this call self.Z and self.A are the same array.
+        While training with leaves_relu_to_pool, A is Z: the max pool after
+        this layer applies the ReLU to its smaller output.
         """
         Z = super().forward_propagate(A_prev)
-        self.A = np.maximum(Z, 0, out=Z)
+        self.A = Z if self.leaves_relu_to_pool and self.training else np.maximum(Z, 0, out=Z)
         return self.A
-
-    #: Set to True by a Net when the next layer (PoolLayer_Max) applies this ReLU's
-    #: mask to the gradient it hands back: dA is then dZ already.
-    relu_mask_done: bool = False
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
-        if not self.relu_mask_done:
+        if not (self.leaves_relu_to_pool and self.training):
             dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
         return super().backpropagate(dA)

@@ -72,25 +72,34 @@ class PoolLayer_Max(PoolLayer):
 
     _forward_name = "max_pool_forward"
     _backward_name = "max_pool_backward"
-    #: Set to True by a Net when the layer before is a ReLU (ReLULayer, ConvLayer_ReLU)
-    #: that leaves its mask to this layer: see backpropagate.
-    applies_relu_mask: bool = False
+    #: Set to True by a Net when the layer before is a ReLU (ReLULayer, ConvLayer_ReLU).
+    #: While training this layer then takes that ReLU over: max pooling and ReLU
+    #: commute, max(relu(Z)) = relu(max(Z)), so the ReLU runs on the pooled
+    #: output and its mask on the pooled gradient, fw*fw times fewer numbers each,
+    #: and the layer before passes Z on unchanged.
+    applies_relu: bool = False
 
     def _forward_options(self) -> dict:
         return {"argmax": self.training}  # where each maximum is: training needs it
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c).
+    def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
+        """A_prev (n, ih, iw, c) -> A (n, oh, ow, c), then the ReLU if applies_relu."""
+        A = super().forward_propagate(A_prev)
+        if self._takes_relu():
+            np.maximum(A, 0, out=A)
+        return A
 
-        With applies_relu_mask, dA_prev is also the gradient through the ReLU
-        before: zero wherever its output A_prev is 0.  A window's gradient
-        goes to its maximum, which is 0 only if A is, so masking dA where
-        A > 0 (fw*fw times fewer numbers) is enough, and the ReLU skips its
-        own pass over the larger array.
-        """
-        if self.applies_relu_mask and self.needs_input_grad:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+        """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c), through the ReLU first if
+        applies_relu: zero where A is 0.  A window whose maximum is positive
+        sends its gradient to an input that the ReLU kept, so routing after
+        the mask gives what the ReLU's own mask would."""
+        if self._takes_relu() and self.needs_input_grad:
             dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
         return super().backpropagate(dA)
+
+    def _takes_relu(self) -> bool:
+        return self.applies_relu and self.training
 
 
 class PoolLayer_Avg(PoolLayer):
