@@ -4,8 +4,10 @@ NumPy runs elementwise work, copies and reductions on one core, but it
 releases Python's lock (the GIL) while it does, so threads can compute at
 the same time.  The Net splits a batch into *shards* and runs the layers
 that treat every sample on its own (convolution, pooling, dense, ...) on
-each shard in a worker thread; layers that look at the whole batch
-(BatchNorm and Dropout while training, the loss) run once on the batch.
+each shard in a worker thread.  BatchNorm while training takes the shards
+together (Layer.takes_shards: its statistics are sums over the shards);
+other layers that look at the whole batch (Dropout while training, the
+loss) run once on the batch.
 
 Identical results whatever the number of threads: the shards depend on the
 batch size only (`shard_slices`), each shard is computed by the same code
@@ -144,13 +146,14 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """NumPy's BLAS on one thread inside the block: the work on shards.
+    """NumPy's BLAS on one thread inside the block: a pass with shards (blas_for_pass)
+    and the work on shards (run_all).
 
     Whatever the number of workers: BLAS's own threads would fight the
     workers for the cores, and a BLAS sum split over threads (a
-    matrix-vector product, for one) may add in another order.  Layers on
-    the whole batch keep BLAS's own setting.  Nested and concurrent blocks
-    are counted; the setting before the first comes back after the last.
+    matrix-vector product, for one) may add in another order.  Nested and
+    concurrent blocks are counted; the setting before the first comes back
+    after the last.
     """
     global _blas_users
     with _lock:

@@ -64,6 +64,11 @@ def window_max(elements: list[np.ndarray], out: np.ndarray | None = None) -> np.
     return top
 
 
+def index_dtype(count: int) -> type:
+    """The integer type that holds a window element's index k < count: uint8 when it can."""
+    return np.uint8 if count <= 256 else np.intp
+
+
 def first_max_index(elements: list[np.ndarray], top: np.ndarray,
                     out: np.ndarray | None = None) -> np.ndarray:
     """The index k of each window's FIRST maximum (row-major, PyTorch's rule for ties),
@@ -77,7 +82,7 @@ def first_max_index(elements: list[np.ndarray], top: np.ndarray,
     element, on small integers (a masked assignment per element is much slower).
     """
     if out is None:
-        out = np.empty(top.shape, dtype=np.uint8 if len(elements) <= 256 else np.intp)
+        out = np.empty(top.shape, dtype=index_dtype(len(elements)))
     index = out
     index[...] = 0
     different = np.empty(top.shape, dtype=np.uint8)

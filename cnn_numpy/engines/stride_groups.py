@@ -30,6 +30,7 @@ import numpy as np
 from .columns import (
     add_window_gradients,
     first_max_index,
+    index_dtype,
     route_to_max,
     window_matrix,
     window_max,
@@ -201,7 +202,7 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
     out = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), c), x.dtype)
-    index = np.empty(out.shape, np.uint8 if fw * fw <= 256 else np.intp) if argmax else None
+    index = np.empty(out.shape, index_dtype(fw * fw)) if argmax else None
     xr = _reach(x, plan)
     for group in plan.groups:
         elements = _elements(_windows(xr, group, plan))
