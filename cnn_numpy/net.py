@@ -119,12 +119,22 @@ class Net:
         for layer in layers:  # as above, a layer may come from another Net
             if isinstance(layer, (ConvLayer_ReLU, ReLULayer)):
                 layer.leaves_relu_to_pool = False
+            if isinstance(layer, ConvLayer):
+                layer.pool_window = 1
+            if isinstance(layer, PoolLayer):
+                layer.reads_by_window = False
             if isinstance(layer, PoolLayer_Max):
                 layer.applies_relu = False
         for layer, following in zip(layers, layers[1:], strict=False):
-            # While training, a max pool after a ReLU applies the ReLU to its smaller arrays.
-            if type(layer) in (ConvLayer_ReLU, ReLULayer) and type(following) is PoolLayer_Max:
+            if type(following) is not PoolLayer_Max:
+                continue
+            # While training, a max pool after a ReLU applies the ReLU to its smaller arrays,
+            if type(layer) in (ConvLayer_ReLU, ReLULayer):
                 layer.leaves_relu_to_pool = following.applies_relu = True
+            # and reads a convolution's output arranged by window element when it can.
+            if type(layer) in (ConvLayer, ConvLayer_ReLU) and \
+                    following.stride == following.filter_width:
+                layer.pool_window, following.reads_by_window = following.filter_width, True
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \

@@ -90,9 +90,10 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     X = rng.standard_normal(input_shape)
     # What a Net sets from a layer's neighbours does not hold for the layer on its own.
     layer.needs_input_grad, layer.owns_grad = True, False
-    for flag in ("leaves_relu_to_pool", "applies_relu"):  # see Net.__init__
+    for flag, alone in (("leaves_relu_to_pool", False), ("applies_relu", False),
+                        ("pool_window", 1), ("reads_by_window", False)):  # see Net.__init__
         if hasattr(layer, flag):
-            setattr(layer, flag, False)
+            setattr(layer, flag, alone)
     layer.rng = np.random.default_rng(seed + 1)
     if not layer.built:
         layer.build(X.shape, layer.rng, np.float64)

@@ -244,6 +244,54 @@ def test_a_max_pool_after_a_relu_takes_the_relu_over_while_training():
     assert not Net([layers[2], FlatLayer(), FCLayer_Softmax(10)]).layers[0].applies_relu
 
 
+def test_a_convolution_hands_the_max_pool_after_it_its_output_by_window_element():
+    """While training on im2col, a ConvLayer(_ReLU) followed by a PoolLayer_Max with stride
+    = window hands Z over arranged by window element (when the window divides Z's size)
+    and takes dZ back so: the same loss and gradients as the usual layout, up to sum
+    order, also when the pool's own engine cannot read the layout, and for a convolution
+    whose input gradient is needed.  Prediction keeps the usual layout."""
+    from cnn_numpy import ConvLayer
+
+    layers = [ConvLayer_ReLU(4, 3), PoolLayer_Max(2), ConvLayer(3, 3, padding=1),
+              PoolLayer_Max(2, engine="naive"), ConvLayer_ReLU(2, 2), PoolLayer_Max(2),
+              FlatLayer(), FCLayer_Softmax(10)]
+    net = Net(layers, seed=0, dtype=np.float64, engine=None)
+    assert [getattr(layer, "pool_window", None) for layer in layers] == \
+        [2, None, 2, None, 2, None, None, None]
+    assert [getattr(layer, "reads_by_window", None) for layer in layers] == \
+        [None, True, None, True, None, True, None, None]
+    X, y = np.random.default_rng(2).random((8, 14, 14)), np.arange(8)
+    loss = net.train(X, y, 0.0).cce
+    # 14 -> 12 -> 6 -> 6 -> 3 -> 2 -> 1: the last conv's 2x2 output fits one window
+    assert [layer.Z.shape[:2] for layer in layers[:5:2]] == [(2, 2), (2, 2), (2, 2)]
+    grads = [g.copy() for _, _, g in net.param_triples()]
+    for conv in layers[:5:2]:
+        conv.pool_window = 1
+    assert net.train(X, y, 0.0).cce == pytest.approx(loss, rel=1e-12)
+    assert layers[0].Z.shape == (8, 12, 12, 4)
+    for a, (_, _, b) in zip(grads, net.param_triples(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+    net = Net(layers, seed=0, dtype=np.float64)
+    net.predict(X)
+    assert layers[0].Z.shape == (8, 12, 12, 4)
+
+
+def test_the_window_layout_is_only_used_where_it_fits():
+    """Not for a pool whose stride differs from its window, a window that does not divide
+    the convolution's output (11 -> 5, a row and a column left out), or another engine."""
+    net = Net([ConvLayer_ReLU(2, 3), PoolLayer_Max(2, stride=1), ConvLayer_ReLU(2, 3),
+               PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(3)], seed=0)
+    assert net.layers[0].pool_window == 1 and net.layers[2].pool_window == 2
+    X, y = np.random.default_rng(3).random((4, 16, 16)), np.arange(4) % 3
+    net.train(X, y, 0.1)
+    assert net.layers[2].Z.shape == (4, 11, 11, 2)
+    for engine in ("stride_groups", "naive"):
+        net = Net([ConvLayer_ReLU(2, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(3)],
+                  seed=0, engine=engine)
+        net.train(X, y, 0.1)
+        assert net.layers[0].Z.shape == (4, 14, 14, 2)
+
+
 def test_check_layer_checks_a_layer_from_a_net_on_its_own():
     """The flags a Net sets from the neighbours (owning the gradient, the ReLU mask left
     to the pool) do not hold for the layer alone; check_layer turns them off."""
@@ -255,3 +303,8 @@ def test_check_layer_checks_a_layer_from_a_net_on_its_own():
     assert relu.leaves_relu_to_pool and pool.applies_relu and relu.owns_grad
     check_layer(pool, (2, 4, 4, 3))  # inputs of both signs: the mask would be wrong here
     check_layer(relu, (2, 4, 4, 3))
+    conv = ConvLayer_ReLU(2, 3)
+    Net([conv, PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(3)])
+    assert conv.pool_window == 2
+    check_layer(conv, (2, 6, 6, 1))  # its output compared in the usual layout
+    assert conv.pool_window == 1

@@ -11,7 +11,9 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
 
     Column m is window m flattened (K = fw*fw*c numbers in (a, q, channel)
     order, M = n*oh*ow windows); with ones_row a last row of ones is added,
-    so that [W; b] in a product adds the bias for free.
+    so that [W; b] in a product adds the bias for free.  The windows may
+    come in any number of leading axes, e.g. (p, p, n, oh/p, ow/p, fw, fw, c)
+    from by_pool_window: the columns follow them in row-major order.
 
     The copy is stored in whichever memory order gives it longer contiguous
     runs: element-major (each row contiguous) when an output row (ow) is
@@ -19,12 +21,14 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
     window-major.  NumPy's matmul reads either order directly, so only the
     speed differs.
     """
-    n, oh, ow, fw, _, c = windows.shape
-    k, m = fw * fw * c, n * oh * ow
+    *positions, fw, _, c = windows.shape
+    k, m = fw * fw * c, int(np.prod(positions))
     rows = k + 1 if ones_row else k
-    if ow > fw * c:
+    if positions[-1] > fw * c:
         cols = np.empty((rows, m), dtype=windows.dtype)
-        cols[:k].reshape(fw, fw, c, n, oh, ow)[...] = windows.transpose(3, 4, 5, 0, 1, 2)
+        lead = len(positions)
+        cols[:k].reshape(fw, fw, c, *positions)[...] = windows.transpose(
+            lead, lead + 1, lead + 2, *range(lead))
     else:
         cols = np.empty((m, rows), dtype=windows.dtype).T
         cols[:k].T.reshape(windows.shape)[...] = windows
@@ -32,6 +36,19 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
         cols[k] = 1
     return cols
 
+
+def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
+    """A view of a (n, oh, ow, ...) arranged by p x p pooling window element:
+    (p, p, n, oh/p, ow/p, ...), where [i, j] is a[:, i::p, j::p] (p divides oh and ow).
+
+    A convolution that writes its output in this order (im2col's conv_forward
+    with pool=p) lets the max pool after it read each window element as one
+    contiguous array: NumPy then runs long inner loops, not one per pixel's
+    few channels.
+    """
+    n, oh, ow, *rest = a.shape
+    split = a.reshape(n, oh // p, p, ow // p, p, *rest)
+    return split.transpose(2, 4, 0, 1, 3, *range(5, split.ndim))
 
 
 def add_window_gradients(dZ2: np.ndarray, W: np.ndarray, elements: list[np.ndarray]) -> None:

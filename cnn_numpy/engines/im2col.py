@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .columns import (
     add_window_gradients,
+    by_pool_window,
     first_max_index,
     route_to_max,
     window_matrix,
@@ -47,37 +48,57 @@ def _window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
                       writeable=False)
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
-    """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pool: int = 1):
+    """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache).
+
+    pool=p > 1, for a p x p max pool with stride p after this layer (p must
+    divide oh and ow): the windows are copied into cols in pooling order, so
+    Z comes out arranged by pool window element, (p, p, n, oh/p, ow/p, nf)
+    (columns.by_pool_window), at no extra cost; max_pool_forward reads that
+    layout, and conv_backward then takes dZ in it.
+    """
     fw, nf = W.shape[0], W.shape[3]
     windows = _window_view(x, fw, stride)
+    if pool > 1:
+        windows = by_pool_window(windows, pool)
     cols = window_matrix(windows)  # the one copy of the input
     Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
-    return Z.reshape(*windows.shape[:3], nf), (x.shape, cols, W, stride)
+    return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride, pool)
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
-    """(dx or None, dW, db) from dZ (n, oh, ow, nf).
+    """(dx or None, dW, db) from dZ (n, oh, ow, nf), or (p, p, n, oh/p, ow/p, nf) after
+    conv_forward with pool=p.
 
     [dW; db] = cols @ dZ in one product.  dx: each window's share of
     dZ @ W.T is added back at its place, one product and one strided add per
     window element (a, q): the col2im step (columns.add_window_gradients).
     """
-    x_shape, cols, W, stride = cache
+    x_shape, cols, W, stride, pool = cache
     fw, nf = W.shape[0], W.shape[3]
-    dZ2 = dZ.reshape(-1, nf)
+    dZ2 = dZ.reshape(-1, nf)  # rows in the order of cols' columns
     dWb = np.dot(cols, dZ2)  # not `@`: matmul keeps the GIL for this long, thin product
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
     if not need_dx:
         return None, dW, db
     dx = np.zeros(x_shape, dtype=dZ.dtype)
-    add_window_gradients(dZ2, W, _offset_views(dx, fw, stride))
+    elements = _offset_views(dx, fw, stride)
+    if pool > 1:
+        elements = [by_pool_window(element, pool) for element in elements]
+    add_window_gradients(dZ2, W, elements)
     return dx, dW, db
 
 
 def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
     """For each window element (a, q) in row-major order, the (n, oh, ow, c) view
-    x[:, a + s*i, q + s*j]: element (a, q) of every window at once."""
+    x[:, a + s*i, q + s*j]: element (a, q) of every window at once.
+
+    x may also be a convolution's output arranged by pool window element,
+    (fw, fw, n, oh, ow, c) (conv_forward with pool=fw; stride == fw): then
+    view (a, q) is x[a, q], contiguous.
+    """
+    if x.ndim == 6:
+        return [x[a, q] for a in range(fw) for q in range(fw)]
     n, ih, iw, c = x.shape
     oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
     if stride == fw:  # windows tile x[:, :oh*fw, :ow*fw] exactly: a reshape shows them
@@ -88,9 +109,14 @@ def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
 
 
 def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
-    """out = max over each window (columns.window_max).  The cache keeps x, out and,
-    with argmax, the index of each window's first maximum (columns.first_max_index);
-    without it (prediction) the backward pass, if one comes, finds it from x and out."""
+    """out = max over each window (columns.window_max).  Returns (out, cache).
+
+    x (n, ih, iw, c) -> out (n, oh, ow, c); x may also be arranged by window
+    element, (fw, fw, n, oh, ow, c) (see _offset_views).  The cache keeps x,
+    out and, with argmax, the index of each window's first maximum
+    (columns.first_max_index); without it (prediction) the backward pass, if
+    one comes, finds it from x and out.
+    """
     views = _offset_views(x, fw, stride)
     out = window_max(views)
     return out, (x, out, first_max_index(views, out) if argmax else None, fw, stride)
@@ -98,12 +124,14 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
 
 def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
     """True when the windows cover every input element exactly once."""
+    if len(x_shape) == 6:  # arranged by window element: every element is in one window
+        return True
     return stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
-    """dx (shape of x): each window's gradient goes to its first maximum (in row-major
-    order: columns.first_max_index)."""
+    """dx (shape and layout of x): each window's gradient goes to its first maximum (in
+    row-major order: columns.first_max_index)."""
     x, out, argmax, fw, stride = cache
     if argmax is None:
         argmax = first_max_index(_offset_views(x, fw, stride), out)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines import check_engine, get_engine
+from ..engines import check_engine, get_engine, im2col
 from ..engines.geometry import output_size, same_padding
 from .activations import relu_backward
 from .base import Layer, check_ndim, positive_int
@@ -27,6 +27,12 @@ class ConvLayer(Layer):
     """
 
     input_ndims = (3,)
+    #: Set by a Net when the next layer is a PoolLayer_Max with p x p windows and
+    #: stride p.  While training on the im2col engine, and when p divides oh and ow,
+    #: this layer then hands Z over arranged by pool window element,
+    #: (p, p, n, oh/p, ow/p, n_f) (engines.columns.by_pool_window), which the pool
+    #: reads in contiguous pieces, and takes dZ back in that layout.  1: never.
+    pool_window: int = 1
 
     def __init__(self, num_filters: int, filter_width: int, stride: int = 1,
                  padding: int | str = 0, engine: str | None = None):
@@ -118,11 +124,25 @@ class ConvLayer(Layer):
         pad = ((0, 0), (top, bottom), (left, right), (0, 0))
         x = np.pad(A_prev, pad) if top + bottom + left + right else A_prev
         self._engine = get_engine(self.engine)  # backward uses the engine forward used
-        self.Z, self._cache = self._engine.conv_forward(x, self.W, self.b, self.stride)
+        options = {"pool": p} if (p := self._pool_layout(x.shape)) > 1 else {}
+        self.Z, self._cache = self._engine.conv_forward(x, self.W, self.b, self.stride,
+                                                        **options)
         return self.Z
+
+    def _pool_layout(self, x_shape: tuple[int, ...]) -> int:
+        """p if Z goes to the pool after this layer arranged by window element (see
+        pool_window), else 1."""
+        p = self.pool_window
+        if p == 1 or not self.training or self._engine is not im2col:
+            return 1
+        fw, s = self.filter_width, self.stride
+        oh, ow = output_size(x_shape[1], fw, s), output_size(x_shape[2], fw, s)
+        return p if oh % p == 0 and ow % p == 0 else 1
 
     def backpropagate(self, dZ: np.ndarray) -> np.ndarray | None:
         """dZ (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c); stores dW and db.
+
+        dZ comes in the layout Z went out in (see pool_window).
 
         Returns None when needs_input_grad is False (the first layer of a Net).
         """

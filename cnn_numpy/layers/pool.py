@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines import check_engine, get_engine
+from ..engines import check_engine, get_engine, im2col
 from ..engines.geometry import output_size
 from .activations import relu_backward
 from .base import Layer, check_ndim, positive_int
@@ -23,6 +23,9 @@ class PoolLayer(Layer):
     _forward_name: str
     _backward_name: str
     input_ndims = (3,)
+    #: Set to True by a Net together with the ConvLayer before's pool_window: while
+    #: training, the input may then come arranged by window element.
+    reads_by_window: bool = False
 
     def __init__(self, filter_width: int, stride: int | None = None, engine: str | None = None):
         name = type(self).__name__
@@ -42,25 +45,46 @@ class PoolLayer(Layer):
         return {"filter_width": self.filter_width, "stride": self.stride, "engine": self.engine}
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
-        """A_prev (n, ih, iw, c) -> A (n, oh, ow, c)."""
+        """A_prev (n, ih, iw, c) -> A (n, oh, ow, c).
+
+        With reads_by_window, A_prev may come arranged by window element,
+        (fw, fw, n, oh, ow, c), from the ConvLayer before; the im2col engine
+        reads that layout, whatever this layer's engine.
+        """
+        if self._by_window(A_prev):
+            _, _, n, oh, ow, c = A_prev.shape  # windows tile the input: stride == fw
+            if not self.built:
+                self.build((n, oh * self.filter_width, ow * self.filter_width, c), self.rng,
+                           A_prev.dtype)
+            self._engine = im2col
+        else:
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
+            self._engine = get_engine(self.engine)
+        forward = getattr(self._engine, self._forward_name)
+        self.A, self._cache = forward(A_prev, self.filter_width, self.stride,
+                                      **self._forward_options())
+        return self.A
+
+    def _check_input(self, A_prev: np.ndarray) -> None:
         name = type(self).__name__
         check_ndim(A_prev, 4, name, "of shape (n, height, width, channels)")
         if min(A_prev.shape[1], A_prev.shape[2]) < self.filter_width:
             raise ValueError(f"{name}: a {self.filter_width}x{self.filter_width} window does not "
                              f"fit in the input of shape {A_prev.shape}; use a smaller window")
-        self._ensure_built(A_prev)
-        self._engine = get_engine(self.engine)
-        forward = getattr(self._engine, self._forward_name)
-        self.A, self._cache = forward(A_prev, self.filter_width, self.stride,
-                                      **self._forward_options())
-        return self.A
+
+    def _by_window(self, A_prev: np.ndarray) -> bool:
+        """True if A_prev is a ConvLayer's output arranged by this layer's window elements."""
+        fw = self.filter_width
+        return (self.reads_by_window and self.training and isinstance(A_prev, np.ndarray)
+                and A_prev.ndim == 6 and A_prev.shape[:2] == (fw, fw) and self.stride == fw)
 
     def _forward_options(self) -> dict:
         """Keyword arguments for the engine's forward function."""
         return {}
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c)."""
+        """dA (n, oh, ow, c) -> dA_prev (n, ih, iw, c), in the layout A_prev came in."""
         if not self.needs_input_grad:
             return None
         return getattr(self._engine, self._backward_name)(dA, self._cache)
