@@ -31,6 +31,7 @@ from .layers import (
     PoolLayer_Max,
     ReLULayer,
 )
+from .layers.base import PAIRING_FLAGS, unpair
 from .optimizers import Optimizer, make_optimizer
 
 
@@ -117,18 +118,11 @@ class Net:
             else:
                 layer.owns_grad = type(following) in _NEW_GRADIENT
         for layer in layers:  # as above, a layer may come from another Net
-            if isinstance(layer, (ConvLayer_ReLU, ReLULayer)):
-                layer.leaves_relu_to_pool = False
-            if isinstance(layer, ConvLayer):
-                layer.pool_window = 1
-            if isinstance(layer, PoolLayer):
-                layer.reads_by_window = False
-            if isinstance(layer, PoolLayer_Max):
-                layer.applies_relu = False
+            unpair(layer)
         for layer, following in zip(layers, layers[1:], strict=False):
             if type(following) is not PoolLayer_Max:
                 continue
-            # While training, a max pool after a ReLU applies the ReLU to its smaller arrays,
+            # A max pool after a ReLU applies the ReLU to its smaller arrays,
             if type(layer) in (ConvLayer_ReLU, ReLULayer):
                 layer.leaves_relu_to_pool = following.applies_relu = True
             # and reads a convolution's output arranged by window element when it can.
@@ -483,13 +477,23 @@ class Net:
         """Every layer's output for X, in inference mode: predict's computation, step by step.
 
         X (n, ...) as for predict -> [A_1 (n, ...), ..., A_L (n, k)]; the last is what
-        predict(X) returns.  Computed in one batch.
+        predict(X) returns.  Computed in one batch, each layer on its own: a
+        ReLU applied where it is, not left to the pool after it, and every
+        output in the usual layout (see Net.__init__ and layers.base.PAIRING_FLAGS).
         """
         A, outputs = self._check_X(X), []
-        for layer in self.layers:
-            layer.training = False
-            A = layer.forward_propagate(A)
-            outputs.append(A)
+        paired = [{flag: getattr(layer, flag) for flag in PAIRING_FLAGS if hasattr(layer, flag)}
+                  for layer in self.layers]
+        try:  # each layer's own output: no ReLU left to the pool, the usual layout
+            for layer in self.layers:
+                unpair(layer)
+                layer.training = False
+                A = layer.forward_propagate(A)
+                outputs.append(A)
+        finally:
+            for layer, flags in zip(self.layers, paired, strict=True):
+                for flag, value in flags.items():
+                    setattr(layer, flag, value)
         return outputs
 
     def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 1000) -> EvalResult:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .layers import Layer
+from .layers.base import unpair
 
 __all__ = ["check_layer", "numerical_gradient", "relative_error"]
 
@@ -90,10 +91,7 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     X = rng.standard_normal(input_shape)
     # What a Net sets from a layer's neighbours does not hold for the layer on its own.
     layer.needs_input_grad, layer.owns_grad = True, False
-    for flag, alone in (("leaves_relu_to_pool", False), ("applies_relu", False),
-                        ("pool_window", 1), ("reads_by_window", False)):  # see Net.__init__
-        if hasattr(layer, flag):
-            setattr(layer, flag, alone)
+    unpair(layer)
     layer.rng = np.random.default_rng(seed + 1)
     if not layer.built:
         layer.build(X.shape, layer.rng, np.float64)

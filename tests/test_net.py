@@ -271,9 +271,26 @@ def test_a_convolution_hands_the_max_pool_after_it_its_output_by_window_element(
     assert layers[0].Z.shape == (8, 12, 12, 4)
     for a, (_, _, b) in zip(grads, net.param_triples(), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
+    for conv in layers[:5:2]:
+        conv.pool_window = 2
+
+
+def test_prediction_pairs_layers_too_but_layer_outputs_shows_each_layers_own_output():
+    """predict runs the ReLU in the pool and the window layout as training does, with
+    the same result as the layers on their own; layer_outputs shows each layer's own
+    output (the convolution's after its ReLU, in the usual layout) and leaves the
+    pairing on."""
+    layers = [ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)]
     net = Net(layers, seed=0, dtype=np.float64)
-    net.predict(X)
-    assert layers[0].Z.shape == (8, 12, 12, 4)
+    X = np.random.default_rng(4).random((8, 12, 12))
+    predicted = net.predict(X)
+    assert layers[0].A.shape == (2, 2, 8, 5, 5, 4) and layers[0].A.min() < 0  # no ReLU yet
+    outputs = net.layer_outputs(X)
+    assert outputs[0].shape == (8, 10, 10, 4) and outputs[0].min() == 0
+    np.testing.assert_array_equal(outputs[1], outputs[0].reshape(8, 5, 2, 5, 2, 4).max(axis=(2, 4)))
+    np.testing.assert_allclose(outputs[-1], predicted, rtol=1e-12, atol=1e-15)
+    assert layers[0].pool_window == 2 and layers[0].leaves_relu_to_pool
+    assert layers[1].reads_by_window and layers[1].applies_relu
 
 
 def test_the_window_layout_is_only_used_where_it_fits():

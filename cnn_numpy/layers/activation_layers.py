@@ -51,16 +51,16 @@ class ActivationLayer(Layer):
 class ReLULayer(ActivationLayer):
     """A = max(Z, 0);  dZ = dA where Z > 0, else 0."""
 
-    #: Set to True by a Net when the next layer is a PoolLayer_Max: while training,
+    #: Set to True by a Net when the next layer is a PoolLayer_Max: in the Net's passes
     #: the pool takes this ReLU over (see PoolLayer_Max.applies_relu) and this layer
     #: passes Z on and dA back as they are.
     leaves_relu_to_pool: bool = False
 
     def function(self, Z):
-        return Z if self.leaves_relu_to_pool and self.training else act.relu(Z)
+        return Z if self.leaves_relu_to_pool else act.relu(Z)
 
     def derivative(self, dA):
-        if self.leaves_relu_to_pool and self.training:
+        if self.leaves_relu_to_pool:
             return dA
         return act.relu_backward(dA, self.Z, overwrite=self.owns_grad)
 

@@ -128,6 +128,20 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+#: What a Net may set on a layer to work together with its neighbour (see Net.__init__),
+#: and the value each has for a layer on its own (Net.layer_outputs, testing.check_layer):
+#: a ReLU left to the max pool after it, a convolution's output arranged by pool window.
+PAIRING_FLAGS = {"leaves_relu_to_pool": False, "applies_relu": False,
+                 "pool_window": 1, "reads_by_window": False}
+
+
+def unpair(layer: Layer) -> None:
+    """Give the layer the PAIRING_FLAGS it has on its own."""
+    for flag, alone in PAIRING_FLAGS.items():
+        if hasattr(layer, flag):
+            setattr(layer, flag, alone)
+
+
 def positive_int(value, what: str, layer: str) -> int:
     """`value` as an int >= 1, or a ValueError naming the layer and argument."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

@@ -28,7 +28,7 @@ class ConvLayer(Layer):
 
     input_ndims = (3,)
     #: Set by a Net when the next layer is a PoolLayer_Max with p x p windows and
-    #: stride p.  While training on the im2col engine, and when p divides oh and ow,
+    #: stride p.  In the Net's passes on the im2col engine, when p divides oh and ow,
     #: this layer then hands Z over arranged by pool window element,
     #: (p, p, n, oh/p, ow/p, n_f) (engines.columns.by_pool_window), which the pool
     #: reads in contiguous pieces, and takes dZ back in that layout.  1: never.
@@ -133,7 +133,7 @@ class ConvLayer(Layer):
         """p if Z goes to the pool after this layer arranged by window element (see
         pool_window), else 1."""
         p = self.pool_window
-        if p == 1 or not self.training or self._engine is not im2col:
+        if p == 1 or self._engine is not im2col:
             return 1
         fw, s = self.filter_width, self.stride
         oh, ow = output_size(x_shape[1], fw, s), output_size(x_shape[2], fw, s)
@@ -160,7 +160,7 @@ class ConvLayer_ReLU(ConvLayer):
     initialisation, the scale that keeps ReLU activations from shrinking.
     """
 
-    #: Set to True by a Net when the next layer is a PoolLayer_Max: while training,
+    #: Set to True by a Net when the next layer is a PoolLayer_Max: in the Net's passes
     #: the pool takes this ReLU over (see PoolLayer_Max.applies_relu).
     leaves_relu_to_pool: bool = False
 
@@ -173,15 +173,15 @@ class ConvLayer_ReLU(ConvLayer):
         The ReLU is applied in place: Z is a fresh array nobody else holds,
         and the backward pass only needs to know where Z > 0, which A tells
         as well.  So after this call self.Z and self.A are the same array.
-        While training with leaves_relu_to_pool, A is Z: the max pool after
-        this layer applies the ReLU to its smaller output.
+        With leaves_relu_to_pool, A is Z: the max pool after this layer
+        applies the ReLU to its smaller output.
         """
         Z = super().forward_propagate(A_prev)
-        self.A = Z if self.leaves_relu_to_pool and self.training else np.maximum(Z, 0, out=Z)
+        self.A = Z if self.leaves_relu_to_pool else np.maximum(Z, 0, out=Z)
         return self.A
 
     def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
         """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
-        if not (self.leaves_relu_to_pool and self.training):
+        if not self.leaves_relu_to_pool:
             dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
         return super().backpropagate(dA)

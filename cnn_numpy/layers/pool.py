@@ -23,8 +23,8 @@ class PoolLayer(Layer):
     _forward_name: str
     _backward_name: str
     input_ndims = (3,)
-    #: Set to True by a Net together with the ConvLayer before's pool_window: while
-    #: training, the input may then come arranged by window element.
+    #: Set to True by a Net together with the ConvLayer before's pool_window: the
+    #: input may then come arranged by window element.
     reads_by_window: bool = False
 
     def __init__(self, filter_width: int, stride: int | None = None, engine: str | None = None):
@@ -76,7 +76,7 @@ class PoolLayer(Layer):
     def _by_window(self, A_prev: np.ndarray) -> bool:
         """True if A_prev is a ConvLayer's output arranged by this layer's window elements."""
         fw = self.filter_width
-        return (self.reads_by_window and self.training and isinstance(A_prev, np.ndarray)
+        return (self.reads_by_window and isinstance(A_prev, np.ndarray)
                 and A_prev.ndim == 6 and A_prev.shape[:2] == (fw, fw) and self.stride == fw)
 
     def _forward_options(self) -> dict:
@@ -97,7 +97,7 @@ class PoolLayer_Max(PoolLayer):
     _forward_name = "max_pool_forward"
     _backward_name = "max_pool_backward"
     #: Set to True by a Net when the layer before is a ReLU (ReLULayer, ConvLayer_ReLU).
-    #: While training this layer then takes that ReLU over: max pooling and ReLU
+    #: In the Net's passes this layer then takes that ReLU over: max pooling and ReLU
     #: commute, max(relu(Z)) = relu(max(Z)), so the ReLU runs on the pooled
     #: output and its mask on the pooled gradient, fw*fw times fewer numbers each,
     #: and the layer before passes Z on unchanged.
@@ -109,7 +109,7 @@ class PoolLayer_Max(PoolLayer):
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ih, iw, c) -> A (n, oh, ow, c), then the ReLU if applies_relu."""
         A = super().forward_propagate(A_prev)
-        if self._takes_relu():
+        if self.applies_relu:
             np.maximum(A, 0, out=A)
         return A
 
@@ -118,12 +118,9 @@ class PoolLayer_Max(PoolLayer):
         applies_relu: zero where A is 0.  A window whose maximum is positive
         sends its gradient to an input that the ReLU kept, so routing after
         the mask gives what the ReLU's own mask would."""
-        if self._takes_relu() and self.needs_input_grad:
+        if self.applies_relu and self.needs_input_grad:
             dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
         return super().backpropagate(dA)
-
-    def _takes_relu(self) -> bool:
-        return self.applies_relu and self.training
 
 
 class PoolLayer_Avg(PoolLayer):
