@@ -119,23 +119,16 @@ class Net:
                 layer.owns_grad = type(following) in _NEW_GRADIENT
         for layer in layers:  # as above, a layer may come from another Net
             unpair(layer)
-        for i, pool in enumerate(layers):
-            if type(pool) is not PoolLayer_Max or i == 0:
+        for layer, following in zip(layers, layers[1:], strict=False):
+            if type(following) is not PoolLayer_Max:
                 continue
             # A max pool after a ReLU applies the ReLU to its smaller arrays,
-            if type(layers[i - 1]) in (ConvLayer_ReLU, ReLULayer):
-                layers[i - 1].leaves_relu_to_pool = pool.applies_relu = True
-            # and reads a convolution's output arranged by window element when it can,
-            # also through BatchNorm and ReLU (per channel and elementwise: any order).
-            start = i - 1
-            while start > 0 and type(layers[start]) in (BatchNorm, ReLULayer):
-                start -= 1
-            if type(layers[start]) in (ConvLayer, ConvLayer_ReLU) and \
-                    pool.stride == pool.filter_width:
-                layers[start].pool_window, pool.reads_by_window = pool.filter_width, True
-                for between in layers[start + 1 : i]:
-                    if type(between) is BatchNorm:  # (a ReLU takes any shape)
-                        between.passes_by_window = True
+            if type(layer) in (ConvLayer_ReLU, ReLULayer):
+                layer.leaves_relu_to_pool = following.applies_relu = True
+            # and reads a convolution's output arranged by window element when it can.
+            if type(layer) in (ConvLayer, ConvLayer_ReLU) and \
+                    following.stride == following.filter_width:
+                layer.pool_window, following.reads_by_window = following.filter_width, True
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \

@@ -293,44 +293,6 @@ def test_prediction_pairs_layers_too_but_layer_outputs_shows_each_layers_own_out
     assert layers[1].reads_by_window and layers[1].applies_relu
 
 
-def test_the_window_layout_passes_through_batchnorm_and_relu():
-    """Conv -> BatchNorm -> ReLU -> max pool (the deep model's pattern): BatchNorm's
-    statistics are over every position in any order, so the layout may flow through;
-    the same loss and gradients as without it, in training and in prediction."""
-    from cnn_numpy import BatchNorm, ConvLayer, Dropout, ReLULayer
-
-    def make(window):
-        layers = [ConvLayer(4, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2), ConvLayer(3, 3),
-                  BatchNorm(), Dropout(0.2), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)]
-        net = Net(layers, seed=0, dtype=np.float64)
-        assert [getattr(layer, "pool_window", None) for layer in layers[:5]] == \
-            [2, None, None, None, 1]
-        assert layers[1].passes_by_window and not layers[5].passes_by_window  # Dropout between
-        assert layers[3].reads_by_window and not layers[7].reads_by_window
-        layers[0].pool_window = window
-        return net
-
-    X, y = np.random.default_rng(5).random((6, 14, 14)), np.arange(6)
-    results = []
-    for window in (2, 1):
-        net = make(window)
-        loss = net.train(X, y, 0.0).cce
-        assert net.layers[2].Z.ndim == (6 if window == 2 else 4)  # what BatchNorm gave the ReLU
-        results.append((loss, [g.copy() for _, _, g in net.param_triples()], net.predict(X)))
-    (loss_w, grads_w, predicted_w), (loss, grads, predicted) = results
-    assert loss_w == pytest.approx(loss, rel=1e-12)
-    for a, b in zip(grads_w, grads, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(predicted_w, predicted, rtol=1e-12, atol=1e-15)
-
-
-def test_batchnorm_takes_the_window_layout_only_from_a_net():
-    from cnn_numpy import BatchNorm
-
-    with pytest.raises(ValueError, match="BatchNorm: expected a non-empty"):
-        BatchNorm().forward_propagate(np.zeros((2, 2, 3, 4, 4, 5)))
-
-
 def test_the_window_layout_is_only_used_where_it_fits():
     """Not for a pool whose stride differs from its window, a window that does not divide
     the convolution's output (11 -> 5, a row and a column left out), or another engine."""

@@ -121,8 +121,7 @@ class Layer:
     def _ensure_built(self, A_prev: np.ndarray) -> None:
         """Lazy initialisation from the first batch, after the layer checked it."""
         if not self.built:
-            shape = usual_shape(A_prev.shape) if A_prev.ndim == 6 else A_prev.shape
-            self.build(shape, self.rng or np.random.default_rng(), A_prev.dtype)
+            self.build(A_prev.shape, self.rng or np.random.default_rng(), A_prev.dtype)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -133,14 +132,7 @@ class Layer:
 #: and the value each has for a layer on its own (Net.layer_outputs, testing.check_layer):
 #: a ReLU left to the max pool after it, a convolution's output arranged by pool window.
 PAIRING_FLAGS = {"leaves_relu_to_pool": False, "applies_relu": False,
-                 "pool_window": 1, "passes_by_window": False, "reads_by_window": False}
-
-
-def usual_shape(by_window: tuple[int, ...]) -> tuple[int, ...]:
-    """The (n, h, w, c) shape of an array arranged by p x p pool window element,
-    (p, p, n, h/p, w/p, c) (ConvLayer.pool_window)."""
-    p, _, n, h, w, c = by_window
-    return n, h * p, w * p, c
+                 "pool_window": 1, "reads_by_window": False}
 
 
 def unpair(layer: Layer) -> None:

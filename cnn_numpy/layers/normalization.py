@@ -40,10 +40,6 @@ class BatchNorm(Layer):
     """
 
     input_ndims = (1, 3)
-    #: Set to True by a Net between a ConvLayer and the max pool it hands its output to
-    #: arranged by window element (ConvLayer.pool_window): the input may then be
-    #: (p, p, n, h/p, w/p, c).  The statistics are over every position, in any order.
-    passes_by_window: bool = False
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5):
         for what, value, ok in (("momentum", momentum, lambda v: 0 <= v <= 1),
@@ -183,8 +179,7 @@ class BatchNorm(Layer):
         return [d.reshape(dA.shape) for d, dA in zip(dxs, dparts, strict=True)]
 
     def _check_input(self, A_prev: np.ndarray) -> None:
-        ndims = (2, 4, 6) if self.passes_by_window else (2, 4)
-        if not isinstance(A_prev, np.ndarray) or A_prev.ndim not in ndims \
+        if not isinstance(A_prev, np.ndarray) or A_prev.ndim not in (2, 4) \
                 or A_prev.shape[0] == 0:
             raise ValueError("BatchNorm: expected a non-empty (n, height, width, channels) or "
                              f"(n, features) array, got "

@@ -48,11 +48,14 @@ class PoolLayer(Layer):
         """A_prev (n, ih, iw, c) -> A (n, oh, ow, c).
 
         With reads_by_window, A_prev may come arranged by window element,
-        (fw, fw, n, oh, ow, c), from the ConvLayer before (ConvLayer.pool_window);
-        the im2col engine reads that layout, whatever this layer's engine.
+        (fw, fw, n, oh, ow, c), from the ConvLayer before; the im2col engine
+        reads that layout, whatever this layer's engine.
         """
         if self._by_window(A_prev):
-            self._ensure_built(A_prev)
+            _, _, n, oh, ow, c = A_prev.shape  # windows tile the input: stride == fw
+            if not self.built:
+                self.build((n, oh * self.filter_width, ow * self.filter_width, c), self.rng,
+                           A_prev.dtype)
             self._engine = im2col
         else:
             self._check_input(A_prev)
