@@ -12,6 +12,9 @@ Every engine is a module with the same six functions:
 x is the (already padded) input (n, ih, iw, c), W is (fw, fw, c, nf).
 argmax=False tells max pooling that no backward pass is expected (prediction):
 an engine may then skip finding each window's maximum's position until one comes.
+im2col's conv_forward also takes pool=p: its output then comes arranged by
+p x p pool window element, (p, p, n, oh/p, ow/p, nf), which its max pooling
+reads (ConvLayer.pool_window).
 The layers own weights, padding and activations; engines only do the sums.
 """
 
