@@ -8,7 +8,7 @@ acts as a separate mirror:
     /wrong/NAME    a valid gzip file with the wrong content
     /drop/NAME     sends Content-Length, half the file, then closes the connection
     /stall/NAME    sends half the file, then waits (for read timeouts)
-    /interrupt/NAME  sends half the file, then sends SIGINT to the test's main thread
+    /interrupt/NAME  sends half the file, then SIGINT to the test's main thread
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import gzip
 import signal
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -55,12 +56,33 @@ class MirrorHandler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             if mode == "interrupt":
-                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-            if mode in ("stall", "interrupt"):
+                self._interrupt_until_hung_up()
+            if mode == "stall":
                 self.server.release.wait(10)
             self.close_connection = True
             return
         self.wfile.write(data)
+
+    def _interrupt_until_hung_up(self) -> None:
+        """Ctrl-C for the test's main thread once it waits for the rest of the file, again
+        every 2 s until it hangs up (at most 10 s).
+
+        The pause lets the client reach its blocking read: a signal that lands
+        in the middle of its first-request imports aborts them instead.  The
+        repeats cover a signal that got lost on a loaded machine (seen once in
+        CI: the download waited for the server to close instead).
+        """
+        time.sleep(0.2)
+        self.connection.settimeout(2)
+        for _ in range(5):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+            try:
+                if self.connection.recv(1) == b"":  # the client closed the connection
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep test output clean
