@@ -31,7 +31,7 @@ from .layers import (
     PoolLayer_Max,
     ReLULayer,
 )
-from .layers.base import PAIRING_FLAGS, unpair
+from .layers.base import unpair
 from .optimizers import Optimizer, make_optimizer
 
 
@@ -105,9 +105,10 @@ class Net:
             raise ValueError(f"Net: seed must be None or an integer >= 0, got {seed!r}")
         self.seed = int(seed) if isinstance(seed, np.integer) else seed
         self.rng = np.random.default_rng(seed)
-        for layer in layers:
+        for layer in layers:  # a layer may come from another Net: reset what that one set
             layer.rng = self.rng
-            layer.needs_input_grad = True  # it may have been first in another Net before
+            layer.needs_input_grad = True
+            unpair(layer)
         layers[0].needs_input_grad = False  # nobody uses the gradient of the data
         layers[-1].owns_grad = False
         for layer, following in zip(layers[-2::-1], layers[:0:-1], strict=True):
@@ -117,8 +118,6 @@ class Net:
                 layer.owns_grad = following.owns_grad
             else:
                 layer.owns_grad = type(following) in _NEW_GRADIENT
-        for layer in layers:  # as above, a layer may come from another Net
-            unpair(layer)
         for layer, following in zip(layers, layers[1:], strict=False):
             if type(following) is not PoolLayer_Max:
                 continue
@@ -482,11 +481,9 @@ class Net:
         output in the usual layout (see Net.__init__ and layers.base.PAIRING_FLAGS).
         """
         A, outputs = self._check_X(X), []
-        paired = [{flag: getattr(layer, flag) for flag in PAIRING_FLAGS if hasattr(layer, flag)}
-                  for layer in self.layers]
-        try:  # each layer's own output: no ReLU left to the pool, the usual layout
+        paired = [unpair(layer) for layer in self.layers]  # the usual layout, ReLUs in place
+        try:
             for layer in self.layers:
-                unpair(layer)
                 layer.training = False
                 A = layer.forward_propagate(A)
                 outputs.append(A)

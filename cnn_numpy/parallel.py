@@ -127,12 +127,15 @@ def set_threads(count: int | None) -> None:
 
 def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Each task's result, in task order: tasks on shards, run on the pool when
-    there are several threads and several tasks, with BLAS on one thread either
-    way.  The first failing task's exception (in task order) is raised, after
-    every task has finished."""
+    there are several threads, with BLAS on one thread either way.  A single task
+    (a batch in one shard) runs here as it is, BLAS's setting unchanged.  The
+    first failing task's exception (in task order) is raised, after every task
+    has finished."""
+    if len(tasks) == 1:
+        return [tasks[0]()]
     threads = get_threads()
     with single_threaded_blas():
-        if threads == 1 or len(tasks) == 1:
+        if threads == 1:
             return [task() for task in tasks]
         global _pool
         with _lock:

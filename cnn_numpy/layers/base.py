@@ -135,11 +135,14 @@ PAIRING_FLAGS = {"leaves_relu_to_pool": False, "applies_relu": False,
                  "pool_window": 1, "reads_by_window": False}
 
 
-def unpair(layer: Layer) -> None:
-    """Give the layer the PAIRING_FLAGS it has on its own."""
+def unpair(layer: Layer) -> dict[str, object]:
+    """Give the layer the PAIRING_FLAGS it has on its own; returns the values they had."""
+    before = {}
     for flag, alone in PAIRING_FLAGS.items():
         if hasattr(layer, flag):
+            before[flag] = getattr(layer, flag)
             setattr(layer, flag, alone)
+    return before
 
 
 def positive_int(value, what: str, layer: str) -> int:

@@ -190,10 +190,7 @@ class BatchNorm(Layer):
 
 
 def _on_shards(fn, *shard_lists):
-    """[fn(*args) for each shard's args]: inline for one shard (a whole batch), else on the
-    thread pool."""
-    if len(shard_lists[0]) == 1:
-        return [fn(*args) for args in zip(*shard_lists, strict=True)]
+    """[fn(*args) for each shard's args], on the thread pool (parallel.run_all)."""
     return parallel.run_all([partial(fn, *args) for args in zip(*shard_lists, strict=True)])
 
 
