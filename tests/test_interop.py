@@ -33,6 +33,12 @@ ort = pytest.importorskip(
 pytest.importorskip("onnx", reason='onnx is not installed; `pip install ".[onnx]"` runs these')
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(*args: str, **options) -> subprocess.CompletedProcess:
+    """`python examples/continue_in_pytorch.py ARGS` in a fresh interpreter."""
+    return subprocess.run([sys.executable, str(ROOT / "examples" / "continue_in_pytorch.py"),
+                           *args], capture_output=True, text=True, timeout=300, **options)
 TOL = 1e-5  # largest relative difference of the probabilities, float32
 
 
@@ -312,11 +318,9 @@ def test_export_refuses_damaged_files_and_missing_extras(tmp_path):
 
 def test_ddp_example_trains_on_two_processes_and_comes_back(model_file, tmp_path):
     report = tmp_path / "report.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "continue_in_pytorch.py"), str(model_file),
-         "--output", str(tmp_path / "more.npz"), "--processes", "2", "--limit", "3000",
-         "--dataset", "mnist-sample", "--report", str(report)],
-        capture_output=True, text=True, timeout=300)
+    result = run_example(str(model_file), "--output", str(tmp_path / "more.npz"),
+                         "--processes", "2", "--limit", "3000", "--dataset", "mnist-sample",
+                         "--report", str(report))
     assert result.returncode == 0, result.stderr
     figures = json.loads(report.read_text())
     assert figures["processes"] == 2 and figures["backend"] == "gloo"
@@ -334,10 +338,7 @@ def test_ddp_example_trains_on_two_processes_and_comes_back(model_file, tmp_path
      "32 images give each of 2 processes fewer than 2 batches of 64"),
 ])
 def test_ddp_example_refuses_mistakes_before_training(model_file, tmp_path, args, message):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "continue_in_pytorch.py"), str(model_file),
-         "--dataset", "mnist-sample", *args], capture_output=True, text=True, timeout=300,
-        cwd=tmp_path)
+    result = run_example(str(model_file), "--dataset", "mnist-sample", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "more.npz").exists()
 
