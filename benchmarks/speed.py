@@ -11,7 +11,9 @@ subprocess, whose peak RSS the operating system reports.
 
 A shared machine: the cnn's training speed is measured again while another
 process runs a plain busy loop, and each contender's share of its idle
-speed is reported.
+speed is reported.  On a virtual machine the host may also give its cores
+to other machines for a while ("steal" time): the share of CPU time stolen
+during the table's runs is printed, so a slow, noisy run says why.
 
 cnn-numpy uses its default thread count (one worker per core; see
 cnn_numpy/parallel.py); the "1 thread" rows show the same engine on one.
@@ -221,6 +223,29 @@ def busy_machine(X, y, repeats: int) -> dict:
             for name in fns}
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(stolen, total) CPU time of the whole machine since boot, in clock ticks, from
+    Linux's /proc/stat; None elsewhere.  Stolen time is time the hypervisor gave
+    this virtual machine's cores to others: its share during a run says how
+    contended the machine was."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    if fields[:1] != ["cpu"] or len(fields) < 9:
+        return None
+    # user nice system idle iowait irq softirq steal (guest time is already in user)
+    ticks = [int(f) for f in fields[1:9]]
+    return ticks[7], sum(ticks)
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """The share of CPU time stolen between two cpu_ticks() readings."""
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -249,11 +274,13 @@ def main() -> None:
     fast = [e for e in ENGINES if e != "naive"]
     report: dict = {"machine": machine(), "threads": threads(), "batch": BATCH,
                     "repeats": repeats, "models": {}}
+    ticks = cpu_ticks()
     for model in ("cnn", "deep", "flat"):
         fns = contenders(model, X, y, fast, one_thread=model == "cnn")
         train = interleaved({k: v[0] for k, v in fns.items()}, repeats, BATCH)
         infer = interleaved({k: v[1] for k, v in fns.items()}, repeats, BATCH)
         report["models"][model] = {"train_images_per_s": train, "predict_images_per_s": infer}
+    report["cpu_time_stolen"] = stolen_share(ticks, cpu_ticks())
     report["naive_vs_stride_groups"] = naive_speedup(X, y, max(3, repeats // 2))
     if not args.quick:
         names = fast + (["pytorch"] if torch is not None else [])
@@ -280,6 +307,10 @@ def format_table(report: dict) -> str:
         for name in tr:
             lines.append(f"| {model} | {name} | {tr[name]:,.0f} | {_ratio(tr, name)} | "
                          f"{pr[name]:,.0f} | {_ratio(pr, name)} |")
+    if report.get("cpu_time_stolen") is not None:
+        lines += ["", f"CPU time stolen by the hypervisor during the table's runs: "
+                      f"{report['cpu_time_stolen']:.0%} (the host ran other virtual machines "
+                      f"on this one's cores: the higher, the slower and noisier every figure)"]
     nv = report["naive_vs_stride_groups"]
     lines += ["", f"naive: {nv['naive_s_per_image']:.3f} s per image per training step; "
                   f"stride_groups: {nv['stride_groups_s_per_image'] * 1e6:.0f} us; "
