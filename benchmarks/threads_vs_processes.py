@@ -1,0 +1,133 @@
+"""How close the Net's worker threads come to two separate processes on this machine.
+
+    python benchmarks/threads_vs_processes.py                 # cnn, 3 rounds, about 2 minutes
+    python benchmarks/threads_vs_processes.py --model deep --rounds 5
+
+Each contender runs in a fresh process, for a few seconds, rounds alternating:
+
+    threads      2 worker threads, batch 128 in 2 shards: the Net as it runs
+    one thread   1 worker, batch 128: the same 2 shards one after the other
+    1 process    1 thread, batch 64 (one shard's work), nothing beside it
+    2 processes  two of those at the same time
+
+A training step on 64 images in its own process includes its own optimizer
+step, so "2 processes" is a little more work than "threads" and is what
+two independent workers sharing nothing but the machine achieve: the
+ceiling for any way of splitting a batch over two cores.  If the threads
+stay well below it, the cost is in this process (Python's lock, waiting
+for each other, the serial part of a step); if the processes also slow
+down, the two cores share what they compute with (caches, memory, or the
+host taking time: the stolen share is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SECONDS = 5.0  # each contender's measuring time per round
+#: name -> the (batch, threads) of each process it starts at once
+CONTENDERS = {
+    "threads (2 x 64, batch 128)": [(128, 2)],
+    "one thread (batch 128)": [(128, 1)],
+    "1 process (batch 64)": [(64, 1)],
+    "2 processes (64 each)": [(64, 1), (64, 1)],
+}
+
+
+def child(model: str, what: str, batch: int, threads: int) -> None:
+    """Print the median milliseconds per training step (or prediction) of one batch."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from cnn_numpy import parallel
+    from cnn_numpy.cli import build_model
+
+    parallel.set_threads(threads)
+    rng = np.random.default_rng(0)
+    X = rng.random((batch, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    net = build_model(model, engine="im2col", seed=0)
+
+    def step():
+        if what == "train":
+            net.train(X, y, 0.01)
+        else:
+            net.predict(X, batch_size=batch)
+
+    # One worker: BLAS on one thread too (a batch below 128 has no shards and would
+    # otherwise let BLAS use every core).
+    with threadpool_limits(1) if threads == 1 else nullcontext():
+        for _ in range(10):
+            step()
+        times, end = [], time.perf_counter() + SECONDS
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            for _ in range(5):
+                step()
+            times.append((time.perf_counter() - start) / 5 * 1e3)
+    print(statistics.median(times))
+
+
+def start(model: str, what: str, batch: int, threads: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--child", model, what, str(batch),
+                             str(threads)], stdout=subprocess.PIPE, text=True)
+
+
+def finish(*procs: subprocess.Popen) -> float:
+    """The slowest of the processes' milliseconds per step."""
+    times = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            sys.exit(f"a contender failed (exit code {proc.returncode})")
+        times.append(float(out))
+    return max(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=["cnn", "deep", "flat"], default="cnn")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        model, what, batch, threads = args.child
+        child(model, what, int(batch), int(threads))
+        return
+    from speed import cpu_ticks, stolen_share  # (imports PyTorch, if installed: not in children)
+
+    ms: dict[tuple[str, str], list[float]] = {}
+    ticks = cpu_ticks()
+    for _ in range(args.rounds):
+        for what in ("train", "predict"):
+            for name, runs in CONTENDERS.items():
+                procs = [start(args.model, what, batch, threads) for batch, threads in runs]
+                ms.setdefault((what, name), []).append(finish(*procs))
+    stolen = stolen_share(ticks, cpu_ticks())
+    print(f"{args.model}: milliseconds per step, median of {args.rounds} rounds "
+          f"(per round: the median of {SECONDS:g} s of steps)")
+    for what in ("train", "predict"):
+        med = {name: statistics.median(v) for (w, name), v in ms.items() if w == what}
+        print(f"\n{what}")
+        for name, value in med.items():
+            rounds = ", ".join(f"{v:.2f}" for v in ms[what, name])
+            print(f"  {name:28s} {value:7.2f} ms   ({rounds})")
+        names = list(CONTENDERS)
+        threads = med[names[1]] / med[names[0]]
+        processes = 2 * med[names[2]] / med[names[3]]
+        print(f"  two threads do {threads:.2f}x the work of one; two processes {processes:.2f}x "
+              f"that of one")
+    if stolen is not None:
+        print(f"\nCPU time stolen by the host during the runs: {stolen:.0%}")
+
+
+if __name__ == "__main__":
+    main()
