@@ -33,13 +33,13 @@ ort = pytest.importorskip(
 pytest.importorskip("onnx", reason='onnx is not installed; `pip install ".[onnx]"` runs these')
 
 ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-5  # largest relative difference of the probabilities, float32
 
 
 def run_example(*args: str, **options) -> subprocess.CompletedProcess:
     """`python examples/continue_in_pytorch.py ARGS` in a fresh interpreter."""
     return subprocess.run([sys.executable, str(ROOT / "examples" / "continue_in_pytorch.py"),
                            *args], capture_output=True, text=True, timeout=300, **options)
-TOL = 1e-5  # largest relative difference of the probabilities, float32
 
 
 def stored(net: Net) -> list[np.ndarray]:
