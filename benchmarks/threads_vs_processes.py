@@ -1,6 +1,6 @@
 """How close the Net's worker threads come to two separate processes on this machine.
 
-    python benchmarks/threads_vs_processes.py                 # cnn, 3 rounds, about 2 minutes
+    python benchmarks/threads_vs_processes.py                 # cnn, 3 rounds, about 3 minutes
     python benchmarks/threads_vs_processes.py --model deep --rounds 5
 
 Each contender runs in a fresh process, for a few seconds, rounds alternating:
@@ -11,9 +11,11 @@ Each contender runs in a fresh process, for a few seconds, rounds alternating:
     2 processes  two of those at the same time
 
 A training step on 64 images in its own process includes its own optimizer
-step, so "2 processes" is a little more work than "threads" and is what
-two independent workers sharing nothing but the machine achieve: the
-ceiling for any way of splitting a batch over two cores.  If the threads
+step but no exchange of gradients (and BatchNorm normalizes with its own
+half's statistics: the same work, not the same function), so "2
+processes" is what two independent workers sharing nothing but the
+machine achieve, about the most any way of splitting a batch over two
+cores could give.  If the threads
 stay well below it, the cost is in this process (Python's lock, waiting
 for each other, the serial part of a step); if the processes also slow
 down, the two cores share what they compute with (caches, memory, or the
