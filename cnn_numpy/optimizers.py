@@ -134,13 +134,12 @@ class Adam(Optimizer):
         m *= self.beta1
         m += np.multiply(grad, 1 - self.beta1, out=work)  # (1 - b1) g
         v *= self.beta2
-        work = np.multiply(grad, 1 - self.beta2, out=work)
+        np.multiply(grad, 1 - self.beta2, out=work)
         v += np.multiply(work, grad, out=work)  # (1 - b2) g^2
         denominator = np.divide(v, 1 - self.beta2 ** self.steps, out=work)
-        denominator = np.sqrt(denominator, out=denominator)
+        np.sqrt(denominator, out=denominator)
         denominator += self.eps  # sqrt(v_hat) + eps
-        m_hat_scale = lr / (1 - self.beta1 ** self.steps)
-        step = np.multiply(m, m_hat_scale, out=step)
+        np.multiply(m, lr / (1 - self.beta1 ** self.steps), out=step)  # lr m_hat
         param -= np.divide(step, denominator, out=step)
 
 

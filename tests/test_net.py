@@ -249,7 +249,7 @@ def test_a_convolution_hands_the_max_pool_after_it_its_output_by_window_element(
     = window hands Z over arranged by window element (when the window divides Z's size)
     and takes dZ back so: the same loss and gradients as the usual layout, up to sum
     order, also when the pool's own engine cannot read the layout, and for a convolution
-    whose input gradient is needed.  Prediction keeps the usual layout."""
+    whose input gradient is needed.  (Prediction pairs them too: see the next test.)"""
     from cnn_numpy import ConvLayer
 
     layers = [ConvLayer_ReLU(4, 3), PoolLayer_Max(2), ConvLayer(3, 3, padding=1),

@@ -3,6 +3,8 @@ matrix product, and max pooling as elementwise steps over the window elements.""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -22,7 +24,7 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
     speed differs.
     """
     *positions, fw, _, c = windows.shape
-    k, m = fw * fw * c, int(np.prod(positions))
+    k, m = fw * fw * c, math.prod(positions)
     rows = k + 1 if ones_row else k
     if positions[-1] > fw * c:
         cols = np.empty((rows, m), dtype=windows.dtype)
@@ -98,9 +100,7 @@ def first_max_index(elements: list[np.ndarray], top: np.ndarray,
     Computed from the inside out: one comparison and two in-place steps per
     element, on small integers (a masked assignment per element is much slower).
     """
-    if out is None:
-        out = np.empty(top.shape, dtype=index_dtype(len(elements)))
-    index = out
+    index = np.empty(top.shape, dtype=index_dtype(len(elements))) if out is None else out
     index[...] = 0
     different = np.empty(top.shape, dtype=np.uint8)
     for element in reversed(elements[:-1]):
