@@ -8,6 +8,7 @@
 """
 
 from .engines import DEFAULT_ENGINE, ENGINES
+from .fast.threads import get_threads, set_threads
 from .layers import (
     ActivationLayer,
     BatchNorm,
@@ -29,7 +30,6 @@ from .layers import (
 )
 from .net import EvalResult, Net, Network, TrainResult
 from .optimizers import SGD, Adam, Momentum, Optimizer
-from .parallel import get_threads, set_threads
 
 __version__ = "0.1.0"
 

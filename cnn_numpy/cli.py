@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 
-from . import __version__, parallel
+from . import __version__
 from .data import DATASETS, DataError, load_dataset
 from .data.images import read_digit_image, save_digit_strip
 from .engines import DEFAULT_ENGINE, ENGINES
+from .fast import threads as parallel
 from .files import check_writable
 from .layers import (
     BatchNorm,

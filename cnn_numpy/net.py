@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import numbers
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
-from . import parallel, saving
+from . import saving
 from .engines import DEFAULT_ENGINE, check_engine
-from .layers import (
-    BatchNorm,
-    ConvLayer,
-    ConvLayer_ReLU,
-    Dropout,
-    FCLayer,
-    FCLayer_ReLU,
-    FCLayer_Sigmoid,
-    FCLayer_Softmax,
-    FlatLayer,
-    Layer,
-    OutputLayer,
-    PoolLayer,
-    PoolLayer_Avg,
-    PoolLayer_Max,
-    ReLULayer,
-)
-from .layers.base import unpair
+from .fast import FastPath
+from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
 from .optimizers import Optimizer, make_optimizer
 
 
@@ -76,19 +58,22 @@ class Net:
              same function whatever the optimizer.  The CCE that train and
              evaluate report leaves the penalty out.
 
+    fast     True (default): run the layers through the fast path
+             (cnn_numpy/fast/: fused operations, batch shards on worker
+             threads), which gives the numbers the plain loop gives, to
+             rounding, and the same ones for any thread count; False: the
+             plain loop of _forward and _backward, layer after layer.
+
     The random generator `rng` (seeded by `seed`) draws the initial weights
     and, while training, Dropout's masks.  `train` runs the layers in
     training mode (Dropout active, BatchNorm on batch statistics);
     `evaluate` and `predict` in inference mode.
-
-    Batches of 128 or more are cut into shards that worker threads compute
-    at the same time, layer runs that allow it (see _forward and
-    cnn_numpy/parallel.py); the results are the same for any thread count.
     """
 
     def __init__(self, layers: Sequence[Layer], engine: str | None = None,
                  seed: int | None = None, dtype=np.float32,
-                 optimizer: str | Optimizer | None = None, weight_decay: float = 0.0):
+                 optimizer: str | Optimizer | None = None, weight_decay: float = 0.0,
+                 fast: bool = True):
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise ValueError("Net: layers must be a non-empty list of layer objects, "
@@ -105,29 +90,12 @@ class Net:
             raise ValueError(f"Net: seed must be None or an integer >= 0, got {seed!r}")
         self.seed = int(seed) if isinstance(seed, np.integer) else seed
         self.rng = np.random.default_rng(seed)
-        for layer in layers:  # a layer may come from another Net: reset what that one set
+        for layer in layers:
             layer.rng = self.rng
-            layer.needs_input_grad = True
-            unpair(layer)
-        layers[0].needs_input_grad = False  # nobody uses the gradient of the data
-        layers[-1].owns_grad = False
-        for layer, following in zip(layers[-2::-1], layers[:0:-1], strict=True):
-            # May layer.backpropagate overwrite the dA that `following` hands it?  Only
-            # the shipped layers are known to hand back a new array; a user's might not.
-            if type(following) in _PASS_GRADIENT_THROUGH:  # (a view of) the dA they got
-                layer.owns_grad = following.owns_grad
-            else:
-                layer.owns_grad = type(following) in _NEW_GRADIENT
-        for layer, following in zip(layers, layers[1:], strict=False):
-            if type(following) is not PoolLayer_Max:
-                continue
-            # A max pool after a ReLU applies the ReLU to its smaller arrays,
-            if type(layer) in (ConvLayer_ReLU, ReLULayer):
-                layer.leaves_relu_to_pool = following.applies_relu = True
-            # and reads a convolution's output arranged by window element when it can.
-            if type(layer) in (ConvLayer, ConvLayer_ReLU) and \
-                    following.stride == following.filter_width:
-                layer.pool_window, following.reads_by_window = following.filter_width, True
+        if not isinstance(fast, bool):
+            raise ValueError(f"Net: fast must be True or False, got {fast!r}")
+        self.fast = fast
+        self._fast_path = FastPath(self.layers)
         self.engine = engine
         self.optimizer = make_optimizer(optimizer)
         if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real) \
@@ -136,8 +104,8 @@ class Net:
                              f"got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
         self._warned_range = False
-        self._passes: list[tuple[str, list[list[Layer]]]] = []  # see _forward
-        self._passed = False  # True after the first forward pass: every layer is built
+        # True once every layer has its weights (after the first pass): see _passes.
+        self._passed = all(layer.built for layer in layers)
 
     # -- settings -------------------------------------------------------------
     @property
@@ -216,17 +184,23 @@ class Net:
             if not layer.built:
                 layer.build((1, *shape), self.rng, self.dtype)
             shape = after
+        self._passed = True
 
     def summary(self, print_fn=print) -> str:
-        """A table of the layers: type, engine, output shape, parameter count, totals.
+        """A table of the layers: type, engine, what runs it while training, output shape,
+        parameter count, totals.
 
-        Needs the input shape, so call it after build() or the first batch.
-        Prints the table with print_fn (None prints nothing) and returns it.
+        "Runs as" names the fast path's operation that computes the layer
+        (with the layers it spans), or "its own passes"; with fast=False every
+        layer runs as its own passes.  Needs the input shape, so call it after
+        build() or the first batch.  Prints the table with print_fn (None
+        prints nothing) and returns it.
         """
         if self.input_shape is None:
             raise ValueError("Net.summary: shapes are not known yet; call net.build((28, 28, 1))"
                              " or train on a batch first")
-        rows = [("Layer", "Engine", "Output shape", "Params")]
+        runs = self._fast_path.describe() if self.fast else ["its own passes"] * len(self.layers)
+        rows = [("Layer", "Engine", "Runs as", "Output shape", "Params")]
         total = 0
         for i, (layer, shape) in enumerate(zip(self.layers, self.shapes(self.input_shape),
                                                strict=True)):
@@ -234,14 +208,13 @@ class Net:
             total += count
             engine = (layer.engine or DEFAULT_ENGINE) \
                 if isinstance(layer, (ConvLayer, PoolLayer)) else "-"
-            rows.append((f"{i}: {type(layer).__name__}", engine, str((None, *shape)),
+            rows.append((f"{i}: {type(layer).__name__}", engine, runs[i], str((None, *shape)),
                          f"{count:,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = "-" * (sum(widths) + 6)
+        widths = [max(len(r[c]) for r in rows) for c in range(5)]
+        line = "-" * (sum(widths) + 8)
 
         def fmt(r):
-            return "  ".join([r[0].ljust(widths[0]), r[1].ljust(widths[1]),
-                              r[2].ljust(widths[2]), r[3].rjust(widths[3])])
+            return "  ".join([*(r[c].ljust(widths[c]) for c in range(4)), r[4].rjust(widths[4])])
 
         buffers = sum(b.size for layer in self.layers for b in layer.buffers().values())
         footer = [f"Total params: {total:,}"] + \
@@ -288,6 +261,10 @@ class Net:
         X = X[..., None] if X.ndim == 3 else X
         if self.input_shape is None:
             self.shapes(X.shape[1:])  # check every layer fits before any weight exists
+        elif X.shape[1:] != self.input_shape:
+            built, got = (" x ".join(map(str, shape)) for shape in (self.input_shape, X.shape[1:]))
+            raise ValueError(f"Net: built for {built} images (height x width x channels), got "
+                             f"{got}; give it images of the size it was trained on")
         return X
 
     def _check_Y(self, Y, n: int) -> np.ndarray:
@@ -315,110 +292,29 @@ class Net:
         return Y
 
     # -- passes ---------------------------------------------------------------
-    def _plan(self, X: np.ndarray, whole_last: bool) -> list[tuple[str, list[Layer]]]:
-        """The layers in order as steps (how, layers) for the batch X:
-
-            "whole"   one layer on the whole batch;
-            "shards"  a run of consecutive per-sample layers, shard by shard on
-                      the thread pool, each shard with its own copies of them;
-            "joint"   one layer that needs the whole batch but takes it as
-                      shards (Layer.takes_shards: BatchNorm while training).
-
-        A stretch of consecutive "shards" and "joint" layers is cut into
-        shards only if one of its samples is large (parallel.worth_sharding);
-        dense layers on short vectors stay whole.
-        """
-        whole = [("whole", [layer]) for layer in self.layers]
-        # The first pass builds the weights, on the whole batch: a shard's copy must not
-        # build its own, and the weights come from the generator in layer order, as always.
-        # (A user's layer without weights may never say it is built: one pass is enough.)
-        if len(parallel.shard_slices(X.shape[0])) == 1 or not (
-                self._passed or all(layer.built for layer in self.layers)):
-            return whole
-        try:
-            sizes = [int(np.prod(shape)) for shape in self.shapes(X.shape[1:])]
-        except ValueError:  # a layer refuses X: let it say why, on the whole batch
-            return whole
-        steps: list[tuple[str, list[Layer]]] = []
-        stretch: list[Layer] = []  # consecutive layers that may take shards
-        largest = size_in = int(np.prod(X.shape[1:]))  # largest: the stretch's largest sample
-        for i, layer in enumerate(self.layers + [None]):  # None: the end, closes a stretch
-            last = whole_last and i == len(self.layers) - 1
-            if layer is not None and not last and (layer.per_sample() or layer.takes_shards()):
-                largest = max(largest, sizes[i]) if stretch else max(size_in, sizes[i])
-                stretch.append(layer)
-            else:
-                if stretch and parallel.worth_sharding(largest):
-                    steps += _shard_steps(stretch)
-                else:
-                    steps += [("whole", [other]) for other in stretch]
-                stretch = []
-                if layer is not None:
-                    steps.append(("whole", [layer]))
-            if layer is not None:
-                size_in = sizes[i]
-        return steps
-
-    def _forward(self, X: np.ndarray, training: bool = False,
-                 whole_last: bool = True) -> np.ndarray:
-        """X (n, ...) -> the last layer's output A (n, k), every layer in `training` mode.
-
-        The steps of _plan: runs of per-sample layers compute shard by shard
-        on the thread pool (cnn_numpy/parallel.py), with BLAS on one thread
-        (parallel.blas_for_pass).  Shard 0 uses the layer objects themselves;
-        every other shard a shallow copy: the same weight arrays, its own
-        cache for the backward pass.  While training, self._passes keeps each
-        step's layers per shard for _backward.  whole_last: the last layer
-        sees the whole batch (the loss needs all of it).
-        """
+    def _forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+        """The plain loop: X (n, ...) through every layer in turn -> the output A (n, k)."""
+        A = X
         for layer in self.layers:
             layer.training = training
-        parallel.keep_freed_memory()
-        slices = parallel.shard_slices(X.shape[0])
-        passes: list[tuple[str, list[list[Layer]]]] = []
-        A: np.ndarray | list[np.ndarray] = X
-        plan = self._plan(X, whole_last)
-        with parallel.blas_for_pass(any(how != "whole" for how, _ in plan)):
-            for how, run in plan:
-                if how == "whole":
-                    A = _forward_through(run, _whole(A))
-                    passes.append((how, [run]))
-                    continue
-                parts = A if isinstance(A, list) else [A[s] for s in slices]
-                if how == "joint":
-                    A = run[0].forward_shards(parts)
-                    passes.append((how, [run]))
-                    continue
-                shards = [run] + [[copy.copy(layer) for layer in run] for _ in slices[1:]]
-                A = parallel.run_all([partial(_forward_through, layers, part)
-                                      for layers, part in zip(shards, parts, strict=True)])
-                passes.append((how, shards))
-            self._passes = passes if training else []
-            self._passed = True
-            return _whole(A)
+            A = layer.forward_propagate(A)
+        self._passed = True  # every layer has seen a batch, so has its weights
+        return A
 
     def _backward(self, dZ: np.ndarray) -> None:
-        """From dZ of the last layer (whole batch) back to the first layer, after
-        _forward(training=True); each layer's grads() hold the whole batch's
-        gradients, the shards' added in shard order."""
-        slices = parallel.shard_slices(dZ.shape[0])  # as _forward cut the batch
-        with parallel.blas_for_pass(any(how != "whole" for how, _ in self._passes)):
-            dA: np.ndarray | list | None = self.output_layer.backpropagate_dZ(dZ)
-            for how, shards in reversed(self._passes[:-1]):
-                if how == "whole":
-                    dA = _backward_through(shards[0], _whole(dA))
-                    continue
-                parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
-                if how == "joint":
-                    dA = shards[0][0].backpropagate_shards(parts)
-                    continue
-                dA = parallel.run_all([partial(_backward_through, layers, part)
-                                       for layers, part in zip(shards, parts, strict=True)])
-                for k, layer in enumerate(shards[0]):
-                    for name, total in layer.grads().items():
-                        for other in shards[1:]:
-                            total += other[k].grads()[name]
-        self._passes = []
+        """The plain loop back: dZ (n, k) of the last layer through every layer in reverse;
+        each layer keeps the gradients of its weights."""
+        dA = self.output_layer.backpropagate_dZ(dZ)
+        for layer in reversed(self.layers[:-1]):
+            dA = layer.backpropagate(dA)
+
+    def _passes(self):
+        """(forward, backward) to run now: the fast path's once the weights exist (the
+        first pass, on the plain loop, builds them from the first batch), else the plain
+        loop's."""
+        if self.fast and self._passed:
+            return self._fast_path.forward, self._fast_path.backward
+        return self._forward, self._backward
 
     def param_triples(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(key, weight array, its gradient) for every trainable array, keys like '0/W'."""
@@ -442,15 +338,16 @@ class Net:
                              f"got {learning_rate!r}")
         X = self._check_X(X)
         Y = self._check_Y(Y, X.shape[0])
+        forward, backward = self._passes()
         kept = [(b, b.copy()) for layer in self.layers for b in layer.buffers().values()]
         try:
-            A = self._forward(X, training=True)
+            A = forward(X, training=True)
         except ValueError:
             for buffer, before in kept:  # a layer refused the batch: undo earlier updates
                 buffer[...] = before
             raise
         cce, dZ = self.output_layer.loss(Y)
-        self._backward(dZ)
+        backward(dZ)
         if self.weight_decay:
             for layer in self.layers:
                 for weights, grad in layer.decayed():
@@ -469,28 +366,26 @@ class Net:
         """The last layer's output A (n, k) for X, computed batch_size samples at a time."""
         batch_size = self._check_batch_size(batch_size)
         X = self._check_X(X)
-        return np.concatenate([self._forward(X[i : i + batch_size], whole_last=False)
-                               for i in range(0, X.shape[0], batch_size)])
+        outputs = []
+        for i in range(0, X.shape[0], batch_size):
+            if self.fast and self._passed:  # no loss to compute: the last layer may take shards
+                outputs.append(self._fast_path.forward(X[i : i + batch_size], training=False,
+                                                       whole_last=False))
+            else:
+                outputs.append(self._passes()[0](X[i : i + batch_size], training=False))
+        return np.concatenate(outputs)
 
     def layer_outputs(self, X: np.ndarray) -> list[np.ndarray]:
-        """Every layer's output for X, in inference mode: predict's computation, step by step.
+        """Every layer's output for X, in inference mode, on the plain loop.
 
         X (n, ...) as for predict -> [A_1 (n, ...), ..., A_L (n, k)]; the last is what
-        predict(X) returns.  Computed in one batch, each layer on its own: a
-        ReLU applied where it is, not left to the pool after it, and every
-        output in the usual layout (see Net.__init__ and layers.base.PAIRING_FLAGS).
+        predict(X) returns, to rounding.
         """
         A, outputs = self._check_X(X), []
-        paired = [unpair(layer) for layer in self.layers]  # the usual layout, ReLUs in place
-        try:
-            for layer in self.layers:
-                layer.training = False
-                A = layer.forward_propagate(A)
-                outputs.append(A)
-        finally:
-            for layer, flags in zip(self.layers, paired, strict=True):
-                for flag, value in flags.items():
-                    setattr(layer, flag, value)
+        for layer in self.layers:
+            layer.training = False
+            A = layer.forward_propagate(A)
+            outputs.append(A)
         return outputs
 
     def evaluate(self, X: np.ndarray, Y: np.ndarray, batch_size: int = 1000) -> EvalResult:
@@ -501,47 +396,10 @@ class Net:
         A = np.empty((X.shape[0], Y.shape[1]), dtype=self.dtype)
         total = 0.0
         for i in range(0, X.shape[0], batch_size):
-            A[i : i + batch_size] = self._forward(X[i : i + batch_size])
+            A[i : i + batch_size] = self._passes()[0](X[i : i + batch_size], training=False)
             cce, _ = self.output_layer.loss(Y[i : i + batch_size])
             total += cce * A[i : i + batch_size].shape[0]
         return EvalResult(A, total / X.shape[0], self._error_rate(A, Y))
-
-
-# Layers whose backward pass returns a new array, and layers that return the dA they got.
-_NEW_GRADIENT = {ConvLayer, ConvLayer_ReLU, PoolLayer_Max, PoolLayer_Avg, FCLayer, FCLayer_ReLU,
-                 FCLayer_Softmax, FCLayer_Sigmoid, BatchNorm, ReLULayer}
-_PASS_GRADIENT_THROUGH = {FlatLayer, Dropout}
-
-
-def _shard_steps(stretch: list[Layer]) -> list[tuple[str, list[Layer]]]:
-    """Layers that may take shards -> steps: runs of per-sample layers ("shards") and
-    the layers that take the shards together ("joint")."""
-    steps: list[tuple[str, list[Layer]]] = []
-    for layer in stretch:
-        if not layer.per_sample():
-            steps.append(("joint", [layer]))
-        elif steps and steps[-1][0] == "shards":
-            steps[-1][1].append(layer)
-        else:
-            steps.append(("shards", [layer]))
-    return steps
-
-
-def _whole(A: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    """A batch given whole or as shards, whole."""
-    return np.concatenate(A) if isinstance(A, list) else A
-
-
-def _forward_through(layers: list[Layer], A: np.ndarray) -> np.ndarray:
-    for layer in layers:
-        A = layer.forward_propagate(A)
-    return A
-
-
-def _backward_through(layers: list[Layer], dA: np.ndarray) -> np.ndarray | None:
-    for layer in reversed(layers):
-        dA = layer.backpropagate(dA)
-    return dA
 
 
 Network = Net

@@ -20,7 +20,6 @@ from collections.abc import Callable
 import numpy as np
 
 from .layers import Layer
-from .layers.base import unpair
 
 __all__ = ["check_layer", "numerical_gradient", "relative_error"]
 
@@ -89,9 +88,6 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     name = type(layer).__name__
     rng = np.random.default_rng(seed)
     X = rng.standard_normal(input_shape)
-    # What a Net sets from a layer's neighbours does not hold for the layer on its own.
-    layer.needs_input_grad, layer.owns_grad = True, False
-    unpair(layer)
     layer.rng = np.random.default_rng(seed + 1)
     if not layer.built:
         layer.build(X.shape, layer.rng, np.float64)

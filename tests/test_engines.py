@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnn_numpy.engines import DEFAULT_ENGINE, ENGINES, check_engine, get_engine, im2col, naive
-from cnn_numpy.engines.columns import by_pool_window
+from cnn_numpy.engines import DEFAULT_ENGINE, ENGINES, check_engine, get_engine, naive
 from cnn_numpy.engines.stride_groups import plan_stride_groups
 
 FAST = [name for name in ENGINES if name != "naive"]
@@ -78,49 +77,6 @@ def test_pool_engines_agree(engine, kind, sweep, ties):
     if kind == "max":  # the same element receives the same gradient: equal up to sum order
         assert np.array_equal(dx != 0, dx_ref != 0)
     assert_close(dx, dx_ref, dtype)
-
-
-@settings(max_examples=60, deadline=None)
-@given(sweep=sweeps(), p=st.integers(2, 3), ties=st.booleans())
-def test_im2col_conv_hands_a_max_pool_its_output_by_window_element(sweep, p, ties):
-    """conv_forward(pool=p) computes Z arranged by p x p window element; max pooling
-    reads that layout and gives its gradient back in it; conv_backward takes it: the
-    same out, dx, dW and db as with the usual layout, up to the order of sums."""
-    x, fw, stride, nf, dtype, seed = sweep
-    oh, ow = (x.shape[1] - fw) // stride + 1, (x.shape[2] - fw) // stride + 1
-    x = x[:, : x.shape[1] - oh % p * stride, : x.shape[2] - ow % p * stride]  # p divides oh, ow
-    if min(oh, ow) < p:
-        return
-    rng = np.random.default_rng(seed + 1)
-    W = rng.standard_normal((fw, fw, x.shape[3], nf)).astype(dtype)
-    b = rng.standard_normal(nf).astype(dtype)
-    if ties:  # many equal maxima, as after a ReLU
-        x, W = np.round(x).astype(dtype), np.round(W).astype(dtype)
-    Z, conv_cache = im2col.conv_forward(x, W, b, stride)
-    Zw, conv_cache_w = im2col.conv_forward(x, W, b, stride, pool=p)
-    assert Zw.shape == (p, p, Z.shape[0], Z.shape[1] // p, Z.shape[2] // p, nf)
-    assert_close(Zw, by_pool_window(Z, p), dtype)
-    Zw = np.ascontiguousarray(by_pool_window(Z, p))  # the same maxima for both layouts
-    out, pool_cache = im2col.max_pool_forward(Z, p, p)
-    out_w, pool_cache_w = im2col.max_pool_forward(Zw, p, p)
-    np.testing.assert_array_equal(out_w, out)
-    dout = rng.standard_normal(out.shape).astype(dtype)
-    dZ = im2col.max_pool_backward(dout, pool_cache)
-    dZw = im2col.max_pool_backward(dout, pool_cache_w)
-    np.testing.assert_array_equal(dZw, by_pool_window(dZ, p))
-    for got, want in zip(im2col.conv_backward(dZw, conv_cache_w),
-                         im2col.conv_backward(dZ, conv_cache), strict=True):
-        assert got.shape == want.shape and got.dtype == dtype
-        assert_close(got, want, dtype)
-
-
-def test_by_pool_window_arranges_the_elements_of_each_window():
-    a = np.arange(2 * 4 * 6 * 3).reshape(2, 4, 6, 3)
-    w = by_pool_window(a, 2)
-    assert w.shape == (2, 2, 2, 2, 3, 3) and np.shares_memory(w, a)
-    for i in range(2):
-        for j in range(2):
-            np.testing.assert_array_equal(w[i, j], a[:, i::2, j::2])
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))

@@ -172,16 +172,17 @@ def test_summary_of_the_deep_model_counts_running_statistics_apart():
     net.build((28, 28, 1))
     text = net.summary(print_fn=None)
     assert "weight decay 0.0005" in text.splitlines()[0]
-    assert "1: BatchNorm         -       (None, 26, 26, 32)       64" in text
+    assert "1: BatchNorm         -       batch_norm on shards  (None, 26, 26, 32)       64" in text
     # 2 x (32 + 64 + 128) running means and variances, not counted as parameters
     assert text.endswith("Total params: 225,482\nNot trained by gradients: 448 (running "
                          "statistics)")
     assert sum(p.size for _, p, _ in net.param_triples()) == 225_482
 
 
-def test_layers_overwrite_only_gradients_nobody_else_holds():
-    """A ReLU may apply its mask in place to the dA a shipped layer made for it, never to
-    one from a user's layer (which might keep it) or to the caller's."""
+def test_the_fast_path_overwrites_only_gradients_nobody_else_holds():
+    """A ReLU's mask may overwrite the dA a shipped layer made for it, never one from a
+    user's layer (which might keep it): the user's kept array stays as it was, and the
+    gradients are the reference path's."""
     from cnn_numpy import ReLULayer
     from cnn_numpy.layers import Layer
 
@@ -196,132 +197,32 @@ def test_layers_overwrite_only_gradients_nobody_else_holds():
             self.kept = dA.copy()
             return self.kept
 
-    net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), ReLULayer(), Keep(),
-               FCLayer_Softmax(10)], seed=0, dtype=np.float64)
-    assert [layer.owns_grad for layer in net.layers] == [True, True, True, False, True, False]
     X, y = np.random.default_rng(0).random((8, 9, 9)), np.arange(8)
-    net.train(X, y, 0.0)
-    kept = net.layers[4].kept.copy()
-    net.train(X, y, 0.0)
-    np.testing.assert_array_equal(net.layers[4].kept, kept)  # the ReLU left it alone
-    grads = [g.copy() for _, _, g in net.param_triples()]
-    for layer in net.layers:
-        layer.owns_grad = False
-    net.train(X, y, 0.0)
-    for a, (_, _, b) in zip(grads, net.param_triples(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    grads = []
+    for fast in (True, False):
+        net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), ReLULayer(), Keep(),
+                   FCLayer_Softmax(10)], seed=0, dtype=np.float64, fast=fast)
+        net.build((9, 9, 1))
+        net.train(X, y, 0.0)
+        kept = net.layers[4].kept.copy()
+        net.train(X, y, 0.0)
+        np.testing.assert_array_equal(net.layers[4].kept, kept)  # the ReLU left it alone
+        grads.append([g.copy() for _, _, g in net.param_triples()])
+    for a, b in zip(*grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
-def test_a_max_pool_after_a_relu_takes_the_relu_over_while_training():
-    """The pool applies the ReLU to its (smaller) output and its mask to its gradient,
-    and the ReLU before passes Z and dA on: the same loss and gradients as each layer on
-    its own, also where whole windows are 0 (whose gradient the ReLU must stop) and with
-    overlapping windows."""
-    from cnn_numpy import ConvLayer, ReLULayer
-
-    layers = [ConvLayer(4, 3), ReLULayer(), PoolLayer_Max(2), ConvLayer_ReLU(4, 3, padding=1),
-              PoolLayer_Max(2, stride=1), FlatLayer(), FCLayer_Softmax(10)]
-    net = Net(layers, seed=0, dtype=np.float64)
-    assert [getattr(layer, "leaves_relu_to_pool", None) for layer in layers] == \
-        [None, True, None, True, None, None, None]
-    assert [getattr(layer, "applies_relu", None) for layer in layers] == \
-        [None, None, True, None, True, None, None]
-    X, y = np.random.default_rng(1).random((8, 12, 12)), np.arange(8)
-    net.build((12, 12, 1))
-    for conv in (layers[0], layers[3]):
-        conv.b[:] = -0.6 * np.abs(conv.W).sum(axis=(0, 1, 2)).mean()  # many all-zero windows
-    assert (layers[2].forward_propagate(layers[1].forward_propagate(
-        layers[0].forward_propagate(X[..., None]))) == 0).mean() > 0.2
-    fused_loss = net.train(X, y, 0.0).cce
-    fused = [g.copy() for _, _, g in net.param_triples()]
-    for layer in layers:
-        for flag in ("leaves_relu_to_pool", "applies_relu"):
-            if hasattr(layer, flag):
-                setattr(layer, flag, False)
-    assert net.train(X, y, 0.0).cce == fused_loss
-    for a, (_, _, b) in zip(fused, net.param_triples(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert not Net([layers[2], FlatLayer(), FCLayer_Softmax(10)]).layers[0].applies_relu
-
-
-def test_a_convolution_hands_the_max_pool_after_it_its_output_by_window_element():
-    """While training on im2col, a ConvLayer(_ReLU) followed by a PoolLayer_Max with stride
-    = window hands Z over arranged by window element (when the window divides Z's size)
-    and takes dZ back so: the same loss and gradients as the usual layout, up to sum
-    order, also when the pool's own engine cannot read the layout, and for a convolution
-    whose input gradient is needed.  (Prediction pairs them too: see the next test.)"""
-    from cnn_numpy import ConvLayer
-
-    layers = [ConvLayer_ReLU(4, 3), PoolLayer_Max(2), ConvLayer(3, 3, padding=1),
-              PoolLayer_Max(2, engine="naive"), ConvLayer_ReLU(2, 2), PoolLayer_Max(2),
-              FlatLayer(), FCLayer_Softmax(10)]
-    net = Net(layers, seed=0, dtype=np.float64, engine=None)
-    assert [getattr(layer, "pool_window", None) for layer in layers] == \
-        [2, None, 2, None, 2, None, None, None]
-    assert [getattr(layer, "reads_by_window", None) for layer in layers] == \
-        [None, True, None, True, None, True, None, None]
-    X, y = np.random.default_rng(2).random((8, 14, 14)), np.arange(8)
-    loss = net.train(X, y, 0.0).cce
-    # 14 -> 12 -> 6 -> 6 -> 3 -> 2 -> 1: the last conv's 2x2 output fits one window
-    assert [layer.Z.shape[:2] for layer in layers[:5:2]] == [(2, 2), (2, 2), (2, 2)]
-    grads = [g.copy() for _, _, g in net.param_triples()]
-    for conv in layers[:5:2]:
-        conv.pool_window = 1
-    assert net.train(X, y, 0.0).cce == pytest.approx(loss, rel=1e-12)
-    assert layers[0].Z.shape == (8, 12, 12, 4)
-    for a, (_, _, b) in zip(grads, net.param_triples(), strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-10, atol=1e-13)
-    for conv in layers[:5:2]:
-        conv.pool_window = 2
-
-
-def test_prediction_pairs_layers_too_but_layer_outputs_shows_each_layers_own_output():
-    """predict runs the ReLU in the pool and the window layout as training does, with
-    the same result as the layers on their own; layer_outputs shows each layer's own
-    output (the convolution's after its ReLU, in the usual layout) and leaves the
-    pairing on."""
+def test_a_conv_relu_layer_shows_its_relu_output_and_layer_outputs_each_layers_own():
+    """On the reference path A is what its name says after a step; layer_outputs runs
+    the layers one by one and ends with what predict returns."""
     layers = [ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)]
-    net = Net(layers, seed=0, dtype=np.float64)
+    net = Net(layers, seed=0, dtype=np.float64, fast=False)
     X = np.random.default_rng(4).random((8, 12, 12))
-    predicted = net.predict(X)
-    assert layers[0].A.shape == (2, 2, 8, 5, 5, 4) and layers[0].A.min() < 0  # no ReLU yet
+    net.train(X, np.arange(8), 0.1)
+    assert layers[0].A.min() == 0 and layers[0].Z.min() < 0
+    np.testing.assert_array_equal(layers[0].A, np.maximum(layers[0].Z, 0))
     outputs = net.layer_outputs(X)
     assert outputs[0].shape == (8, 10, 10, 4) and outputs[0].min() == 0
     np.testing.assert_array_equal(outputs[1], outputs[0].reshape(8, 5, 2, 5, 2, 4).max(axis=(2, 4)))
-    np.testing.assert_allclose(outputs[-1], predicted, rtol=1e-12, atol=1e-15)
-    assert layers[0].pool_window == 2 and layers[0].leaves_relu_to_pool
-    assert layers[1].reads_by_window and layers[1].applies_relu
-
-
-def test_the_window_layout_is_only_used_where_it_fits():
-    """Not for a pool whose stride differs from its window, a window that does not divide
-    the convolution's output (11 -> 5, a row and a column left out), or another engine."""
-    net = Net([ConvLayer_ReLU(2, 3), PoolLayer_Max(2, stride=1), ConvLayer_ReLU(2, 3),
-               PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(3)], seed=0)
-    assert net.layers[0].pool_window == 1 and net.layers[2].pool_window == 2
-    X, y = np.random.default_rng(3).random((4, 16, 16)), np.arange(4) % 3
-    net.train(X, y, 0.1)
-    assert net.layers[2].Z.shape == (4, 11, 11, 2)
-    for engine in ("stride_groups", "naive"):
-        net = Net([ConvLayer_ReLU(2, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(3)],
-                  seed=0, engine=engine)
-        net.train(X, y, 0.1)
-        assert net.layers[0].Z.shape == (4, 14, 14, 2)
-
-
-def test_check_layer_checks_a_layer_from_a_net_on_its_own():
-    """The flags a Net sets from the neighbours (owning the gradient, the ReLU mask left
-    to the pool) do not hold for the layer alone; check_layer turns them off."""
-    from cnn_numpy import ReLULayer
-    from cnn_numpy.testing import check_layer
-
-    relu, pool = ReLULayer(), PoolLayer_Max(2)
-    Net([ConvLayer_ReLU(2, 3), relu, pool, FlatLayer(), FCLayer_Softmax(3)])
-    assert relu.leaves_relu_to_pool and pool.applies_relu and relu.owns_grad
-    check_layer(pool, (2, 4, 4, 3))  # inputs of both signs: the mask would be wrong here
-    check_layer(relu, (2, 4, 4, 3))
-    conv = ConvLayer_ReLU(2, 3)
-    Net([conv, PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(3)])
-    assert conv.pool_window == 2
-    check_layer(conv, (2, 6, 6, 1))  # its output compared in the usual layout
-    assert conv.pool_window == 1
+    net.fast = True
+    np.testing.assert_allclose(outputs[-1], net.predict(X), rtol=1e-12, atol=1e-15)

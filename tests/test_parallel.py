@@ -19,9 +19,10 @@ from cnn_numpy import (
     PoolLayer_Avg,
     PoolLayer_Max,
     ReLULayer,
-    parallel,
 )
 from cnn_numpy.cli import build_model, main
+from cnn_numpy.fast import threads
+from cnn_numpy.fast.path import plan_ops
 from cnn_numpy.layers import Layer
 from cnn_numpy.saving import load
 
@@ -29,7 +30,7 @@ from cnn_numpy.saving import load
 @pytest.fixture(autouse=True)
 def restore_threads():
     yield
-    parallel.set_threads(None)
+    threads.set_threads(None)
 
 
 class Halve(Layer):
@@ -63,46 +64,52 @@ def data(n: int, dtype=np.float32):
 @pytest.mark.parametrize("n, sizes", [(1, [1]), (64, [64]), (127, [127]), (128, [64, 64]),
                                       (200, [67, 66, 67]), (256, [64] * 4), (1000, [125] * 8)])
 def test_shards_cover_the_batch_in_order(n, sizes):
-    slices = parallel.shard_slices(n)
+    slices = threads.shard_slices(n)
     assert [s.stop - s.start for s in slices] == sizes
     assert slices[0].start == 0 and slices[-1].stop == n
     assert all(a.stop == b.start for a, b in zip(slices, slices[1:], strict=False))
+
+
+def plan(net: Net, X, training: bool, whole_last: bool) -> list[tuple[str, list[str]]]:
+    """The fast path's steps for X, each with the names of its layers."""
+    path = net._fast_path
+    steps = path.steps(plan_ops(net.layers, training), X, training, whole_last)
+    return [(how, [type(layer).__name__ for op in ops for layer in op.layers])
+            for how, ops in steps]
 
 
 def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
     net = conv_net(seed=0)
     X, _ = data(128)
     net.build(X.shape[1:])
-    for layer in net.layers:
-        layer.training = True
-    plan = [(how, [type(layer).__name__ for layer in run])
-            for how, run in net._plan(X, whole_last=True)]
-    assert plan == [("shards", ["ConvLayer_ReLU"]), ("joint", ["BatchNorm"]),
-                    ("shards", ["PoolLayer_Max", "FlatLayer"]), ("whole", ["Dropout"]),
-                    ("whole", ["FCLayer_ReLU"]),  # 392 -> 12 numbers per sample: not worth it
-                    ("whole", ["Halve"]), ("whole", ["FCLayer_Softmax"])]
-    for layer in net.layers:
-        layer.training = False  # BatchNorm and Dropout work per sample now
-    runs = [len(run) for how, run in net._plan(X, whole_last=False) if how != "whole"]
-    assert runs == [6]  # conv .. the first dense layer: the run holds large samples
-    assert {how for how, _ in net._plan(X[:127], whole_last=False)} == {"whole"}  # 1 shard
+    assert plan(net, X, training=True, whole_last=True) == [
+        ("shards", ["ConvLayer_ReLU"]), ("joint", ["BatchNorm"]),
+        ("shards", ["PoolLayer_Max", "FlatLayer"]), ("whole", ["Dropout"]),
+        ("whole", ["FCLayer_ReLU"]),  # 392 -> 12 numbers per sample: not worth it
+        ("whole", ["Halve"]), ("whole", ["FCLayer_Softmax"])]
+    # in inference BatchNorm and Dropout work per sample: conv .. the first dense layer
+    # make one run, as it holds large samples
+    runs = [len(layers) for how, layers in plan(net, X, False, False) if how != "whole"]
+    assert runs == [6]
+    assert {how for how, _ in plan(net, X[:127], False, False)} == {"whole"}  # 1 shard
 
 
-def test_the_first_pass_is_whole_and_builds_the_weights_the_next_ones_use_shards():
-    """Lazily built weights come from the generator in layer order, on the whole batch;
-    the user's layer (which never says it is built) does not keep the Net whole after."""
+def test_the_first_pass_is_plain_and_builds_the_weights_the_next_ones_use_shards(monkeypatch):
+    """Lazily built weights come from the generator in layer order, on the plain loop;
+    the user's layer (which never says it is built) does not keep the Net plain after."""
     net = conv_net(seed=0)
     X, y = data(128)
-    assert {how for how, _ in net._plan(X, whole_last=False)} == {"whole"}
+    seen = []
+    monkeypatch.setattr(net._fast_path, "forward", lambda *a, _f=net._fast_path.forward,
+                        **k: seen.append(a[0].shape[0]) or _f(*a, **k))
     net.train(X, y, 0.01)
-    assert not net.layers[6].built
-    for layer in net.layers:
-        layer.training = False  # as in predict
-    assert ("shards", net.layers[:6]) in net._plan(X, whole_last=False)
+    assert not net.layers[6].built and seen == []
+    net.train(X, y, 0.01)
+    assert seen == [128]
 
 
-def steps(model_fn, X, y, threads: int, steps: int = 3):
-    parallel.set_threads(threads)
+def steps(model_fn, X, y, count: int, steps: int = 3):
+    threads.set_threads(count)
     net = model_fn()
     losses = [net.train(X, y, 0.05).cce for _ in range(steps)]
     weights = [p.copy() for _, p, _ in net.param_triples()]
@@ -119,9 +126,9 @@ def test_results_are_identical_whatever_the_number_of_threads(make, mnist):
     X, y = data(192)  # 3 shards
     if mnist:
         X = np.random.default_rng(4).random((192, 28, 28, 1), dtype=np.float32)
-    one = steps(make, X, y, threads=1)
-    for threads in (2, 3):
-        other = steps(make, X, y, threads)
+    one = steps(make, X, y, count=1)
+    for count in (2, 3):
+        other = steps(make, X, y, count)
         assert one[0] == other[0]
         for a, b in zip(one[1] + one[2], other[1] + other[2], strict=True):
             np.testing.assert_array_equal(a, b)
@@ -134,8 +141,8 @@ def test_shards_give_the_whole_batch_gradients(monkeypatch):
     pass's to rounding."""
     X, y = data(128, np.float64)
     grads = {}
-    for max_shards in (1, parallel.MAX_SHARDS):
-        monkeypatch.setattr(parallel, "MAX_SHARDS", max_shards)
+    for max_shards in (1, threads.MAX_SHARDS):
+        monkeypatch.setattr(threads, "MAX_SHARDS", max_shards)
         net = conv_net(seed=2, dtype=np.float64)
         net.build(X.shape[1:])  # the first pass on an unbuilt net is never sharded
         net.train(X, y, 0.0)
@@ -148,7 +155,7 @@ def test_shards_give_the_whole_batch_gradients(monkeypatch):
 
 
 def test_predict_in_shards_equals_one_sample_at_a_time():
-    parallel.set_threads(2)
+    threads.set_threads(2)
     net = Net([ConvLayer(8, 3), BatchNorm(), ReLULayer(), PoolLayer_Avg(2), FlatLayer(),
                FCLayer_Softmax(10)], seed=0, dtype=np.float64)
     X, y = data(160, np.float64)
@@ -159,7 +166,7 @@ def test_predict_in_shards_equals_one_sample_at_a_time():
 
 def test_floating_point_settings_reach_the_workers():
     """np.errstate is per thread: the training loop's over='raise' must hold in the shards."""
-    parallel.set_threads(2)
+    threads.set_threads(2)
     net = build_model("cnn", seed=0)
     X = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
     net.predict(X)
@@ -170,7 +177,7 @@ def test_floating_point_settings_reach_the_workers():
 
 def test_blas_threads_come_back_after_a_pass():
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()]
-    parallel.set_threads(2)
+    threads.set_threads(2)
     net = build_model("cnn", seed=0)
     X = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
     y = np.arange(128) % 10
@@ -179,56 +186,57 @@ def test_blas_threads_come_back_after_a_pass():
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
 
-def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards():
-    """Spinning BLAS threads would take the cores from the workers; a pass without shards
-    leaves BLAS as it is (whatever the worker count: the same results either way)."""
+def test_the_fast_path_keeps_blas_on_one_thread():
+    """Spinning BLAS threads would take the cores from the workers, and on the small
+    products here they gave nothing even without shards; the plain loop leaves BLAS as
+    it is."""
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        for threads in (1, 2):
-            parallel.set_threads(threads)
+        for count in (1, 2):
+            threads.set_threads(count)
             net = conv_net(seed=0)
             X, y = data(128)
-            net.train(X, y, 0.01)  # builds the weights
+            net.train(X, y, 0.01)  # builds the weights, on the plain loop: BLAS as it is
+            assert net.layers[6].blas == [2]
             net.train(X, y, 0.01)
             assert net.layers[6].blas == [1]
-            net.train(X[:64], y[:64], 0.01)  # one shard
-            assert net.layers[6].blas == [2]
-            flat = Net([FlatLayer(), FCLayer_ReLU(12), Halve(), FCLayer_Softmax(10)], seed=0)
-            flat.train(X, y, 0.01)
-            flat.train(X, y, 0.01)  # small samples: no layer on shards, so BLAS as it is
-            assert flat.layers[2].blas == [2]
+            net.train(X[:64], y[:64], 0.01)  # one shard: the fast path's passes still
+            assert net.layers[6].blas == [1]
+            reference = Net(net.layers, fast=False)
+            reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is
+            assert reference.layers[6].blas == [2]
 
 
 def test_a_failing_task_raises_the_first_error_in_task_order():
-    parallel.set_threads(3)
+    threads.set_threads(3)
 
     def fail(message):
         raise ValueError(message)
 
-    assert parallel.run_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
+    assert threads.run_all([lambda: 1, lambda: 2, lambda: 3]) == [1, 2, 3]
     with pytest.raises(ValueError, match="first"):
-        parallel.run_all([lambda: 1, lambda: fail("first"), lambda: fail("second")])
+        threads.run_all([lambda: 1, lambda: fail("first"), lambda: fail("second")])
 
 
 @pytest.mark.parametrize("text", ["0", "-2", "two", "1.5", "100000"])
 def test_a_bad_thread_count_is_a_clear_error(monkeypatch, text, capsys):
-    monkeypatch.setenv(parallel.ENV_VAR, text)
-    parallel.set_threads(None)
-    with pytest.raises(ValueError, match=f"{parallel.ENV_VAR} must be an integer from 1"):
-        parallel.get_threads()
+    monkeypatch.setenv(threads.ENV_VAR, text)
+    threads.set_threads(None)
+    with pytest.raises(ValueError, match=f"{threads.ENV_VAR} must be an integer from 1"):
+        threads.get_threads()
     assert main(["evaluate", "missing.npz"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and parallel.ENV_VAR in err
+    assert err.count("\n") == 1 and threads.ENV_VAR in err
     with pytest.raises(ValueError, match="threads must be an integer"):
-        parallel.set_threads(0)
+        threads.set_threads(0)
 
 
 def test_the_environment_sets_the_default(monkeypatch):
-    monkeypatch.setenv(parallel.ENV_VAR, " 3 ")
-    parallel.set_threads(None)
-    assert parallel.get_threads() == 3
-    monkeypatch.delenv(parallel.ENV_VAR)
-    parallel.set_threads(None)
-    assert parallel.get_threads() == len(__import__("os").sched_getaffinity(0))
+    monkeypatch.setenv(threads.ENV_VAR, " 3 ")
+    threads.set_threads(None)
+    assert threads.get_threads() == 3
+    monkeypatch.delenv(threads.ENV_VAR)
+    threads.set_threads(None)
+    assert threads.get_threads() == len(__import__("os").sched_getaffinity(0))
 
 
 def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, capsys):
@@ -237,11 +245,11 @@ def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, caps
     quick = ["--dataset", "mnist-sample", "--no-progress", "--limit", "512", "--test-limit",
              "100", "--batch-size", "128", "--schedule", "constant"]
     files = {}
-    for threads in ("1", "2"):
-        files[threads] = tmp_path / f"t{threads}.npz"
-        assert main(["train", "cnn", *quick, "--epochs", "2", "--threads", threads,
-                     "--save", str(files[threads])]) == 0
-        assert f", {threads} thread" in capsys.readouterr().out
+    for count in ("1", "2"):
+        files[count] = tmp_path / f"t{count}.npz"
+        assert main(["train", "cnn", *quick, "--epochs", "2", "--threads", count,
+                     "--save", str(files[count])]) == 0
+        assert f", {count} thread" in capsys.readouterr().out
     resumed = tmp_path / "resumed.npz"
     assert main(["train", "cnn", *quick, "--epochs", "1", "--threads", "2",
                  "--save", str(resumed)]) == 0

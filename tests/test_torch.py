@@ -24,9 +24,10 @@ from cnn_numpy import (
     ReLULayer,
     SigmoidLayer,
     TanhLayer,
-    parallel,
 )
 from cnn_numpy.engines import ENGINES
+from cnn_numpy.fast import threads
+from cnn_numpy.fast.batchnorm import BatchNormOnShards
 
 torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed; `pip install torch==2.13.0` runs these checks")
@@ -171,9 +172,9 @@ def test_fc_matches_torch(cls, dtype):
     close(layer.W[:, -1], b, dtype)
 
 
-def reference_cnn(engine, dtype, seed=0) -> Net:
+def reference_cnn(engine, dtype, seed=0, fast=True) -> Net:
     return Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
-                FCLayer_Softmax(10)], engine=engine, seed=seed, dtype=dtype)
+                FCLayer_Softmax(10)], engine=engine, seed=seed, dtype=dtype, fast=fast)
 
 
 class TorchReference(torch.nn.Module):
@@ -193,13 +194,14 @@ class TorchReference(torch.nn.Module):
         return F.linear(F.relu(F.linear(a, self.fc1_w, self.fc1_b)), self.fc2_w, self.fc2_b)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("engine", [name for name in ENGINES if name != "naive"])
-def test_reference_cnn_training_steps_match_torch(engine, dtype):
+def test_reference_cnn_training_steps_match_torch(engine, dtype, fast):
     rng = np.random.default_rng(5)
     X = rng.random((32, 28, 28)).astype(dtype)
     y = rng.integers(0, 10, 32)
-    net = reference_cnn(engine, dtype)
+    net = reference_cnn(engine, dtype, fast=fast)
     net.predict(X[:1])  # builds the weights
     model = TorchReference(net)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
@@ -301,8 +303,8 @@ def test_batchnorm_matches_torch(shape, training, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(70, 5, 4, 3), (70, 7)], ids=["2d", "1d"])
 def test_batchnorm_on_shards_matches_torch_on_the_whole_batch(shape, dtype):
-    """forward_shards / backpropagate_shards on uneven shards of one batch, computed on
-    two threads: the output, gradients and running statistics of BatchNorm on the whole
+    """The fast path's BatchNorm on uneven shards of one batch, computed on two threads:
+    the output, gradients and running statistics of BatchNorm on the whole
     batch.  The data sit far from 0 (mean 20, spread about 1), where the variance as
     mean(x^2) - mean(x)^2 would be off by 4e-4 in float32."""
     rng = np.random.default_rng(8)
@@ -312,15 +314,17 @@ def test_batchnorm_on_shards_matches_torch_on_the_whole_batch(shape, dtype):
         c, momentum=0.3, dtype=torch.float64 if dtype == np.float64 else torch.float32)
     X = (20 + rng.standard_normal(shape) * rng.uniform(0.5, 2, c)).astype(dtype)
     cuts = [0, 9, 40, 70]
-    parallel.set_threads(2)
+    threads.set_threads(2)
     try:
-        layer.training = True
-        parts = layer.forward_shards([X[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
+        layer.build(X.shape, rng, dtype)
+        op = BatchNormOnShards(layer)
+        parts = op.forward_parts([X[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
         G = rng.standard_normal(shape).astype(dtype)
-        dparts = layer.backpropagate_shards([G[a:b] for a, b in zip(cuts, cuts[1:],
-                                                                    strict=False)])
+        dparts = op.backward_parts([G[a:b] for a, b in zip(cuts, cuts[1:], strict=False)],
+                                   need_dx=True)
+        layer.dgamma, layer.dbeta = op.gradients()[0].values()
     finally:
-        parallel.set_threads(None)
+        threads.set_threads(None)
     x = to_torch_layout(X)
     out_t = module(x)
     (out_t * to_torch_layout(G).detach()).sum().backward()
@@ -377,12 +381,12 @@ def test_dropout_matches_torch(rate, dtype):
     close(layer.backpropagate(G), G, dtype, NEW_LAYER_TOL)
 
 
-def batchnorm_cnn(dtype) -> Net:
+def batchnorm_cnn(dtype, fast=True) -> Net:
     # BatchNorm after the ReLUs: a bias right before a BatchNorm gets a zero gradient, which
     # Adam turns into steps of +-lr driven by rounding noise, different in every library.
     return Net([ConvLayer_ReLU(4, 3), BatchNorm(), PoolLayer_Max(2), FlatLayer(),
                 FCLayer_ReLU(12), BatchNorm(), TanhLayer(), FCLayer_Softmax(10)], seed=0,
-               dtype=dtype, optimizer="adam", weight_decay=0.01)
+               dtype=dtype, optimizer="adam", weight_decay=0.01, fast=fast)
 
 
 class TorchBatchNormCNN(torch.nn.Module):
@@ -406,8 +410,9 @@ class TorchBatchNormCNN(torch.nn.Module):
         return F.linear(a, self.fc2_w, self.fc2_b)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_batchnorm_net_with_adam_and_weight_decay_matches_torch(dtype):
+def test_batchnorm_net_with_adam_and_weight_decay_matches_torch(dtype, fast):
     """Three Adam steps with coupled L2 weight decay on the conv and dense weights only
     (torch: Adam(weight_decay=...) on those, none on biases and BatchNorm), then inference
     with the running statistics."""
@@ -417,7 +422,7 @@ def test_batchnorm_net_with_adam_and_weight_decay_matches_torch(dtype):
     rng = np.random.default_rng(13)
     X = rng.random((16, 12, 12)).astype(dtype)
     y = rng.integers(0, 10, 16)
-    net = batchnorm_cnn(dtype)
+    net = batchnorm_cnn(dtype, fast)
     net.build((12, 12, 1))
     model = TorchBatchNormCNN(net, dtype)
     decayed = [model.conv_w, model.fc1_w, model.fc2_w]

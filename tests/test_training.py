@@ -49,10 +49,10 @@ def test_dropout_is_active_in_train_only(sample):
     X, y = sample.x_train[:64], sample.y_train[:64]
     net.train(X, y, 0.0)  # builds; lr 0 changes no weight (BatchNorm's statistics do move)
     dropout = net.layers[5]
-    assert dropout._mask is not None and 0.2 < (dropout._mask == 0).mean() < 0.4
+    assert dropout.mask is not None and 0.2 < (dropout.mask == 0).mean() < 0.4
     first = net.predict(X)
     np.testing.assert_array_equal(net.predict(X), first)  # inference is deterministic
-    assert dropout._mask is None
+    assert dropout.mask is None
     # the same weights without the Dropout layers predict exactly the same
     plain = Net([layer for layer in net.layers if not isinstance(layer, Dropout)])
     np.testing.assert_array_equal(plain.predict(X), first)

@@ -37,16 +37,16 @@ def weights(net):
 
 
 @pytest.mark.parametrize("make_input, message", [
-    (lambda X: X.reshape(4, -1), r"ConvLayer_ReLU: expected input of shape \(n, height, width, "
-                                 r"channels\), got shape \(4, 100\)"),
-    (lambda X: np.concatenate([X, X], axis=3), r"built for 1 input channels, got input of shape "
-                                               r"\(4, 10, 10, 2\)"),
+    (lambda X: X.reshape(4, -1), r"Net: built for 10 x 10 x 1 images \(height x width x "
+                                 r"channels\), got 100;"),
+    (lambda X: np.concatenate([X, X], axis=3), r"built for 10 x 10 x 1 images .*, got "
+                                               r"10 x 10 x 2"),
     (lambda X: X[:0], "empty batch"),
     (lambda X: np.where(X > 0.5, np.nan, X), "NaN or infinite"),
     (lambda X: np.full_like(X, np.inf), "NaN or infinite"),
     (lambda X: X.tolist(), "must be a NumPy array, got list"),
     (lambda X: X.astype(str), "must hold numbers"),
-    (lambda X: X[:, :2, :2], r"3x3 filter does not fit .* shape \(4, 2, 2, 1\)"),
+    (lambda X: X[:, :2, :2], r"built for 10 x 10 x 1 images .*, got 2 x 2 x 1"),
     (lambda X: X[:, :, :, :, None], r"must be \(n, height, width, channels\)"),
 ])
 def test_bad_X_is_refused_before_any_weight_changes(built, make_input, message):
@@ -176,12 +176,21 @@ def test_bad_net_arguments(kwargs, message):
 
 
 def test_a_layer_moved_from_first_place_passes_its_gradient_back():
+    """The fast path skips the first layer's input gradient; a layer that was first in one
+    Net still hands it back in another."""
     conv = ConvLayer(2, 3)
-    Net([conv, FlatLayer(), FCLayer_Softmax(3)], seed=0)  # first: no input gradient
-    net = Net([PoolLayer_Avg(1), conv, FlatLayer(), FCLayer_Softmax(3)], seed=0)
     X = np.random.default_rng(0).random((4, 6, 6, 1), dtype=np.float32)
-    net.train(X, np.arange(4) % 3, 0.1)  # the pool layer needs conv's input gradient
-    assert conv.needs_input_grad
+    first = Net([conv, FlatLayer(), FCLayer_Softmax(3)], seed=0)  # no input gradient
+    first.train(X, np.arange(4) % 3, 0.1)
+    first.train(X, np.arange(4) % 3, 0.1)
+    weights = conv.W.copy(), conv.b.copy()
+    losses = []
+    for fast in (True, False):
+        conv.W[...], conv.b[...] = weights
+        net = Net([PoolLayer_Avg(1), conv, FlatLayer(), FCLayer_Softmax(3)], seed=0, fast=fast)
+        # the second step runs on the fast path: conv must hand its dx to the pool
+        losses.append([net.train(X, np.arange(4) % 3, 0.1).cce for _ in range(3)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
 
 
 def test_a_refused_batch_leaves_running_statistics_alone():

@@ -12,9 +12,8 @@ Every engine is a module with the same six functions:
 x is the (already padded) input (n, ih, iw, c), W is (fw, fw, c, nf).
 argmax=False tells max pooling that no backward pass is expected (prediction):
 an engine may then skip finding each window's maximum's position until one comes.
-im2col's conv_forward also takes pool=p: its output then comes arranged by
-p x p pool window element, (p, p, n, oh/p, ow/p, nf), which its max pooling
-reads (ConvLayer.pool_window).
+need_dx=False skips the input gradient (nobody needs that of the data).  The
+layers call them with the defaults; the fast path (cnn_numpy/fast/) uses both.
 The layers own weights, padding and activations; engines only do the sums.
 """
 

@@ -15,7 +15,7 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
     order, M = n*oh*ow windows); with ones_row a last row of ones is added,
     so that [W; b] in a product adds the bias for free.  The windows may
     come in any number of leading axes, e.g. (p, p, n, oh/p, ow/p, fw, fw, c)
-    from by_pool_window: the columns follow them in row-major order.
+    from the fast path's pool-window order: the columns follow them in row-major order.
 
     The copy is stored in whichever memory order gives it longer contiguous
     runs: element-major (each row contiguous) when an output row (ow) is
@@ -37,20 +37,6 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
     if ones_row:
         cols[k] = 1
     return cols
-
-
-def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
-    """A view of a (n, oh, ow, ...) arranged by p x p pooling window element:
-    (p, p, n, oh/p, ow/p, ...), where [i, j] is a[:, i::p, j::p] (p divides oh and ow).
-
-    A convolution that writes its output in this order (im2col's conv_forward
-    with pool=p) lets the max pool after it read each window element as one
-    contiguous array: NumPy then runs long inner loops, not one per pixel's
-    few channels.
-    """
-    n, oh, ow, *rest = a.shape
-    split = a.reshape(n, oh // p, p, ow // p, p, *rest)
-    return split.transpose(2, 4, 0, 1, 3, *range(5, split.ndim))
 
 
 def add_window_gradients(dZ2: np.ndarray, W: np.ndarray, elements: list[np.ndarray]) -> None:

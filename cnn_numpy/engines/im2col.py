@@ -30,7 +30,6 @@ from numpy.lib.stride_tricks import as_strided
 
 from .columns import (
     add_window_gradients,
-    by_pool_window,
     first_max_index,
     route_to_max,
     window_matrix,
@@ -39,7 +38,7 @@ from .columns import (
 from .geometry import output_size
 
 
-def _window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
+def window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
     """Read-only view of every window: (n, oh, ow, fw, fw, c), no copy."""
     n, ih, iw, c = x.shape
     sn, sh, sw, sc = x.strides
@@ -48,33 +47,23 @@ def _window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
                       writeable=False)
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pool: int = 1):
-    """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache).
-
-    pool=p > 1, for a p x p max pool with stride p after this layer (p must
-    divide oh and ow): the windows are copied into cols in pooling order, so
-    Z comes out arranged by pool window element, (p, p, n, oh/p, ow/p, nf)
-    (columns.by_pool_window), at no extra cost; max_pool_forward reads that
-    layout, and conv_backward then takes dZ in it.
-    """
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+    """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
-    windows = _window_view(x, fw, stride)
-    if pool > 1:
-        windows = by_pool_window(windows, pool)
+    windows = window_view(x, fw, stride)
     cols = window_matrix(windows)  # the one copy of the input
     Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
-    return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride, pool)
+    return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride)
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
-    """(dx or None, dW, db) from dZ (n, oh, ow, nf), or (p, p, n, oh/p, ow/p, nf) after
-    conv_forward with pool=p.
+    """(dx or None, dW, db) from dZ (n, oh, ow, nf).
 
     [dW; db] = cols @ dZ in one product.  dx: each window's share of
     dZ @ W.T is added back at its place, one product and one strided add per
     window element (a, q): the col2im step (columns.add_window_gradients).
     """
-    x_shape, cols, W, stride, pool = cache
+    x_shape, cols, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
     dZ2 = dZ.reshape(-1, nf)  # rows in the order of cols' columns
     dWb = np.dot(cols, dZ2)  # not `@`: matmul keeps the GIL for this long, thin product
@@ -82,23 +71,13 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     if not need_dx:
         return None, dW, db
     dx = np.zeros(x_shape, dtype=dZ.dtype)
-    elements = _offset_views(dx, fw, stride)
-    if pool > 1:
-        elements = [by_pool_window(element, pool) for element in elements]
-    add_window_gradients(dZ2, W, elements)
+    add_window_gradients(dZ2, W, offset_views(dx, fw, stride))
     return dx, dW, db
 
 
-def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
+def offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
     """For each window element (a, q) in row-major order, the (n, oh, ow, c) view
-    x[:, a + s*i, q + s*j]: element (a, q) of every window at once.
-
-    x may also be a convolution's output arranged by pool window element,
-    (fw, fw, n, oh, ow, c) (conv_forward with pool=fw; stride == fw): then
-    view (a, q) is x[a, q], contiguous.
-    """
-    if x.ndim == 6:
-        return [x[a, q] for a in range(fw) for q in range(fw)]
+    x[:, a + s*i, q + s*j]: element (a, q) of every window at once."""
     n, ih, iw, c = x.shape
     oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
     if stride == fw:  # windows tile x[:, :oh*fw, :ow*fw] exactly: a reshape shows them
@@ -111,39 +90,36 @@ def _offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
 def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
     """out = max over each window (columns.window_max).  Returns (out, cache).
 
-    x (n, ih, iw, c) -> out (n, oh, ow, c); x may also be arranged by window
-    element, (fw, fw, n, oh, ow, c) (see _offset_views).  The cache keeps x,
+    x (n, ih, iw, c) -> out (n, oh, ow, c).  The cache keeps x,
     out and, with argmax, the index of each window's first maximum
     (columns.first_max_index); without it (prediction) the backward pass, if
     one comes, finds it from x and out.
     """
-    views = _offset_views(x, fw, stride)
+    views = offset_views(x, fw, stride)
     out = window_max(views)
     return out, (x, out, first_max_index(views, out) if argmax else None, fw, stride)
 
 
 def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
     """True when the windows cover every input element exactly once."""
-    if len(x_shape) == 6:  # arranged by window element: every element is in one window
-        return True
     return stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
-    """dx (shape and layout of x): each window's gradient goes to its first maximum (in
+    """dx (shape of x): each window's gradient goes to its first maximum (in
     row-major order: columns.first_max_index)."""
     x, out, argmax, fw, stride = cache
     if argmax is None:
-        argmax = first_max_index(_offset_views(x, fw, stride), out)
+        argmax = first_max_index(offset_views(x, fw, stride), out)
     tiled = _tiled(x.shape, fw, stride)  # every dx element is written exactly once
     dx = (np.empty if tiled else np.zeros)(x.shape, dtype=dout.dtype)
-    route_to_max(dout, argmax, _offset_views(dx, fw, stride), write=tiled)
+    route_to_max(dout, argmax, offset_views(dx, fw, stride), write=tiled)
     return dx
 
 
 def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = mean over each window: the sum of the fw*fw offset views / fw^2."""
-    views = _offset_views(x, fw, stride)
+    views = offset_views(x, fw, stride)
     out = views[0].copy()
     for view in views[1:]:
         out += view
@@ -157,7 +133,7 @@ def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     share = dout / (fw * fw)
     tiled = _tiled(x_shape, fw, stride)
     dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
-    for view in _offset_views(dx, fw, stride):
+    for view in offset_views(dx, fw, stride):
         if tiled:
             view[...] = share
         else:

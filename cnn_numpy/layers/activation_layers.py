@@ -21,9 +21,6 @@ class ActivationLayer(Layer):
     dA * g'(Z) from what forward_propagate kept.
     """
 
-    def per_sample(self) -> bool:
-        return True
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
 
@@ -43,26 +40,19 @@ class ActivationLayer(Layer):
         self.A = self.function(A_prev)
         return self.A
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
         """dA (n, ...) -> dZ (n, ...)."""
-        return self.derivative(dA) if self.needs_input_grad else None
+        return self.derivative(dA)
 
 
 class ReLULayer(ActivationLayer):
     """A = max(Z, 0);  dZ = dA where Z > 0, else 0."""
 
-    #: Set to True by a Net when the next layer is a PoolLayer_Max: in the Net's passes
-    #: the pool takes this ReLU over (see PoolLayer_Max.applies_relu) and this layer
-    #: passes Z on and dA back as they are.
-    leaves_relu_to_pool: bool = False
-
     def function(self, Z):
-        return Z if self.leaves_relu_to_pool else act.relu(Z)
+        return act.relu(Z)
 
     def derivative(self, dA):
-        if self.leaves_relu_to_pool:
-            return dA
-        return act.relu_backward(dA, self.Z, overwrite=self.owns_grad)
+        return act.relu_backward(dA, self.Z)
 
 
 class LeakyReLULayer(ActivationLayer):

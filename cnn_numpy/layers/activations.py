@@ -10,14 +10,12 @@ def relu(Z: np.ndarray) -> np.ndarray:
     return np.maximum(Z, 0)
 
 
-def relu_backward(dA: np.ndarray, Z: np.ndarray, overwrite: bool = False) -> np.ndarray:
+def relu_backward(dA: np.ndarray, Z: np.ndarray) -> np.ndarray:
     """dZ = dA where Z > 0, else 0 (the derivative at 0 is taken as 0, like PyTorch).
 
-    Z may also be the ReLU's output A: A > 0 exactly where Z > 0.  With
-    overwrite=True the result is written into dA (no new array).
+    Z may also be the ReLU's output A: A > 0 exactly where Z > 0.
     """
-    # A multiply by the mask: several times faster than np.where.
-    return np.multiply(dA, Z > 0, out=dA if overwrite else None)
+    return dA * (Z > 0)
 
 
 def sigmoid(Z: np.ndarray) -> np.ndarray:

@@ -8,11 +8,16 @@ import numpy as np
 class Layer:
     """One step of a network.
 
-    forward_propagate(A_prev) -> A    computes the output and remembers what
-                                      the backward pass will need;
+    forward_propagate(A_prev) -> A    computes the output and keeps what the
+                                      backward pass will need (plain
+                                      attributes such as A, Z, cache);
     backpropagate(dA) -> dA_prev      takes dL/dA of the output, stores the
                                       gradients of the layer's own weights,
-                                      and returns dL/dA_prev.
+                                      and returns dL/dA_prev;
+    output_shape(shape) -> shape      the shape of one output sample for one
+                                      input sample (no batch axis), so a Net
+                                      can check a whole architecture before
+                                      it sees data.
 
     Layers with weights create them in `build`, from the shape of the first
     batch they see (so nobody has to give input sizes), and list them in
@@ -23,6 +28,11 @@ class Layer:
 
     `training` is True while a Net trains and False in evaluate and predict:
     layers that behave differently (Dropout, BatchNorm) read it.
+
+    A layer knows nothing of its neighbours, of threads or of the fast path
+    (cnn_numpy/fast/): a Net on the fast path runs the shipped layers with
+    its own operations, and then leaves their cached arrays (A, Z, ...) at
+    None rather than at values that would mean something else.
     """
 
     built: bool = False
@@ -32,11 +42,6 @@ class Layer:
     input_ndims: tuple[int, ...] | None = None
     #: Random source for initial weights; a Net sets its own seeded one.
     rng: np.random.Generator | None = None
-    #: Set to False by a Net for its first layer, whose input needs no gradient.
-    needs_input_grad: bool = True
-    #: Set to True by a Net when the dA that backpropagate receives is a new array
-    #: that nothing else holds (the next layer made it): it may be overwritten.
-    owns_grad: bool = False
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> None:
         """Create weights for inputs of `input_shape`; layers without weights need nothing."""
@@ -44,44 +49,20 @@ class Layer:
         self.built = True
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(self._missing("forward_propagate(self, A_prev) -> A"))
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        raise NotImplementedError
-
-    def per_sample(self) -> bool:
-        """True when, in the current mode, output sample i depends on input sample i
-        alone and the passes change nothing but the layer's own cache and gradients.
-
-        Then a Net may run the layer on shards of the batch at the same time
-        (cnn_numpy/parallel.py), each shard with a shallow copy of the layer,
-        and add the shards' gradients.  False, the safe answer, unless a layer
-        says otherwise.
-        """
-        return False
-
-    def takes_shards(self) -> bool:
-        """True when, in the current mode, the layer needs the whole batch (per_sample is
-        False) but can take it as the Net's shards: forward_shards and
-        backpropagate_shards then compute what the plain passes compute on the
-        whole batch.  BatchNorm while training says so: its statistics are sums
-        that the shards' sums add up to.  False unless a layer says otherwise.
-        """
-        return False
-
-    def forward_shards(self, parts: list[np.ndarray]) -> list[np.ndarray]:
-        """The forward pass of one batch given as shards [A_prev (n_s, ...), ...] -> each
-        shard's A (n_s, ...), for layers whose takes_shards() is True."""
-        raise NotImplementedError
-
-    def backpropagate_shards(self, dparts: list[np.ndarray]) -> list[np.ndarray] | None:
-        """Each shard's dA (n_s, ...) -> its dA_prev, after forward_shards on the same
-        shards; stores the whole batch's weight gradients."""
-        raise NotImplementedError
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(self._missing("backpropagate(self, dA) -> dA_prev"))
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output sample for one input sample of `input_shape`."""
-        raise NotImplementedError
+        raise NotImplementedError(self._missing(
+            "output_shape(self, input_shape) -> the shape of one output sample, e.g. "
+            "return tuple(input_shape) for a layer that keeps the shape"))
+
+    def _missing(self, method: str) -> str:
+        return (f"{type(self).__name__} must define {method} (see 'Write your own layer' in "
+                "the README)")
 
     def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Shapes of the weights build() creates for one input sample of `input_shape`."""
@@ -126,23 +107,6 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
-
-
-#: What a Net may set on a layer to work together with its neighbour (see Net.__init__),
-#: and the value each has for a layer on its own (Net.layer_outputs, testing.check_layer):
-#: a ReLU left to the max pool after it, a convolution's output arranged by pool window.
-PAIRING_FLAGS = {"leaves_relu_to_pool": False, "applies_relu": False,
-                 "pool_window": 1, "reads_by_window": False}
-
-
-def unpair(layer: Layer) -> dict[str, object]:
-    """Give the layer the PAIRING_FLAGS it has on its own; returns the values they had."""
-    before = {}
-    for flag, alone in PAIRING_FLAGS.items():
-        if hasattr(layer, flag):
-            before[flag] = getattr(layer, flag)
-            setattr(layer, flag, alone)
-    return before
 
 
 def positive_int(value, what: str, layer: str) -> int:

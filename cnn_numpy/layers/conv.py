@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines import check_engine, get_engine, im2col
+from ..engines import check_engine, get_engine
 from ..engines.geometry import output_size, same_padding
-from .activations import relu_backward
+from .activations import relu, relu_backward
 from .base import Layer, check_ndim, positive_int
 
 
@@ -27,12 +27,6 @@ class ConvLayer(Layer):
     """
 
     input_ndims = (3,)
-    #: Set by a Net when the next layer is a PoolLayer_Max with p x p windows and
-    #: stride p.  In the Net's passes on the im2col engine, when p divides oh and ow,
-    #: this layer then hands Z over arranged by pool window element,
-    #: (p, p, n, oh/p, ow/p, n_f) (engines.columns.by_pool_window), which the pool
-    #: reads in contiguous pieces, and takes dZ back in that layout.  1: never.
-    pool_window: int = 1
 
     def __init__(self, num_filters: int, filter_width: int, stride: int = 1,
                  padding: int | str = 0, engine: str | None = None):
@@ -53,9 +47,6 @@ class ConvLayer(Layer):
         self.b: np.ndarray | None = None
         self.dW: np.ndarray | None = None
         self.db: np.ndarray | None = None
-
-    def per_sample(self) -> bool:
-        return True  # see Layer.per_sample: the Net may run shards in parallel
 
     # -- shapes -----------------------------------------------------------
     def pads(self, ih: int, iw: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -117,38 +108,24 @@ class ConvLayer(Layer):
                              f"{self.padding!r}; use a smaller filter or more padding")
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
-        """A_prev (n, ih, iw, c) -> Z (n, oh, ow, n_f)."""
+        """A_prev (n, ih, iw, c) -> Z (n, oh, ow, n_f); keeps Z and the engine's cache."""
         self._check_input(A_prev)
         self._ensure_built(A_prev)
         (top, bottom), (left, right) = self._pads = self.pads(A_prev.shape[1], A_prev.shape[2])
-        pad = ((0, 0), (top, bottom), (left, right), (0, 0))
-        x = np.pad(A_prev, pad) if top + bottom + left + right else A_prev
-        self._engine = get_engine(self.engine)  # backward uses the engine forward used
-        options = {"pool": p} if (p := self._pool_layout(x.shape)) > 1 else {}
-        self.Z, self._cache = self._engine.conv_forward(x, self.W, self.b, self.stride,
-                                                        **options)
+        x = np.pad(A_prev, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        self.Z, self.cache = get_engine(self.engine).conv_forward(x, self.W, self.b, self.stride)
         return self.Z
 
-    def _pool_layout(self, x_shape: tuple[int, ...]) -> int:
-        """p if Z goes to the pool after this layer arranged by window element (see
-        pool_window), else 1."""
-        p = self.pool_window
-        if p == 1 or self._engine is not im2col:
-            return 1
-        fw, s = self.filter_width, self.stride
-        oh, ow = output_size(x_shape[1], fw, s), output_size(x_shape[2], fw, s)
-        return p if oh % p == 0 and ow % p == 0 else 1
+    def backpropagate(self, dZ: np.ndarray) -> np.ndarray:
+        """dZ (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c); stores dW (like W) and db (like b).
 
-    def backpropagate(self, dZ: np.ndarray) -> np.ndarray | None:
-        """dZ (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c); stores dW and db.
+            dW[a, b, k, f] = sum_{i, h, w} X[i, h*s + a, w*s + b, k] * dZ[i, h, w, f]
+            db[f]          = sum_{i, h, w} dZ[i, h, w, f]
+            dX[i, h*s + a, w*s + b, k] += W[a, b, k, f] * dZ[i, h, w, f]   (every h, w, f)
 
-        dZ comes in the layout Z went out in (see pool_window).
-
-        Returns None when needs_input_grad is False (the first layer of a Net).
+        and dA_prev is dX without its padding.
         """
-        dx, self.dW, self.db = self._engine.conv_backward(dZ, self._cache, self.needs_input_grad)
-        if dx is None:
-            return None
+        dx, self.dW, self.db = get_engine(self.engine).conv_backward(dZ, self.cache)
         (top, bottom), (left, right) = self._pads
         return dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
 
@@ -160,28 +137,15 @@ class ConvLayer_ReLU(ConvLayer):
     initialisation, the scale that keeps ReLU activations from shrinking.
     """
 
-    #: Set to True by a Net when the next layer is a PoolLayer_Max: in the Net's passes
-    #: the pool takes this ReLU over (see PoolLayer_Max.applies_relu).
-    leaves_relu_to_pool: bool = False
-
     def _init_std(self, fan_in: int, fan_out: int) -> float:
         return float(np.sqrt(2.0 / fan_in))
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
-        """A_prev (n, ih, iw, c) -> A (n, oh, ow, n_f).
-
-        The ReLU is applied in place: Z is a fresh array nobody else holds,
-        and the backward pass only needs to know where Z > 0, which A tells
-        as well.  So after this call self.Z and self.A are the same array.
-        With leaves_relu_to_pool, A is Z: the max pool after this layer
-        applies the ReLU to its smaller output.
-        """
-        Z = super().forward_propagate(A_prev)
-        self.A = Z if self.leaves_relu_to_pool else np.maximum(Z, 0, out=Z)
+        """A_prev (n, ih, iw, c) -> A = max(Z, 0) (n, oh, ow, n_f); keeps Z and A."""
+        self.A = relu(super().forward_propagate(A_prev))
         return self.A
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c), through the ReLU first."""
-        if not self.leaves_relu_to_pool:
-            dA = relu_backward(dA, self.A, overwrite=self.owns_grad)
-        return super().backpropagate(dA)
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
+        """dA (n, oh, ow, n_f) -> dA_prev (n, ih, iw, c): dZ = dA where Z > 0, then as
+        ConvLayer."""
+        return super().backpropagate(relu_backward(dA, self.Z))

@@ -28,9 +28,6 @@ class FCLayer(Layer):
         self.W: np.ndarray | None = None
         self.dW: np.ndarray | None = None
 
-    def per_sample(self) -> bool:
-        return True
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (self.num_neurons,)
 
@@ -75,18 +72,18 @@ class FCLayer(Layer):
         """A_prev (n, k) -> Z (n, num_neurons)."""
         return self._linear_forward(A_prev)
 
-    def backpropagate_dZ(self, dZ: np.ndarray) -> np.ndarray | None:
+    def backpropagate_dZ(self, dZ: np.ndarray) -> np.ndarray:
         """dZ (n, num_neurons) -> dA_prev (n, k); stores dW (num_neurons, k + 1).
 
         dW[:, :-1] = dZ.T @ A_prev,  dW[:, -1] = sum of dZ over the batch,
         dA_prev = dZ @ W[:, :-1] (the bias column has no input to pass back to).
         """
         self.dW = np.empty_like(self.W)
-        np.matmul(dZ.T, self.A_prev, out=self.dW[:, :-1])
+        self.dW[:, :-1] = dZ.T @ self.A_prev
         self.dW[:, -1] = dZ.sum(axis=0)
-        return dZ @ self.W[:, :-1] if self.needs_input_grad else None
+        return dZ @ self.W[:, :-1]
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
         """dA (n, num_neurons) -> dA_prev (n, k).  Linear, so dZ = dA."""
         return self.backpropagate_dZ(dA)
 
@@ -102,8 +99,9 @@ class FCLayer_ReLU(FCLayer):
         self.A = act.relu(self._linear_forward(A_prev))
         return self.A
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
-        return self.backpropagate_dZ(act.relu_backward(dA, self.Z, overwrite=self.owns_grad))
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
+        """dA (n, num_neurons) -> dA_prev (n, k): dZ = dA where Z > 0, then as FCLayer."""
+        return self.backpropagate_dZ(act.relu_backward(dA, self.Z))
 
 
 class OutputLayer(FCLayer):
@@ -132,7 +130,8 @@ class FCLayer_Sigmoid(OutputLayer):
         self.A = act.sigmoid(self._linear_forward(A_prev))
         return self.A
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
+        """dA (n, num_neurons) -> dA_prev (n, k): dZ = dA * A * (1 - A), then as FCLayer."""
         return self.backpropagate_dZ(act.sigmoid_backward(dA, self.A))
 
     def loss(self, Y: np.ndarray) -> tuple[float, np.ndarray]:
@@ -158,7 +157,7 @@ class FCLayer_Softmax(OutputLayer):
         self.A = act.softmax(self._linear_forward(A_prev))
         return self.A
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
         """Through the full softmax Jacobian; Net.train uses the shortcut in loss()."""
         return self.backpropagate_dZ(act.softmax_backward(dA, self.A))
 

@@ -28,13 +28,10 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
             raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
         self.rate = float(rate)
-        self._mask: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
 
     def config(self) -> dict:
         return {"rate": self.rate}
-
-    def per_sample(self) -> bool:
-        return not self.training or self.rate == 0  # masks come from one generator, in order
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
@@ -46,17 +43,15 @@ class Dropout(Layer):
                              f"{getattr(A_prev, 'shape', type(A_prev).__name__)}")
         self._ensure_built(A_prev)
         if not self.training or self.rate == 0:
-            self._mask = None
+            self.mask = None
             return A_prev
         if self.rng is None:
             self.rng = np.random.default_rng()
         dtype = A_prev.dtype if A_prev.dtype in (np.float32, np.float64) else np.float64
         keep = self.rng.random(A_prev.shape, dtype=dtype) >= self.rate
-        self._mask = keep * np.asarray(1 / (1 - self.rate), dtype=dtype)
-        return A_prev * self._mask
+        self.mask = keep * np.asarray(1 / (1 - self.rate), dtype=dtype)
+        return A_prev * self.mask
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
         """dA (n, ...) -> dA_prev (n, ...): through the same mask as the forward pass."""
-        if not self.needs_input_grad:
-            return None
-        return dA if self._mask is None else dA * self._mask
+        return dA if self.mask is None else dA * self.mask

@@ -14,9 +14,6 @@ class FlatLayer(Layer):
     first are flattened.
     """
 
-    def per_sample(self) -> bool:
-        return True
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (int(np.prod(input_shape)),)
 
@@ -25,9 +22,9 @@ class FlatLayer(Layer):
         if not isinstance(A_prev, np.ndarray) or A_prev.ndim < 2:
             check_ndim(A_prev, 2, "FlatLayer", "with a batch axis and at least one more")
         self._ensure_built(A_prev)
-        self._shape = A_prev.shape
+        self.input_batch_shape = A_prev.shape
         return A_prev.reshape(A_prev.shape[0], -1)
 
-    def backpropagate(self, dA: np.ndarray) -> np.ndarray | None:
+    def backpropagate(self, dA: np.ndarray) -> np.ndarray:
         """dA (n, k) -> dA_prev with the input's shape."""
-        return dA.reshape(self._shape) if self.needs_input_grad else None
+        return dA.reshape(self.input_batch_shape)

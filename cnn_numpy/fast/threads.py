@@ -2,21 +2,19 @@
 
 NumPy runs elementwise work, copies and reductions on one core, but it
 releases Python's lock (the GIL) while it does, so threads can compute at
-the same time.  The Net splits a batch into *shards* and runs the layers
-that treat every sample on its own (convolution, pooling, dense, ...) on
-each shard in a worker thread.  BatchNorm while training takes the shards
-together (Layer.takes_shards: its statistics are sums over the shards);
-other layers that look at the whole batch (Dropout while training, the
-loss) run once on the batch.
+the same time.  The fast path (path.py) splits a batch into *shards* and
+runs the operations that treat every sample on its own (convolution,
+pooling, dense, ...) on each shard in a worker thread.  BatchNorm while
+training takes the shards together (batchnorm.py: its statistics are sums
+over the shards); other layers that look at the whole batch (Dropout while
+training, the loss) run once on the batch.
 
 Identical results whatever the number of threads: the shards depend on the
 batch size only (`shard_slices`), each shard is computed by the same code
 on whichever thread takes it, and the Net adds the shards' weight
-gradients in shard order.  While a pass runs layers on shards, NumPy's
-BLAS computes on one thread, so that its own threads do not fight the
-workers for the cores; a pass without shards (every batch below 128
-samples, for one) leaves BLAS its own setting (OPENBLAS_NUM_THREADS),
-whatever the number of workers.
+gradients in shard order.  In the fast path's passes NumPy's BLAS
+computes on one thread, so that its own threads do not fight the workers
+for the cores.
 
     CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
 
@@ -32,7 +30,7 @@ import platform
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -149,8 +147,8 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """NumPy's BLAS on one thread inside the block: a pass with shards (blas_for_pass)
-    and the work on shards (run_all).
+    """NumPy's BLAS on one thread inside the block: the fast path's passes and the work
+    on shards (run_all).
 
     Whatever the number of workers: BLAS's own threads would fight the
     workers for the cores, and a BLAS sum split over threads (a
@@ -175,21 +173,6 @@ def single_threaded_blas() -> Iterator[None]:
                     lib.set_num_threads(default)
 
 
-def blas_for_pass(sharded: bool) -> AbstractContextManager:
-    """BLAS's threads for a Net's pass: one thread (single_threaded_blas) when some of
-    its layers run on shards, for the layers on the whole batch too; else BLAS's own
-    setting (nothing changes).
-
-    Whole-batch layers between the shards would otherwise wake BLAS's own
-    threads, which keep spinning for a while after each product and take
-    the cores from the workers: the deep model trained about 1.5 times
-    faster with them off.  Whether a pass has shards depends on the batch
-    size and the layers, not on the number of workers, so the results stay
-    the same for any number of workers.
-    """
-    return single_threaded_blas() if sharded else nullcontext()
-
-
 _blas_users = 0  # blocks inside single_threaded_blas now
 _blas: list | None = None  # threadpoolctl's controllers of NumPy's BLAS libraries
 _blas_default: list[int] = []  # their thread counts when the first block began
@@ -209,7 +192,7 @@ _memory_kept = False
 
 def keep_freed_memory() -> None:
     """Let the C allocator keep freed arrays for the next step (glibc only; the
-    first call does it, later ones return at once; every Net pass calls it).
+    first call does it, later ones return at once; every fast pass calls it).
 
     Every training step allocates the same large arrays (a few MB each) and
     frees them.  By default glibc gives such blocks back to the kernel at

@@ -1,0 +1,238 @@
+"""The fast path's operations: each computes one layer, or several fused, on one batch
+or one shard of it, with the numbers the reference layers give.
+
+An operation reads the weights of the layers it stands for and keeps its own
+cache: the layers' own caches are left alone, so one operation per shard
+can run at the same time.  Its gradients stay with it (`gradients`) until
+the fast path adds the shards' and hands them to the layers.
+
+    forward(A, training) -> A               the output of the last layer it covers
+    backward(dA, owned, need_dx) -> dA_prev  owned: dA may be overwritten (nothing else
+                                             holds it); need_dx: False for the Net's
+                                             first layer, whose input gradient nobody uses
+    gradients() -> [{"dW": ..., ...}, ...]   per layer covered, its gradient attributes
+    for_shard() -> Op                        the same operation with a cache of its own
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..engines import get_engine
+from ..layers import ConvLayer_ReLU, FCLayer_ReLU, Layer
+from . import conv_pool
+
+
+class Op:
+    """Base of the operations.  `name` is what Net.summary shows."""
+
+    name = "op"
+    #: True when its backward pass returns a new array (one the next step may overwrite).
+    new_gradient = True
+
+    def __init__(self, *layers: Layer):
+        self.layers = layers
+
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def gradients(self) -> list[dict[str, np.ndarray]]:
+        return [{} for _ in self.layers]
+
+    def for_shard(self) -> Op:
+        return copy.copy(self)
+
+
+class Reference(Op):
+    """A layer's own forward_propagate and backpropagate: a user's layer, a layer on the
+    naive engine, and the shipped layers no operation below speeds up."""
+
+    name = "its own passes"
+
+    def __init__(self, layer: Layer, new_gradient: bool = False):
+        super().__init__(layer)
+        self.new_gradient = new_gradient  # the fast path knows which shipped layers do
+
+    def forward(self, A, training):
+        self.layers[0].training = training
+        return self.layers[0].forward_propagate(A)
+
+    def backward(self, dA, owned, need_dx):
+        return self.layers[0].backpropagate(dA)
+
+    def gradients(self):
+        return [{f"d{key}": grad for key, grad in self.layers[0].grads().items()}]
+
+    def for_shard(self) -> Reference:
+        """On a shallow copy of the layer: the same weights, its own cache and gradients."""
+        return Reference(copy.copy(self.layers[0]), self.new_gradient)
+
+
+def relu_mask(dA: np.ndarray, A: np.ndarray, owned: bool) -> np.ndarray:
+    """dA where A > 0, else 0: the ReLU's backward pass, in place when dA is owned."""
+    return np.multiply(dA, A > 0, out=dA if owned else None)
+
+
+def pad(A: np.ndarray, pads) -> np.ndarray:
+    """A (n, ih, iw, c) with ConvLayer.pads's zeros around (A itself when there are none)."""
+    (top, bottom), (left, right) = pads
+    if top + bottom + left + right == 0:
+        return A
+    return np.pad(A, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def unpad(dx: np.ndarray | None, pads) -> np.ndarray | None:
+    (top, bottom), (left, right) = pads
+    return None if dx is None else dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
+
+
+class Conv(Op):
+    """ConvLayer or ConvLayer_ReLU on its engine (stride groups or im2col).
+
+    Faster than the layer's passes: the ReLU overwrites Z (its mask needs only
+    A > 0), the mask overwrites an owned dA, no padding copy without padding,
+    and no input gradient for the Net's first layer.
+    """
+
+    name = "conv"
+
+    def __init__(self, conv: Layer):
+        super().__init__(conv)
+        self.relu = type(conv) is ConvLayer_ReLU
+        self.name = "conv+relu" if self.relu else "conv"
+
+    def forward(self, A, training):
+        conv = self.layers[0]
+        self.engine = get_engine(conv.engine)
+        self.pads = conv.pads(A.shape[1], A.shape[2])
+        Z, self.cache = self.engine.conv_forward(pad(A, self.pads), conv.W, conv.b, conv.stride)
+        self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
+        return self.A
+
+    def backward(self, dA, owned, need_dx):
+        if self.relu:
+            dA = relu_mask(dA, self.A, owned)
+        dx, dW, db = self.engine.conv_backward(dA, self.cache, need_dx)
+        self.grads = {"dW": dW, "db": db}
+        return unpad(dx, self.pads)
+
+    def gradients(self):
+        return [self.grads]
+
+
+class ConvMaxPool(Op):
+    """A convolution, a ReLU (ConvLayer_ReLU's or a ReLULayer's, if any) and a max pool:
+    replaces ConvLayer[_ReLU] [+ ReLULayer] + PoolLayer_Max.
+
+    Faster than the layers one by one, for two reasons:
+      - the ReLU runs after the pool, on p*p times fewer numbers, and its mask
+        on the pooled gradient (max and ReLU commute: max(relu(Z)) =
+        relu(max(Z)); a window whose maximum is positive sends its gradient to
+        an element the ReLU kept, one whose maximum is not sends 0 either way);
+      - on im2col, for a p x p pool with stride p that tiles Z, the
+        convolution writes Z arranged by pool window element (conv_pool.py),
+        which the pool reads in contiguous pieces.
+    Each layer's engine is its own: the window order needs im2col for both.
+    """
+
+    def __init__(self, conv: Layer, relu: Layer | None, pool: Layer):
+        super().__init__(*(layer for layer in (conv, relu, pool) if layer is not None))
+        self.conv, self.pool = conv, pool
+        self.relu = relu is not None or type(conv) is ConvLayer_ReLU
+        self.name = "conv+relu+max_pool" if self.relu else "conv+max_pool"
+
+    def forward(self, A, training):
+        conv, pool = self.conv, self.pool
+        self.conv_engine, self.pool_engine = get_engine(conv.engine), get_engine(pool.engine)
+        self.pads = conv.pads(A.shape[1], A.shape[2])
+        x = pad(A, self.pads)
+        oh, ow, _ = conv.output_shape(A.shape[1:])
+        p = pool.filter_width
+        self.window_order = (self.conv_engine is self.pool_engine is get_engine("im2col")
+                             and pool.stride == p and oh % p == 0 and ow % p == 0)
+        if self.window_order:
+            Z, self.conv_cache = conv_pool.conv_forward(x, conv.W, conv.b, conv.stride, p)
+            P, self.pool_cache = conv_pool.max_pool_forward(Z, argmax=training)
+        else:
+            Z, self.conv_cache = self.conv_engine.conv_forward(x, conv.W, conv.b, conv.stride)
+            P, self.pool_cache = self.pool_engine.max_pool_forward(Z, p, pool.stride,
+                                                                   argmax=training)
+        self.A = np.maximum(P, 0, out=P) if self.relu else P
+        return self.A
+
+    def backward(self, dA, owned, need_dx):
+        if self.relu:
+            dA = relu_mask(dA, self.A, owned)
+        if self.window_order:
+            dZ = conv_pool.max_pool_backward(dA, self.pool_cache)
+            dx, dW, db = conv_pool.conv_backward(dZ, self.conv_cache, need_dx)
+        else:
+            dZ = self.pool_engine.max_pool_backward(dA, self.pool_cache)
+            dx, dW, db = self.conv_engine.conv_backward(dZ, self.conv_cache, need_dx)
+        self.grads = {"dW": dW, "db": db}
+        return unpad(dx, self.pads)
+
+    def gradients(self):
+        return [self.grads] + [{} for _ in self.layers[1:]]
+
+
+class MaxPool(Op):
+    """PoolLayer_Max on its engine, with the ReLULayer before it, if any, taken over
+    (applied to the pooled output: see ConvMaxPool).  Also faster alone: in
+    prediction the engine skips finding where each maximum is."""
+
+    def __init__(self, relu: Layer | None, pool: Layer):
+        super().__init__(*(layer for layer in (relu, pool) if layer is not None))
+        self.pool, self.relu = pool, relu is not None
+        self.name = "relu+max_pool" if self.relu else "max_pool"
+
+    def forward(self, A, training):
+        pool = self.pool
+        self.engine = get_engine(pool.engine)
+        P, self.cache = self.engine.max_pool_forward(A, pool.filter_width, pool.stride,
+                                                     argmax=training)
+        self.A = np.maximum(P, 0, out=P) if self.relu else P
+        return self.A
+
+    def backward(self, dA, owned, need_dx):
+        if not need_dx:
+            return None
+        if self.relu:
+            dA = relu_mask(dA, self.A, owned)
+        return self.engine.max_pool_backward(dA, self.cache)
+
+
+class Dense(Op):
+    """FCLayer or FCLayer_ReLU (not an output layer): the layer's products, with the ReLU
+    overwriting Z, its mask overwriting an owned dA, dW's products written in place,
+    and no input gradient for the Net's first layer."""
+
+    def __init__(self, dense: Layer):
+        super().__init__(dense)
+        self.relu = type(dense) is FCLayer_ReLU
+        self.name = "dense+relu" if self.relu else "dense"
+
+    def forward(self, A, training):
+        W = self.layers[0].W
+        self.A_prev = A
+        Z = A @ W[:, :-1].T
+        Z += W[:, -1]
+        self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
+        return self.A
+
+    def backward(self, dA, owned, need_dx):
+        W = self.layers[0].W
+        dZ = relu_mask(dA, self.A, owned) if self.relu else dA
+        dW = np.empty_like(W)
+        np.matmul(dZ.T, self.A_prev, out=dW[:, :-1])
+        dW[:, -1] = dZ.sum(axis=0)
+        self.grads = {"dW": dW}
+        return dZ @ W[:, :-1] if need_dx else None
+
+    def gradients(self):
+        return [self.grads]

@@ -1,0 +1,304 @@
+"""FastPath: runs a Net's layers with the operations of ops.py, on batch shards where it
+pays, and leaves the layers what the reference passes leave.
+
+Planning (plan_ops, then steps): the layer list becomes a list of
+operations, by pattern over the shipped layer types (conv + ReLU + max pool
+as one, a ReLU before a max pool taken over by the pool, ...); a layer that
+no pattern knows runs as its own passes (ops.Reference).  Then consecutive
+operations that treat every sample on its own are cut into shards of the
+batch (threads.shard_slices) when one of their samples is large, and run
+shard by shard on the thread pool, each shard with its own copies of the
+operations; BatchNorm while training takes the shards together.
+
+After a training step the layers hold the whole batch's gradients (the
+shards' added in shard order), and their weights and running statistics are
+those the reference step leaves, to rounding.  A layer computed by an
+operation other than its own passes, or on shards, has its cached arrays
+(A, Z, A_prev, cache, x_hat, std, mask) set to None: they would otherwise
+hold another step's values, or one shard's.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import numpy as np
+
+from ..engines import DEFAULT_ENGINE
+from ..layers import (
+    BatchNorm,
+    ConvLayer,
+    ConvLayer_ReLU,
+    Dropout,
+    FCLayer,
+    FCLayer_ReLU,
+    FCLayer_Sigmoid,
+    FCLayer_Softmax,
+    FlatLayer,
+    Layer,
+    LeakyReLULayer,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+    ReLULayer,
+    SigmoidLayer,
+    TanhLayer,
+)
+from . import threads
+from .batchnorm import BatchNormOnShards
+from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference
+
+#: Shipped layers whose output sample i depends on input sample i alone and whose passes
+#: change nothing but their own cache and gradients (Dropout and BatchNorm: see per_sample).
+PER_SAMPLE = {ConvLayer, ConvLayer_ReLU, PoolLayer_Max, PoolLayer_Avg, FlatLayer, FCLayer,
+              FCLayer_ReLU, FCLayer_Sigmoid, FCLayer_Softmax, ReLULayer, LeakyReLULayer,
+              TanhLayer, SigmoidLayer}
+#: Shipped layers whose backpropagate returns a new array (Flat and Dropout may return
+#: what they got, or a view of it; a user's layer may keep it).
+NEW_GRADIENT = PER_SAMPLE - {FlatLayer} | {BatchNorm}
+#: The cached arrays of the shipped layers (see the module docstring).
+CACHES = ("A", "Z", "A_prev", "cache", "x_hat", "std", "mask")
+
+
+def engine_of(layer: Layer) -> str:
+    return layer.engine or DEFAULT_ENGINE
+
+
+def _fast_conv(layer) -> bool:
+    return type(layer) in (ConvLayer, ConvLayer_ReLU) and engine_of(layer) != "naive"
+
+
+def _fast_max_pool(layer) -> bool:
+    return type(layer) is PoolLayer_Max and engine_of(layer) != "naive"
+
+
+def plan_ops(layers: list[Layer], training: bool) -> list[Op]:
+    """The operations that compute `layers` in order.  The naive engine's layers always
+    run as their own passes (the loops are the point), and so does the last layer (the
+    loss reads its A and Z)."""
+    ops: list[Op] = []
+    i = 0
+    while i < len(layers):
+        a, b, c = (layers[i:i + 3] + [None, None])[:3]
+        if i == len(layers) - 1:
+            op = Reference(a, type(a) in NEW_GRADIENT)
+        elif _fast_conv(a) and type(a) is ConvLayer and type(b) is ReLULayer \
+                and _fast_max_pool(c):
+            op = ConvMaxPool(a, b, c)
+        elif _fast_conv(a) and _fast_max_pool(b):
+            op = ConvMaxPool(a, None, b)
+        elif _fast_conv(a):
+            op = Conv(a)
+        elif type(a) is ReLULayer and _fast_max_pool(b):
+            op = MaxPool(a, b)
+        elif _fast_max_pool(a):
+            op = MaxPool(None, a)
+        elif type(a) is BatchNorm and training:
+            op = BatchNormOnShards(a)
+        elif type(a) in (FCLayer, FCLayer_ReLU):
+            op = Dense(a)
+        else:
+            op = Reference(a, type(a) in NEW_GRADIENT)
+        ops.append(op)
+        i += len(op.layers)
+    return ops
+
+
+def per_sample(op: Op, training: bool) -> bool:
+    """True when op may run on shards, each with its own copy."""
+    if isinstance(op, BatchNormOnShards):
+        return False
+    if not isinstance(op, Reference):
+        return True
+    layer = op.layers[0]
+    if type(layer) is Dropout:  # masks come from one generator, in order
+        return not training or layer.rate == 0
+    if type(layer) is BatchNorm:
+        return not training
+    return type(layer) in PER_SAMPLE
+
+
+class FastPath:
+    """The fast passes over a Net's layers; Net(fast=True) calls forward and backward."""
+
+    def __init__(self, layers: list[Layer]):
+        self.layers = layers
+        # What forward ran, for backward: (how, the planned ops, each shard's copies).
+        self._tape: list[tuple[str, list[Op], list[list[Op]]]] = []
+
+    def describe(self, training: bool = True) -> list[str]:
+        """For each layer, the operation that computes it, e.g. 'conv+relu+max_pool (0-1)'."""
+        names, first = [], 0
+        for op in plan_ops(self.layers, training):
+            last = first + len(op.layers) - 1
+            where = f" ({first}-{last})" if last > first else ""
+            names += [op.name + where] * len(op.layers)
+            first = last + 1
+        return names
+
+    def steps(self, ops: list[Op], X: np.ndarray, training: bool,
+              whole_last: bool) -> list[tuple[str, list[Op]]]:
+        """The operations as steps (how, ops) for the batch X:
+
+            "whole"   one operation on the whole batch;
+            "shards"  consecutive per-sample operations, shard by shard on the
+                      thread pool, each shard with its own copies of them;
+            "joint"   BatchNorm while training, given the shards together.
+
+        A stretch of "shards" and "joint" operations is cut into shards only if
+        one of its samples is large (threads.worth_sharding): dense layers on
+        short vectors stay whole.  whole_last: the last layer sees the whole
+        batch (the loss needs all of it).
+        """
+        if len(threads.shard_slices(X.shape[0])) == 1:
+            return [("whole", [op]) for op in ops]
+        size = math.prod(X.shape[1:])
+        sizes, shape = [], X.shape[1:]
+        for op in ops:
+            for layer in op.layers:
+                shape = layer.output_shape(shape)
+            sizes.append(math.prod(shape))
+        steps: list[tuple[str, list[Op]]] = []
+        stretch: list[Op] = []
+        largest = 0
+        for i, op in enumerate(ops + [None]):  # None: the end, closes a stretch
+            last = whole_last and i == len(ops) - 1
+            joint = isinstance(op, BatchNormOnShards)
+            if op is not None and not last and (joint or per_sample(op, training)):
+                largest = max(largest, size, sizes[i])
+                stretch.append(op)
+            else:
+                if stretch and threads.worth_sharding(largest):
+                    for other in stretch:
+                        if isinstance(other, BatchNormOnShards):
+                            steps.append(("joint", [other]))
+                        elif steps and steps[-1][0] == "shards":
+                            steps[-1][1].append(other)
+                        else:
+                            steps.append(("shards", [other]))
+                else:
+                    steps += [("whole", [other]) for other in stretch]
+                stretch, largest = [], 0
+                if op is not None:
+                    steps.append(("whole", [op]))
+            if op is not None:
+                size = sizes[i]
+        return steps
+
+    def forward(self, X: np.ndarray, training: bool, whole_last: bool = True) -> np.ndarray:
+        """X (n, ...) -> the last layer's output (n, k), every layer in `training` mode.
+
+        Needs every layer built (the Net's first pass, on the plain loop, builds
+        them).  BLAS runs on one thread: its own threads gained nothing on
+        these small products and lost almost everything on a busy machine.
+        """
+        ops = plan_ops(self.layers, training)
+        plan = self.steps(ops, X, training, whole_last)
+        for how, run in plan:  # what the layers cache is not what these ops compute
+            for op in run:
+                if how != "whole" or not isinstance(op, Reference):
+                    for layer in op.layers:
+                        _forget(layer)
+        for layer in self.layers:
+            layer.training = training
+        threads.keep_freed_memory()
+        slices = threads.shard_slices(X.shape[0])
+        tape: list[tuple[str, list[Op], list[list[Op]]]] = []
+        A: np.ndarray | list[np.ndarray] = X
+        with threads.single_threaded_blas():
+            for how, run in plan:
+                if how == "whole":
+                    A = run[0].forward(_whole(A), training)
+                    tape.append((how, run, [run]))
+                    continue
+                parts = A if isinstance(A, list) else [A[s] for s in slices]
+                if how == "joint":
+                    A = run[0].forward_parts(parts)
+                    tape.append((how, run, [run]))
+                    continue
+                shards = [[op.for_shard() for op in run] for _ in slices]
+                A = threads.run_all([partial(_forward_through, ops, part, training)
+                                     for ops, part in zip(shards, parts, strict=True)])
+                tape.append((how, run, shards))
+        self._tape = tape if training else []
+        return _whole(A)
+
+    def backward(self, dZ: np.ndarray) -> None:
+        """From dZ of the last layer (whole batch) back to the first layer, after
+        forward(training=True); stores each layer's gradients (the shards' added in
+        shard order)."""
+        slices = threads.shard_slices(dZ.shape[0])
+        first = self.layers[0]
+        with threads.single_threaded_blas():
+            dA: np.ndarray | list | None = self.layers[-1].backpropagate_dZ(dZ)
+            owned = True
+            for how, run, shards in reversed(self._tape[:-1]):
+                need_dx = [first not in op.layers for op in run]
+                if how == "whole":
+                    dA = run[0].backward(_whole(dA), owned, need_dx[0])
+                    if not isinstance(run[0], Reference):  # a Reference's layer has them
+                        _store(run[0].layers, run[0].gradients())
+                elif how == "joint":
+                    parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
+                    dA = run[0].backward_parts(parts, need_dx[0])
+                    _store(run[0].layers, run[0].gradients())
+                else:
+                    parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
+                    dA = threads.run_all([partial(_backward_through, ops, part, owned, need_dx)
+                                          for ops, part in zip(shards, parts, strict=True)])
+                    for k, op in enumerate(run):
+                        _store(op.layers, _add_shards([ops[k].gradients() for ops in shards]))
+                owned = _owned_after(run, owned)
+        self._tape = []
+
+
+def _forget(layer: Layer) -> None:
+    for name in CACHES:
+        if name in vars(layer):
+            setattr(layer, name, None)
+
+
+def _store(layers: tuple[Layer, ...], gradients: list[dict[str, np.ndarray]]) -> None:
+    """Give the layers the gradients an operation computed: gradients[i] holds layer i's,
+    by attribute name (dW, db, ...)."""
+    for layer, grads in zip(layers, gradients, strict=True):
+        for name, grad in grads.items():
+            setattr(layer, name, grad)
+
+
+def _add_shards(per_shard: list[list[dict[str, np.ndarray]]]) -> list[dict[str, np.ndarray]]:
+    """One operation's gradients from every shard -> their sums, added in shard order
+    (into the first shard's arrays)."""
+    total = per_shard[0]
+    for other in per_shard[1:]:
+        for grads, more in zip(total, other, strict=True):
+            for name, grad in grads.items():
+                grad += more[name]
+    return total
+
+
+def _owned_after(ops: list[Op], owned: bool) -> bool:
+    """Whether the gradient out of a run of ops, backwards, may be overwritten."""
+    for op in reversed(ops):
+        owned = op.new_gradient or (owned and isinstance(op, Reference)
+                                    and type(op.layers[0]) in (FlatLayer, Dropout))
+    return owned
+
+
+def _whole(A: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """A batch given whole or as shards, whole."""
+    return np.concatenate(A) if isinstance(A, list) else A
+
+
+def _forward_through(ops: list[Op], A: np.ndarray, training: bool) -> np.ndarray:
+    for op in ops:
+        A = op.forward(A, training)
+    return A
+
+
+def _backward_through(ops: list[Op], dA: np.ndarray, owned: bool,
+                      need_dx: list[bool]) -> np.ndarray | None:
+    for op, need in zip(reversed(ops), reversed(need_dx), strict=True):
+        dA = op.backward(dA, owned, need)
+        owned = _owned_after([op], owned)
+    return dA

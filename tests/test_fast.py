@@ -1,0 +1,311 @@
+"""The fast path (cnn_numpy/fast/) against the reference path (Net(fast=False)): the same
+outputs, gradients and layer state, on every shipped layer and on drawn architectures
+with a user's layers mixed in."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnn_numpy import (
+    BatchNorm,
+    ConvLayer,
+    ConvLayer_ReLU,
+    Dropout,
+    FCLayer,
+    FCLayer_ReLU,
+    FCLayer_Sigmoid,
+    FCLayer_Softmax,
+    FlatLayer,
+    LeakyReLULayer,
+    Net,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+    ReLULayer,
+    SigmoidLayer,
+    TanhLayer,
+)
+from cnn_numpy.data import load_dataset
+from cnn_numpy.engines import im2col
+from cnn_numpy.fast import conv_pool, threads
+from cnn_numpy.layers import Layer
+
+#: Agreement asked for: this share of each array's largest magnitude.
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+class Scale(Layer):
+    """A user's layer with a weight: A = A_prev * s, one s per channel."""
+
+    def build(self, input_shape, rng, dtype):
+        super().build(input_shape, rng, dtype)
+        self.s = (1 + 0.1 * rng.standard_normal(input_shape[-1])).astype(dtype)
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def params(self):
+        return {"s": self.s} if self.built else {}
+
+    def grads(self):
+        return {"s": self.ds}
+
+    def forward_propagate(self, A_prev):
+        self._ensure_built(A_prev)
+        self.A_prev = A_prev
+        return A_prev * self.s
+
+    def backpropagate(self, dA):
+        self.ds = (dA * self.A_prev).reshape(-1, self.s.size).sum(axis=0)
+        return dA * self.s
+
+
+def close(a: np.ndarray, b: np.ndarray, dtype, what: str, floor: float = 0.0,
+          truth: np.ndarray | None = None) -> None:
+    """|a - b| <= TOL of b's largest magnitude (or of floor, if that is larger).
+
+    In float32 a gradient that flows back through BatchNorm is a difference of
+    nearly equal sums, good to about 1e-5 in either path: there `truth`, the
+    reference's float64 result, may decide instead, when a is no farther from
+    it than twice b is.
+    """
+    scale = max(float(np.abs(b).max(initial=0)), floor, 1e-30)
+    error = float(np.abs(a - b).max(initial=0)) / scale
+    if error > TOL[dtype] and truth is not None:
+        if np.abs(a - truth).max() <= 2 * np.abs(b - truth).max():
+            return
+    assert error <= TOL[dtype], f"{what}: differs by {error:.2e} of its largest magnitude"
+
+
+def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
+    """Train a fast and a reference copy of the same Net (same seed) side by side and
+    compare everything a step leaves; shards=True cuts even small batches into shards.
+    In float32 a float64 reference runs beside them (see close)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if shards:
+            patch.setattr(threads, "MIN_SHARD", 4)
+            patch.setattr(threads, "MIN_SAMPLE_SIZE", 1)
+        nets = [make(fast, dtype) for fast in (True, False)]
+        if dtype == np.float32:
+            nets.append(make(False, np.float64))
+        for net in nets:
+            net.build(X.shape[1:])
+        for step in range(steps):
+            results = [net.train(X, y, lr) for net in nets]
+            assert results[0].cce == pytest.approx(results[1].cce, rel=TOL[dtype] * 10)
+            for triples in zip(*(net.param_triples() for net in nets), strict=True):
+                (key, p, g), (_, p_ref, g_ref) = triples[:2]
+                truth = triples[2] if len(triples) > 2 else (None, None, None)
+                # A gradient that is 0 but for rounding (a conv's bias before BatchNorm,
+                # BatchNorm's gamma before another) is measured against the net's largest.
+                floor = max(float(np.abs(other).max()) for *_, other in nets[1].param_triples())
+                close(g, g_ref, dtype, f"step {step}: gradient {key}", floor, truth[2])
+                layer = nets[1].layers[int(key.split("/")[0])]
+                floor = max(float(np.abs(other).max()) for other in layer.params().values())
+                close(p, p_ref, dtype, f"step {step}: weights {key}", floor, truth[1])
+            for i, (layer, ref) in enumerate(zip(nets[0].layers, nets[1].layers, strict=True)):
+                floor = max([float(np.abs(b).max()) for b in ref.buffers().values()] + [0])
+                for name, buffer in layer.buffers().items():  # running mean ~0: as above
+                    close(buffer, ref.buffers()[name], dtype, f"step {step}: {i}/{name}", floor)
+        close(nets[0].predict(X, batch_size=7), nets[1].predict(X), dtype, "predict")
+        A, A_ref = (net.evaluate(X, y).A for net in nets[:2])
+        close(A, A_ref, dtype, "evaluate")
+    return nets
+
+
+def images(n, size, channels, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, size, size, channels)).astype(dtype), rng.integers(0, 5, n)
+
+
+SHIPPED = {
+    "conv-relu-pool": lambda: [ConvLayer_ReLU(6, 3), PoolLayer_Max(2), FlatLayer(),
+                               FCLayer_ReLU(12), FCLayer_Softmax(5)],
+    "conv-relu-layer-pool-odd": lambda: [ConvLayer(4, 3, padding=1), ReLULayer(),
+                                         PoolLayer_Max(3, stride=2), FlatLayer(),
+                                         FCLayer(8), FCLayer_Sigmoid(5)],
+    "conv-bn-relu-pool": lambda: [ConvLayer(6, 3, padding="same"), BatchNorm(), ReLULayer(),
+                                  PoolLayer_Max(2), ConvLayer_ReLU(4, 2, stride=2),
+                                  PoolLayer_Avg(2), FlatLayer(), Dropout(0.3),
+                                  FCLayer_ReLU(10), BatchNorm(), FCLayer_Softmax(5)],
+    "activations": lambda: [ConvLayer(3, 3), TanhLayer(), PoolLayer_Max(2, stride=1),
+                            LeakyReLULayer(0.1), FlatLayer(), SigmoidLayer(),
+                            FCLayer_ReLU(7), FCLayer_Softmax(5)],
+    "stride-groups": lambda: [ConvLayer_ReLU(5, 3, engine="stride_groups"),
+                              PoolLayer_Max(2, engine="stride_groups"), FlatLayer(),
+                              FCLayer_Softmax(5)],
+    "naive-and-user": lambda: [ConvLayer_ReLU(2, 3, engine="naive"), Scale(),
+                               PoolLayer_Max(2, engine="naive"), FlatLayer(),
+                               FCLayer_Softmax(5)],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shards", [False, True], ids=["whole", "shards"])
+@pytest.mark.parametrize("name", list(SHIPPED))
+def test_the_fast_path_gives_what_the_reference_gives(name, shards, dtype):
+    X, y = images(12, 10, 2, dtype)
+    compare(lambda fast, dtype: Net(SHIPPED[name](), seed=3, dtype=dtype, fast=fast,
+                                    optimizer="momentum"), X, y, dtype, shards=shards)
+
+
+@st.composite
+def architectures(draw):
+    """A random architecture that fits 12 x 12 x 2 inputs, users' layers included."""
+    engines = st.sampled_from([None, "im2col", "stride_groups"])
+    layers, size = [], 12
+    for _ in range(draw(st.integers(1, 2))):
+        fw = draw(st.integers(1, 3))
+        kind = draw(st.sampled_from([ConvLayer, ConvLayer_ReLU]))
+        layers.append(kind(draw(st.integers(1, 5)), fw, padding=draw(st.sampled_from(
+            [0, 1, "same"])), stride=draw(st.integers(1, 2)), engine=draw(engines)))
+        shape = layers[-1].output_shape((size, size, 1))
+        size = shape[0]
+        for extra in draw(st.lists(st.sampled_from(["bn", "relu", "tanh", "scale"]),
+                                   max_size=2)):
+            layers.append({"bn": BatchNorm, "relu": ReLULayer, "tanh": TanhLayer,
+                           "scale": Scale}[extra]())
+        if size >= 2 and draw(st.booleans()):
+            fw = draw(st.integers(1, min(3, size)))
+            pool = draw(st.sampled_from([PoolLayer_Max, PoolLayer_Avg]))
+            layers.append(pool(fw, stride=draw(st.integers(1, fw)), engine=draw(engines)))
+            size = layers[-1].output_shape((size, size, 1))[0]
+    layers.append(FlatLayer())
+    for _ in range(draw(st.integers(0, 2))):
+        layers.append(draw(st.sampled_from([FCLayer, FCLayer_ReLU]))(draw(st.integers(1, 9))))
+        if draw(st.booleans()):
+            layers.append(draw(st.sampled_from([BatchNorm(), Dropout(0.25), Scale(),
+                                                ReLULayer()])))
+    layers.append(draw(st.sampled_from([FCLayer_Softmax, FCLayer_Sigmoid]))(5))
+    return layers
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers=architectures(), dtype=st.sampled_from([np.float64, np.float32]),
+       shards=st.booleans(), seed=st.integers(0, 2**16))
+def test_drawn_architectures_agree_on_both_paths(layers, dtype, shards, seed):
+    X, y = images(9, 12, 2, dtype, seed)
+    config = [(type(layer), layer.config()) for layer in layers]
+    compare(lambda fast, dtype: Net([kind(**args) for kind, args in config], seed=seed,
+                                    dtype=dtype, fast=fast, optimizer="momentum",
+                                    weight_decay=1e-3),
+            X, y, dtype, shards=shards)
+
+
+def test_200_steps_in_float64_give_the_same_losses():
+    data = load_dataset("mnist-sample")
+    X, y = data.x_train[:640], data.y_train[:640]
+    losses = []
+    for fast in (True, False):
+        net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(16),
+                   FCLayer_Softmax(10)], seed=0, dtype=np.float64, fast=fast)
+        losses.append([net.train(X[i % 20 * 32:][:32], y[i % 20 * 32:][:32], 0.1).cce
+                       for i in range(200)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=0, atol=1e-9)
+    assert losses[0][-1] < losses[0][0] / 3  # it learned: the comparison is not of noise
+
+
+def test_cached_arrays_are_the_reference_values_or_none():
+    """After a fast step a layer's A is what the reference left, or None: never the pooled
+    input of a ReLU that has not run, nor one shard's."""
+    X, y = images(130, 10, 1, np.float32)
+    make = SHIPPED["conv-bn-relu-pool"]
+    fast, ref = (Net(make(), seed=0, fast=f) for f in (True, False))
+    for net in (fast, ref):
+        net.build(X.shape[1:])
+        net.train(X, y, 0.1)
+    for layer, other in zip(fast.layers, ref.layers, strict=True):
+        for name in ("A", "Z", "x_hat", "mask"):
+            value = getattr(layer, name, None)
+            if value is not None:
+                close(value, getattr(other, name), np.float32, f"{type(layer).__name__}.{name}")
+    assert getattr(fast.layers[0], "Z", None) is None  # fused: absent
+    assert getattr(fast.layers[3], "A", None) is None
+    assert fast.layers[-1].A is not None  # the output layer runs as its own passes
+    assert ref.layers[2].A.min() == 0  # the reference ReLU's output is a ReLU's output
+
+
+def test_summary_says_what_runs_each_layer():
+    net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), ConvLayer(4, 3), BatchNorm(),
+               ReLULayer(), PoolLayer_Max(2, engine="naive"), FlatLayer(), FCLayer_ReLU(8),
+               Scale(), FCLayer_Softmax(3)])
+    net.build((20, 20, 1))
+    rows = net.summary(print_fn=None).splitlines()[4:14]
+    columns = [re.split(r"\s{2,}", row) for row in rows]  # layer, engine, runs as, shape, params
+    runs = [f"{layer.split(': ')[1]} / {runs_as}" for layer, _, runs_as, *_ in columns]
+    assert runs == ["ConvLayer_ReLU / conv+relu+max_pool (0-1)",
+                    "PoolLayer_Max / conv+relu+max_pool (0-1)", "ConvLayer / conv",
+                    "BatchNorm / batch_norm on shards", "ReLULayer / its own passes",
+                    "PoolLayer_Max / its own passes", "FlatLayer / its own passes",
+                    "FCLayer_ReLU / dense+relu", "Scale / its own passes",
+                    "FCLayer_Softmax / its own passes"]
+    assert columns[5][1] == "naive" and columns[0][1] == "im2col" and columns[3][1] == "-"
+    plain = Net(net.layers, fast=False).summary(print_fn=None)
+    assert "conv+relu" not in plain and plain.count("its own passes") == 10
+
+
+def test_a_naive_layer_runs_the_naive_loops_on_the_fast_path(monkeypatch):
+    from cnn_numpy.engines import naive
+
+    calls = []
+    for name in ("conv_forward", "conv_backward", "max_pool_forward", "max_pool_backward"):
+        original = getattr(naive, name)
+        monkeypatch.setattr(naive, name, lambda *a, _f=original, _n=name, **k:
+                            calls.append(_n) or _f(*a, **k))
+    net = Net([ConvLayer_ReLU(2, 3, engine="naive"), PoolLayer_Max(2, engine="naive"),
+               FlatLayer(), FCLayer_Softmax(3)], seed=0)
+    X, y = images(4, 8, 1, np.float32)
+    for _ in range(2):
+        net.train(X, y % 3, 0.1)
+    assert calls == ["conv_forward", "max_pool_forward", "max_pool_backward",
+                     "conv_backward"] * 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(fw=st.integers(1, 4), stride=st.integers(1, 3), p=st.integers(2, 3),
+       n=st.integers(1, 3), c=st.integers(1, 3), nf=st.integers(1, 3), ties=st.booleans(),
+       dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**16))
+def test_conv_pool_in_window_order_computes_what_im2col_computes(fw, stride, p, n, c, nf,
+                                                                   ties, dtype, seed):
+    """conv_pool's convolution writes Z by p x p window element; its max pool reads that
+    and gives the gradient back in it: the same pooled output, dx, dW and db as im2col
+    in the usual layout (up to the order of sums)."""
+    rng = np.random.default_rng(seed)
+    oh, ow = p * rng.integers(1, 4), p * rng.integers(1, 4)
+    x = rng.standard_normal((n, (oh - 1) * stride + fw, (ow - 1) * stride + fw, c))
+    W, b = rng.standard_normal((fw, fw, c, nf)), rng.standard_normal(nf)
+    if ties:  # many equal maxima, as after a ReLU
+        x, W = np.round(x), np.round(W)
+    x, W, b = x.astype(dtype), W.astype(dtype), b.astype(dtype)
+    Z, conv_cache = im2col.conv_forward(x, W, b, stride)
+    Zw, conv_cache_w = conv_pool.conv_forward(x, W, b, stride, p)
+    assert Zw.shape == (p, p, n, oh // p, ow // p, nf)
+    close(Zw, conv_pool.by_pool_window(Z, p), dtype if dtype == np.float64 else np.float32,
+          "Z")
+    Zw = np.ascontiguousarray(conv_pool.by_pool_window(Z, p))  # the same maxima for both
+    out, pool_cache = im2col.max_pool_forward(Z, p, p)
+    for argmax in (True, False):
+        out_w, pool_cache_w = conv_pool.max_pool_forward(Zw, argmax=argmax)
+        np.testing.assert_array_equal(out_w, out)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        dZ = im2col.max_pool_backward(dout, pool_cache)
+        dZw = conv_pool.max_pool_backward(dout, pool_cache_w)
+        np.testing.assert_array_equal(dZw, conv_pool.by_pool_window(dZ, p))
+    for got, want in zip(conv_pool.conv_backward(dZw, conv_cache_w, True),
+                         im2col.conv_backward(dZ, conv_cache), strict=True):
+        assert got.shape == want.shape and got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                   atol=1e-4 * max(1, float(np.abs(want).max())))
+
+
+def test_by_pool_window_arranges_the_elements_of_each_window():
+    a = np.arange(2 * 4 * 6 * 3).reshape(2, 4, 6, 3)
+    w = conv_pool.by_pool_window(a, 2)
+    assert w.shape == (2, 2, 2, 2, 3, 3) and np.shares_memory(w, a)
+    for i in range(2):
+        for j in range(2):
+            np.testing.assert_array_equal(w[i, j], a[:, i::2, j::2])
