@@ -186,10 +186,9 @@ def test_blas_threads_come_back_after_a_pass():
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
 
-def test_the_fast_path_keeps_blas_on_one_thread():
-    """Spinning BLAS threads would take the cores from the workers, and on the small
-    products here they gave nothing even without shards; the plain loop leaves BLAS as
-    it is."""
+def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards():
+    """Spinning BLAS threads would take the cores from the workers; a pass without shards,
+    and the plain loop, leave BLAS as it is (whatever the worker count)."""
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         for count in (1, 2):
             threads.set_threads(count)
@@ -199,8 +198,8 @@ def test_the_fast_path_keeps_blas_on_one_thread():
             assert net.layers[6].blas == [2]
             net.train(X, y, 0.01)
             assert net.layers[6].blas == [1]
-            net.train(X[:64], y[:64], 0.01)  # one shard: the fast path's passes still
-            assert net.layers[6].blas == [1]
+            net.train(X[:64], y[:64], 0.01)  # one shard: BLAS as it is
+            assert net.layers[6].blas == [2]
             reference = Net(net.layers, fast=False)
             reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is
             assert reference.layers[6].blas == [2]

@@ -189,8 +189,7 @@ class FastPath:
         """X (n, ...) -> the last layer's output (n, k), every layer in `training` mode.
 
         Needs every layer built (the Net's first pass, on the plain loop, builds
-        them).  BLAS runs on one thread: its own threads gained nothing on
-        these small products and lost almost everything on a busy machine.
+        them).  BLAS runs on one thread in a pass with shards (threads.blas_for_pass).
         """
         ops = plan_ops(self.layers, training)
         plan = self.steps(ops, X, training, whole_last)
@@ -205,7 +204,7 @@ class FastPath:
         slices = threads.shard_slices(X.shape[0])
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        with threads.single_threaded_blas():
+        with threads.blas_for_pass(any(how != "whole" for how, _ in plan)):
             for how, run in plan:
                 if how == "whole":
                     A = run[0].forward(_whole(A), training)
@@ -229,7 +228,7 @@ class FastPath:
         shard order)."""
         slices = threads.shard_slices(dZ.shape[0])
         first = self.layers[0]
-        with threads.single_threaded_blas():
+        with threads.blas_for_pass(any(how != "whole" for how, *_ in self._tape)):
             dA: np.ndarray | list | None = self.layers[-1].backpropagate_dZ(dZ)
             owned = True
             for how, run, shards in reversed(self._tape[:-1]):
