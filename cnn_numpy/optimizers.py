@@ -26,7 +26,6 @@ class Optimizer:
     def __init__(self) -> None:
         self.state: dict[str, np.ndarray] = {}
         self.steps = 0
-        self._work: dict[tuple, list[np.ndarray]] = {}  # see work_arrays
 
     def step(self, triples: list[Triple], learning_rate: float) -> None:
         """One update of every param (in place), from its gradient."""
@@ -46,15 +45,6 @@ class Optimizer:
         """param -= the step from grad and the state arrays (the slots, in order; all
         shaped like param), each updated in place."""
         raise NotImplementedError
-
-    def work_arrays(self, like: np.ndarray, count: int) -> list[np.ndarray]:
-        """count arrays shaped like `like` for intermediate results, the same ones every
-        step: a fresh array per operation, a few MB each for a dense layer's weights,
-        cost Adam a fifth of its time.  Not part of the state."""
-        key = (like.shape, like.dtype)
-        arrays = self._work.setdefault(key, [])
-        arrays += [np.empty_like(like) for _ in range(count - len(arrays))]
-        return arrays[:count]
 
     def config(self) -> dict:
         return {}
@@ -79,8 +69,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def update(self, param, grad, *, lr):
-        (step,) = self.work_arrays(param, 1)
-        param -= np.multiply(grad, lr, out=step)
+        param -= lr * grad
 
 
 class Momentum(Optimizer):
@@ -99,10 +88,9 @@ class Momentum(Optimizer):
         return {"momentum": self.momentum}
 
     def update(self, param, grad, v, *, lr):
-        (step,) = self.work_arrays(param, 1)
         v *= self.momentum
         v += grad
-        param -= np.multiply(v, lr, out=step)
+        param -= lr * v
 
 
 class Adam(Optimizer):
@@ -128,19 +116,11 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
     def update(self, param, grad, m, v, *, lr):
-        # In place, in the order of the formula above: the same numbers as the plain
-        # expressions, without a new array per operation.
-        work, step = self.work_arrays(param, 2)
-        m *= self.beta1
-        m += np.multiply(grad, 1 - self.beta1, out=work)  # (1 - b1) g
-        v *= self.beta2
-        np.multiply(grad, 1 - self.beta2, out=work)
-        v += np.multiply(work, grad, out=work)  # (1 - b2) g^2
-        denominator = np.divide(v, 1 - self.beta2 ** self.steps, out=work)
-        np.sqrt(denominator, out=denominator)
-        denominator += self.eps  # sqrt(v_hat) + eps
-        np.multiply(m, lr / (1 - self.beta1 ** self.steps), out=step)  # lr m_hat
-        param -= np.divide(step, denominator, out=step)
+        m[...] = self.beta1 * m + (1 - self.beta1) * grad
+        v[...] = self.beta2 * v + (1 - self.beta2) * grad * grad
+        m_hat = m / (1 - self.beta1 ** self.steps)
+        v_hat = v / (1 - self.beta2 ** self.steps)
+        param -= lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "momentum": Momentum, "adam": Adam}

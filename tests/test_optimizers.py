@@ -1,4 +1,4 @@
-"""The optimizers' in-place updates against their formulas written plainly."""
+"""The optimizers' updates against their formulas written plainly."""
 
 from __future__ import annotations
 
@@ -20,25 +20,21 @@ def plain_steps(name: str, param, grads, lr):
         else:
             m = 0.9 * m + (1 - 0.9) * g
             v = 0.999 * v + (1 - 0.999) * g * g
-            param -= lr / (1 - 0.9**t) * m / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+            param -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     return param
 
 
 @pytest.mark.parametrize("make", [SGD, Momentum, Adam], ids=["sgd", "momentum", "adam"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_in_place_updates_compute_the_formulas_numbers(make, dtype):
-    """Bit for bit, over a few steps, with the same work arrays reused every step."""
+def test_updates_compute_the_formulas_numbers(make, dtype):
+    """Bit for bit, over a few steps, updating the weights in place."""
     rng = np.random.default_rng(0)
     param = rng.standard_normal((30, 7)).astype(dtype)
     grads = [rng.standard_normal(param.shape).astype(dtype) for _ in range(4)]
     optimizer = make()
     weights = param.copy()
-    work = None
     for g in grads:
         optimizer.step([("0/W", weights, g.copy())], 0.01)
-        arrays = [id(a) for a in optimizer._work[(param.shape, param.dtype)]]
-        assert work is None or arrays == work
-        work = arrays
     expected = plain_steps(optimizer.name, param, grads, 0.01)
     assert weights.dtype == dtype
     np.testing.assert_array_equal(weights, expected)
