@@ -62,12 +62,11 @@ def three_way(net: Net, X: np.ndarray, tmp_path: Path) -> tuple[float, float]:
 
 
 def assert_round_trip(net: Net, X: np.ndarray, same_layers: bool = True) -> None:
-    """from_torch(to_torch(net)): identical weights and predictions; with the output's
-    softmax or sigmoid kept (probabilities=True), identical layers too (logits alone cannot
-    say which), except where a ReLULayer follows a conv or dense layer: from_torch reads
+    """from_torch(to_torch(net)), with no other argument: identical weights, predictions
+    and layers (the model carries the input shape and the output layer), except where a ReLULayer follows a conv or dense layer: from_torch reads
     Conv2d + ReLU as ConvLayer_ReLU (and Linear + ReLU as FCLayer_ReLU)."""
     for probabilities in (False, True):
-        back = from_torch(to_torch(net, probabilities), input_shape=X.shape[1:])
+        back = from_torch(to_torch(net, probabilities))
         for a, b in zip(stored(back), stored(net), strict=True):
             np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
@@ -190,12 +189,16 @@ def test_from_torch_mistakes_are_value_errors_saying_what_is_wrong(make, kwargs,
 
 
 def test_a_sigmoid_output_survives_the_round_trip_through_logits():
+    """to_torch's logits say nothing of the output layer; the model's attribute does."""
     net = Net([FlatLayer(), FCLayer_Sigmoid(10)], seed=0)
-    net.build((28, 28, 1))
-    back = from_torch(to_torch(net), output="sigmoid")
-    assert type(back.layers[-1]) is FCLayer_Sigmoid
-    X = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    net.build((20, 24, 1))
+    back = from_torch(to_torch(net))
+    assert type(back.layers[-1]) is FCLayer_Sigmoid and back.input_shape == (20, 24, 1)
+    X = np.random.default_rng(0).random((4, 20, 24, 1), dtype=np.float32)
     np.testing.assert_array_equal(back.predict(X), net.predict(X))
+    plain = torch.nn.Sequential(*to_torch(net))  # without the attribute: softmax, as documented
+    assert type(from_torch(plain, input_shape=(20, 24, 1)).layers[-1]) is FCLayer_Softmax
+    assert type(from_torch(plain, (20, 24, 1), output="sigmoid").layers[-1]) is FCLayer_Sigmoid
 
 
 def test_from_torch_needs_a_sequential():

@@ -55,8 +55,11 @@ def to_torch(net: Net, probabilities: bool = False):
     returns the output layer's logits (n, k); probabilities=True appends the
     output layer's Softmax (or Sigmoid).  Weights are copied, in the Net's
     dtype; BatchNorm brings its running statistics, Dropout its rate.
-    A layer with no PyTorch counterpart (for example one you wrote) is a
-    ValueError naming it.
+    The model also carries the Net's output layer and input shape as the
+    attributes cnn_numpy_output ("softmax" or "sigmoid") and
+    cnn_numpy_input_shape, so from_torch(to_torch(net)) gives the same Net
+    back without extra arguments.  A layer with no PyTorch counterpart (for
+    example one you wrote) is a ValueError naming it.
     """
     torch = _torch()
     nn = torch.nn
@@ -124,6 +127,9 @@ def to_torch(net: Net, probabilities: bool = False):
                              "counterpart here; only cnn-numpy's own layers convert")
     model = nn.Sequential(*modules)
     model.eval()  # like a Net outside train(): call model.train() to train it
+    model.cnn_numpy_output = "sigmoid" if isinstance(net.output_layer, FCLayer_Sigmoid) \
+        else "softmax"
+    model.cnn_numpy_input_shape = tuple(net.input_shape)
     return model
 
 
@@ -150,12 +156,13 @@ def _image_shape(net: Net) -> tuple[int, int, int]:
     return (*shape, 1) if len(shape) == 2 else shape
 
 
-def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1),
-               output: str = "softmax") -> Net:
+def from_torch(module, input_shape: tuple[int, ...] | None = None,
+               output: str | None = None) -> Net:
     """A Net with the layers and weights of a torch.nn.Sequential.
 
     input_shape is one input sample in cnn-numpy's layout, (height, width,
-    channels): MNIST's by default.  Conv2d (square kernel and stride, with
+    channels): by default the one a model from to_torch carries, else
+    MNIST's (28, 28, 1).  Conv2d (square kernel and stride, with
     bias, no dilation or groups, zero padding), ZeroPad2d before a Conv2d,
     ReLU, LeakyReLU, Tanh, Sigmoid, MaxPool2d, AvgPool2d (square, no
     padding), Flatten, Linear, BatchNorm1d/2d (affine, with running
@@ -163,9 +170,14 @@ def from_torch(module, input_shape: tuple[int, ...] = (28, 28, 1),
     with a Linear, optionally followed by Softmax (or Sigmoid, giving
     FCLayer_Sigmoid).  A model that ends with the Linear (logits, as
     to_torch makes by default) gets the output layer `output` names:
-    "softmax" (FCLayer_Softmax) or "sigmoid" (FCLayer_Sigmoid).  Anything
-    else is a ValueError naming the module and what is wrong.
+    "softmax" (FCLayer_Softmax) or "sigmoid" (FCLayer_Sigmoid); by default
+    the one a model from to_torch carries, else "softmax".  Anything else
+    is a ValueError naming the module and what is wrong.
     """
+    if input_shape is None:
+        input_shape = getattr(module, "cnn_numpy_input_shape", (28, 28, 1))
+    if output is None:
+        output = getattr(module, "cnn_numpy_output", "softmax")
     if output not in ("softmax", "sigmoid"):
         raise ValueError(f"from_torch: output must be 'softmax' or 'sigmoid', got {output!r}")
     torch = _torch()
