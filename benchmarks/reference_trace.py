@@ -18,8 +18,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnn_numpy import ConvLayer_ReLU, FCLayer_ReLU, FCLayer_Softmax, FlatLayer, Net  # noqa: E402
-from cnn_numpy import PoolLayer_Max  # noqa: E402
+from cnn_numpy import (  # noqa: E402
+    ConvLayer_ReLU,
+    FCLayer_ReLU,
+    FCLayer_Softmax,
+    FlatLayer,
+    Net,
+    PoolLayer_Max,  # noqa: E402
+)
 
 PACKAGE = str(Path(__file__).resolve().parents[1] / "cnn_numpy") + os.sep
 

@@ -63,8 +63,9 @@ def three_way(net: Net, X: np.ndarray, tmp_path: Path) -> tuple[float, float]:
 
 def assert_round_trip(net: Net, X: np.ndarray, same_layers: bool = True) -> None:
     """from_torch(to_torch(net)), with no other argument: identical weights, predictions
-    and layers (the model carries the input shape and the output layer), except where a ReLULayer follows a conv or dense layer: from_torch reads
-    Conv2d + ReLU as ConvLayer_ReLU (and Linear + ReLU as FCLayer_ReLU)."""
+    and layers (the model carries the input shape and the output layer), except where a
+    ReLULayer follows a conv or dense layer: from_torch reads Conv2d + ReLU as
+    ConvLayer_ReLU (and Linear + ReLU as FCLayer_ReLU)."""
     for probabilities in (False, True):
         back = from_torch(to_torch(net, probabilities))
         for a, b in zip(stored(back), stored(net), strict=True):
