@@ -16,7 +16,7 @@ to other machines for a while ("steal" time): the share of CPU time stolen
 during the table's runs is printed, so a slow, noisy run says why.
 
 cnn-numpy uses its default thread count (one worker per core; see
-cnn_numpy/parallel.py); the "1 thread" rows show the same engine on one.
+cnn_numpy/fast/threads.py); the "1 thread" rows show the same engine on one.
 Prints a table and writes benchmarks/results/speed.json.
 """
 
