@@ -31,6 +31,9 @@ class Op:
     name = "op"
     #: True when its backward pass returns a new array (one the next step may overwrite).
     new_gradient = True
+    #: True when its backward pass returns the dA it got, or a view of it (FlatLayer,
+    #: Dropout): the result may be overwritten if that dA could.
+    passes_gradient = False
 
     def __init__(self, *layers: Layer):
         self.layers = layers
@@ -54,9 +57,10 @@ class Reference(Op):
 
     name = "its own passes"
 
-    def __init__(self, layer: Layer, new_gradient: bool = False):
+    def __init__(self, layer: Layer, new_gradient: bool = False, passes_gradient: bool = False):
         super().__init__(layer)
-        self.new_gradient = new_gradient  # the fast path knows which shipped layers do
+        # The fast path knows which shipped layers do which; a user's layer does neither.
+        self.new_gradient, self.passes_gradient = new_gradient, passes_gradient
 
     def forward(self, A, training):
         self.layers[0].training = training
@@ -70,7 +74,7 @@ class Reference(Op):
 
     def for_shard(self) -> Reference:
         """On a shallow copy of the layer: the same weights, its own cache and gradients."""
-        return Reference(copy.copy(self.layers[0]), self.new_gradient)
+        return Reference(copy.copy(self.layers[0]), self.new_gradient, self.passes_gradient)
 
 
 def relu_mask(dA: np.ndarray, A: np.ndarray, owned: bool) -> np.ndarray:

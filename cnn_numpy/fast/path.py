@@ -53,9 +53,10 @@ from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference
 PER_SAMPLE = {ConvLayer, ConvLayer_ReLU, PoolLayer_Max, PoolLayer_Avg, FlatLayer, FCLayer,
               FCLayer_ReLU, FCLayer_Sigmoid, FCLayer_Softmax, ReLULayer, LeakyReLULayer,
               TanhLayer, SigmoidLayer}
-#: Shipped layers whose backpropagate returns a new array (Flat and Dropout may return
-#: what they got, or a view of it; a user's layer may keep it).
+#: Shipped layers whose backpropagate returns a new array, and those that may return
+#: what they got or a view of it (a user's layer may keep it: neither).
 NEW_GRADIENT = PER_SAMPLE - {FlatLayer} | {BatchNorm}
+PASS_GRADIENT = {FlatLayer, Dropout}
 #: The cached arrays of the shipped layers (see the module docstring).
 CACHES = ("A", "Z", "A_prev", "cache", "x_hat", "std", "mask")
 
@@ -81,7 +82,7 @@ def plan_ops(layers: list[Layer], training: bool) -> list[Op]:
     while i < len(layers):
         a, b, c = (layers[i:i + 3] + [None, None])[:3]
         if i == len(layers) - 1:
-            op = Reference(a, type(a) in NEW_GRADIENT)
+            op = _reference(a)
         elif _fast_conv(a) and type(a) is ConvLayer and type(b) is ReLULayer \
                 and _fast_max_pool(c):
             op = ConvMaxPool(a, b, c)
@@ -98,10 +99,14 @@ def plan_ops(layers: list[Layer], training: bool) -> list[Op]:
         elif type(a) in (FCLayer, FCLayer_ReLU):
             op = Dense(a)
         else:
-            op = Reference(a, type(a) in NEW_GRADIENT)
+            op = _reference(a)
         ops.append(op)
         i += len(op.layers)
     return ops
+
+
+def _reference(layer: Layer) -> Reference:
+    return Reference(layer, type(layer) in NEW_GRADIENT, type(layer) in PASS_GRADIENT)
 
 
 def per_sample(op: Op, training: bool) -> bool:
@@ -198,8 +203,6 @@ class FastPath:
                 if how != "whole" or not isinstance(op, Reference):
                     for layer in op.layers:
                         _forget(layer)
-        for layer in self.layers:
-            layer.training = training
         threads.keep_freed_memory()
         slices = threads.shard_slices(X.shape[0])
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
@@ -279,8 +282,7 @@ def _add_shards(per_shard: list[list[dict[str, np.ndarray]]]) -> list[dict[str, 
 def _owned_after(ops: list[Op], owned: bool) -> bool:
     """Whether the gradient out of a run of ops, backwards, may be overwritten."""
     for op in reversed(ops):
-        owned = op.new_gradient or (owned and isinstance(op, Reference)
-                                    and type(op.layers[0]) in (FlatLayer, Dropout))
+        owned = op.new_gradient or (owned and op.passes_gradient)
     return owned
 
 
