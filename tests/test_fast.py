@@ -106,9 +106,9 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
     BatchNorm the tolerance is 100 times larger: on these small batches a feature
     can vary little, BatchNorm divides by its spread, and its backward pass
     subtracts nearly equal sums, so either path's rounding is magnified (drawn
-    architectures reached 5e-11 in float64).  A wrong gradient is off by far more.  Outputs after the steps are
-    compared at 10 times the tolerance per step: both paths' weights carry their
-    own rounding from every update.
+    architectures reached 5e-11 in float64).  A wrong gradient is off by far more.
+    Outputs after the steps are compared at 10 times the tolerance per step: both
+    paths' weights carry their own rounding from every update.
     """
     with pytest.MonkeyPatch.context() as patch:
         if shards:
