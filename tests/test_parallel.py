@@ -186,9 +186,11 @@ def test_blas_threads_come_back_after_a_pass():
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
 
-def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards():
+def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkeypatch):
     """Spinning BLAS threads would take the cores from the workers; a pass without shards,
-    and the plain loop, leave BLAS as it is (whatever the worker count)."""
+    and the plain loop, leave BLAS as it is (whatever the worker count), on a machine
+    with cores to spare (the next test: a busy one)."""
+    monkeypatch.setattr(threads, "fair_share", lambda: 2)
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         for count in (1, 2):
             threads.set_threads(count)
@@ -259,3 +261,59 @@ def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, caps
         np.testing.assert_array_equal(a[1], b[1])
     for a, b in zip(nets[0].param_triples(), nets[2].param_triples(), strict=True):
         np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_fair_share_sees_another_process_keep_a_core_busy(monkeypatch):
+    """fair_share counts the cores other processes kept busy since it last looked."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    cores = os.cpu_count()
+    monkeypatch.setattr(threads, "LOAD_INTERVAL", 0.2)
+    monkeypatch.setattr(threads, "_load", {"when": None, "busy": 0.0, "own": 0.0,
+                                           "share": None})
+    assert threads.fair_share() == cores  # nothing measured yet
+    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        threads.fair_share()  # starts an interval with the loop running
+        time.sleep(0.6)
+        assert 1 <= threads.fair_share() <= cores - 1
+    finally:
+        loop.kill()
+        loop.wait()
+
+
+def test_a_busy_machine_keeps_blas_on_one_thread_without_shards(monkeypatch):
+    """BLAS's spinning threads lost almost everything beside busy processes: with fewer
+    than two cores to spare a pass without shards uses one BLAS thread too."""
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        net = conv_net(seed=0)
+        X, y = data(64)
+        net.train(X, y, 0.01)  # builds the weights
+        monkeypatch.setattr(threads, "fair_share", lambda: 2)
+        net.train(X, y, 0.01)
+        assert net.layers[6].blas == [2]
+        monkeypatch.setattr(threads, "fair_share", lambda: 1)
+        net.train(X, y, 0.01)
+        assert net.layers[6].blas == [1]
+
+
+@pytest.mark.parametrize("model", ["cnn", "deep"])
+def test_how_busy_the_machine_is_changes_no_result(model, monkeypatch):
+    """Below 128 images BLAS gets two threads or one, as fair_share says: OpenBLAS's
+    threads split the products by output block, so the weights are the same bits."""
+    X = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    y = np.arange(64) % 10
+    weights = []
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        for share in (2, 1):
+            monkeypatch.setattr(threads, "fair_share", lambda share=share: share)
+            net = build_model(model, seed=0)
+            for _ in range(3):
+                net.train(X, y, 0.01)
+            weights.append([p.copy() for _, p, _ in net.param_triples()])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)

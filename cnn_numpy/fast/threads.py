@@ -28,6 +28,7 @@ import ctypes
 import os
 import platform
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -125,7 +126,9 @@ def set_threads(count: int | None) -> None:
 
 def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
     """Each task's result, in task order: tasks on shards, run on the pool when
-    there are several threads, with BLAS on one thread either way.  A single task
+    there are several threads, with BLAS on one thread either way.  (On a busy
+    machine the workers stay: the kernel shares the cores per thread, so two
+    workers beside two busy processes kept 62% of their idle speed, one 48%.)  A single task
     (a batch in one shard) runs here as it is, BLAS's setting unchanged.  The
     first failing task's exception (in task order) is raised, after every task
     has finished."""
@@ -175,17 +178,58 @@ def single_threaded_blas() -> Iterator[None]:
 
 def blas_for_pass(sharded: bool) -> AbstractContextManager:
     """BLAS's threads for a fast pass: one thread (single_threaded_blas) when some of its
-    operations run on shards, for those on the whole batch too; else BLAS's own setting.
+    operations run on shards, for those on the whole batch too, or when other
+    programs keep the cores busy (fair_share); else BLAS's own setting.
 
     Whole-batch work between the shards would otherwise wake BLAS's own
     threads, which keep spinning for a while after each product and take
     the cores from the workers: the deep model trained about 1.5 times
     faster with them off.  Without shards (batches below 128) two BLAS
     threads trained the cnn at batch 32 about 1.2 times faster than one on
-    an idle machine.  Whether a pass has shards depends on the batch size
-    and the layers, not on the number of workers.
+    an idle machine, but beside two busy processes they kept 2% of that
+    speed, one thread about half.
     """
-    return single_threaded_blas() if sharded else nullcontext()
+    return single_threaded_blas() if sharded or fair_share() < 2 else nullcontext()
+
+
+#: How often fair_share looks again at how busy the machine is, in seconds.
+LOAD_INTERVAL = 0.5
+_load = {"when": None, "busy": 0.0, "own": 0.0, "share": None}
+
+
+def fair_share() -> int:
+    """How many cores this process may use now without fighting other programs for them:
+    the machine's cores less those that other processes kept busy over the last
+    LOAD_INTERVAL or so, rounded, at least 1 (all of them where /proc/stat cannot
+    be read).
+
+    From the kernel's count of busy CPU time (/proc/stat) less this process's
+    own (os.times), looked at again at most every LOAD_INTERVAL: cheap enough
+    to ask before every pass.  Results never depend on it: the worker count and
+    BLAS's threads change only speed (the shards depend on the batch size).
+    """
+    cores = os.cpu_count() or 1
+    now = time.monotonic()
+    with _lock:
+        when = _load["when"]
+        if when is not None and now - when < LOAD_INTERVAL:
+            return _load["share"]
+        try:
+            with open("/proc/stat") as stat:
+                fields = stat.readline().split()[1:8]  # user nice system idle iowait irq softirq
+        except OSError:
+            return cores
+        ticks = os.sysconf("SC_CLK_TCK")
+        values = [int(v) for v in fields]
+        busy = (sum(values) - values[3] - values[4]) / ticks
+        own = sum(os.times()[:2])
+        if when is None:  # no interval yet: assume the cores are free
+            share = cores
+        else:
+            others = (busy - _load["busy"] - (own - _load["own"])) / (now - when)
+            share = max(1, min(cores, round(cores - others)))
+        _load.update(when=now, busy=busy, own=own, share=share)
+        return share
 
 
 _blas_users = 0  # blocks inside single_threaded_blas now
