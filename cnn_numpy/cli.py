@@ -228,7 +228,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("model_file", metavar="MODEL",
                    help="a model file or checkpoint (cnn-numpy train --save)")
     p.add_argument("images", nargs="+", metavar="IMAGE",
-                   help="PNG or JPEG pictures of one digit each: any size, any colours")
+                   help="PNG or JPEG pictures of one digit each: any size, any colours; "
+                        "each one that cannot be read is reported and the others are "
+                        "predicted (exit 2 if any could not)")
     p.add_argument("--show", metavar="FILE.png", default=None,
                    help="also save the 28 x 28 images the network saw, side by side")
     p.set_defaults(func=cmd_predict)
@@ -489,9 +491,21 @@ def cmd_predict(args) -> int:
     net = load(args.model_file)
     if args.show is not None:
         check_writable(args.show, "--show")
-    images = np.stack([read_digit_image(path) for path in args.images])
+    readable, images, bad = [], [], 0
+    for path in args.images:  # every file gets its line: the bad ones on stderr
+        try:
+            images.append(read_digit_image(path))
+            readable.append(path)
+        except DataError as exc:
+            if "needs Pillow" in str(exc):
+                raise
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            bad += 1
+    if not images:
+        return 2
+    images = np.stack(images)
     A = net.predict(images)
-    for path, image, probs in zip(args.images, images, A, strict=True):
+    for path, image, probs in zip(readable, images, A, strict=True):
         if not image.any():
             _say(f"{path}: no ink found (the picture is one flat colour); not classified")
             continue
@@ -501,7 +515,7 @@ def cmd_predict(args) -> int:
     if args.show is not None:
         save_digit_strip(images, args.show)
         _say(f"Saved the {len(images)} image(s) the network saw to {args.show}")
-    return 0
+    return 2 if bad else 0
 
 
 def _require_matplotlib() -> None:

@@ -112,6 +112,26 @@ def test_predict_reads_user_pictures(model, tmp_path, capsys):
     assert sum(p == t for p, t in zip(predicted, labels, strict=True)) >= 5
 
 
+def test_predict_reports_every_bad_file_and_predicts_the_good_ones(model, tmp_path, capsys):
+    from PIL import Image
+
+    data = load_dataset("mnist-sample", progress=False)
+    good = tmp_path / "good.png"
+    Image.fromarray(((1 - data.x_test[0]) * 255).astype(np.uint8)).save(good)
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    files = [str(tmp_path / "bad.png"), str(good), str(tmp_path / "missing.png")]
+    assert main(["predict", str(model), *files]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.splitlines()
+    assert len(errors) == 2 and "bad.png" in errors[0] and "missing.png: no such image file" \
+        in errors[1] and all(line.startswith("cnn-numpy: error: ") for line in errors)
+    lines = captured.out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{good}: {int(data.y_test[0])} (probability")
+    assert main(["predict", str(model), files[0]]) == 2  # none readable: nothing predicted
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+
+
 def test_explain_stride_groups_prints_the_groups(capsys, tmp_path):
     assert main(["explain", "stride-groups", "--filter", "2", "--stride", "1", "--input", "4",
                  "--png", str(tmp_path / "sg.png")]) == 0
