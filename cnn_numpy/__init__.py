@@ -28,7 +28,7 @@ from .layers import (
     SigmoidLayer,
     TanhLayer,
 )
-from .net import EvalResult, Net, Network, TrainResult
+from .net import DivergenceError, EvalResult, Net, Network, TrainResult
 from .optimizers import SGD, Adam, Momentum, Optimizer
 
 __version__ = "0.1.0"
@@ -36,7 +36,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvLayer", "ConvLayer_ReLU", "PoolLayer_Max", "PoolLayer_Avg", "FlatLayer", "FCLayer",
     "FCLayer_ReLU", "FCLayer_Sigmoid", "FCLayer_Softmax", "Layer", "Net", "Network",
-    "TrainResult", "EvalResult", "Optimizer", "SGD", "Momentum", "Adam", "ENGINES",
+    "TrainResult", "EvalResult", "DivergenceError", "Optimizer", "SGD", "Momentum", "Adam",
+    "ENGINES",
     "DEFAULT_ENGINE", "Dropout", "BatchNorm", "ActivationLayer", "ReLULayer", "LeakyReLULayer",
     "TanhLayer", "SigmoidLayer", "get_threads", "set_threads",
 ]

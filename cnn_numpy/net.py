@@ -17,6 +17,10 @@ from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
 from .optimizers import Optimizer, make_optimizer
 
 
+class DivergenceError(RuntimeError):
+    """The loss became NaN or infinite, or a step overflowed: the learning rate is too high."""
+
+
 class TrainResult(NamedTuple):
     """What Net.train returns: the layers (after the update), the batch's CCE and CE."""
 
@@ -330,7 +334,10 @@ class Net:
         """One step on the mini-batch (X, Y): forward, loss, backward, update.
 
         Returns (layers, cce, ce) measured on the batch BEFORE the update.
-        Input errors are raised before any weight changes.
+        Input errors are raised before any weight changes.  A step that overflows,
+        or a loss that is NaN or infinite, raises DivergenceError naming the
+        learning rate (a healthy step never overflows: softmax, sigmoid and the
+        loss are written not to); a non-finite loss is caught before the update.
         """
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real) \
                 or not np.isfinite(learning_rate) or learning_rate < 0:
@@ -340,19 +347,27 @@ class Net:
         Y = self._check_Y(Y, X.shape[0])
         forward, backward = self._passes()
         kept = [(b, b.copy()) for layer in self.layers for b in layer.buffers().values()]
+        advice = f"lower the learning rate (now {learning_rate:g})"
         try:
-            A = forward(X, training=True)
-        except ValueError:
-            for buffer, before in kept:  # a layer refused the batch: undo earlier updates
-                buffer[...] = before
-            raise
-        cce, dZ = self.output_layer.loss(Y)
-        backward(dZ)
-        if self.weight_decay:
-            for layer in self.layers:
-                for weights, grad in layer.decayed():
-                    grad += self.weight_decay * weights
-        self.optimizer.step(self.param_triples(), float(learning_rate))
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                try:
+                    A = forward(X, training=True)
+                except ValueError:
+                    for buffer, before in kept:  # a layer refused the batch: undo updates
+                        buffer[...] = before
+                    raise
+                cce, dZ = self.output_layer.loss(Y)
+                if not np.isfinite(cce):
+                    raise DivergenceError(f"Net: the loss became {cce}: training diverged; "
+                                          f"{advice}")
+                backward(dZ)
+                if self.weight_decay:
+                    for layer in self.layers:
+                        for weights, grad in layer.decayed():
+                            grad += self.weight_decay * weights
+                self.optimizer.step(self.param_triples(), float(learning_rate))
+        except FloatingPointError as exc:
+            raise DivergenceError(f"Net: training diverged ({exc}); {advice}") from None
         return TrainResult(list(self.layers), cce, self._error_rate(A, Y))
 
     @staticmethod

@@ -219,3 +219,22 @@ def test_check_layer_refuses_a_float32_layer():
                                          "need float64: pass a new layer"):
         check_layer(layer, (3, 4))
     np.testing.assert_array_equal(layer.gamma, gamma)  # its weights are left alone
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_diverging_plain_loop_is_stopped_with_the_learning_rate_named(fast):
+    """Any loop of net.train, not only the command line's: an overflowing step or a
+    non-finite loss is a DivergenceError naming the learning rate, not NaN losses."""
+    from cnn_numpy import DivergenceError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((32, 10, 10), dtype=np.float32), np.arange(32) % 3
+    net = Net([ConvLayer(4, 3), FlatLayer(), FCLayer_Softmax(3)], seed=0, fast=fast)
+    with pytest.raises(DivergenceError, match=r"^Net: (training diverged \(overflow .*\)|the "
+                                              r"loss became (nan|inf)); lower the learning "
+                                              r"rate \(now 1e\+30\)$"):
+        for _ in range(20):
+            net.train(X, y, 1e30)
+    net.layers[2].W[...] = np.float32(np.inf)  # a net already broken: caught at the loss
+    with pytest.raises(DivergenceError, match="lower the learning rate"):
+        net.train(X, y, 0.1)
