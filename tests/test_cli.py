@@ -214,6 +214,34 @@ def test_mnist_py_flat_and_naive_run(tmp_path):
     summary(naive.stdout)
 
 
+def test_mnist_py_cnn_uses_stride_groups_and_the_mnist_files_it_finds(tmp_path):
+    """The spec's application as the spec describes it: `mnist.py cnn` trains on stride
+    groups, and the four official files in the current folder are used, checked."""
+    cnn = subprocess.run([sys.executable, str(ROOT / "mnist.py"), "cnn", "--dataset",
+                          "mnist-sample", "--limit", "64", "--test-limit", "32", "--epochs", "1",
+                          "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert cnn.returncode == 0, cnn.stderr
+    assert "stride-group engine" in cnn.stdout and "engine stride_groups" in cnn.stdout
+    shared = ROOT.parent / "shared" / "data" / "mnist"
+    if not shared.is_dir():
+        pytest.skip(f"the official MNIST files are not in {shared}")
+    for file in shared.glob("*.gz"):
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    flat = subprocess.run([sys.executable, str(ROOT / "mnist.py"), "flat", "--limit", "256",
+                           "--test-limit", "64", "--epochs", "1", "--no-progress"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert flat.returncode == 0, flat.stderr
+    assert f"Using the MNIST files in {tmp_path}." in flat.stdout
+    assert "Training flat on mnist (" in flat.stdout
+    damaged = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:-8])
+    broken = subprocess.run([sys.executable, str(ROOT / "mnist.py"), "flat", "--no-progress"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert broken.returncode == 2 and broken.stderr.count("\n") == 1, broken.stderr
+    assert "t10k-labels-idx1-ubyte" in broken.stderr
+
+
 def test_resume_gives_exactly_the_uninterrupted_result(tmp_path, capsys):
     # A constant rate: a cosine or step schedule depends on --epochs, so the 1-epoch run
     # would follow a different schedule than the first epoch of the 3-epoch run.
