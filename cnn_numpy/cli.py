@@ -10,35 +10,28 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import socket
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
+from .architecture import MAX_LENGTH, parse_layers
 from .data import DATASETS, DataError, load_dataset
 from .data.images import read_digit_image, save_digit_strip
 from .engines import DEFAULT_ENGINE, ENGINES
 from .fast import threads as parallel
 from .files import check_writable
-from .layers import (
-    BatchNorm,
-    ConvLayer,
-    ConvLayer_ReLU,
-    Dropout,
-    FCLayer,
-    FCLayer_ReLU,
-    FCLayer_Softmax,
-    FlatLayer,
-    PoolLayer_Max,
-    ReLULayer,
-)
+from .layers import ConvLayer, PoolLayer
 from .net import Net
 from .optimizers import OPTIMIZERS
 from .saving import ModelFileError, load, read
 from .schedules import SCHEDULES
 from .training import (
+    CUSTOM,
     MAX_AUGMENT,
     MAX_EPOCHS,
     MODELS,
@@ -74,27 +67,43 @@ MODEL_DEFAULTS = {
 }
 
 
-def build_model(name: str, engine: str | None = None, seed: int | None = None,
-                optimizer: str | None = None, weight_decay: float = 0.0) -> Net:
-    """The command line's models.
+#: The command line's models as architecture texts (cnn_numpy/architecture.py):
+#:   cnn   the spec's CNN: conv 32 3x3 + ReLU -> max pool 2 -> dense 100 + ReLU -> softmax 10
+#:   flat  dense only: dense 100 + ReLU -> softmax 10
+#:   deep  two conv blocks (conv 3x3 -> BatchNorm -> ReLU -> max pool 2; 32 then 64
+#:         filters) -> dropout -> dense 128 -> BatchNorm -> ReLU -> dropout -> softmax 10
+MODEL_LAYERS = {
+    "cnn": "ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100), "
+           "FCLayer_Softmax(10)",
+    "flat": "FlatLayer(), FCLayer_ReLU(100), FCLayer_Softmax(10)",
+    "deep": "ConvLayer(32, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2), ConvLayer(64, 3), "
+            "BatchNorm(), ReLULayer(), PoolLayer_Max(2), FlatLayer(), Dropout(rate=0.1), "
+            "FCLayer(128), BatchNorm(), ReLULayer(), Dropout(rate=0.3), FCLayer_Softmax(10)",
+}
+#: A network given with --layers may have at most this many weights.
+MAX_PARAMS = 20_000_000
 
-    cnn   the spec's CNN: conv 32 3x3 + ReLU -> max pool 2 -> dense 100 + ReLU -> softmax 10
-    flat  dense only: dense 100 + ReLU -> softmax 10
-    deep  two conv blocks (conv 3x3 -> BatchNorm -> ReLU -> max pool 2; 32 then 64
-          filters) -> dropout -> dense 128 -> BatchNorm -> ReLU -> dropout -> softmax 10
-    """
-    if name == "cnn":
-        layers = [ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
-                  FCLayer_Softmax(10)]
-    elif name == "deep":
-        layers = [ConvLayer(32, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2),
-                  ConvLayer(64, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(2),
-                  FlatLayer(), Dropout(0.1), FCLayer(128), BatchNorm(), ReLULayer(),
-                  Dropout(0.3), FCLayer_Softmax(10)]
-    else:
-        layers = [FlatLayer(), FCLayer_ReLU(100), FCLayer_Softmax(10)]
-    return Net(layers, engine=engine, seed=seed, optimizer=optimizer,
+
+def build_model(name: str, engine: str | None = None, seed: int | None = None,
+                optimizer: str | None = None, weight_decay: float = 0.0,
+                layers: str | None = None) -> Net:
+    """The command line's model `name` (MODEL_LAYERS), or the architecture text `layers`."""
+    text = MODEL_LAYERS[name] if layers is None else layers
+    return Net(parse_layers(text), engine=engine, seed=seed, optimizer=optimizer,
                weight_decay=weight_decay)
+
+
+def check_architecture(net: Net, image_shape: tuple[int, ...]) -> None:
+    """ValueError unless `net` can train on images of image_shape: the layers fit, the last
+    one computes a loss, and the weights fit in memory."""
+    net.output_layer  # noqa: B018  (raises the error that names the last layer)
+    shape, total = tuple(image_shape), 0
+    for layer, after in zip(net.layers, net.shapes(shape), strict=True):
+        total += sum(math.prod(s) for s in layer.param_shapes(shape).values())
+        shape = after
+    if total > MAX_PARAMS:
+        raise ValueError(f"the network would have {total:,} weights for {image_shape} images; "
+                         f"at most {MAX_PARAMS:,} on the command line")
 
 
 class CLIError(Exception):
@@ -170,10 +179,16 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train the spec's cnn or flat model, or the deep one")
+    t = sub.add_parser("train", help="train the spec's cnn or flat model, the deep one, or "
+                                     "any network (--layers)")
     t.add_argument("model", nargs="?", choices=MODELS,
                    help="cnn: conv-pool-dense (the spec's CNN); flat: dense only; deep: two "
                         "conv blocks with BatchNorm and dropout")
+    t.add_argument("--layers", default=None, metavar="TEXT|FILE",
+                   help="train this network instead of a named one: its layers as Python, "
+                        "e.g. \"ConvLayer_ReLU(16, 5), PoolLayer_Max(2), FlatLayer(), "
+                        "FCLayer_Softmax(10)\", or a file holding that text (the cnn's "
+                        "defaults apply)")
 
     def default(name: str) -> str:
         values = {model: MODEL_DEFAULTS[model][name] for model in MODELS}
@@ -325,13 +340,33 @@ def naive_estimate(net: Net, image_shape: tuple[int, ...], images: int) -> str:
             "--engine naive.")
 
 
+def _layers_text(value: str) -> str:
+    """--layers: the text itself, or the text in the file it names."""
+    path = Path(value)
+    if "(" not in value and path.is_file():
+        if path.stat().st_size > MAX_LENGTH:
+            raise CLIError(f"--layers {value}: the file is larger than {MAX_LENGTH:,} bytes")
+        return path.read_text(encoding="utf-8", errors="replace")
+    if "(" not in value:
+        raise CLIError(f"--layers {value!r}: no such file, nor layers such as "
+                       "\"FlatLayer(), FCLayer_Softmax(10)\"")
+    return value
+
+
 def _settings_from_args(args) -> Settings:
-    if args.model is None:
+    if args.model is not None and args.layers is not None:
+        raise CLIError(f"give a model name ({args.model}) or --layers, not both")
+    if args.model is None and args.layers is None:
         raise CLIError("name a model to train: `cnn-numpy train cnn`, `... train flat` or "
-                       "`... train deep`")
-    defaults = MODEL_DEFAULTS[args.model]
+                       "`... train deep`, or give its layers with --layers")
+    layers = None if args.layers is None else _layers_text(args.layers)
+    if layers is not None:
+        parse_layers(layers)  # a ValueError names what it cannot read, before any data
+    model = CUSTOM if layers is not None else args.model
+    defaults = MODEL_DEFAULTS["cnn" if layers is not None else args.model]
     pick = lambda name: defaults[name] if getattr(args, name) is None else getattr(args, name)  # noqa: E731
-    return Settings(model=args.model, epochs=pick("epochs"), batch_size=pick("batch_size"),
+    return Settings(model=model, layers=layers, epochs=pick("epochs"),
+                    batch_size=pick("batch_size"),
                     learning_rate=pick("learning_rate"), optimizer=pick("optimizer"),
                     seed=0 if args.seed is None else args.seed, engine=args.engine,
                     dataset=args.dataset, data_dir=args.data_dir, split=args.split,
@@ -351,6 +386,9 @@ def _resume(args):
             raise CLIError(f"--learning-rate {args.learning_rate} is higher than the "
                            f"checkpoint's {settings.learning_rate}; resuming may only lower it")
         settings.learning_rate = args.learning_rate
+    if args.layers is not None:
+        raise CLIError("--layers gives a new network; leave it out when resuming (the "
+                       "checkpoint holds its own)")
     for name in ("model", "batch_size", "optimizer", "seed", "dataset", "data_dir", "split",
                  "limit", "test_limit", "schedule", "weight_decay", "augment"):
         given, saved = getattr(args, name), getattr(settings, name)
@@ -394,19 +432,24 @@ def cmd_train(args) -> int:
     else:
         settings = _settings_from_args(args)
         net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer,
-                          settings.weight_decay)
+                          settings.weight_decay, layers=settings.layers)
+        net.output_layer  # noqa: B018  (a network that cannot compute a loss: say so first)
         progress, fingerprint, checkpoint = Progress(), None, args.save
     data = _load_data(settings, show)
+    check_architecture(net, data.x_train.shape[1:] + (1,) * (data.x_train.ndim == 3))
     settings.dataset = data.name  # the automatic choice, made explicit for --resume
     if fingerprint is not None and fingerprint != data_fingerprint(data.x_train, data.y_train):
         raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
                        "check --data-dir and the dataset files")
-    if settings.engine == "naive" and settings.model != "flat":
+    convolves = any(isinstance(layer, (ConvLayer, PoolLayer)) for layer in net.layers)
+    if settings.engine == "naive" and convolves:
         _say(naive_estimate(net, data.x_train.shape[1:], len(data.x_train)))
-    engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if settings.model != "flat" else ""
+    engine = f"engine {settings.engine or DEFAULT_ENGINE}, " if convolves else ""
     threads = parallel.get_threads()
     extras = "".join([f", weight decay {settings.weight_decay:g}" * bool(settings.weight_decay),
                       f", shifts up to {settings.augment} px" * bool(settings.augment)])
+    if settings.model == CUSTOM:
+        _say(f"Layers: {net.describe()}")
     _say(f"Training {settings.model} on {data.name} ({len(data.x_train):,} train / "
          f"{len(data.x_test):,} test images, {data.source}): {engine}{settings.optimizer} "
          f"lr {settings.learning_rate} ({settings.schedule}), batch {settings.batch_size}"
@@ -545,8 +588,14 @@ def cmd_explain(args) -> int:
 
 
 def cmd_show(args) -> int:
-    if not (args.filters or args.confusion or args.mistakes):
-        raise CLIError("say what to draw: --filters, --confusion and/or --mistakes FILE.png")
+    if not (args.filters or args.confusion or args.mistakes):  # the architecture, as text
+        if args.layer is not None or args.channel is not None:
+            raise CLIError("--layer and --channel choose what --filters draws; add --filters "
+                           "FILE.png")
+        net = load(args.model_file)
+        _say(f"{args.model_file}: {net.describe()}")
+        _say("(draw with --filters, --confusion and/or --mistakes FILE.png)")
+        return 0
     if not args.filters and (args.layer is not None or args.channel is not None):
         raise CLIError("--layer and --channel choose what --filters draws; add --filters FILE.png")
     _require_matplotlib()

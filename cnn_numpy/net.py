@@ -231,6 +231,14 @@ class Net:
             print_fn(text)
         return text
 
+    def describe(self) -> str:
+        """The layers as text, e.g. "ConvLayer_ReLU(32, 3), PoolLayer_Max(2), ...": what
+        `cnn-numpy train --layers` and architecture.parse_layers read back (ValueError
+        for a layer that is not cnn-numpy's)."""
+        from .architecture import describe_layers
+
+        return describe_layers(self.layers)
+
     def save(self, path) -> None:
         """Write the architecture and weights to one .npz file, atomically (see saving.py)."""
         saving.save(self, path)

@@ -30,6 +30,8 @@ from .optimizers import OPTIMIZERS
 from .schedules import SCHEDULES, learning_rate
 
 MODELS = ("cnn", "flat", "deep")
+#: The model name of a run whose layers came as text (Settings.layers).
+CUSTOM = "custom"
 MAX_AUGMENT = 8  # pixels: a 28x28 digit moved further is mostly off the image
 MAX_EPOCHS = 1000  # so a checkpoint's history stays well inside what its loader reads
 EVAL_CHUNK = 1000  # test images evaluated between two looks at Ctrl-C
@@ -67,6 +69,7 @@ class Settings:
     schedule: str = "constant"
     weight_decay: float = 0.0
     augment: int = 0                # largest random shift, in pixels (0: none)
+    layers: str | None = None       # model "custom": the architecture as text (--layers)
 
 
 def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
@@ -117,8 +120,8 @@ def _from_json(cls, values):
 
 def _check_meaning(settings: Settings, progress: Progress) -> None:
     """Values a checkpoint could only hold if it was tampered with."""
-    if settings.model not in MODELS or settings.optimizer not in OPTIMIZERS \
-            or settings.schedule not in SCHEDULES:
+    if (settings.model not in MODELS and not (settings.model == CUSTOM and settings.layers)) \
+            or settings.optimizer not in OPTIMIZERS or settings.schedule not in SCHEDULES:
         raise ValueError(f"unknown model {settings.model!r}, optimizer {settings.optimizer!r} "
                          f"or schedule {settings.schedule!r}")
     if not 0 <= settings.augment <= MAX_AUGMENT \

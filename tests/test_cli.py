@@ -165,7 +165,10 @@ def test_show_draws_filters_confusion_and_mistakes(model, tmp_path, capsys):
     (["evaluate", "missing.npz"], "no such model file"),
     (["predict", "missing.npz", "x.png"], "no such model file"),
     (["explain", "stride-groups", "--filter", "5", "--input", "3"], "wider than"),
-    (["show", "missing.npz"], "say what to draw"),
+    (["show", "missing.npz"], "no such model file"),
+    (["train"], "name a model to train"),
+    (["train", "--layers", "FlatLayer(), FCLayer(10)"],
+     "must be FCLayer_Softmax or FCLayer_Sigmoid"),
 ])
 def test_user_mistakes_are_one_line_and_exit_2(args, message):
     result = run(*args)
