@@ -29,7 +29,7 @@ from .layers import ConvLayer, PoolLayer
 from .net import Net
 from .optimizers import OPTIMIZERS
 from .saving import ModelFileError, load, read
-from .schedules import SCHEDULES
+from .schedules import SCHEDULES, learning_rate
 from .training import (
     CUSTOM,
     MAX_AUGMENT,
@@ -396,6 +396,7 @@ def _resume(args):
             option = name if name == "model" else "--" + name.replace("_", "-")
             raise CLIError(f"{option} {given} differs from the checkpoint's {saved}; "
                            "leave it out when resuming")
+    args.planned_epochs = settings.epochs  # what the schedule was planned over (see below)
     if args.epochs is not None:
         settings.epochs = args.epochs
     if settings.epochs < progress.epoch:
@@ -441,6 +442,8 @@ def cmd_train(args) -> int:
     if fingerprint is not None and fingerprint != data_fingerprint(data.x_train, data.y_train):
         raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
                        "check --data-dir and the dataset files")
+    if args.resume and settings.epochs != args.planned_epochs:
+        _say_replanned(settings, progress, args.planned_epochs, len(data.x_train))
     convolves = any(isinstance(layer, (ConvLayer, PoolLayer)) for layer in net.layers)
     if settings.engine == "naive" and convolves:
         _say(naive_estimate(net, data.x_train.shape[1:], len(data.x_train)))
@@ -486,6 +489,23 @@ def cmd_train(args) -> int:
     if checkpoint is not None:
         _say(f"Saved to {checkpoint} (evaluate with `{PROG} evaluate {checkpoint}`)")
     return 0
+
+
+def _say_replanned(settings: Settings, progress: Progress, planned: int, images: int) -> None:
+    """A scheduled rate is planned over the run's epochs: resuming with another count
+    changes the rates from here on, which is said, with the rate before and after."""
+    if settings.schedule == "constant":
+        return
+    batches = -(-images // settings.batch_size)
+    step = progress.epoch * batches + progress.batch
+    before = learning_rate(settings.schedule, settings.learning_rate, step, planned * batches)
+    now = learning_rate(settings.schedule, settings.learning_rate, step,
+                        settings.epochs * batches)
+    _say(f"The {settings.schedule} schedule was planned over {planned} epoch"
+         f"{'s' * (planned != 1)}; with --epochs {settings.epochs} it is planned over "
+         f"{settings.epochs} now, so the learning rate at epoch {progress.epoch + 1} is "
+         f"{now:.3g}, not {before:.3g} (the same rates a {settings.epochs}-epoch run has from "
+         "the start)")
 
 
 def _model_and_data(args):

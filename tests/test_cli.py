@@ -362,3 +362,21 @@ def test_huge_images_are_refused_in_one_line(tmp_path, model):
     result = run("predict", str(model), str(big))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "too large" in result.stderr
+
+
+def test_resuming_a_scheduled_run_with_more_epochs_says_what_the_rate_does(tmp_path, capsys):
+    path = tmp_path / "run.npz"
+    assert main(["train", "cnn", *QUICK, "--epochs", "1", "--save", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(path), "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert ("The cosine schedule was planned over 1 epoch; with --epochs 2 it is planned over "
+            "2 now, so the learning rate at epoch 2 is 0.0005, not 0 (the same rates a "
+            "2-epoch run has from the start)") in out
+    assert main(["train", "--resume", str(path), "--epochs", "3", "--no-progress"]) == 0
+    assert "planned over 2 epochs; with --epochs 3" in capsys.readouterr().out
+    constant = tmp_path / "constant.npz"
+    assert main(["train", "cnn", *QUICK, "--epochs", "1", "--schedule", "constant",
+                 "--save", str(constant)]) == 0
+    assert main(["train", "--resume", str(constant), "--epochs", "2", "--no-progress"]) == 0
+    assert "schedule was planned" not in capsys.readouterr().out
