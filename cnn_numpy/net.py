@@ -378,6 +378,33 @@ class Net:
             raise DivergenceError(f"Net: training diverged ({exc}); {advice}") from None
         return TrainResult(list(self.layers), cce, self._error_rate(A, Y))
 
+    def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
+            learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
+            validation_split: float = 0.0, validation_data=None, seed: int | None = None,
+            checkpoint=None, callbacks=(), progress: bool = True):
+        """Train for `epochs` passes over (x, y) in shuffled batches: the command line's
+        loop (cnn_numpy/training.py), so the same settings give the same weights.
+
+        schedule  'constant', 'step' or 'cosine' (the rate over the run);
+        augment   random shifts of up to that many pixels, every batch;
+        validation_split  a fraction of (x, y), drawn with the seed, held out and
+                  evaluated after every epoch; or validation_data=(x_val, y_val);
+        seed      the shuffling's (default: the Net's seed, else 0);
+        checkpoint  a path written after every epoch (`cnn-numpy train --resume` goes on);
+        callbacks  training.Callback objects (e.g. training.EarlyStopping(patience=3)),
+                  called after every batch and epoch; any returning True stops the run;
+        progress  a progress bar and one line per epoch.
+
+        Returns a training.History: per epoch train_cce, train_ce, val_cce, val_ce,
+        learning_rate and images_per_s (history["val_ce"], history.plot(path)).
+        """
+        from .training import fit
+
+        return fit(self, x, y, epochs=epochs, batch_size=batch_size,
+                   learning_rate=learning_rate, schedule=schedule, augment=augment,
+                   validation_split=validation_split, validation_data=validation_data,
+                   seed=seed, checkpoint=checkpoint, callbacks=callbacks, progress=progress)
+
     @staticmethod
     def _check_batch_size(batch_size) -> int:
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \

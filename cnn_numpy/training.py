@@ -185,13 +185,18 @@ def _progress_bar(total: int, initial: int, desc: str, enabled: bool | None):
 
 def train(net: Net, data, settings: Settings, *, progress: Progress | None = None,
           checkpoint=None, interrupt_checkpoint=None, show_progress: bool | None = None,
-          on_epoch: Callable[[Progress, dict], None] | None = None) -> Progress:
+          on_epoch: Callable[[Progress, dict], bool | None] | None = None,
+          on_batch: Callable[[Progress, float, float], bool | None] | None = None) -> Progress:
     """Train `net` on data.x_train/y_train until settings.epochs epochs are done.
 
-    After each epoch the test set is evaluated, a history entry appended,
+    After each batch on_batch(progress, cce, ce) is called; after each epoch
+    the test set (data.x_test, y_test; Net.fit puts its validation set there;
+    none: NaN figures) is evaluated, a history entry appended,
     on_epoch(progress, entry) called, and the checkpoint (if a path is given)
-    written.  Ctrl-C stops after the current batch, writes the checkpoint (to
-    interrupt_checkpoint when no checkpoint path was given) and raises
+    written.  Either hook returning True stops the run there (on_batch's:
+    before the epoch ends, with no entry for it).  Ctrl-C stops after the
+    current batch, writes the checkpoint (to interrupt_checkpoint when no
+    checkpoint path was given) and raises
     KeyboardInterrupt.  A NaN/inf loss raises DivergenceError without
     touching the checkpoint.  Returns the final Progress.
     """
@@ -237,6 +242,8 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
                     progress.ce_sum += ce * len(idx)
                     progress.seen += len(idx)
                     processed += len(idx)
+                    if on_batch is not None and on_batch(progress, cce, ce):
+                        return progress
                     bar.update(len(idx))
                     bar.set_postfix(cce=f"{progress.cce_sum / progress.seen:.4f}",
                                     ce=f"{progress.ce_sum / progress.seen:.4f}",
@@ -247,7 +254,7 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
             seconds = time.perf_counter() - started
             # Evaluated in chunks, so that Ctrl-C is honoured here too: the epoch's training is
             # done (progress.batch == batches), so a resumed run goes straight to this test.
-            test_cce = test_ce = 0.0
+            test_cce = test_ce = 0.0 if len(data.x_test) else float("nan")
             for start in range(0, len(data.x_test), EVAL_CHUNK):
                 x = data.x_test[start : start + EVAL_CHUNK]
                 _, cce, ce = net.evaluate(x, data.y_test[start : start + EVAL_CHUNK])
@@ -268,11 +275,174 @@ def train(net: Net, data, settings: Settings, *, progress: Progress | None = Non
             progress.epoch += 1
             progress.batch, progress.cce_sum, progress.ce_sum, progress.seen = 0, 0.0, 0.0, 0
             progress.epoch_rng_state = rng.bit_generator.state
-            if on_epoch is not None:
-                on_epoch(progress, entry)
+            stop = on_epoch is not None and on_epoch(progress, entry)
             save()
+            if stop:
+                break
             if sigint.raised and progress.epoch < settings.epochs:
                 if checkpoint is None:
                     save(interrupt_checkpoint)
                 raise KeyboardInterrupt
     return progress
+
+
+# -- Net.fit: the same loop from Python ----------------------------------------------
+
+class Callback:
+    """Hooks into Net.fit.  Return True from on_batch_end or on_epoch_end to stop the run."""
+
+    def on_batch_end(self, net: Net, batch: int, cce: float, ce: float) -> bool | None:
+        """After every training step: the batch's number in its epoch (0-based), its CCE and
+        CE (measured before the step's update)."""
+
+    def on_epoch_end(self, net: Net, entry: dict) -> bool | None:
+        """After every epoch: entry is the History's row for it."""
+
+    def on_train_end(self, net: Net) -> None:
+        """After the last epoch, or when a callback stopped the run."""
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` (default "val_cce", lower is better) has not improved for
+    `patience` epochs, and give the net back the weights (and BatchNorm statistics) of
+    its best epoch."""
+
+    def __init__(self, patience: int = 3, monitor: str = "val_cce", restore_best: bool = True):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
+        if monitor not in HISTORY_KEYS:
+            raise ValueError(f"EarlyStopping: monitor must be one of {', '.join(HISTORY_KEYS)}, "
+                             f"got {monitor!r}")
+        self.patience, self.monitor, self.restore_best = patience, monitor, restore_best
+        self.best, self.best_epoch, self._weights = float("inf"), 0, None
+
+    def on_epoch_end(self, net, entry):
+        value = entry[self.monitor]
+        if np.isnan(value):
+            raise ValueError(f"EarlyStopping: {self.monitor} is NaN; give Net.fit a "
+                             "validation_split or validation_data to monitor it")
+        if value < self.best:
+            self.best, self.best_epoch = value, entry["epoch"]
+            self._weights = [a.copy() for layer in net.layers
+                             for a in (*layer.params().values(), *layer.buffers().values())]
+        return entry["epoch"] - self.best_epoch >= self.patience
+
+    def on_train_end(self, net):
+        if self.restore_best and self._weights is not None:
+            arrays = [a for layer in net.layers
+                      for a in (*layer.params().values(), *layer.buffers().values())]
+            for array, best in zip(arrays, self._weights, strict=True):
+                array[...] = best
+
+
+#: The columns of a History, one row per epoch.
+HISTORY_KEYS = ("epoch", "train_cce", "train_ce", "val_cce", "val_ce", "learning_rate",
+                "images_per_s")
+
+
+class History:
+    """What Net.fit returns: one row per epoch (HISTORY_KEYS), as `rows`, and each column
+    as a list: history["val_ce"].  The val figures are NaN without a validation set."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+
+    def __getitem__(self, key: str) -> list[float]:
+        if key not in HISTORY_KEYS:
+            raise KeyError(f"{key!r}: a History has {', '.join(HISTORY_KEYS)}")
+        return [row[key] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"History({len(self.rows)} epochs)"
+
+    def plot(self, path) -> None:
+        """Train and validation CCE and CE per epoch, drawn to a PNG at path (the
+        validation curves under the name "test"); needs matplotlib (pip install
+        "cnn-numpy[plots]")."""
+        from .visual.plots import plot_history
+
+        plot_history([{**row, "test_cce": row["val_cce"], "test_ce": row["val_ce"]}
+                             for row in self.rows], path)
+
+
+def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
+        learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
+        validation_split: float = 0.0, validation_data=None, seed: int | None = None,
+        checkpoint=None, callbacks=(), progress: bool = True) -> History:
+    """Net.fit: train on (x, y) for `epochs` with the command line's loop (training.train),
+    so the same settings give the same weights from either."""
+    from types import SimpleNamespace
+
+    if validation_split and validation_data is not None:
+        raise ValueError("Net.fit: give validation_split or validation_data, not both")
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+            or not 0 <= validation_split < 1:
+        raise ValueError(f"Net.fit: validation_split must be a fraction in [0, 1), got "
+                         f"{validation_split!r}")
+    for what, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                             ("augment", augment, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"Net.fit: {what} must be an integer >= {low}, got {value!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Net.fit: schedule must be one of {', '.join(SCHEDULES)}, got "
+                         f"{schedule!r}")
+    seed = (net.seed or 0) if seed is None else seed
+    X = net._check_X(x)
+    net._check_Y(y, X.shape[0])  # the loop passes y on as it is, labels or one-hot
+    Y = y
+    if validation_split:
+        held = np.random.default_rng([seed, 1]).permutation(len(X))
+        count = int(round(len(X) * validation_split))
+        if not 0 < count < len(X):
+            raise ValueError(f"Net.fit: validation_split {validation_split} of {len(X)} "
+                             "images leaves no training or no validation images")
+        val, keep = np.sort(held[:count]), np.sort(held[count:])
+        x_val, y_val, X, Y = X[val], Y[val], X[keep], Y[keep]
+    elif validation_data is not None:
+        if not isinstance(validation_data, tuple) or len(validation_data) != 2:
+            raise ValueError("Net.fit: validation_data must be a pair (x, y)")
+        x_val = net._check_X(validation_data[0])
+        y_val = validation_data[1]
+        net._check_Y(y_val, x_val.shape[0])
+    else:
+        x_val, y_val = X[:0], Y[:0]
+    settings = Settings(model="custom", epochs=epochs, batch_size=batch_size,
+                        learning_rate=learning_rate, optimizer=net.optimizer.name, seed=seed,
+                        schedule=schedule, weight_decay=net.weight_decay, augment=augment,
+                        layers=_text_or_none(net))
+    data = SimpleNamespace(x_train=X, y_train=Y, x_test=x_val, y_test=y_val)
+    rows = []
+
+    def on_batch(state, cce, ce):
+        return any([bool(c.on_batch_end(net, state.batch - 1, cce, ce)) for c in callbacks])
+
+    def on_epoch(state, entry):
+        row = {"epoch": entry["epoch"], "train_cce": entry["train_cce"],
+               "train_ce": entry["train_ce"], "val_cce": entry["test_cce"],
+               "val_ce": entry["test_ce"], "learning_rate": entry["learning_rate"],
+               "images_per_s": entry["images_per_s"]}
+        rows.append(row)
+        if progress:
+            print(f"Epoch {row['epoch']}/{epochs}  train CCE: {row['train_cce']:.4f}  CE: "
+                  f"{row['train_ce']:.4f}  |  validation CCE: {row['val_cce']:.4f}  CE: "
+                  f"{row['val_ce']:.4f}  ({row['images_per_s']:,.0f} img/s)")
+        return any([bool(c.on_epoch_end(net, row)) for c in callbacks])
+
+    try:
+        train(net, data, settings, checkpoint=checkpoint, show_progress=progress,
+              on_epoch=on_epoch, on_batch=on_batch)
+    finally:
+        for callback in callbacks:
+            callback.on_train_end(net)
+    return History(rows)
+
+
+def _text_or_none(net: Net) -> str | None:
+    """The net's architecture text, or None for a net holding a user's layer."""
+    try:
+        return net.describe()
+    except ValueError:
+        return None
