@@ -39,6 +39,7 @@ from .training import (
     Progress,
     Settings,
     data_fingerprint,
+    hold_out,
     load_checkpoint,
     train,
 )
@@ -146,6 +147,10 @@ SEED = _number(int, 0, high=2**32)
 LEARNING_RATE = _number(float, 0, low_ok=False, high=100)
 WEIGHT_DECAY = _number(float, 0, high=1)
 FRACTION = _number(float, 0, low_ok=False, high=1)
+SHARE = _number(float, 0, high=1)
+#: The share of the training set --validation holds out by default, from this many
+#: training images on (below, the default holds out none).
+VALIDATION, MIN_VALIDATED = 0.1, 20
 SHIFT = _number(int, 0, high=MAX_AUGMENT + 1)
 FILTER = _number(int, 1, high=EXPLAIN_MAX_INPUT + 1)
 THREADS = _number(int, 1, high=parallel.MAX_THREADS + 1)
@@ -218,6 +223,11 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", type=SHIFT, default=None, metavar="PIXELS",
                    help=f"shift each training image by up to PIXELS (0..{MAX_AUGMENT}) "
                         f"at random, every batch; 0: none ({default('augment')})")
+    t.add_argument("--validation", type=SHARE, default=None, metavar="SHARE",
+                   help=f"hold out this share of the training images, drawn with the seed, "
+                        f"and report it after every epoch; the test set is evaluated once, "
+                        f"at the end (default {VALIDATION}; 0: none, and the test set is "
+                        "reported every epoch)")
     t.add_argument("--limit", type=IMAGES, default=None, metavar="N",
                    help="train on the first N training images only (default: all)")
     t.add_argument("--test-limit", type=IMAGES, default=None, metavar="N",
@@ -371,7 +381,8 @@ def _settings_from_args(args) -> Settings:
                     seed=0 if args.seed is None else args.seed, engine=args.engine,
                     dataset=args.dataset, data_dir=args.data_dir, split=args.split,
                     limit=args.limit, test_limit=args.test_limit, schedule=pick("schedule"),
-                    weight_decay=pick("weight_decay"), augment=pick("augment"))
+                    weight_decay=pick("weight_decay"), augment=pick("augment"),
+                    validation=VALIDATION if args.validation is None else args.validation)
 
 
 def _resume(args):
@@ -390,7 +401,7 @@ def _resume(args):
         raise CLIError("--layers gives a new network; leave it out when resuming (the "
                        "checkpoint holds its own)")
     for name in ("model", "batch_size", "optimizer", "seed", "dataset", "data_dir", "split",
-                 "limit", "test_limit", "schedule", "weight_decay", "augment"):
+                 "limit", "test_limit", "schedule", "weight_decay", "augment", "validation"):
         given, saved = getattr(args, name), getattr(settings, name)
         if given is not None and given != saved:
             option = name if name == "model" else "--" + name.replace("_", "-")
@@ -426,7 +437,7 @@ def cmd_train(args) -> int:
             _say(f"{args.resume} has already trained {progress.epoch} epoch"
                  f"{'s' * (progress.epoch != 1)}; nothing to do "
                  "(ask for more with --epochs N)")
-            if progress.history:  # these figures describe the weights in the file
+            if progress.history and not settings.validation:  # the file's weights' figures
                 _say(_summary_line(progress.history[-1]["test_cce"],
                                    progress.history[-1]["test_ce"]))
             return 0
@@ -439,6 +450,20 @@ def cmd_train(args) -> int:
     data = _load_data(settings, show)
     check_architecture(net, data.x_train.shape[1:] + (1,) * (data.x_train.ndim == 3))
     settings.dataset = data.name  # the automatic choice, made explicit for --resume
+    test = data  # evaluated after every epoch without a validation set, else once, at the end
+    if settings.validation and args.validation is None and not args.resume \
+            and len(data.x_train) < MIN_VALIDATED:
+        _say(f"{len(data.x_train)} training images are too few to hold out a validation set: "
+             "the test set is reported every epoch")
+        settings.validation = 0.0
+    if settings.validation:
+        try:
+            x, y, x_val, y_val = hold_out(data.x_train, data.y_train, settings.validation,
+                                          settings.seed)
+        except ValueError as exc:
+            raise CLIError(f"--validation {settings.validation}: {exc}") from None
+        data = dataclasses.replace(data, x_train=x, y_train=y, x_test=x_val, y_test=y_val)
+    held_out = "validation" if settings.validation else "test"
     if fingerprint is not None and fingerprint != data_fingerprint(data.x_train, data.y_train):
         raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
                        "check --data-dir and the dataset files")
@@ -453,8 +478,10 @@ def cmd_train(args) -> int:
                       f", shifts up to {settings.augment} px" * bool(settings.augment)])
     if settings.model == CUSTOM:
         _say(f"Layers: {net.describe()}")
+    validation = f"{len(data.x_test):,} validation / " if settings.validation else ""
     _say(f"Training {settings.model} on {data.name} ({len(data.x_train):,} train / "
-         f"{len(data.x_test):,} test images, {data.source}): {engine}{settings.optimizer} "
+         f"{validation}{len(test.x_test):,} test images, {data.source}): "
+         f"{engine}{settings.optimizer} "
          f"lr {settings.learning_rate} ({settings.schedule}), batch {settings.batch_size}"
          f"{extras}, epochs {progress.epoch + 1}..{settings.epochs}, "
          f"{threads} thread{'s' * (threads > 1)}")
@@ -469,10 +496,10 @@ def cmd_train(args) -> int:
                   f"(train CCE {entry['train_cce']:.4g}; guessing scores {chance:.2f}): lower "
                   f"the learning rate (now {settings.learning_rate:g})", file=sys.stderr)
         _say(f"Epoch {entry['epoch']}/{settings.epochs}  train CCE: {entry['train_cce']:.4f}  "
-             f"CE: {entry['train_ce']:.4f}  |  test CCE: {entry['test_cce']:.4f}  "
+             f"CE: {entry['train_ce']:.4f}  |  {held_out} CCE: {entry['test_cce']:.4f}  "
              f"CE: {entry['test_ce']:.4f}  ({entry['images_per_s']:,.0f} img/s)")
         if args.plot is not None:
-            plot_history(state.history, args.plot)
+            plot_history(state.history, args.plot, held_out=held_out)
 
     try:
         progress = train(net, data, settings, progress=progress, checkpoint=checkpoint,
@@ -483,7 +510,10 @@ def cmd_train(args) -> int:
         print(f"{PROG}: interrupted; the training state is saved in {saved_to}; continue with"
               f" `{PROG} train --resume {saved_to}`", file=sys.stderr)
         return 130
-    if progress.history:
+    if settings.validation:  # the test set, once
+        _, cce, ce = net.evaluate(test.x_test, test.y_test)
+        _say(_summary_line(cce, ce))
+    elif progress.history:
         last = progress.history[-1]
         _say(_summary_line(last["test_cce"], last["test_ce"]))
     if checkpoint is not None:

@@ -70,6 +70,7 @@ class Settings:
     weight_decay: float = 0.0
     augment: int = 0                # largest random shift, in pixels (0: none)
     layers: str | None = None       # model "custom": the architecture as text (--layers)
+    validation: float = 0.0         # the share of the training set held out (see hold_out)
 
 
 def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
@@ -124,6 +125,8 @@ def _check_meaning(settings: Settings, progress: Progress) -> None:
             or settings.optimizer not in OPTIMIZERS or settings.schedule not in SCHEDULES:
         raise ValueError(f"unknown model {settings.model!r}, optimizer {settings.optimizer!r} "
                          f"or schedule {settings.schedule!r}")
+    if not 0 <= settings.validation < 1:
+        raise ValueError(f"validation = {settings.validation}")
     if not 0 <= settings.augment <= MAX_AUGMENT \
             or not (np.isfinite(settings.weight_decay) and settings.weight_decay >= 0):
         raise ValueError(f"augment = {settings.augment}, weight_decay = {settings.weight_decay}")
@@ -394,13 +397,7 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
     net._check_Y(y, X.shape[0])  # the loop passes y on as it is, labels or one-hot
     Y = y
     if validation_split:
-        held = np.random.default_rng([seed, 1]).permutation(len(X))
-        count = int(round(len(X) * validation_split))
-        if not 0 < count < len(X):
-            raise ValueError(f"Net.fit: validation_split {validation_split} of {len(X)} "
-                             "images leaves no training or no validation images")
-        val, keep = np.sort(held[:count]), np.sort(held[count:])
-        x_val, y_val, X, Y = X[val], Y[val], X[keep], Y[keep]
+        X, Y, x_val, y_val = hold_out(X, Y, validation_split, seed)
     elif validation_data is not None:
         if not isinstance(validation_data, tuple) or len(validation_data) != 2:
             raise ValueError("Net.fit: validation_data must be a pair (x, y)")
@@ -412,7 +409,7 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
     settings = Settings(model="custom", epochs=epochs, batch_size=batch_size,
                         learning_rate=learning_rate, optimizer=net.optimizer.name, seed=seed,
                         schedule=schedule, weight_decay=net.weight_decay, augment=augment,
-                        layers=_text_or_none(net))
+                        layers=_text_or_none(net), validation=float(validation_split))
     data = SimpleNamespace(x_train=X, y_train=Y, x_test=x_val, y_test=y_val)
     rows = []
 
@@ -438,6 +435,19 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
         for callback in callbacks:
             callback.on_train_end(net)
     return History(rows)
+
+
+def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """(x_train, y_train, x_val, y_val): round(fraction * n) samples drawn at random with
+    the seed, held out for validation, both parts in their original order.  Net.fit's
+    validation_split and the command line's --validation hold out the same ones."""
+    order = np.random.default_rng([seed, 1]).permutation(len(x))
+    count = int(round(len(x) * fraction))
+    if not 0 < count < len(x):
+        raise ValueError(f"a validation share of {fraction} of {len(x):,} images leaves no "
+                         "training or no validation images")
+    val, keep = np.sort(order[:count]), np.sort(order[count:])
+    return x[keep], y[keep], x[val], y[val]
 
 
 def _text_or_none(net: Net) -> str | None:

@@ -33,7 +33,7 @@ def model(tmp_path_factory) -> Path:
     write it."""
     path = tmp_path_factory.mktemp("model") / "cnn.npz"
     assert main(["train", "cnn", "--dataset", "mnist-sample", "--no-progress", "--limit", "3000",
-                 "--epochs", "2", "--save", str(path)]) == 0
+                 "--epochs", "2", "--validation", "0", "--save", str(path)]) == 0
     return path
 
 

@@ -21,7 +21,8 @@ from cnn_numpy.training import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = re.compile(r"^Test set: CCE: \d+\.\d{4}  CE: \d\.\d{4}$", re.M)
-QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200"]
+QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200",
+         "--validation", "0"]
 
 
 def run(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
@@ -380,3 +381,29 @@ def test_resuming_a_scheduled_run_with_more_epochs_says_what_the_rate_does(tmp_p
                  "--save", str(constant)]) == 0
     assert main(["train", "--resume", str(constant), "--epochs", "2", "--no-progress"]) == 0
     assert "schedule was planned" not in capsys.readouterr().out
+
+
+def test_a_tenth_of_the_training_set_is_held_out_for_validation_by_default(tmp_path, capsys):
+    """The per-epoch line reports the held-out tenth; the test set is evaluated once, at
+    the end, in the spec's summary line; --validation 0 reports the test set instead."""
+    base = ["--dataset", "mnist-sample", "--no-progress", "--limit", "300", "--test-limit", "100"]
+    path = tmp_path / "v.npz"
+    assert main(["train", "flat", *base, "--epochs", "2", "--save", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "(270 train / 30 validation / 100 test images" in out[0]
+    assert "|  validation CCE: " in out[1] and "|  validation CCE: " in out[2]
+    net = Net.load(path)
+    data = load_dataset("mnist-sample", progress=False)
+    _, cce, ce = net.evaluate(data.x_test[:100], data.y_test[:100])
+    assert out[3] == f"Test set: CCE: {cce:.4f}  CE: {ce:.4f}"
+    _, settings, _, _ = load_checkpoint(path)
+    assert settings.validation == 0.1
+    assert main(["train", "--resume", str(path), "--validation", "0.2"]) == 2
+    assert "--validation 0.2 differs from the checkpoint's 0.1" in capsys.readouterr().err
+    assert main(["train", "flat", *base, "--epochs", "1", "--validation", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "(300 train / 100 test images" in out[0] and "|  test CCE: " in out[1]
+    assert main(["train", "flat", *base[:3], "--limit", "10", "--epochs", "1"]) == 0
+    assert "10 training images are too few to hold out" in capsys.readouterr().out
+    assert main(["train", "flat", *base, "--validation", "1"]) == 2
+    assert "--validation: 1 is out of range" in capsys.readouterr().err

@@ -203,18 +203,23 @@ def test_the_fast_path_gives_what_the_reference_gives(name, shards, dtype):
 
 @st.composite
 def architectures(draw):
-    """A random architecture that fits 12 x 12 x 2 inputs, users' layers included."""
+    """A random architecture that fits 12 x 12 x 2 inputs, users' layers included.
+
+    Not drawn: one-filter convolutions and a BatchNorm right after another, which
+    normalize a channel with almost no spread: either path's float32 rounding was
+    then magnified to a fifth of the largest gradient, and no tolerance can tell
+    that from a wrong answer."""
     engines = st.sampled_from([None, "im2col", "stride_groups"])
     layers, size = [], 12
     for _ in range(draw(st.integers(1, 2))):
         fw = draw(st.integers(1, min(3, size)))
         kind = draw(st.sampled_from([ConvLayer, ConvLayer_ReLU]))
-        layers.append(kind(draw(st.integers(1, 5)), fw, padding=draw(st.sampled_from(
+        layers.append(kind(draw(st.integers(2, 5)), fw, padding=draw(st.sampled_from(
             [0, 1, "same"])), stride=draw(st.integers(1, 2)), engine=draw(engines)))
         shape = layers[-1].output_shape((size, size, 1))
         size = shape[0]
         for extra in draw(st.lists(st.sampled_from(["bn", "relu", "tanh", "scale"]),
-                                   max_size=2)):
+                                   max_size=2, unique=True)):
             layers.append({"bn": BatchNorm, "relu": ReLULayer, "tanh": TanhLayer,
                            "scale": Scale}[extra]())
         if size >= 2 and draw(st.booleans()):

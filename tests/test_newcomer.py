@@ -21,7 +21,8 @@ from cnn_numpy.training import MAX_EPOCHS, Progress, Settings, load_checkpoint, 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
 ImageDraw = pytest.importorskip("PIL.ImageDraw", reason="Pillow is not installed")
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200"]
+QUICK = ["--dataset", "mnist-sample", "--no-progress", "--limit", "640", "--test-limit", "200",
+         "--validation", "0"]
 
 
 def one(drawing, mode: str, size=(120, 120), background=(255, 255, 255, 0)):
@@ -138,7 +139,8 @@ def test_resume_says_what_it_does(tmp_path, capsys):
 def test_naive_engine_estimates_its_time_first(capsys):
     assert main(["train", "cnn", "--engine", "naive", "--dataset", "mnist-sample", "--limit",
                  "4", "--test-limit", "2", "--epochs", "1", "--no-progress"]) == 0
-    first = capsys.readouterr().out.splitlines()[0]
+    first = next(line for line in capsys.readouterr().out.splitlines()
+                 if line.startswith("The naive engine"))
     assert re.fullmatch(r"The naive engine takes about \d+\.\d\d s per training image here: an "
                         r"epoch of these 4 images would take about \d+ minutes\. Use --limit N "
                         r"\(and --test-limit N\) to train on fewer, or leave out --engine "

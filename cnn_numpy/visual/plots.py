@@ -65,14 +65,16 @@ def _labels(y: Any, name: str) -> np.ndarray:
 # --------------------------------------------------------------------- history
 
 
-def plot_history(history: list[dict], path: str | os.PathLike) -> None:
+def plot_history(history: list[dict], path: str | os.PathLike, held_out: str = "test") -> None:
     """Two panels from per-epoch records: categorical cross-entropy and classification error.
 
     history: one dict per epoch with keys ``epoch``, ``train_cce``, ``train_ce``,
     ``test_cce``, ``test_ce`` (floats; the ``*_ce`` values are error fractions in
     [0, 1] and are drawn as percentages).  A test key that is missing or None is
-    left out of the picture.  The file is replaced atomically, so it can be
-    redrawn after every epoch while someone watches it.
+    left out of the picture.  held_out names what the test keys measured
+    ("validation" when the figures come from a validation set).  The file is
+    replaced atomically, so it can be redrawn after every epoch while someone
+    watches it.
     """
     if not history:
         raise ValueError("history is empty: it needs at least one epoch")
@@ -96,7 +98,8 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> None:
             if points:
                 xs, ys = zip(*points, strict=True)
                 highest[key] = max(highest[key], *ys)
-                ax.plot(xs, ys, label=split, linewidth=1.8, markersize=5, **style)
+                ax.plot(xs, ys, label=held_out if split == "test" else split, linewidth=1.8,
+                        markersize=5, **style)
         ax.set_title(f"{title} per epoch")
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
