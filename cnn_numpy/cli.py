@@ -1,4 +1,5 @@
-"""The command line: `cnn-numpy train | evaluate | predict | explain | show | export | serve`.
+"""The command line: `cnn-numpy train | evaluate | predict | compare | explain | show | export |
+serve`.
 
 A user mistake (a bad option, a missing or damaged file, an output path
 that cannot be written, no network) ends with one line on stderr and exit
@@ -28,6 +29,7 @@ from .files import check_writable
 from .layers import ConvLayer, PoolLayer
 from .net import Net
 from .optimizers import OPTIMIZERS
+from .runs import plot_runs, read_run, table, write_history
 from .saving import ModelFileError, load, read
 from .schedules import SCHEDULES, learning_rate
 from .training import (
@@ -238,6 +240,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="continue from a checkpoint until --epochs epochs in total")
     t.add_argument("--plot", default=None, metavar="FILE.png",
                    help="draw CCE and CE per epoch, redrawn after every epoch")
+    t.add_argument("--history", default=None, metavar="FILE",
+                   help="write the settings and the figures of every epoch so far, after "
+                        "every epoch: JSON for FILE.json, else CSV (see `compare`)")
     _add_data_options(t, training=True)
     _add_threads_option(t)
     t.set_defaults(func=cmd_train)
@@ -259,6 +264,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", metavar="FILE.png", default=None,
                    help="also save the 28 x 28 images the network saw, side by side")
     p.set_defaults(func=cmd_predict)
+
+    c = sub.add_parser("compare", help="training runs side by side: settings, last figures "
+                                       "and curves")
+    c.add_argument("runs", nargs="+", metavar="RUN",
+                   help="checkpoints (train --save) or history files (train --history)")
+    c.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="also draw every run's train and held-out CCE and CE per epoch, "
+                        "overlaid")
+    c.set_defaults(func=cmd_compare)
 
     x = sub.add_parser("explain", help="show how a technique works, computed by the engine")
     topics = x.add_subparsers(dest="topic", required=True, parser_class=_Parser)
@@ -426,6 +440,8 @@ def cmd_train(args) -> int:
     if args.plot is not None:
         _require_matplotlib()
         check_writable(args.plot, "--plot")
+    if args.history is not None:
+        check_writable(args.history, "--history")
     if args.save is not None:
         check_writable(args.save, "--save")
     if args.resume:
@@ -500,6 +516,8 @@ def cmd_train(args) -> int:
              f"CE: {entry['test_ce']:.4f}  ({entry['images_per_s']:,.0f} img/s)")
         if args.plot is not None:
             plot_history(state.history, args.plot, held_out=held_out)
+        if args.history is not None:
+            write_history(args.history, dataclasses.asdict(settings), state.history)
 
     try:
         progress = train(net, data, settings, progress=progress, checkpoint=checkpoint,
@@ -518,6 +536,18 @@ def cmd_train(args) -> int:
         _say(_summary_line(last["test_cce"], last["test_ce"]))
     if checkpoint is not None:
         _say(f"Saved to {checkpoint} (evaluate with `{PROG} evaluate {checkpoint}`)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    if args.plot is not None:
+        _require_matplotlib()
+        check_writable(args.plot, "--plot")
+    runs = [read_run(path) for path in args.runs]
+    _say(table(runs))
+    if args.plot is not None:
+        plot_runs(runs, args.plot)
+        _say(f"Drew {args.plot}")
     return 0
 
 

@@ -4,6 +4,7 @@ explain, show, errors, resume, Ctrl-C and SIGKILL."""
 from __future__ import annotations
 
 import os
+import json
 import re
 import signal
 import subprocess
@@ -407,3 +408,31 @@ def test_a_tenth_of_the_training_set_is_held_out_for_validation_by_default(tmp_p
     assert "10 training images are too few to hold out" in capsys.readouterr().out
     assert main(["train", "flat", *base, "--validation", "1"]) == 2
     assert "--validation: 1 is out of range" in capsys.readouterr().err
+
+
+def test_compare_reads_checkpoints_and_history_files_side_by_side(tmp_path, capsys):
+    runs = []
+    for lr, name in (("0.001", "a.json"), ("0.003", "b.csv")):
+        history, save = tmp_path / name, tmp_path / f"{name}.npz"
+        assert main(["train", "flat", *QUICK, "--epochs", "2", "--learning-rate", lr,
+                     "--history", str(history), "--save", str(save)]) == 0
+        runs += [history, save]
+    out = capsys.readouterr().out
+    written = json.loads((tmp_path / "a.json").read_text())
+    assert written["settings"]["learning_rate"] == 0.001 and len(written["history"]) == 2
+    assert (tmp_path / "b.csv").read_text().startswith("epoch,train_cce,train_ce,test_cce")
+    plot = tmp_path / "runs.png"
+    assert main(["compare", *map(str, runs), "--plot", str(plot)]) == 0
+    table = capsys.readouterr().out
+    rate = next(line for line in table.splitlines() if line.startswith("learning_rate"))
+    assert rate.split() == ["learning_rate", "0.001", "0.001", "-", "0.003"]  # CSV: unknown
+    last = summary(out.split("Saved to")[0])  # run 1's Test set line: the test set, each epoch
+    cce = next(line for line in table.splitlines() if line.startswith("held-out CCE"))
+    assert cce.split()[2] == f"{float(last.split()[3]):.4g}"
+    assert plot.stat().st_size > 10_000
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["compare", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not JSON" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("epoch,train_cce\n1,lots\n")
+    assert main(["compare", str(tmp_path / "bad.csv"), str(tmp_path / "none.json")]) == 2
+    assert "row 1: train_cce = 'lots' is not a number" in capsys.readouterr().err
