@@ -362,13 +362,12 @@ class History:
         return f"History({len(self.rows)} epochs)"
 
     def plot(self, path) -> None:
-        """Train and validation CCE and CE per epoch, drawn to a PNG at path (the
-        validation curves under the name "test"); needs matplotlib (pip install
-        "cnn-numpy[plots]")."""
+        """Train and validation CCE and CE per epoch, drawn to a PNG at path; needs
+        matplotlib (pip install "cnn-numpy[plots]")."""
         from .visual.plots import plot_history
 
         plot_history([{**row, "test_cce": row["val_cce"], "test_ce": row["val_ce"]}
-                             for row in self.rows], path)
+                      for row in self.rows], path, held_out="validation")
 
 
 def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
