@@ -3,8 +3,8 @@ explain, show, errors, resume, Ctrl-C and SIGKILL."""
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import re
 import signal
 import subprocess
