@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engines import im2col
 from ..engines.columns import (
     add_window_gradients,
     first_max_index,
@@ -20,7 +21,6 @@ from ..engines.columns import (
     window_matrix,
     window_max,
 )
-from ..engines.im2col import offset_views, window_view
 
 
 def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
@@ -35,7 +35,7 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, p: in
     """im2col's Z = cols.T @ [W; b], with cols' columns in pool window order:
     x (n, ih, iw, c) -> Z (p, p, n, oh/p, ow/p, nf).  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
-    windows = by_pool_window(window_view(x, fw, stride), p)
+    windows = by_pool_window(im2col.window_view(x, fw, stride), p)
     cols = window_matrix(windows)
     Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride, p)
@@ -44,15 +44,13 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, p: in
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
     """(dx or None, dW, db) from dZ (p, p, n, oh/p, ow/p, nf), as im2col's conv_backward."""
     x_shape, cols, W, stride, p = cache
-    fw, nf = W.shape[0], W.shape[3]
-    dZ2 = dZ.reshape(-1, nf)  # rows in the order of cols' columns
-    dWb = np.dot(cols, dZ2)  # not `@`: matmul keeps the GIL for this long, thin product
-    dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
+    # dW and db: im2col's product, whose rows (cols' columns) are in this order already.
+    _, dW, db = im2col.conv_backward(dZ, (x_shape, cols, W, stride), need_dx=False)
     if not need_dx:
         return None, dW, db
     dx = np.zeros(x_shape, dtype=dZ.dtype)
-    add_window_gradients(dZ2, W, [by_pool_window(view, p) for view in
-                                  offset_views(dx, fw, stride)])
+    add_window_gradients(dZ.reshape(-1, W.shape[3]), W, [
+        by_pool_window(view, p) for view in im2col.offset_views(dx, W.shape[0], stride)])
     return dx, dW, db
 
 
