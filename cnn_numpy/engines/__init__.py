@@ -41,5 +41,9 @@ def check_engine(name: str | None) -> str | None:
 
 
 def get_engine(name: str | None) -> ModuleType:
-    """The engine module called `name` (None means DEFAULT_ENGINE)."""
-    return ENGINES[check_engine(name) or DEFAULT_ENGINE]
+    """The engine module called `name` (None means DEFAULT_ENGINE).
+
+    A plain lookup, run on every pass: names are checked (check_engine) where
+    they are given, by the layers' constructors and the Net's engine setter.
+    """
+    return ENGINES[name or DEFAULT_ENGINE]
