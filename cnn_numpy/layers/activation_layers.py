@@ -32,10 +32,9 @@ class ActivationLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """Z (n, ...) -> A (n, ...)."""
-        if not isinstance(A_prev, np.ndarray) or A_prev.ndim < 2 or A_prev.shape[0] == 0:
-            raise ValueError(f"{type(self).__name__}: expected a non-empty NumPy array with a "
-                             f"batch axis, got {getattr(A_prev, 'shape', type(A_prev).__name__)}")
-        self._ensure_built(A_prev)
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         self.Z = A_prev
         self.A = self.function(A_prev)
         return self.A

@@ -19,8 +19,13 @@ class Layer:
                                       can check a whole architecture before
                                       it sees data.
 
-    Layers with weights create them in `build`, from the shape of the first
-    batch they see (so nobody has to give input sizes), and list them in
+    A layer checks a batch, and builds its weights from it (`build`, so nobody
+    has to give input sizes), only when the batch's sample shape is not the
+    `input_shape` it was built for: in a Net every step brings that shape
+    (the Net checks X, and Net.shapes checked the layers once), so a step
+    runs no checks.
+
+    Layers with weights create them in `build` and list them in
     `params()`, with their gradients under the same keys in `grads()`.  The
     Net, not the layer, applies the update.  State that is learned but not
     trained by gradients (BatchNorm's running statistics) is in `buffers()`;
@@ -36,6 +41,8 @@ class Layer:
     """
 
     built: bool = False
+    #: The shape of one input sample (no batch axis) the layer was built for; None before.
+    input_shape: tuple[int, ...] | None = None
     #: True during Net.train; False for evaluate/predict.  Set by the Net.
     training: bool = False
     #: The sample dimensions (batch axis not counted) the layer accepts; None: any.
@@ -98,6 +105,13 @@ class Layer:
     def config(self) -> dict:
         """The constructor arguments, enough to build the same layer again."""
         return {}
+
+    def _check_input(self, A_prev: np.ndarray) -> None:
+        """ValueError unless A_prev is a non-empty array with a batch axis; layers that need
+        more (a number of dimensions, of channels) check more."""
+        if not isinstance(A_prev, np.ndarray) or A_prev.ndim < 2 or A_prev.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__}: expected a non-empty NumPy array with a "
+                             f"batch axis, got {getattr(A_prev, 'shape', type(A_prev).__name__)}")
 
     def _ensure_built(self, A_prev: np.ndarray) -> None:
         """Lazy initialisation from the first batch, after the layer checked it."""

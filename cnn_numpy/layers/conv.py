@@ -96,6 +96,8 @@ class ConvLayer(Layer):
 
     # -- passes -----------------------------------------------------------
     def _check_input(self, A_prev: np.ndarray) -> None:
+        """ValueError unless A_prev is (n, ih, iw, c) with the channels the layer was built
+        for and room for the filter."""
         name = type(self).__name__
         check_ndim(A_prev, 4, name, "of shape (n, height, width, channels)")
         if self.built and A_prev.shape[3] != self.input_shape[2]:
@@ -109,8 +111,9 @@ class ConvLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ih, iw, c) -> Z (n, oh, ow, n_f); keeps Z and the engine's cache."""
-        self._check_input(A_prev)
-        self._ensure_built(A_prev)
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         (top, bottom), (left, right) = self._pads = self.pads(A_prev.shape[1], A_prev.shape[2])
         x = np.pad(A_prev, ((0, 0), (top, bottom), (left, right), (0, 0)))
         self.Z, self.cache = get_engine(self.engine).conv_forward(x, self.W, self.b, self.stride)

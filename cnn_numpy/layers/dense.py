@@ -57,13 +57,19 @@ class FCLayer(Layer):
     def decayed(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(self.W[:, :-1], self.dW[:, :-1])]  # not the bias column
 
-    def _linear_forward(self, A_prev: np.ndarray) -> np.ndarray:
+    def _check_input(self, A_prev: np.ndarray) -> None:
+        """ValueError unless A_prev is (n, k) with the k the layer was built for."""
         name = type(self).__name__
         check_ndim(A_prev, 2, name, "of shape (n, features); put a FlatLayer before it")
         if self.built and A_prev.shape[1] != self.input_shape[0]:
             raise ValueError(f"{name}: built for {self.input_shape[0]} inputs per sample, "
                              f"got input of shape {A_prev.shape}")
-        self._ensure_built(A_prev)
+
+    def _linear_forward(self, A_prev: np.ndarray) -> np.ndarray:
+        """A_prev (n, k) -> Z (n, num_neurons); keeps A_prev and Z."""
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         self.A_prev = A_prev
         self.Z = A_prev @ self.W[:, :-1].T + self.W[:, -1]
         return self.Z

@@ -38,10 +38,9 @@ class Dropout(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ...) -> A (n, ...)."""
-        if not isinstance(A_prev, np.ndarray) or A_prev.ndim < 2 or A_prev.shape[0] == 0:
-            raise ValueError("Dropout: expected a non-empty NumPy array with a batch axis, got "
-                             f"{getattr(A_prev, 'shape', type(A_prev).__name__)}")
-        self._ensure_built(A_prev)
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         if not self.training or self.rate == 0:
             self.mask = None
             return A_prev

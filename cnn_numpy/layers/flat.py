@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, check_ndim
+from .base import Layer
 
 
 class FlatLayer(Layer):
@@ -19,9 +19,9 @@ class FlatLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ...) -> A (n, prod(...))."""
-        if not isinstance(A_prev, np.ndarray) or A_prev.ndim < 2:
-            check_ndim(A_prev, 2, "FlatLayer", "with a batch axis and at least one more")
-        self._ensure_built(A_prev)
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         self.input_batch_shape = A_prev.shape
         return A_prev.reshape(A_prev.shape[0], -1)
 

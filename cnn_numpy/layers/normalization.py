@@ -83,8 +83,9 @@ class BatchNorm(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, h, w, c) or (n, k) -> A, the same shape; keeps x_hat and std."""
-        self._check_input(A_prev)
-        self._ensure_built(A_prev)
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         x = A_prev.reshape(-1, A_prev.shape[-1])  # (m, c): one row per value of a channel
         m = x.shape[0]
         if self.training:
@@ -117,6 +118,8 @@ class BatchNorm(Layer):
         return dx.reshape(dA.shape)
 
     def _check_input(self, A_prev: np.ndarray) -> None:
+        """ValueError unless A_prev is (n, h, w, c) or (n, k) with the channels the layer
+        was built for."""
         if not isinstance(A_prev, np.ndarray) or A_prev.ndim not in (2, 4) \
                 or A_prev.shape[0] == 0:
             raise ValueError("BatchNorm: expected a non-empty (n, height, width, channels) or "

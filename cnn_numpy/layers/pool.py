@@ -38,6 +38,7 @@ class PoolLayer(Layer):
         return {"filter_width": self.filter_width, "stride": self.stride, "engine": self.engine}
 
     def _check_input(self, A_prev: np.ndarray) -> None:
+        """ValueError unless A_prev is (n, ih, iw, c) with room for the window."""
         name = type(self).__name__
         check_ndim(A_prev, 4, name, "of shape (n, height, width, channels)")
         if min(A_prev.shape[1], A_prev.shape[2]) < self.filter_width:
@@ -46,8 +47,9 @@ class PoolLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ih, iw, c) -> A (n, oh, ow, c); keeps A and the engine's cache."""
-        self._check_input(A_prev)
-        self._ensure_built(A_prev)
+        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+            self._check_input(A_prev)
+            self._ensure_built(A_prev)
         forward = getattr(get_engine(self.engine), self._forward_name)
         self.A, self.cache = forward(A_prev, self.filter_width, self.stride)
         return self.A
