@@ -22,6 +22,7 @@ import numpy as np
 from . import __version__
 from .architecture import MAX_LENGTH, parse_layers
 from .data import DATASETS, DataError, load_dataset
+from .data.datasets import find_or_download
 from .data.images import read_digit_image, save_digit_strip
 from .engines import DEFAULT_ENGINE, ENGINES
 from .fast import threads as parallel
@@ -320,6 +321,9 @@ def make_parser() -> argparse.ArgumentParser:
     w.add_argument("--engine", choices=sorted(ENGINES), default=None,
                    help=f"engine for the forward passes (the model's, else {DEFAULT_ENGINE})")
     w.add_argument("--no-progress", action="store_true", help="no progress bar while training")
+    w.add_argument("--data-dir", metavar="DIR",
+                   help="where the Train panel also looks for full MNIST and Fashion-MNIST "
+                        "(it always has the bundled sample; nothing is downloaded)")
     _add_threads_option(w)
     w.set_defaults(func=cmd_serve)
     return parser
@@ -746,6 +750,25 @@ def _check_can_listen(host: str, port: int) -> None:
                        "another --port (or --host)") from None
 
 
+def _page_datasets(sample, data_dir):
+    """The datasets the page can train on (the sample, and the others found on this
+    machine, never downloaded) and a loader that reads each once."""
+    found = ["mnist-sample"]
+    for name in ("mnist", "fashion-mnist"):
+        try:
+            find_or_download(name, data_dir, download=False, progress=False)
+            found.append(name)
+        except DataError:
+            pass
+    loaded = {"mnist-sample": sample}
+
+    def load(name: str):
+        if name not in loaded:
+            loaded[name] = load_dataset(name, data_dir, download=False, progress=False)
+        return loaded[name]
+    return found, load
+
+
 def cmd_serve(args) -> int:
     try:
         from .interop.common import require
@@ -776,7 +799,8 @@ def cmd_serve(args) -> int:
                                                 and net.input_shape[2] != 1):
             raise CLIError(f"{args.model_file} takes samples of shape {net.input_shape}; the "
                            "page draws 28 x 28 gray digits")
-    app = create_app(net, sample.x_test, sample.y_test)
+    datasets, load_data = _page_datasets(sample, args.data_dir)
+    app = create_app(net, sample.x_test, sample.y_test, datasets=datasets, load_data=load_data)
     host = f"[{args.host}]" if ":" in args.host else args.host
     _say(f"Serving on http://{host}:{args.port}/ (Ctrl-C stops)")
     serve(app, args.host, args.port)

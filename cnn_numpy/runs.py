@@ -35,16 +35,20 @@ class Run:
     history: list[dict]
 
 
+def history_text(settings: dict, history: list[dict], as_json: bool) -> str:
+    """A run as a history file's text: JSON with its settings, or CSV (rows only)."""
+    if as_json:
+        return json.dumps({"settings": settings, "history": history}, indent=1)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
 def write_history(path, settings: dict, history: list[dict]) -> None:
     """The run so far, as JSON (path ending .json) or CSV (any other), atomically."""
-    if str(path).lower().endswith(".json"):
-        text = json.dumps({"settings": settings, "history": history}, indent=1)
-    else:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(history)
-        text = buffer.getvalue()
+    text = history_text(settings, history, as_json=str(path).lower().endswith(".json"))
     atomic_write(path, lambda f: f.write(text.encode()))
 
 

@@ -20,6 +20,7 @@ Arrays in the file:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -68,6 +69,20 @@ def _stored_arrays(layer) -> dict:
 
 def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> None:
     """Write `net` (built) to `path` atomically; `meta` and the optimizer are for checkpoints."""
+    arrays = _arrays(net, meta, with_optimizer)
+    # np.savez stores members uncompressed, which lets load() check sizes against the file.
+    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+
+def to_bytes(net) -> bytes:
+    """The file save(net, path) would write, as bytes (for a download)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **_arrays(net, None, False))
+    return buffer.getvalue()
+
+
+def _arrays(net, meta: dict | None, with_optimizer: bool) -> dict[str, np.ndarray]:
+    """The members of a model file, checked: only cnn-numpy's own layers and optimizers."""
     if net.input_shape is None:
         raise ValueError("Net.save: the net has no weights yet; train or build it first")
     for i, layer in enumerate(net.layers):
@@ -89,8 +104,7 @@ def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> N
             arrays[f"optimizer/{key}"] = value
     if meta is not None:
         arrays["meta"] = np.array(json.dumps(meta))
-    # np.savez stores members uncompressed, which lets load() check sizes against the file.
-    atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+    return arrays
 
 
 def _fail(path, why: str) -> ModelFileError:

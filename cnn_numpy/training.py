@@ -305,6 +305,13 @@ class Callback:
         """After the last epoch, or when a callback stopped the run."""
 
 
+def weight_arrays(net: Net) -> list[np.ndarray]:
+    """Every array that a trained net's results depend on: each layer's weights, then its
+    buffers (BatchNorm's running statistics), in layer order."""
+    return [a for layer in net.layers
+            for a in (*layer.params().values(), *layer.buffers().values())]
+
+
 class EarlyStopping(Callback):
     """Stop when `monitor` (default "val_cce", lower is better) has not improved for
     `patience` epochs, and give the net back the weights (and BatchNorm statistics) of
@@ -326,15 +333,12 @@ class EarlyStopping(Callback):
                              "validation_split or validation_data to monitor it")
         if value < self.best:
             self.best, self.best_epoch = value, entry["epoch"]
-            self._weights = [a.copy() for layer in net.layers
-                             for a in (*layer.params().values(), *layer.buffers().values())]
+            self._weights = [a.copy() for a in weight_arrays(net)]
         return entry["epoch"] - self.best_epoch >= self.patience
 
     def on_train_end(self, net):
         if self.restore_best and self._weights is not None:
-            arrays = [a for layer in net.layers
-                      for a in (*layer.params().values(), *layer.buffers().values())]
-            for array, best in zip(arrays, self._weights, strict=True):
+            for array, best in zip(weight_arrays(net), self._weights, strict=True):
                 array[...] = best
 
 

@@ -145,12 +145,23 @@ def plot_filters(W: np.ndarray, path: str | os.PathLike, channel: int | None = N
     for index, ax in enumerate(axes):
         ax.set_axis_off()
         if index < n_f:
-            shown = ax.imshow(images[:, :, index], cmap="RdBu_r", vmin=-scale, vmax=scale,
+            shown = ax.imshow(images[:, :, index], cmap=sign_colormap(), vmin=-scale, vmax=scale,
                               interpolation="nearest")
             ax.set_title(str(index), fontsize=9)
-    fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, label="weight")
+    fig.colorbar(shown, ax=axes.tolist(), shrink=0.8, label="weight: blue < 0 < orange")
     fig.suptitle(f"{n_f} {layer} filters, {fw} x {fw} ({what})")
     save_figure(fig, path)
+
+
+#: The sign colours of every picture, here and in the page: blue negative, orange positive.
+NEGATIVE, POSITIVE = "#3fb0ff", "#f0883e"
+
+
+def sign_colormap():
+    """Blue (negative) through white (zero) to orange (positive): the page's colours."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("cnn_numpy_sign", [NEGATIVE, "#ffffff", POSITIVE])
 
 
 # ------------------------------------------------------------------- confusion

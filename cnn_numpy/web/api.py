@@ -21,10 +21,12 @@ from ..data.images import decode_digit_image
 from ..engines import ENGINES
 from ..layers import ConvLayer, PoolLayer
 from ..net import Net
+from ..visual import saliency
 from ..visual.explain import stride_group_table
 
 MAX_PNG_BYTES = 700_000        # a data: URL of this much base64 fits in a 1 MB body
 MAX_EXPLAIN_INPUT = 32         # the stride-group panel draws an N x N grid
+MAX_EXPLAIN_PAD = 4            # ... plus this much zero padding on each side at most
 MAX_PNG_PIXELS = 4_000_000     # 2000 x 2000 (about 110 MB to decode): a PNG compresses far more
 PNG_PREFIX = "data:image/png;base64,"
 
@@ -49,8 +51,12 @@ def describe_model(net: Net) -> dict:
         first = {"layer": i, "filter_width": conv.filter_width, "stride": conv.stride,
                  "pad_top": top, "pad_left": left, "weights": conv.W, "bias": conv.b,
                  "relu": type(conv).__name__ == "ConvLayer_ReLU"}
+    try:
+        text = net.describe()
+    except ValueError:  # a layer of the user's own: the Train panel starts from the cnn
+        text = None
     return {"input_shape": list(net.input_shape), "layers": layers, "first_conv": first,
-            "engines": sorted(ENGINES), "engine": _engine_of(net)}
+            "engines": sorted(ENGINES), "engine": _engine_of(net), "layers_text": text}
 
 
 def _engine_of(net: Net) -> str | None:
@@ -117,6 +123,33 @@ class Model:
     def __init__(self, net: Net):
         self.net = net
         self.lock = threading.Lock()
+        self.version = 1  # a new net (a run of the Train panel) makes a new version
+
+    def describe(self, _=None) -> dict:
+        """GET /api/model for the net shown now."""
+        with self.lock:
+            return {**describe_model(self.net), "version": self.version}
+
+    def replace(self, net: Net) -> None:
+        """Show `net` from now on (the caller holds the lock)."""
+        self.net = net
+        self.version += 1
+
+    def explain_gradients(self, body) -> dict:
+        """POST /api/saliency: the drawn digit's saliency map and the smallest FGSM nudge
+        that changes its prediction, from the layers' own backward pass."""
+        image = read_image(body)
+        with self.lock:
+            if len(self.net.input_shape) != 3 or self.net.input_shape[:2] != image.shape:
+                raise RequestError(f"the model takes samples of shape {self.net.input_shape}")
+            found = saliency.saliency(self.net, image[..., None])
+            nudge = saliency.fgsm(self.net, image[..., None])
+        return {"prediction": found.prediction, "probabilities": found.probabilities,
+                "saliency": found.gradient[..., 0],
+                "nudge": None if nudge.step is None else {
+                    "step": nudge.step, "image": nudge.image[..., 0],
+                    "prediction": nudge.prediction, "probabilities": nudge.probabilities},
+                "largest_step": float(saliency.FGSM_STEPS[-1])}
 
     def predict(self, body) -> dict:
         """POST /api/predict: probabilities, prediction, every layer's output, time."""
@@ -139,48 +172,71 @@ class Model:
                 "milliseconds": milliseconds}
 
     def compare_engines(self, body) -> dict:
-        """POST /api/engines: the same forward pass with every engine, timed, and the largest
-        difference between their outputs."""
+        """POST /api/engines: the same forward pass with every engine, each the median of
+        several timed runs after one untimed, and the largest difference between their
+        outputs."""
         image = read_image(body)
         results, outputs = [], {}
         with self.lock:
             for name in sorted(ENGINES):
+                repeats = 3 if name == "naive" else ENGINE_REPEATS
                 with self.net.using_engine(name):
-                    start = time.perf_counter()
                     outputs[name] = self.net.layer_outputs(image[None])
-                results.append({"engine": name,
-                                "milliseconds": (time.perf_counter() - start) * 1000})
+                    times = []
+                    for _ in range(repeats):
+                        start = time.perf_counter()
+                        self.net.layer_outputs(image[None])
+                        times.append((time.perf_counter() - start) * 1000)
+                results.append({"engine": name, "milliseconds": float(np.median(times)),
+                                "repeats": repeats})
         reference = outputs["naive"]
         for entry in results:
             entry["largest_difference"] = max(
                 float(np.abs(a - b).max()) for a, b in zip(outputs[entry["engine"]], reference,
                                                           strict=True))
-        return {"engines": results}
+        return {"engines": results, "note": ENGINE_NOTE}
+
+
+ENGINE_REPEATS = 15
+ENGINE_NOTE = ("Each time is the median of several runs on this one image, on the server, "
+               "after one untimed run. With one image, im2col and stride groups spend most of "
+               "the time in per-call overhead and are close; the README's speed figures are "
+               "for training batches of 32 to 128 images, where stride groups' few large "
+               "matrix products pull ahead. The naive loops are the same arithmetic, one "
+               "multiply-add at a time.")
 
 
 def stride_groups(query) -> dict:
     """GET /api/stride-groups?filter=F&stride=S&input=N: the engine's groups, as `cnn-numpy
     explain stride-groups` computes them."""
     values = {}
-    for name in ("filter", "stride", "input"):
-        text = query.get(name)
+    for name in ("filter", "stride", "input", "pad"):
+        text = query.get(name, "0" if name == "pad" else None)
         if text is None:
-            raise RequestError(f"give ?filter=F&stride=S&input=N; {name} is missing")
+            raise RequestError(f"give ?filter=F&stride=S&input=N (and &pad=P); {name} is "
+                               "missing")
         try:
             values[name] = int(text)
         except ValueError:
             raise RequestError(f"{name} must be a whole number, got {text!r}") from None
-        if not 1 <= values[name] <= MAX_EXPLAIN_INPUT:
-            raise RequestError(f"{name} must be in 1..{MAX_EXPLAIN_INPUT}, got {values[name]}")
+        low, high = (0, MAX_EXPLAIN_PAD) if name == "pad" else (1, MAX_EXPLAIN_INPUT)
+        if not low <= values[name] <= high:
+            raise RequestError(f"{name} must be in {low}..{high}, got {values[name]}")
+    pad, n = values["pad"], values["input"] + 2 * values["pad"]
+    if pad >= values["filter"]:
+        raise RequestError(f"pad must be below the filter width ({values['filter']}): a "
+                           f"window would otherwise cover only padding")
     try:
-        table = stride_group_table(values["filter"], values["stride"], values["input"])
+        table = stride_group_table(values["filter"], values["stride"], n)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
     return {"filter": table.filter_width, "stride": table.stride, "input": table.input_size,
-            "out": table.out, "every": table.every,
+            "out": table.out, "every": table.every, "pad": pad,
             "groups": [{"number": g.number, "positions": list(g.positions),
                         "cells": [list(c) for c in g.cells]} for g in table.groups],
-            "untouched": _untouched(table)}
+            "untouched": _untouched(table),
+            "padding_cells": [r * n + c + 1 for r in range(n) for c in range(n)
+                              if min(r, c) < pad or max(r, c) >= n - pad]}
 
 
 def _untouched(table) -> list[int]:

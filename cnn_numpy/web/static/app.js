@@ -1,5 +1,7 @@
-// cnn-numpy live: draw a digit, see every layer.  Plain JavaScript, no libraries: every number
-// shown comes from the server, which runs cnn-numpy's NumPy layers (see /api/* in the README).
+// cnn-numpy live: draw a digit, see every layer, train a network and watch it learn.  Plain
+// JavaScript and canvas, no libraries: every number shown comes from the server, which runs
+// cnn-numpy's NumPy layers (see /api/* in the README).  One sign convention everywhere:
+// blue negative, dark zero, orange positive (signed()).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -113,17 +115,24 @@ function gray(canvas, rows, scale) {
   context.putImageData(picture, 0, 0);
 }
 
-function diverging(canvas, rows, scale) {   // blue < 0 < orange, one scale for all
-  const h = rows.length, w = rows[0].length;
+const POSITIVE = [240, 136, 62], NEGATIVE = [63, 176, 255], ZERO = 24;
+
+// A signed map: value(r, c) / scale in [-1, 1] drawn blue < 0 < orange on a dark zero.
+function signed(canvas, h, w, value, scale) {
   canvas.width = w; canvas.height = h;
   const context = canvas.getContext("2d"), picture = context.createImageData(w, h);
+  scale = scale || 1e-12;
   for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) {
-    const t = Math.max(-1, Math.min(1, rows[r][c] / scale)), i = 4 * (r * w + c);
-    const rgb = t >= 0 ? [240, 136, 62] : [63, 176, 255];
-    for (let k = 0; k < 3; k++) picture.data[i + k] = Math.round(24 + (rgb[k] - 24) * Math.abs(t));
+    const t = Math.max(-1, Math.min(1, value(r, c) / scale)), i = 4 * (r * w + c);
+    const rgb = t >= 0 ? POSITIVE : NEGATIVE;
+    for (let k = 0; k < 3; k++) picture.data[i + k] = Math.round(ZERO + (rgb[k] - ZERO) * Math.abs(t));
     picture.data[i + 3] = 255;
   }
   context.putImageData(picture, 0, 0);
+}
+
+function diverging(canvas, rows, scale) {
+  signed(canvas, rows.length, rows[0].length, (r, c) => rows[r][c], scale);
 }
 
 const channel = (values, f) => values.map((row) => row.map((cell) => cell[f]));
@@ -167,29 +176,50 @@ function renderLayers(answer) {
     });
     box.dataset.built = "yes";
   }
+  const lastLayer = answer.layers.length - 1;
   answer.layers.forEach((layer, i) => {
     if (layer.shape.length === 3) {
-      const scale = maxAbs(layer.values);
-      box.querySelectorAll(`canvas[data-layer="${i}"]`).forEach((canvas) =>
-        gray(canvas, channel(layer.values, +canvas.dataset.filter), scale));
+      box.querySelectorAll(`canvas[data-layer="${i}"]`).forEach((canvas) => {
+        const map = channel(layer.values, +canvas.dataset.filter);   // each map its own scale
+        diverging(canvas, map, maxAbs(map));
+      });
     } else {
-      strip(box.querySelector(`canvas[data-layer="${i}"]`), layer.values);
+      strip(box.querySelector(`canvas[data-layer="${i}"]`), layer.values,
+            i === lastLayer ? classNames(layer.values.length) : null);
     }
   });
 }
 
-function strip(canvas, values) {   // a dense layer as bars, one column per unit
-  canvas.width = Math.min(values.length, 800);
+const classNames = (k) => Array.from({length: k}, (_, c) => String(c));
+
+// A vector as bars from a zero line: orange up for positive, blue down for negative; with
+// labels (the output layer's classes) each bar is one labelled unit.
+function strip(canvas, values, labels) {
+  const labelled = labels && values.length <= 40;
+  canvas.width = labelled ? Math.max(400, canvas.clientWidth || 400) : Math.min(values.length, 800);
+  canvas.height = labelled ? 90 : 60;
   const context = canvas.getContext("2d"), scale = maxAbs(values);
-  const per = values.length / canvas.width;
+  const bottom = labelled ? canvas.height - 16 : canvas.height;
+  const allPositive = Math.min(...values) >= 0, zero = allPositive ? bottom : bottom / 2;
   context.fillStyle = "#0b0f13";
   context.fillRect(0, 0, canvas.width, canvas.height);
-  for (let x = 0; x < canvas.width; x++) {
-    const v = values[Math.floor(x * per)] / scale;
-    context.fillStyle = v >= 0 ? "#3fb0ff" : "#f0883e";
-    const h = Math.abs(v) * canvas.height;
-    context.fillRect(x, canvas.height - h, per >= 1 ? 1 : Math.max(1, 1 / per - 1), h);
+  const per = values.length / canvas.width, width = labelled ? canvas.width / values.length : 1;
+  const count = labelled ? values.length : canvas.width;
+  for (let x = 0; x < count; x++) {
+    const v = values[labelled ? x : Math.floor(x * per)] / scale;
+    context.fillStyle = v >= 0 ? "#f0883e" : "#3fb0ff";
+    const h = Math.abs(v) * zero;
+    const left = labelled ? x * width + 2 : x, w = labelled ? width - 4 : 1;
+    context.fillRect(left, v >= 0 ? zero - h : zero, w, h);
+    if (labelled) {
+      context.fillStyle = "#8b98a5";
+      context.font = "12px system-ui";
+      context.textAlign = "center";
+      context.fillText(labels[x], x * width + width / 2, canvas.height - 3);
+    }
   }
+  context.fillStyle = "#8b98a5";   // the zero line
+  context.fillRect(0, Math.min(zero, bottom - 1), canvas.width, 1);
 }
 
 function renderFilters() {
@@ -197,7 +227,7 @@ function renderFilters() {
   if (!first) return;
   const W = first.weights, nf = W[0][0][0].length, scale = maxAbs(W);
   let html = `<h3>First convolution's filters (${first.filter_width} x ${first.filter_width},
-    channel 0; blue negative, orange positive)</h3><div class="maps">`;
+    channel 0; one scale for all)</h3><div class="maps">`;
   for (let f = 0; f < nf; f++) html += `<canvas data-weights="${f}" title="filter ${f}"></canvas>`;
   $("filters").innerHTML = html + "</div>";
   $("filters").querySelectorAll("canvas").forEach((canvas) => {
@@ -232,9 +262,7 @@ function explainPixel(event, canvas) {
   const table = (caption, rows, digits) => `<table><caption>${caption}</caption>${rows.map(
     (row) => `<tr>${row.map((v) => `<td>${v.toFixed(digits)}</td>`).join("")}</tr>`).join("")}
     </table>`;
-  const mac = $("mac");
-  mac.hidden = false;
-  mac.innerHTML = `<div><b>${layer.name}</b>, filter ${f}, output row ${r}, column ${c}</div>
+  $("mac").innerHTML = `<div><b>${layer.name}</b>, filter ${f}, output row ${r}, column ${c}</div>
     ${table("input window", window_, 3)} ${table("x filter", filter, 3)}
     ${table("= products", products, 3)}
     <div>sum of products ${sum.toFixed(4)} + bias ${bias.toFixed(4)} = ${z.toFixed(4)}` +
@@ -253,6 +281,7 @@ function render(answer) {
   $("timing").textContent = `forward pass: ${answer.milliseconds.toFixed(1)} ms (server)`;
   gray($("seen"), answer.image, 1);
   renderLayers(answer);
+  if (explained) explainDrawing();
 }
 
 // ---------------------------------------------------------------- stride groups
@@ -260,10 +289,14 @@ let plan = null, steps = [], step = 0;
 
 async function loadGroups(event) {
   if (event) event.preventDefault();
-  const q = ["filter", "stride", "input"].map((k) => `${k}=${$("g-" + k).value}`).join("&");
+  const q = ["filter", "stride", "input", "pad"].map((k) => `${k}=${$("g-" + k).value}`)
+    .join("&");
   try {
     plan = await call("/api/stride-groups?" + q);
-  } catch (error) {
+  } catch (error) {   // no stale grid under an error
+    plan = null; steps = [];
+    $("g-grid").innerHTML = "";
+    $("g-text").textContent = "";
     $("g-status").textContent = "Error: " + error.message;
     return;
   }
@@ -275,6 +308,7 @@ async function loadGroups(event) {
   grid.innerHTML = Array.from({length: plan.input * plan.input}, (_, k) =>
     `<div data-cell="${k + 1}">${numbers ? k + 1 : ""}</div>`).join("");
   for (const k of plan.untouched) grid.children[k - 1].classList.add("untouched");
+  for (const k of plan.padding_cells) grid.children[k - 1].classList.add("padding");
   drawStep();
 }
 
@@ -296,7 +330,9 @@ function drawStep() {
   $("g-text").textContent = `Group ${group.number} of ${plan.groups.length}, window ${i + 1} ` +
     `of ${group.cells.length}: output row ${r}, column ${c}. Windows of one group are ` +
     `${plan.every} positions apart and never overlap, so one slice and reshape lines up all ` +
-    `of them for a single matrix product.` + (plan.untouched.length ?
+    `of them for a single matrix product.` + (plan.pad ? ` Dotted cells: ${plan.pad} ` +
+    `cell${plan.pad > 1 ? "s" : ""} of zero padding on each side of the ${plan.input - 2 * plan.pad}` +
+    ` x ${plan.input - 2 * plan.pad} input.` : "") + (plan.untouched.length ?
     ` Hatched cells: ${plan.untouched.length} input cells no window touches.` : "");
 }
 
@@ -309,23 +345,380 @@ $("g-next").addEventListener("click", () => { if (!steps.length) return;
 // ---------------------------------------------------------------- engines
 $("engines").addEventListener("click", async () => {
   if (!last) return;
+  $("engine-note").textContent = "timing...";
   const answer = await call("/api/engines", {image: last.image});
-  $("engine-table").innerHTML = "<tr><th>engine</th><th>time</th><th>largest difference " +
+  $("engine-table").innerHTML = "<tr><th>engine</th><th>one image</th><th>largest difference " +
     "from naive</th></tr>" + answer.engines.map((e) => `<tr><td>${e.engine}</td>` +
-    `<td>${e.milliseconds.toFixed(1)} ms</td><td>${e.largest_difference.toExponential(1)}` +
+    `<td>${e.milliseconds.toFixed(2)} ms</td><td>${e.largest_difference.toExponential(1)}` +
     `</td></tr>`).join("");
+  $("engine-note").textContent = answer.note;
 });
 
 // ---------------------------------------------------------------- start
-(async () => {
+async function loadModel() {
   model = await call("/api/model");
-  if (model.first_conv) {
-    $("g-filter").value = model.first_conv.filter_width;
-    $("g-stride").value = model.first_conv.stride;
+  const conv = model.first_conv !== null;   // panels that only mean something with a conv
+  document.querySelectorAll(".conv-only").forEach((e) => { e.hidden = !conv; });
+  $("layers").dataset.built = "";
+  $("filters").innerHTML = "";
+  if (conv) {
+    const first = model.first_conv;
+    $("g-filter").value = first.filter_width;
+    $("g-stride").value = first.stride;
+    $("g-pad").value = first.pad_top;
+    $("g-input").value = Math.min(8, model.input_shape[0]);   // small enough to step through
+    renderFilters();
+    loadGroups();
   }
-  $("g-input").value = model.input_shape[0];
+}
+
+(async () => {
+  await loadModel();
+  $("t-layers").value = model.layers_text || "";
   clearPad();
-  renderFilters();
-  loadGroups();
   $("random").click();
+  startTraining();
 })();
+
+// ---------------------------------------------------------------- saliency and nudge
+let explained = false;
+
+$("explain").addEventListener("click", () => { explained = true; explainDrawing(); });
+
+// The drawn digit's d score / d pixel and the smallest FGSM step that changes the answer.
+async function explainDrawing() {
+  if (!last) return;
+  const body = {image: last.image};
+  let answer;
+  try {
+    answer = await call("/api/saliency", body);
+    call("/api/train/probe", {image: last.image, label: null}).catch(() => {});
+  } catch (error) {
+    $("explain-note").textContent = "Error: " + error.message;
+    return;
+  }
+  $("saliency-box").hidden = false;
+  diverging($("saliency"), answer.saliency, maxAbs(answer.saliency));
+  const nudge = answer.nudge;
+  $("nudge-box").hidden = nudge === null;
+  if (nudge) {
+    gray($("nudged"), nudge.image, 1);
+    $("nudge-label").textContent = `now ${nudge.prediction} (p ${nudge.probabilities[nudge.prediction].toFixed(2)})`;
+  }
+  $("explain-note").textContent = `Saliency: the gradient of class ${answer.prediction}'s ` +
+    "score Z with respect to each pixel, from FCLayer_Softmax.backpropagate_dZ(one-hot) and " +
+    "each layer's backpropagate, down to the image. " + (nudge ?
+    `Nudge: every pixel moved by ${nudge.step} along the sign of the loss's gradient ` +
+    `(FGSM) turns the ${answer.prediction} into a ${nudge.prediction}.` :
+    `No nudge up to ${answer.largest_step} per pixel changes the answer.`);
+}
+
+// ---------------------------------------------------------------- charts
+// A small line chart: series [{points: [[x, y], ...], color, label, dots}], axes from the data.
+function lineChart(canvas, series, {xLabel = "images", yMin = null} = {}) {
+  const width = canvas.clientWidth || 400, height = canvas.clientHeight || 200;
+  canvas.width = width; canvas.height = height;
+  const c = canvas.getContext("2d");
+  c.fillStyle = "#0b0f13"; c.fillRect(0, 0, width, height);
+  const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[1]));
+  const left = 46, right = 10, top = 10, bottom = 30;
+  c.font = "11px system-ui"; c.fillStyle = "#8b98a5";
+  if (!all.length) { c.fillText("no data yet", left, top + 20); return; }
+  const x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]), x0 + 1);
+  const y0 = yMin === null ? Math.min(...all.map((p) => p[1])) : yMin;
+  const y1 = Math.max(...all.map((p) => p[1]), y0 + 1e-6);
+  const X = (x) => left + (x - x0) / (x1 - x0) * (width - left - right);
+  const Y = (y) => top + (1 - (y - y0) / (y1 - y0)) * (height - top - bottom);
+  c.strokeStyle = "#2b3640"; c.lineWidth = 1;
+  for (let k = 0; k <= 4; k++) {   // grid and y ticks
+    const y = y0 + (y1 - y0) * k / 4;
+    c.beginPath(); c.moveTo(left, Y(y)); c.lineTo(width - right, Y(y)); c.stroke();
+    c.textAlign = "right"; c.fillText(y.toPrecision(2), left - 4, Y(y) + 4);
+  }
+  c.textAlign = "left"; c.fillText(Math.round(x0).toLocaleString(), left, height - 14);
+  c.textAlign = "right"; c.fillText(Math.round(x1).toLocaleString() + " " + xLabel, width - right, height - 14);
+  let legend = left + 6;
+  for (const s of series) {
+    c.strokeStyle = c.fillStyle = s.color; c.lineWidth = 1.6;
+    const points = s.points.filter((p) => Number.isFinite(p[1]));
+    if (s.dots) {
+      for (const p of points) { c.beginPath(); c.arc(X(p[0]), Y(p[1]), 2.5, 0, 7); c.fill(); }
+    } else {
+      c.beginPath();
+      points.forEach((p, i) => (i ? c.lineTo(X(p[0]), Y(p[1])) : c.moveTo(X(p[0]), Y(p[1]))));
+      c.stroke();
+    }
+    c.textAlign = "left"; c.fillText(s.label, legend, height - 2);
+    legend += c.measureText(s.label).width + 16;
+  }
+}
+
+function smooth(points, key, alpha = 0.1) {   // exponential moving average, as TensorBoard does
+  let value = null;
+  return points.map((p) => {
+    value = value === null ? p[key] : value + alpha * (p[key] - value);
+    return [p.images, value];
+  });
+}
+
+function sparkline(canvas, values) {
+  canvas.width = 90; canvas.height = 22;
+  const c = canvas.getContext("2d"), finite = values.filter((v) => v !== null && Number.isFinite(v));
+  c.fillStyle = "#0b0f13"; c.fillRect(0, 0, 90, 22);
+  if (finite.length < 2) return;
+  const lo = Math.min(...finite), hi = Math.max(...finite, lo + 1e-12);
+  c.strokeStyle = "#f0883e"; c.beginPath();
+  values.forEach((v, i) => {
+    if (v === null) return;
+    const x = i / (values.length - 1) * 88 + 1, y = 20 - (v - lo) / (hi - lo) * 18;
+    i ? c.lineTo(x, y) : c.moveTo(x, y);
+  });
+  c.stroke();
+}
+
+// ---------------------------------------------------------------- training
+let trainVersion = null, trainState = null, modelVersion = null, polling = false;
+const LIVE = ["learning_rate", "momentum", "batch_size", "weight_decay"];
+const overlaid = new Set();
+
+function unpack(p) {   // the server's packed arrays: signed bytes times scale / 127
+  const bytes = atob(p.q), q = new Int8Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) q[i] = bytes.charCodeAt(i) << 24 >> 24;
+  return {shape: p.shape, scale: p.scale, at: (i) => q[i] * p.scale / 127, q};
+}
+
+function formSettings() {
+  const settings = {layers: $("t-layers").value, dataset: $("t-dataset").value,
+    optimizer: $("t-optimizer").value, schedule: $("t-schedule").value,
+    engine: $("t-engine").value || null};
+  for (const name of [...LIVE, "epochs", "limit"]) {
+    const text = $("t-" + name).value.trim();
+    if (text !== "") settings[name] = Number(text);
+  }
+  if (settings.optimizer === "sgd") delete settings.momentum;
+  return settings;
+}
+
+async function trainCall(path, body) {
+  try {
+    const answer = await call(path, body);
+    $("t-message").textContent = "";
+    pollSoon();
+    return answer;
+  } catch (error) {
+    $("t-message").textContent = error.message;
+    return null;
+  }
+}
+
+$("t-start").addEventListener("click", () => {
+  const state = trainState && trainState.run;
+  if (state && state.status === "paused") trainCall("/api/train/resume");
+  else trainCall("/api/train/start", formSettings());
+});
+$("t-pause").addEventListener("click", () => trainCall("/api/train/pause"));
+$("t-step").addEventListener("click", () => trainCall("/api/train/step", formSettings()));
+$("t-reset").addEventListener("click", () => trainCall("/api/train/reset"));
+for (const name of LIVE) {
+  $("t-" + name).addEventListener("change", () => {
+    const run = trainState && trainState.run;
+    if (!run || !["running", "paused"].includes(run.status)) return;
+    trainCall("/api/train/set", {[name]: Number($("t-" + name).value)});
+  });
+}
+
+function pollSoon() { setTimeout(poll, 50); }
+
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    const answer = await call("/api/train/state" + (trainVersion === null ? "" : `?since=${trainVersion}`));
+    if (!answer.unchanged) {
+      trainVersion = answer.version;
+      trainState = answer;
+      await renderTraining(answer);
+    }
+  } catch (error) {
+    $("t-message").textContent = "Error: " + error.message;
+  }
+  polling = false;
+}
+
+function startTraining() {
+  setInterval(poll, 250);   // live views at up to 4 updates a second
+  poll();
+}
+
+async function renderTraining(state) {
+  const select = $("t-dataset");
+  if (!select.options.length) {
+    select.innerHTML = state.datasets.map((d) => `<option>${d}</option>`).join("");
+    $("t-engine").innerHTML = ["<option value=''>default</option>",
+      ...model.engines.map((e) => `<option>${e}</option>`)].join("");
+  }
+  const run = state.run, active = run && ["running", "paused", "starting"].includes(run.status);
+  $("run-status").textContent = run ? `run ${run.number}: ${run.status}, step ${run.step}, ` +
+    `epoch ${run.epoch}, ${run.images.toLocaleString()} images` +
+    (run.status === "running" ? `, ${Math.round(run.images_per_s).toLocaleString()} images/s` : "") +
+    (run.test ? `, test CE ${run.test.ce.toFixed(4)}` : "") : "no run yet";
+  if (run && run.message) $("t-message").textContent = run.message;
+  $("t-start").textContent = run && run.status === "paused" ? "Resume" : "Start";
+  $("t-pause").disabled = !(run && run.status === "running");
+  $("t-reset").disabled = !active;
+  for (const id of ["t-layers", "t-dataset", "t-optimizer", "t-schedule", "t-epochs", "t-limit", "t-engine"]) {
+    $(id).disabled = !!active;
+  }
+  if (run) {
+    const validation = run.validation.map((p) => [p.images, p.cce]);
+    lineChart($("loss-chart"), [
+      {points: smooth(run.train, "cce"), color: "#f0883e", label: "training"},
+      {points: validation, color: "#3fb0ff", label: "validation", dots: true}], {yMin: 0});
+    lineChart($("error-chart"), [
+      {points: smooth(run.train, "ce"), color: "#f0883e", label: "training"},
+      {points: run.validation.map((p) => [p.images, p.ce]), color: "#3fb0ff",
+       label: "validation", dots: true}], {yMin: 0});
+  }
+  const views = state.views || {};
+  if (views.stream) renderStream(views.stream);
+  if (views.probe) renderProbe(views);
+  if (views.stats) renderStats(views.stats);
+  if (state.model_version !== modelVersion) {
+    const first = modelVersion === null;
+    modelVersion = state.model_version;
+    if (!first) {   // a run's net is shown now: rebuild the panels, predict the digit again
+      await loadModel();
+      if (last) predict({image: last.image});
+    }
+  }
+  renderRuns();
+}
+
+function renderStream(stream) {
+  $("stream").innerHTML = stream.map((s, k) => {
+    const right = s.top[0][0] === s.label;
+    return `<figure class="${right ? "right" : "wrong"}"><canvas data-stream="${k}"></canvas>
+      <figcaption>${s.top.map(([c, p]) => `${c} <span>${p.toFixed(2)}</span>`).join("<br>")}
+      </figcaption></figure>`;
+  }).join("");
+  stream.forEach((s, k) => gray($("stream").querySelector(`[data-stream="${k}"]`), s.image, 1));
+}
+
+function renderProbe(views) {
+  const probe = views.probe;
+  $("probe-note").textContent = (probe.label === null ? "your digit" : `a test image (a ${probe.label})`) +
+    `, predicted ${probe.prediction}; L = cross-entropy against class ${probe.loss_class}`;
+  const box = $("probe");
+  const signature = probe.layers.map((l) => l.name + l.shape.join("x")).join("|");
+  if (box.dataset.signature !== signature) {
+    box.dataset.signature = signature;
+    box.innerHTML = probe.layers.map((layer, i) => {
+      const maps = layer.shape.length === 3, count = maps ? Math.min(layer.shape[2], 16) : 0;
+      const cells = (kind) => maps
+        ? `<div class="maps">${Array.from({length: count}, (_, f) =>
+            `<canvas data-probe="${i}" data-kind="${kind}" data-filter="${f}"></canvas>`).join("")}</div>`
+        : `<canvas class="strip" data-probe="${i}" data-kind="${kind}"></canvas>`;
+      const more = maps && layer.shape[2] > count ? ` (first ${count} of ${layer.shape[2]} channels)` : "";
+      return `<div class="probe-layer"><h3>${layer.name} <span class="note">(${layer.shape.join(", ")})${more}</span></h3>
+        <div class="pair"><div><span class="note">A</span>${cells("A")}</div>
+        <div><span class="note">${i === probe.layers.length - 1 ? "dL/dZ (softmax and loss together)" : "dL/dA"}</span>${cells("dA")}</div></div></div>`;
+    }).join("");
+  }
+  probe.layers.forEach((layer, i) => {
+    for (const kind of ["A", "dA"]) {
+      const data = unpack(layer[kind]);
+      const [h, w, c] = layer.shape;
+      box.querySelectorAll(`canvas[data-probe="${i}"][data-kind="${kind}"]`).forEach((canvas) => {
+        if (layer.shape.length === 3) {
+          const f = +canvas.dataset.filter;
+          let scale = 0;
+          for (let r = 0; r < h; r++) for (let q = 0; q < w; q++) scale = Math.max(scale, Math.abs(data.at((r * w + q) * c + f)));
+          signed(canvas, h, w, (r, q) => data.at((r * w + q) * c + f), scale);
+        } else {
+          const values = Array.from({length: data.q.length}, (_, k) => data.at(k));
+          strip(canvas, values, i === probe.layers.length - 1 ? classNames(values.length) : null);
+        }
+      });
+    }
+  });
+  const filters = views.filters;
+  if (!filters) { $("probe-filters").innerHTML = ""; return; }
+  const W = unpack(filters.W), [fw, , nf] = filters.W.shape;
+  const dW = filters.dW ? unpack(filters.dW) : null;
+  const canvases = (kind) => Array.from({length: nf}, (_, f) =>
+    `<canvas data-wkind="${kind}" data-filter="${f}"></canvas>`).join("");
+  $("probe-filters").innerHTML = `<h3>Layer ${filters.layer}'s filters W and the last step's
+    dW <span class="note">(channel 0; each row one scale)</span></h3>
+    <div class="maps">${canvases("W")}</div>` + (dW ? `<div class="maps">${canvases("dW")}</div>` : "");
+  for (const [kind, data] of [["W", W], ["dW", dW]]) {
+    if (!data) continue;
+    $("probe-filters").querySelectorAll(`canvas[data-wkind="${kind}"]`).forEach((canvas) => {
+      const f = +canvas.dataset.filter;
+      signed(canvas, fw, fw, (a, b) => data.at((a * fw + b) * nf + f), data.scale);
+    });
+  }
+}
+
+function renderStats(stats) {
+  const keys = ["mean", "std", "dead", "grad_norm", "update_ratio"];
+  const heads = ["mean A", "spread A", "dead ReLU", "|dW|", "|step| / |W|"];
+  const table = $("stats");
+  if (table.dataset.rows !== String(stats.length)) {
+    table.dataset.rows = String(stats.length);
+    table.innerHTML = `<tr><th>layer</th>${heads.map((h) => `<th>${h}</th>`).join("")}</tr>` +
+      stats.map((s, i) => `<tr><td>${s.name}</td>${keys.map((k) =>
+        `<td><canvas data-stat="${i}-${k}"></canvas><span data-value="${i}-${k}"></span></td>`).join("")}</tr>`).join("");
+  }
+  stats.forEach((s, i) => keys.forEach((k) => {
+    const values = s[k], latest = values[values.length - 1];
+    const cell = table.querySelector(`[data-value="${i}-${k}"]`);
+    if (latest === null || latest === undefined) { cell.textContent = "-"; return; }
+    sparkline(table.querySelector(`[data-stat="${i}-${k}"]`), values);
+    cell.textContent = k === "dead" ? `${(100 * latest).toFixed(0)}%` : latest.toExponential(1);
+  }));
+}
+
+let runsSignature = "";
+
+async function renderRuns() {
+  const {runs} = await call("/api/runs");
+  const table = $("runs");
+  const signature = runs.map((r) => `${r.number}:${r.status}:${r.has_model}:${overlaid.has(r.number)}`).join() +
+    (runs.length ? Math.floor(runs[runs.length - 1].step / 200) : "");
+  if (signature !== runsSignature) {
+    runsSignature = signature;
+    buildRuns(table, runs);
+  }
+  drawOverlay(runs);
+}
+
+function buildRuns(table, runs) {
+  table.innerHTML = "<tr><th>overlay</th><th>run</th><th>status</th><th>layers</th><th>settings</th>" +
+    "<th>steps</th><th>validation CE</th><th>download</th></tr>" + runs.map((r) => {
+    const s = r.settings, val = r.validation[r.validation.length - 1];
+    const edits = r.edits.length ? `, ${r.edits.length} edit${r.edits.length > 1 ? "s" : ""}` : "";
+    return `<tr><td><input type="checkbox" data-run="${r.number}" ${overlaid.has(r.number) ? "checked" : ""}></td>
+      <td>${r.number}</td><td>${r.status}</td><td class="layers-cell" title="${s.layers}">${s.layers}</td>
+      <td>${s.optimizer} lr ${s.learning_rate}, batch ${s.batch_size}, ${s.dataset}${edits}</td>
+      <td>${r.step}</td><td>${val ? val.ce.toFixed(4) : "-"}</td>
+      <td>${r.has_model ? `<a href="/api/runs/${r.number}/model.npz" download>model</a> ` : ""}
+        <a href="/api/runs/${r.number}/history.csv" download>csv</a>
+        <a href="/api/runs/${r.number}/history.json" download>json</a></td></tr>`;
+  }).join("");
+  table.querySelectorAll("input[data-run]").forEach((box) => box.addEventListener("change", () => {
+    box.checked ? overlaid.add(+box.dataset.run) : overlaid.delete(+box.dataset.run);
+    renderRuns();
+  }));
+}
+
+function drawOverlay(runs) {
+  const chosen = runs.filter((r) => overlaid.has(r.number));
+  $("overlay-chart").hidden = chosen.length < 2;
+  if (chosen.length >= 2) {
+    const colors = ["#f0883e", "#3fb0ff", "#7ee787", "#d2a8ff", "#ffa198", "#e3b341"];
+    lineChart($("overlay-chart"), chosen.flatMap((r, k) => [
+      {points: smooth(r.train, "cce"), color: colors[k % colors.length], label: `run ${r.number} training`},
+      {points: r.validation.map((p) => [p.images, p.cce]), color: colors[k % colors.length],
+       label: `validation`, dots: true}]), {yMin: 0});
+  }
+}
