@@ -25,11 +25,13 @@ class Layer:
     (the Net checks X, and Net.shapes checked the layers once), so a step
     runs no checks.
 
-    Layers with weights create them in `build` and list them in
-    `params()`, with their gradients under the same keys in `grads()`.  The
-    Net, not the layer, applies the update.  State that is learned but not
-    trained by gradients (BatchNorm's running statistics) is in `buffers()`;
-    model files keep both.
+    Layers with weights create them in `build` and name them in
+    `param_names` (ConvLayer: W and b); the backward pass stores each one's
+    gradient under "d" + the name (dW, db).  `params()` and `grads()` give
+    them by name, and the Net, not the layer, applies the update.  State that
+    is learned but not trained by gradients (BatchNorm's running statistics)
+    is named in `buffer_names` and given by `buffers()`; model files keep both.
+    A layer that keeps its arrays otherwise overrides the three methods.
 
     `training` is True while a Net trains and False in evaluate and predict:
     layers that behave differently (Dropout, BatchNorm) read it.
@@ -49,6 +51,10 @@ class Layer:
     input_ndims: tuple[int, ...] | None = None
     #: Random source for initial weights; a Net sets its own seeded one.
     rng: np.random.Generator | None = None
+    #: The attributes that hold the trainable arrays; their gradients are "d" + name.
+    param_names: tuple[str, ...] = ()
+    #: The attributes that hold learned arrays not trained by gradients.
+    buffer_names: tuple[str, ...] = ()
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> None:
         """Create weights for inputs of `input_shape`; layers without weights need nothing."""
@@ -76,12 +82,12 @@ class Layer:
         return {}
 
     def params(self) -> dict[str, np.ndarray]:
-        """Trainable arrays by name (updated in place by the optimizer)."""
-        return {}
+        """Trainable arrays by name (updated in place by the optimizer), once built."""
+        return {name: getattr(self, name) for name in self.param_names} if self.built else {}
 
     def grads(self) -> dict[str, np.ndarray]:
-        """Gradients from the last backpropagate, keyed like params()."""
-        return {}
+        """Gradients from the last backpropagate, keyed like params(): dW under "W"."""
+        return {name: getattr(self, "d" + name) for name in self.param_names}
 
     def buffer_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Shapes of the buffers build() creates for one input sample of `input_shape`."""
@@ -89,7 +95,7 @@ class Layer:
 
     def buffers(self) -> dict[str, np.ndarray]:
         """Learned arrays that are not trained by gradients (e.g. running statistics)."""
-        return {}
+        return {name: getattr(self, name) for name in self.buffer_names} if self.built else {}
 
     def check_buffers(self) -> None:
         """ValueError if loaded buffers hold values the layer cannot use."""

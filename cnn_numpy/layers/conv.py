@@ -27,6 +27,7 @@ class ConvLayer(Layer):
     """
 
     input_ndims = (3,)
+    param_names = ("W", "b")
 
     def __init__(self, num_filters: int, filter_width: int, stride: int = 1,
                  padding: int | str = 0, engine: str | None = None):
@@ -80,12 +81,6 @@ class ConvLayer(Layer):
         std = self._init_std(fw * fw * c, fw * fw * nf)
         self.W = (rng.standard_normal(shapes["W"]) * std).astype(dtype)
         self.b = np.zeros(shapes["b"], dtype=dtype)
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {"W": self.W, "b": self.b} if self.built else {}
-
-    def grads(self) -> dict[str, np.ndarray]:
-        return {"W": self.dW, "b": self.db}
 
     def decayed(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(self.W, self.dW)]

@@ -22,6 +22,7 @@ class FCLayer(Layer):
     """
 
     input_ndims = (1,)
+    param_names = ("W",)
 
     def __init__(self, num_neurons: int):
         self.num_neurons = positive_int(num_neurons, "num_neurons", type(self).__name__)
@@ -47,12 +48,6 @@ class FCLayer(Layer):
         std = self._init_std(k, self.num_neurons)
         self.W = np.zeros(self.param_shapes(self.input_shape)["W"], dtype=dtype)
         self.W[:, :-1] = rng.standard_normal((self.num_neurons, k)) * std
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {"W": self.W} if self.built else {}
-
-    def grads(self) -> dict[str, np.ndarray]:
-        return {"W": self.dW}
 
     def decayed(self) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(self.W[:, :-1], self.dW[:, :-1])]  # not the bias column

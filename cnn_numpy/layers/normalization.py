@@ -37,6 +37,8 @@ class BatchNorm(Layer):
     """
 
     input_ndims = (1, 3)
+    param_names = ("gamma", "beta")
+    buffer_names = ("running_mean", "running_var")
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5):
         for what, value, ok in (("momentum", momentum, lambda v: 0 <= v <= 1),
@@ -66,16 +68,6 @@ class BatchNorm(Layer):
         c = input_shape[-1]
         self.gamma, self.beta = np.ones(c, dtype=dtype), np.zeros(c, dtype=dtype)
         self.running_mean, self.running_var = np.zeros(c, dtype=dtype), np.ones(c, dtype=dtype)
-
-    def params(self) -> dict[str, np.ndarray]:
-        return {"gamma": self.gamma, "beta": self.beta} if self.built else {}
-
-    def grads(self) -> dict[str, np.ndarray]:
-        return {"gamma": self.dgamma, "beta": self.dbeta}
-
-    def buffers(self) -> dict[str, np.ndarray]:
-        return {"running_mean": self.running_mean, "running_var": self.running_var} \
-            if self.built else {}
 
     def check_buffers(self) -> None:
         if (self.running_var < 0).any():
