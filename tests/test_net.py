@@ -226,3 +226,22 @@ def test_a_conv_relu_layer_shows_its_relu_output_and_layer_outputs_each_layers_o
     np.testing.assert_array_equal(outputs[1], outputs[0].reshape(8, 5, 2, 5, 2, 4).max(axis=(2, 4)))
     net.fast = True
     np.testing.assert_allclose(outputs[-1], net.predict(X), rtol=1e-12, atol=1e-15)
+
+
+def test_a_reference_step_runs_at_most_40_functions_whatever_the_batch():
+    """Issue 21: one net.train of the spec's CNN on the naive engine with fast=False runs
+    at most 40 distinct cnn_numpy functions (benchmarks/reference_trace.py), the same ones
+    for any batch: a step checks nothing the Net checked once."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_trace.py"
+    spec = importlib.util.spec_from_file_location("reference_trace", path)
+    trace = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trace)
+    small, larger = (trace.functions_of_one_step(False, "naive", n) for n in (2, 3))
+    assert small == larger
+    assert len(small) <= 40, sorted(small)
+    per_layer_checks = {"_check_input", "check_ndim", "_ensure_built", "check_engine"}
+    assert not {name for name in small if name.split(".")[-1].split(":")[-1]
+                in per_layer_checks}
