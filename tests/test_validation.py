@@ -123,6 +123,20 @@ def test_layer_shape_errors_name_the_layer():
         reference_cnn().summary()
 
 
+
+def test_a_built_layer_checks_a_batch_of_another_sample_shape():
+    """Layers check only a sample shape they were not built for (a Net's steps bring the
+    one they were built for): another one is still checked, every time."""
+    conv = ConvLayer(2, 3)
+    conv.forward_propagate(np.zeros((1, 6, 6, 1)))
+    assert conv.forward_propagate(np.zeros((2, 8, 8, 1))).shape == (2, 6, 6, 2)
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"ConvLayer: built for 1 input channels"):
+            conv.forward_propagate(np.zeros((1, 6, 6, 3)))
+    with pytest.raises(ValueError, match=r"ConvLayer: a 3x3 filter does not fit"):
+        conv.forward_propagate(np.zeros((1, 2, 2, 1)))
+    assert conv.forward_propagate(np.zeros((1, 6, 6, 1))).shape == (1, 4, 4, 2)
+
 def test_summary_counts_the_reference_cnn_parameters():
     net = Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
                FCLayer_Softmax(10)])
