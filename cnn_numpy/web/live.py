@@ -307,7 +307,7 @@ class Trainer:
                 self.steps_allowed += 1
                 self.lock.notify_all()
                 return {"run": self.active.number, "status": "stepping"}
-        return self.start(body or {}, paused=True, steps=1)
+        return self.start(body or {}, paused=True)  # its first step is the one asked for
 
     def set(self, body) -> dict:
         """POST /api/train/set: live edits, applied between two steps."""
@@ -552,7 +552,7 @@ class Trainer:
                 edit = replay.pop(0)
                 apply({edit["name"]: edit["value"]})
             with self.lock:
-                run.status = "paused" if self.paused and not self.steps_allowed else "running"
+                run.status = "running"  # a paused start takes its first step, then waits
                 self._changed()
             progress = Progress()
             while True:

@@ -69,6 +69,8 @@ def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed:
             body += chunk
             if len(body) > MAX_BODY:
                 raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
+        if not body:
+            return None  # no body: an endpoint that needs one says what it needs
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as exc:

@@ -1,0 +1,350 @@
+"""The page's training (cnn_numpy/web/live.py) and the backward pass on a drawing
+(cnn_numpy/visual/saliency.py): the API, exactness against the command line, pause and
+replay, divergence, bad requests and a fuzz, bounded memory, and saliency against PyTorch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnn_numpy import Net
+from cnn_numpy.cli import MODEL_LAYERS, build_model, main
+from cnn_numpy.data import load_dataset
+from cnn_numpy.runs import read_run
+from cnn_numpy.training import weight_arrays
+from cnn_numpy.visual import saliency
+
+pytest.importorskip("starlette", reason='the web extra is not installed: pip install ".[web]"')
+pytest.importorskip("httpx2", reason="Starlette's TestClient needs httpx2: pip install httpx2")
+from starlette.testclient import TestClient  # noqa: E402
+
+from cnn_numpy.web import live  # noqa: E402
+from cnn_numpy.web.server import create_app  # noqa: E402
+
+CNN = MODEL_LAYERS["cnn"]
+#: A short run: 540 training images (600 less the 10% held out), 17 steps of 32.
+SHORT = {"layers": CNN, "limit": 600, "epochs": 1, "batch_size": 32, "learning_rate": 0.001,
+         "optimizer": "adam", "schedule": "constant", "seed": 0, "validation": 0.1}
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_dataset("mnist-sample", progress=False)
+
+
+@pytest.fixture(scope="module")
+def served(sample):
+    net = build_model("cnn", seed=0, optimizer="adam")
+    net.train(sample.x_train[:64], sample.y_train[:64], 0.001)
+    return net
+
+
+@pytest.fixture()
+def http(served, sample):
+    with TestClient(create_app(served, sample.x_test, sample.y_test)) as client:
+        yield client
+
+
+def wait_for(http, done, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = http.get("/api/train/state").json()
+        if state["run"] is not None and done(state["run"]):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"the run did not get there: {state['run']['status']}")
+
+
+def finished(run) -> bool:
+    return run["status"] in ("done", "stopped", "diverged", "failed")
+
+
+def model_of(http, number, tmp_path) -> Net:
+    response = http.get(f"/api/runs/{number}/model.npz")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"] == \
+        f'attachment; filename="cnn-numpy-run-{number}.npz"'
+    path = tmp_path / f"run-{number}.npz"
+    path.write_bytes(response.content)
+    return Net.load(path)
+
+
+def same_weights(a: Net, b: Net) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(weight_arrays(a), weight_arrays(b),
+                                                     strict=True))
+
+
+# -- a run, as the page makes one ---------------------------------------------------------
+
+def test_a_run_ends_with_the_command_lines_weights(http, tmp_path):
+    assert http.post("/api/train/start", json=SHORT).json() == {"run": 1}
+    state = wait_for(http, finished)
+    run = state["run"]
+    assert run["status"] == "done" and run["message"] == ""
+    assert run["step"] == 17 and run["images"] == 540 and run["epoch"] == 1
+    assert [p["step"] for p in run["train"]] == list(range(1, 18))
+    assert run["validation"] and all(0 <= p["ce"] <= 1 for p in run["validation"])
+    assert run["test"]["images"] == 1000 and 0 < run["test"]["ce"] < 0.9
+    page = model_of(http, 1, tmp_path)
+
+    cli = tmp_path / "cli.npz"
+    code = main(["train", "--layers", CNN, "--dataset", "mnist-sample", "--limit", "600",
+                 "--epochs", "1", "--batch-size", "32", "--learning-rate", "0.001",
+                 "--optimizer", "adam", "--schedule", "constant", "--seed", "0",
+                 "--validation", "0.1", "--no-progress", "--save", str(cli)])
+    assert code == 0
+    assert same_weights(page, Net.load(cli))  # bit for bit, live views on
+    assert page.describe() == CNN
+
+
+def test_views_show_the_run(http, sample):
+    http.post("/api/train/start", json=SHORT)
+    state = wait_for(http, finished)
+    views = state["views"]
+    probe = views["probe"]
+    assert probe["label"] == int(sample.y_test[0])
+    assert [layer["shape"] for layer in probe["layers"]] == [[26, 26, 32], [13, 13, 32], [5408],
+                                                             [100], [10]]
+    # the packed output of the last layer is the viewing net's probabilities, to 1/127
+    out = probe["layers"][-1]["A"]
+    q = np.frombuffer(__import__("base64").b64decode(out["q"]), np.int8)
+    view = http.app.state.trainer.model.net
+    expected = view.predict(sample.x_test[:1])[0]
+    np.testing.assert_allclose(q * out["scale"] / 127, expected, atol=out["scale"] / 254 + 1e-6)
+    assert views["filters"]["layer"] == 0 and views["filters"]["W"]["shape"] == [3, 3, 32]
+    stats = {s["name"]: s for s in views["stats"]}
+    conv = stats["0: ConvLayer_ReLU"]
+    assert 0 <= conv["dead"][-1] <= 1 and conv["grad_norm"][-1] > 0
+    assert 1e-6 < conv["update_ratio"][-1] < 1
+    assert stats["2: FlatLayer"]["grad_norm"][-1] is None
+    assert len(views["stream"]) == live.STREAM_IMAGES
+    for shown in views["stream"]:
+        assert len(shown["top"]) == 3 and shown["top"][0][1] >= shown["top"][1][1]
+    # the page shows the run's net now
+    assert http.get("/api/model").json()["version"] == state["model_version"] >= 2
+
+
+def test_one_training_at_a_time_and_reset(http):
+    http.post("/api/train/start", json={**SHORT, "limit": None, "epochs": 3})
+    second = http.post("/api/train/start", json=SHORT)
+    assert second.status_code == 409 and "one training at a time" in second.json()["error"]
+    assert http.get("/api/model").status_code == 200  # other requests are answered meanwhile
+    assert http.post("/api/train/reset").json() == {"stopped": True}
+    run = http.get("/api/train/state").json()["run"]
+    assert run["status"] == "stopped" and run["message"].startswith("stopped by Reset")
+    assert http.get("/api/runs/1/model.npz").status_code == 200
+    assert http.post("/api/train/pause").status_code == 409  # nothing runs now
+
+
+def test_pause_step_edit_resume_is_exactly_its_replay(http, tmp_path):
+    # step from nothing: a paused run that took one step
+    assert http.post("/api/train/step", json=SHORT).json() == {"run": 1}
+    wait_for(http, lambda r: r["status"] == "paused" and r["step"] == 1)
+    for _ in range(3):
+        http.post("/api/train/step")
+        time.sleep(0.05)
+    run = wait_for(http, lambda r: r["status"] == "paused" and r["step"] == 4)["run"]
+    assert http.post("/api/train/set", json={"learning_rate": 0.003, "momentum": 0.8}).json() \
+        == {"run": 1, "after_step": 4}
+    http.post("/api/train/step")
+    wait_for(http, lambda r: r["status"] == "paused" and r["step"] == 5)
+    http.post("/api/train/resume")
+    time.sleep(0.1)
+    http.post("/api/train/set", json={"weight_decay": 0.0001})
+    run = wait_for(http, finished)["run"]
+    assert run["status"] == "done"
+    assert run["edits"][:2] == [{"after_step": 4, "name": "learning_rate", "value": 0.003},
+                                {"after_step": 4, "name": "momentum", "value": 0.8}]
+    assert run["edits"][2]["name"] == "weight_decay"
+    edited = model_of(http, 1, tmp_path)
+
+    replay = http.post("/api/train/start", json={**SHORT, "edits": run["edits"]}).json()
+    assert wait_for(http, finished)["run"]["edits"] == run["edits"]
+    assert same_weights(model_of(http, replay["run"], tmp_path), edited)
+
+    plain = http.post("/api/train/start", json=SHORT).json()["run"]  # no edits: other weights
+    wait_for(http, finished)
+    assert not same_weights(model_of(http, plain, tmp_path), edited)
+
+    rows = list(csv.DictReader(io.StringIO(http.get("/api/runs/1/history.csv").text)))
+    assert [r["learning_rate"] for r in rows if r["train_cce"]][3:5] == ["0.001", "0.003"]
+    path = tmp_path / "run-1.json"
+    path.write_text(http.get("/api/runs/1/history.json").text)
+    read = read_run(path)
+    assert read.settings["edits"] == run["edits"] and len(read.history) == 1
+
+
+def test_batch_size_changes_from_the_next_epoch(http):
+    http.post("/api/train/step", json={**SHORT, "epochs": 2})
+    wait_for(http, lambda r: r["status"] == "paused")
+    http.post("/api/train/set", json={"batch_size": 60})
+    http.post("/api/train/resume")
+    run = wait_for(http, finished)["run"]
+    assert run["status"] == "done" and run["images"] == 1080
+    assert run["step"] == 17 + 9  # 540 images: 17 batches of 32, then 9 of 60
+
+
+def test_a_diverging_run_stops_with_the_loops_message(http):
+    http.post("/api/train/start", json={**SHORT, "optimizer": "sgd", "learning_rate": 100,
+                                        "layers": "ConvLayer(4, 3), FlatLayer(), "
+                                                  "FCLayer_Softmax(10)"})
+    run = wait_for(http, finished)["run"]
+    assert run["status"] == "diverged"
+    assert "lower the learning rate" in run["message"] and "batch" in run["message"]
+    assert http.get("/api/model").status_code == 200  # the server stays up
+    assert http.post("/api/train/start", json=SHORT).status_code == 200
+    wait_for(http, finished)
+
+
+BAD = [
+    ({"layres": CNN}, "unknown setting 'layres'"),
+    ({"layers": "ConvLayer_ReLU(32, 3), Pool"}, "layers:"),
+    ({"layers": "FlatLayer(), FCLayer_ReLU(10)"}, "layers:"),
+    ({"layers": "ConvLayer(30000, 9), FlatLayer(), FCLayer_Softmax(10)"}, "weights"),
+    ({"learning_rate": -1}, "learning_rate must be in 0..100"),
+    ({"learning_rate": 0}, "above 0"),
+    ({"batch_size": 2.5}, "batch_size must be a whole number"),
+    ({"batch_size": True}, "batch_size must be a whole number"),
+    ({"momentum": 1}, "momentum must be in 0..0.999"),
+    ({"dataset": "cifar"}, "dataset must be one of mnist-sample"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+    ({"engine": "turbo"}, "engine must be one of"),
+    ({"limit": 1}, "validation:"),
+    ({"edits": [{"after_step": 1, "name": "seed", "value": 1}]}, "an edit's name"),
+    ({"edits": [{"after_step": 3, "name": "learning_rate", "value": 0.1},
+                {"after_step": 1, "name": "learning_rate", "value": 0.1}]}, "in order"),
+]
+
+
+@pytest.mark.parametrize("body, message", BAD, ids=[m for _, m in BAD])
+def test_bad_settings_are_400_naming_the_problem(http, body, message):
+    response = http.post("/api/train/start", json=body)
+    assert response.status_code == 400 and message in response.json()["error"]
+    assert http.get("/api/train/state").json()["run"] is None  # nothing started
+
+
+def test_live_edits_are_checked(http):
+    assert http.post("/api/train/set", json={"learning_rate": 0.1}).status_code == 409
+    http.post("/api/train/step", json={**SHORT, "optimizer": "sgd"})
+    wait_for(http, lambda r: r["status"] == "paused")
+    for body, message in (({"epochs": 3}, "cannot change during a run"),
+                          ({}, "give one or more"), ({"learning_rate": "fast"}, "a number"),
+                          ({"momentum": 0.5}, "sgd has no momentum")):
+        response = http.post("/api/train/set", json=body)
+        assert response.status_code == 400 and message in response.json()["error"]
+    http.post("/api/train/reset")
+    assert http.get("/api/runs/7/model.npz").status_code == 404
+    assert "no run '7'" in http.get("/api/runs/7/history.csv").json()["error"]
+
+
+ENDPOINTS = ["/api/train/start", "/api/train/step", "/api/train/set", "/api/train/probe",
+             "/api/saliency", "/api/train/pause", "/api/train/resume"]
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**12) | st.floats(allow_nan=False)
+    | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(
+        st.sampled_from([*live.NUMBERS, *live.CHOICES, "layers", "dataset", "edits", "image",
+                         "label", "png"]) | st.text(max_size=5), children, max_size=4),
+    max_leaves=30)
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(ENDPOINTS), body=values)
+def test_fuzzed_training_requests_never_answer_500(http, path, body):
+    if path == "/api/train/start" and isinstance(body, dict):
+        body = {**body, "limit": 64, "epochs": 1}  # a valid one stays short
+    response = http.post(path, content=json.dumps(body))
+    assert response.status_code in (200, 400, 409), response.text
+    if response.status_code != 200:
+        assert response.json()["error"]
+    http.post("/api/train/reset")
+    assert http.get("/api/train/state").status_code == 200
+
+
+# -- the pieces ------------------------------------------------------------------------------
+
+def test_curves_are_thinned_keeping_their_mean():
+    curve = live.Curve(("cce",))
+    values = np.random.default_rng(0).random(5000)
+    for step, v in enumerate(values, start=1):
+        curve.add({"step": step, "images": 32 * step, "cce": float(v)})
+    assert live.MAX_POINTS // 2 <= len(curve.points) <= live.MAX_POINTS
+    assert sum(p["n"] for p in curve.points) == 5000
+    mean = sum(p["cce"] * p["n"] for p in curve.points) / 5000
+    assert mean == pytest.approx(values.mean(), rel=1e-12)
+    assert curve.points[-1]["step"] == 5000
+
+
+def test_packed_arrays_round_trip_to_a_127th():
+    values = np.random.default_rng(1).normal(size=(5, 4, 3)).astype(np.float32)
+    p = live.packed(values)
+    q = np.frombuffer(__import__("base64").b64decode(p["q"]), np.int8).reshape(p["shape"])
+    np.testing.assert_allclose(q * p["scale"] / 127, values, atol=p["scale"] / 254 + 1e-7)
+    assert live.packed(np.zeros(3))["scale"] == 0
+
+
+def test_saliency_is_pytorchs_input_gradient(served, sample):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    from cnn_numpy.interop.pytorch import to_torch
+
+    image = sample.x_test[3][..., None]
+    found = saliency.saliency(served, image)
+    model = to_torch(served).eval()
+    x = torch.tensor(image.transpose(2, 0, 1)[None], requires_grad=True)
+    logits = model(x)
+    assert int(logits.argmax()) == found.prediction
+    logits[0, found.prediction].backward()
+    expected = x.grad[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(found.gradient, expected, atol=1e-5 * np.abs(expected).max())
+
+
+def test_fgsm_finds_the_smallest_step_that_changes_the_answer(served, sample):
+    image = sample.x_test[3][..., None]
+    before = int(served.predict(image[None]).argmax())
+    nudge = saliency.fgsm(served, image)
+    assert nudge.step is not None and nudge.prediction != before
+    assert int(served.predict(nudge.image[None]).argmax()) == nudge.prediction
+    assert 0 <= nudge.image.min() and nudge.image.max() <= 1
+    assert np.abs(nudge.image - image).max() <= nudge.step + 1e-6
+    k = list(saliency.FGSM_STEPS).index(nudge.step)
+    if k:  # one step smaller still gives the old answer
+        _, dZ = None, None
+        smaller = saliency.FGSM_STEPS[k - 1]
+        outputs = saliency.forward(served, image[None])
+        _, dZ = served.layers[-1].loss(saliency.one_hot([before], 10, served.dtype))
+        _, dX = saliency.backward(served, dZ)
+        assert outputs[-1].shape == (1, 10)
+        x = np.clip(image[None] + smaller * np.sign(dX), 0, 1)
+        assert int(served.predict(x).argmax()) == before
+
+
+def test_saliency_endpoint(http, sample):
+    answer = http.post("/api/saliency", json={"image": sample.x_test[3].tolist()}).json()
+    found = saliency.saliency(http.app.state.trainer.model.net, sample.x_test[3][..., None])
+    assert answer["prediction"] == found.prediction
+    np.testing.assert_allclose(np.array(answer["saliency"]), found.gradient[..., 0], rtol=1e-6)
+    assert answer["nudge"]["prediction"] != answer["prediction"]
+
+
+def test_the_probe_is_the_drawing(http, sample):
+    image = sample.x_test[5].tolist()
+    assert http.post("/api/train/probe", json={"image": image, "label": None}).status_code == 200
+    probe = http.get("/api/train/state").json()["views"]["probe"]
+    assert probe["label"] is None
+    assert probe["loss_class"] == probe["prediction"]
+    np.testing.assert_array_equal(np.array(probe["image"], np.float32), sample.x_test[5])
+    bad = http.post("/api/train/probe", json={"image": image, "label": 12})
+    assert bad.status_code == 400 and "label" in bad.json()["error"]
+
+
+def test_favicon(http):
+    response = http.get("/favicon.ico")
+    assert response.status_code == 200 and response.text.startswith("<svg")
