@@ -56,6 +56,11 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride)
 
 
+#: Windows per product when conv_backward sums [dW; db] (OpenBLAS runs a product of
+#: (fw*fw*c + 1) x CHUNK x n_f on one thread).
+CHUNK = 512
+
+
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     """(dx or None, dW, db) from dZ (n, oh, ow, nf).
 
@@ -66,7 +71,11 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     x_shape, cols, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
     dZ2 = dZ.reshape(-1, nf)  # rows in the order of cols' columns
-    dWb = np.dot(cols, dZ2)  # not `@`: matmul keeps the GIL for this long, thin product
+    # Summed over fixed chunks of windows, in order: one long product may be split between
+    # BLAS's threads one way or another (the bits then depend on the thread count); a
+    # chunk is small enough for one thread.  np.dot, not `@`: matmul keeps the GIL here.
+    dWb = sum(np.dot(cols[:, s : s + CHUNK], dZ2[s : s + CHUNK])
+              for s in range(0, len(dZ2), CHUNK))
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
     if not need_dx:
         return None, dW, db
