@@ -103,8 +103,8 @@ def test_filters(tmp_path, figures, shape):
     # one diverging scale, symmetric around 0, shared by every filter, with a colour bar
     limits = {image.get_clim() for image in images}
     assert len(limits) == 1 and limits.pop()[0] < 0
-    assert images[0].get_cmap().name == "RdBu_r"
-    assert any(ax.get_ylabel() == "weight" for ax in fig.axes)
+    assert images[0].get_cmap().name == "cnn_numpy_sign"  # the page's blue < 0 < orange
+    assert any(ax.get_ylabel() == "weight: blue < 0 < orange" for ax in fig.axes)
 
 
 def test_filters_of_a_chosen_channel(tmp_path, figures):

@@ -404,9 +404,11 @@ def test_page_draw_hover_and_stride_groups(browser, server, tmp_path, capsys):
     # hover a feature-map pixel of the first conv layer: the multiply-add panel
     maps = browser.find_elements(By.CSS_SELECTOR, ".maps.first canvas")
     assert len(maps) == 32
-    ActionChains(browser).move_to_element_with_offset(maps[5], 2, 3).perform()
     mac = browser.find_element(By.ID, "mac")
-    _wait(browser, lambda d: mac.is_displayed())
+    top = mac.location["y"], maps[5].location["y"]
+    ActionChains(browser).move_to_element_with_offset(maps[5], 2, 3).perform()
+    _wait(browser, lambda d: "sum of products" in mac.text)
+    assert (mac.location["y"], maps[5].location["y"]) == top  # its space was kept: no shift
     text = mac.text
     assert "filter 5" in text and "sum of products" in text and "+ bias" in text
     row = int(text.split("output row ")[1].split(",")[0])
@@ -419,10 +421,29 @@ def test_page_draw_hover_and_stride_groups(browser, server, tmp_path, capsys):
     assert browser.find_element(By.ID, "seen-mark").is_displayed()
     browser.save_screenshot(str(tmp_path / "desktop-hover.png"))
 
-    # the stride-group panel: the model's conv (3 x 3, stride 1, 28 x 28: 676 positions)
-    assert browser.find_element(By.ID, "g-status").text == "position 1 of 676"
+    # the stride-group panel opens with the model's conv (3 x 3, stride 1) on an input small
+    # enough to step through: 8 x 8, 36 positions
+    assert browser.find_element(By.ID, "g-status").text == "position 1 of 36"
     browser.find_element(By.ID, "g-next").click()
-    assert browser.find_element(By.ID, "g-status").text == "position 2 of 676"
+    assert browser.find_element(By.ID, "g-status").text == "position 2 of 36"
+    # padding counts: ConvLayer(8, 5, stride=2, padding="same") on 28 x 28 computes 14 x 14
+    for name, value in (("g-filter", "5"), ("g-stride", "2"), ("g-input", "28"), ("g-pad", "2")):
+        field = browser.find_element(By.ID, name)
+        field.clear()
+        field.send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "#groups-form button").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "g-status").text == "position 1 of 196")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#g-grid div.padding")) == 32 ** 2 - 28 ** 2
+    assert "2 cells of zero padding on each side of the 28 x 28 input" in \
+        browser.find_element(By.ID, "g-text").text
+    field = browser.find_element(By.ID, "g-pad")  # an error leaves no stale grid
+    field.clear()
+    field.send_keys("9")
+    browser.find_element(By.CSS_SELECTOR, "#groups-form button").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "g-status").text.startswith("Error:"))
+    assert browser.find_elements(By.CSS_SELECTOR, "#g-grid div") == []
+    field.clear()
+    field.send_keys("0")
     for name, value in (("g-filter", "2"), ("g-stride", "1"), ("g-input", "4")):
         field = browser.find_element(By.ID, name)
         field.clear()
@@ -435,6 +456,7 @@ def test_page_draw_hover_and_stride_groups(browser, server, tmp_path, capsys):
     assert lit == ["1", "2", "5", "6"]  # the first window of group 1
     browser.find_element(By.ID, "engines").click()
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#engine-table tr")) == 4)
+    assert "median of several runs" in browser.find_element(By.ID, "engine-note").text
     browser.execute_script("document.getElementById('groups-card').scrollIntoView()")
     browser.save_screenshot(str(tmp_path / "desktop-panels.png"))
 

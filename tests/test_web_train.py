@@ -7,7 +7,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
+import threading
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
@@ -32,6 +36,8 @@ CNN = MODEL_LAYERS["cnn"]
 #: A short run: 540 training images (600 less the 10% held out), 17 steps of 32.
 SHORT = {"layers": CNN, "limit": 600, "epochs": 1, "batch_size": 32, "learning_rate": 0.001,
          "optimizer": "adam", "schedule": "constant", "seed": 0, "validation": 0.1}
+#: The whole sample: 8,100 training images, 254 steps, so that an edit lands while it runs.
+LONGER = {**SHORT, "limit": None}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +151,7 @@ def test_one_training_at_a_time_and_reset(http):
 
 def test_pause_step_edit_resume_is_exactly_its_replay(http, tmp_path):
     # step from nothing: a paused run that took one step
-    assert http.post("/api/train/step", json=SHORT).json() == {"run": 1}
+    assert http.post("/api/train/step", json=LONGER).json() == {"run": 1}
     wait_for(http, lambda r: r["status"] == "paused" and r["step"] == 1)
     for _ in range(3):
         http.post("/api/train/step")
@@ -165,11 +171,11 @@ def test_pause_step_edit_resume_is_exactly_its_replay(http, tmp_path):
     assert run["edits"][2]["name"] == "weight_decay"
     edited = model_of(http, 1, tmp_path)
 
-    replay = http.post("/api/train/start", json={**SHORT, "edits": run["edits"]}).json()
+    replay = http.post("/api/train/start", json={**LONGER, "edits": run["edits"]}).json()
     assert wait_for(http, finished)["run"]["edits"] == run["edits"]
     assert same_weights(model_of(http, replay["run"], tmp_path), edited)
 
-    plain = http.post("/api/train/start", json=SHORT).json()["run"]  # no edits: other weights
+    plain = http.post("/api/train/start", json=LONGER).json()["run"]  # no edits: other weights
     wait_for(http, finished)
     assert not same_weights(model_of(http, plain, tmp_path), edited)
 
@@ -179,6 +185,7 @@ def test_pause_step_edit_resume_is_exactly_its_replay(http, tmp_path):
     path.write_text(http.get("/api/runs/1/history.json").text)
     read = read_run(path)
     assert read.settings["edits"] == run["edits"] and len(read.history) == 1
+    assert run["step"] == 254  # 8,100 images in batches of 32
 
 
 def test_batch_size_changes_from_the_next_epoch(http):
@@ -348,3 +355,230 @@ def test_the_probe_is_the_drawing(http, sample):
 def test_favicon(http):
     response = http.get("/favicon.ico")
     assert response.status_code == 200 and response.text.startswith("<svg")
+
+
+# -- the running server: many clients while it trains, and the page in a browser -------------
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, served):
+    """`cnn-numpy serve MODEL` on a free port of 127.0.0.1."""
+    import subprocess
+    import sys
+
+    from test_web import free_port
+
+    path = tmp_path_factory.mktemp("served") / "cnn.npz"
+    served.save(path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cnn_numpy", "serve", str(path), "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/model", timeout=2).close()
+            break
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"the server did not start: {proc.communicate()}")
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.communicate(timeout=30)
+
+
+def get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_8_clients_watch_a_training_with_no_errors(server, sample, capsys):
+    from test_web import post
+
+    status, _ = post(server + "/api/train/start", {**SHORT, "limit": None, "epochs": 2})
+    assert status == 200
+    latencies = {"state": [], "predict": []}
+    failures, versions = [], []
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        since, i = None, 0
+        while True:
+            start = time.perf_counter()
+            status, state = get(server + "/api/train/state"
+                                + ("" if since is None else f"?since={since}"))
+            elapsed = time.perf_counter() - start
+            with lock:
+                latencies["state"].append(elapsed)
+                if status != 200:
+                    failures.append(("state", status))
+            since = state.get("version", since)
+            if not state.get("unchanged"):
+                with lock:
+                    versions.append((time.perf_counter(), state["version"]))
+                if state["run"] is not None and finished(state["run"]):
+                    return
+            if i % 4 == k % 4:
+                image = sample.x_test[(k * 50 + i) % len(sample.x_test)]
+                start = time.perf_counter()
+                status, answer = post(server + "/api/predict", {"image": image.tolist()})
+                with lock:
+                    latencies["predict"].append(time.perf_counter() - start)
+                    if status != 200 or len(answer["probabilities"]) != 10:
+                        failures.append(("predict", status))
+            i += 1
+            time.sleep(0.1)
+
+    started = time.perf_counter()
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(timeout=300)
+    seconds = time.perf_counter() - started
+    assert failures == []
+    status, state = get(server + "/api/train/state")
+    assert state["run"]["status"] == "done" and state["run"]["images"] == 2 * 8100
+    updates = len({v for _, v in versions})
+    p95 = {key: 1000 * statistics.quantiles(values, n=20)[-1]
+           for key, values in latencies.items()}
+    with capsys.disabled():
+        print(f"\n8 clients during a {seconds:.1f} s training: "
+              f"{sum(map(len, latencies.values()))} requests, 0 errors; /api/train/state p95 "
+              f"{p95['state']:.0f} ms, /api/predict p95 {p95['predict']:.0f} ms; "
+              f"{updates / seconds:.1f} view updates a second")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from test_web import _chromium
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    driver = _chromium()
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, condition, timeout=60):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+
+
+def _run(driver, key=None):
+    run = driver.execute_script("return trainState && trainState.run")
+    return run if key is None or run is None else run[key]
+
+
+def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser, server,
+                                                                        tmp_path, capsys):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    shots = tmp_path
+    browser.set_window_size(1280, 900)
+    browser.get(server + "/")
+    _wait(browser, lambda d: d.find_element(By.ID, "predicted").text != "")
+    assert browser.find_element(By.ID, "t-layers").get_attribute("value") == CNN
+    epochs = browser.find_element(By.ID, "t-epochs")
+    epochs.clear()
+    epochs.send_keys("50")  # long enough to watch; Reset ends it
+    before = len(get(server + "/api/runs")[1]["runs"])  # the load test's run, if it ran
+    first, second = before + 1, before + 2
+    browser.find_element(By.ID, "t-start").click()
+    _wait(browser, lambda d: _run(d) is not None and _run(d, "number") == first
+          and len(_run(d, "train")) > 20)
+    gradient_map = "return document.querySelector('canvas[data-probe=\"0\"][data-kind=\"dA\"]')" \
+                   ".toDataURL()"
+    loss = browser.execute_script("return document.getElementById('loss-chart').toDataURL()")
+    first_map, points = browser.execute_script(gradient_map), len(_run(browser, "train"))
+    browser.execute_script("document.getElementById('train-card').scrollIntoView()")
+    browser.save_screenshot(str(shots / "desktop-training.png"))
+    _wait(browser, lambda d: len(_run(d, "train")) > points + 20
+          and d.execute_script(gradient_map) != first_map)  # the curve grows, the maps change
+    assert browser.execute_script(
+        "return document.getElementById('loss-chart').toDataURL()") != loss
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#stream figure")) == live.STREAM_IMAGES
+
+    # pause, change the learning rate, step once, resume
+    browser.find_element(By.ID, "t-pause").click()
+    _wait(browser, lambda d: _run(d, "status") == "paused")
+    paused_at = _run(browser, "step")
+    assert browser.find_element(By.ID, "t-start").text == "Resume"
+    rate = browser.find_element(By.ID, "t-learning_rate")
+    rate.clear()
+    rate.send_keys("0.0005", Keys.TAB)
+    _wait(browser, lambda d: _run(d, "edits") == [
+        {"after_step": paused_at, "name": "learning_rate", "value": 0.0005}])
+    browser.find_element(By.ID, "t-step").click()
+    _wait(browser, lambda d: _run(d, "step") == paused_at + 1 and _run(d, "status") == "paused")
+    browser.find_element(By.ID, "t-start").click()  # Resume
+    _wait(browser, lambda d: _run(d, "status") == "running" and _run(d, "step") > paused_at + 5)
+    browser.find_element(By.ID, "t-reset").click()
+    _wait(browser, lambda d: _run(d, "status") == "stopped")
+
+    # draw a digit: its saliency map and an adversarial nudge
+    browser.find_element(By.ID, "clear").click()
+    pad = browser.find_element(By.ID, "pad")
+    strokes = ActionChains(browser).move_to_element_with_offset(pad, 0, -90).click_and_hold()
+    for _ in range(6):
+        strokes.move_by_offset(0, 30)
+    strokes.release().perform()
+    time.sleep(0.5)
+    browser.find_element(By.ID, "explain").click()
+    _wait(browser, lambda d: d.find_element(By.ID, "saliency-box").is_displayed()
+          and "backpropagate" in d.find_element(By.ID, "explain-note").text)
+    note = browser.find_element(By.ID, "explain-note").text
+    assert "Nudge: every pixel moved by" in note
+    assert browser.find_element(By.ID, "nudge-box").is_displayed()
+    _wait(browser, lambda d: "your digit" in d.find_element(By.ID, "probe-note").text)
+
+    # a second run, of a network without a conv layer, overlaid on the first
+    layers = browser.find_element(By.ID, "t-layers")
+    layers.clear()
+    layers.send_keys("FlatLayer(), FCLayer_ReLU(50), FCLayer_Softmax(10)")
+    epochs.clear()
+    epochs.send_keys("1")
+    browser.find_element(By.ID, "t-limit").send_keys("1500")
+    browser.find_element(By.ID, "t-start").click()
+    _wait(browser, lambda d: _run(d, "number") == second and _run(d, "status") == "done", 120)
+    assert "test CE" in browser.find_element(By.ID, "run-status").text
+    _wait(browser, lambda d: not d.find_element(By.ID, "groups-card").is_displayed())
+    assert not browser.find_element(By.ID, "engines-card").is_displayed()
+    assert not browser.find_element(By.ID, "mac").is_displayed()  # conv-only panels hidden
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#runs input")) == second)
+    for k in (first, second):
+        browser.find_element(By.CSS_SELECTOR, f'#runs input[data-run="{k}"]').click()
+        time.sleep(0.3)
+    _wait(browser, lambda d: d.find_element(By.ID, "overlay-chart").is_displayed())
+    browser.execute_script("document.getElementById('runs-card').scrollIntoView()")
+    browser.save_screenshot(str(shots / "desktop-runs.png"))
+
+    # download run 1's model and load it
+    browser.find_element(By.CSS_SELECTOR, f'a[href="/api/runs/{first}/model.npz"]').click()
+    target = browser.downloads / f"cnn-numpy-run-{first}.npz"
+    _wait(browser, lambda d: target.exists() and target.stat().st_size > 1_000_000)
+    time.sleep(0.5)
+    net = Net.load(target)
+    assert net.describe() == CNN
+    status, answer = get(server + "/api/runs")
+    assert answer["runs"][first - 1]["edits"][0]["value"] == 0.0005
+
+    browser.set_window_size(390, 844)
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(shots / "phone.png"))
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    bars, height = browser.execute_script(
+        "return [document.getElementById('bars').getBoundingClientRect().bottom, innerHeight]")
+    assert width <= 390 and bars <= height  # nothing sideways; the bars in sight while drawing
+    with capsys.disabled():
+        print(f"\nscreenshots in {shots}")

@@ -470,12 +470,13 @@ class Trainer:
                     restart["batch_size"] = value  # from the next epoch: see on_epoch
                 run.edits.append({"after_step": run.step, "name": name, "value": value})
 
-        def snapshot() -> None:
-            """Copy the weights to the viewing net and compute the live views there."""
+        def snapshot(last: bool = False) -> None:
+            """Copy the weights to the viewing net and compute the live views there (the
+            last one of a run always measures the validation set)."""
             now = time.perf_counter()
             if now > clock["mark"]:
                 run.images_per_s = (run.images - clock["marked_images"]) / (now - clock["mark"])
-            validate = now - clock["validated"] >= VALIDATE_SECONDS
+            validate = last or now - clock["validated"] >= VALIDATE_SECONDS
             with self.model.lock:
                 if view.input_shape is None:
                     view.layer_outputs(np.zeros((1, *net.input_shape), view.dtype))
@@ -515,6 +516,7 @@ class Trainer:
                     if self.pending:
                         apply(self.pending)
                         self.pending = {}
+                        self._changed()  # the page sees the edit, paused or not
                     if self.stop:
                         return True
                     if not self.paused:
@@ -571,7 +573,7 @@ class Trainer:
         except Exception as exc:  # noqa: BLE001  (the server stays up and says what happened)
             status, message = "failed", f"{type(exc).__name__}: {exc}"
         if status in ("done", "stopped") and net.input_shape is not None:
-            snapshot()
+            snapshot(last=True)
             run.model = saving.to_bytes(net)
         with self.lock:
             run.status, run.message = status, message

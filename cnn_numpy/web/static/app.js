@@ -501,7 +501,7 @@ function formSettings() {
 
 async function trainCall(path, body) {
   try {
-    const answer = await call(path, body);
+    const answer = await call(path, body === undefined ? {} : body);   // always a POST
     $("t-message").textContent = "";
     pollSoon();
     return answer;
