@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cnn_numpy import (
@@ -158,10 +158,11 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
                 for name, buffer in layer.buffers().items():  # a running mean ~0: its layer's
                     close(buffer, ref.buffers()[name], dtype, f"step {step}: {i}/{name}", floor,
                           loose=loose)
+        truth = nets[2].predict(X) if len(nets) > 2 else None
         close(nets[0].predict(X, batch_size=7), nets[1].predict(X), dtype, "predict",
-              loose=10 * steps * loose)
+              truth=truth, loose=10 * steps * loose)
         A, A_ref = (net.evaluate(X, y).A for net in nets[:2])
-        close(A, A_ref, dtype, "evaluate", loose=10 * steps * loose)
+        close(A, A_ref, dtype, "evaluate", truth=truth, loose=10 * steps * loose)
     return nets
 
 
@@ -240,6 +241,11 @@ def architectures(draw):
 @settings(max_examples=40, deadline=None)
 @given(layers=architectures(), dtype=st.sampled_from([np.float64, np.float32]),
        shards=st.booleans(), seed=st.integers(0, 2**16))
+# Found by the search: in float32 the reference's gradient of the 1 x 1 conv before
+# BatchNorm was 6% off (the fast path's matched float64), so predictions differed by 4%.
+@example(layers=[ConvLayer(2, 3, padding=1), ConvLayer(3, 1, padding=1), ReLULayer(),
+                 BatchNorm(), FlatLayer(), FCLayer_Sigmoid(5)],
+         dtype=np.float32, shards=False, seed=46121)
 def test_drawn_architectures_agree_on_both_paths(layers, dtype, shards, seed):
     X, y = images(9, 12, 2, dtype, seed)
     config = [(type(layer), layer.config()) for layer in layers]

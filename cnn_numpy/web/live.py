@@ -260,25 +260,31 @@ class Trainer:
         self.encode: Callable[[dict], bytes] | None = None
 
     # -- requests ---------------------------------------------------------------
-    def start(self, body, paused: bool = False, steps: int = 0) -> dict:
-        """POST /api/train/start: a new run with these settings (409 while one runs)."""
+    def start(self, body, paused: bool = False) -> dict:
+        """POST /api/train/start: a new run with these settings (409 while one runs).
+        paused: the run takes its first step, then waits (Step from nothing)."""
         default = self.model.net.describe()
         settings = read_settings(body, self.datasets, default)
+        self._refuse_a_second()
+        net, data, test = self._prepare(settings)  # outside the lock: data may take seconds
         with self.lock:
-            if self.active is not None:
-                raise ConflictError(f"run {self.active.number} is {self.active.status}: one "
-                                    "training at a time; press Reset to end it first")
+            self._refuse_a_second()
             run = Run(number=(self.runs[-1].number + 1 if self.runs else 1), settings=settings)
-            net, data, test = self._prepare(settings)
             self.runs.append(run)
             del self.runs[:-MAX_RUNS]
-            self.active, self.paused, self.steps_allowed, self.stop = run, paused, steps, False
+            self.active, self.paused, self.steps_allowed, self.stop = run, paused, 0, False
             self.pending = {}
             self.thread = threading.Thread(target=self._train, args=(run, net, data, test),
                                            name=f"cnn-numpy run {run.number}", daemon=True)
             self._changed()
             self.thread.start()
             return {"run": run.number}
+
+    def _refuse_a_second(self) -> None:
+        with self.lock:
+            if self.active is not None:
+                raise ConflictError(f"run {self.active.number} is {self.active.status}: one "
+                                    "training at a time; press Reset to end it first")
 
     def pause(self, _=None) -> dict:
         with self.lock:
