@@ -7,8 +7,9 @@ Prints, median of --repeats alternating runs of one epoch of the spec's cnn:
 - images/s of the command line's loop (training.train, no views) and of a page run with
   its live views on (the epoch's own figure, as both loops measure it), and their ratio;
 - whether the two runs end with the same weights, bit for bit;
-- how often the live views changed, seen by a client polling 20 times a second;
-- /api/predict's p50 and p95 while the page trains.
+- how often the live views changed, seen by a client polling as the page does;
+- /api/predict's p50 and p95 while the page trains (one more run, a predict request
+  with each poll).
 With --minutes M: one page run on --dataset for M minutes, the process's peak memory
 (ru_maxrss) and the curves' lengths at the end.
 """
@@ -51,8 +52,10 @@ def command_line_run(sample):
     return progress.history[-1]["images_per_s"], weight_arrays(net)
 
 
-def page_run(http, sample, body, watch: bool = True):
-    """(images/s, weights, view updates a second, predict latencies) of one page run."""
+def page_run(http, sample, body, watch: bool = False):
+    """(images/s, weights, view updates a second, predict latencies) of one page run,
+    polled as the page polls (4 times a second); watch: also a predict request each
+    time (a digit drawn while it trains)."""
     number = http.post("/api/train/start", json=body).json()["run"]
     versions, latencies, started = set(), [], time.perf_counter()
     while True:
@@ -65,7 +68,7 @@ def page_run(http, sample, body, watch: bool = True):
             latencies.append(time.perf_counter() - t)
         if state["run"]["status"] not in ("starting", "running", "paused"):
             break
-        time.sleep(0.05)
+        time.sleep(0.25)
     seconds = time.perf_counter() - started
     run = state["run"]
     assert run["status"] == "done", run["message"]
@@ -93,10 +96,10 @@ def main() -> None:
         for _ in range(args.repeats):
             speed, cli_weights = command_line_run(sample)
             cli.append(speed)
-            speed, page_weights, rate, waits = page_run(http, sample, SETTINGS)
+            speed, page_weights, rate, _ = page_run(http, sample, SETTINGS)
             page.append(speed)
             rates.append(rate)
-            latencies += waits
+            latencies += page_run(http, sample, SETTINGS, watch=True)[3]
             same.append(all(np.array_equal(a, b)
                             for a, b in zip(cli_weights, page_weights, strict=True)))
         c, p = statistics.median(cli), statistics.median(page)

@@ -582,3 +582,30 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
     assert width <= 390 and bars <= height  # nothing sideways; the bars in sight while drawing
     with capsys.disabled():
         print(f"\nscreenshots in {shots}")
+
+
+def test_the_page_offers_the_datasets_found_here(sample):
+    """`serve --data-dir DIR`: full MNIST where its official files are, never downloaded."""
+    from pathlib import Path
+
+    from cnn_numpy.cli import _page_datasets
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not shared.is_dir():
+        pytest.skip(f"the official MNIST files are not in {shared}")
+    found, load = _page_datasets(sample, shared)
+    assert found[:2] == ["mnist-sample", "mnist"]
+    assert load("mnist").x_train.shape == (60_000, 28, 28)
+    assert load("mnist-sample") is sample
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(number=st.text(max_size=8), kind=st.sampled_from(["model.npz", "history.csv",
+                                                         "history.json"]))
+def test_fuzzed_downloads_never_answer_500(http, number, kind):
+    import urllib.parse
+
+    response = http.get(f"/api/runs/{urllib.parse.quote(number, safe='')}/{kind}")
+    assert response.status_code in (404, 409), response.text
+    assert response.json()["error"]

@@ -40,10 +40,10 @@ from ..training import MAX_EPOCHS, Progress, Settings, hold_out, train, weight_a
 from ..visual import saliency
 from .api import Model, RequestError
 
-SNAPSHOT_SECONDS = 0.4     # live views at least 2.5 times a second while training
+SNAPSHOT_SECONDS = 0.45    # live views about 2.2 times a second while training
 VALIDATE_SECONDS = 1.0     # the validation curve gets a point at most once a second
-VALIDATION_IMAGES = 300    # ... measured on this many held-out images
-STATS_IMAGES = 64          # per-layer statistics are measured on this many held-out images
+VALIDATION_IMAGES = 200    # ... measured on this many held-out images
+STATS_IMAGES = 32          # activation statistics: a forward pass of this many held-out images
 STREAM_IMAGES = 8          # test images shown with their top three classes per update
 MAX_POINTS = 1000          # a curve longer than this is thinned: pairs of points merged
 MAX_SPARK = 120            # points of each per-layer sparkline
@@ -615,8 +615,8 @@ class Trainer:
                   "filters": filters}
         if net is None:
             return answer
-        x, y = (a[:STATS_IMAGES] for a in held)
-        outputs, _ = saliency.probe(view, _as_batch(x), _labels(y))
+        x = held[0][:STATS_IMAGES]
+        outputs = saliency.forward(view, _as_batch(x))
         weights = [list(layer.params().values()) for layer in net.layers]
         for i, (layer, A) in enumerate(zip(net.layers, outputs, strict=True)):
             grads = list(net.layers[i].grads().values()) if weights[i] else []

@@ -648,8 +648,9 @@ function renderProbe(views) {
   const canvases = (kind) => Array.from({length: nf}, (_, f) =>
     `<canvas data-wkind="${kind}" data-filter="${f}"></canvas>`).join("");
   $("probe-filters").innerHTML = `<h3>Layer ${filters.layer}'s filters W and the last step's
-    dW <span class="note">(channel 0; each row one scale)</span></h3>
-    <div class="maps">${canvases("W")}</div>` + (dW ? `<div class="maps">${canvases("dW")}</div>` : "");
+    dW <span class="note">(channel 0; W on one scale, dW on another)</span></h3>
+    <div class="filter-row"><span class="note">W</span><div class="maps">${canvases("W")}</div></div>` +
+    (dW ? `<div class="filter-row"><span class="note">dW</span><div class="maps">${canvases("dW")}</div></div>` : "");
   for (const [kind, data] of [["W", W], ["dW", dW]]) {
     if (!data) continue;
     $("probe-filters").querySelectorAll(`canvas[data-wkind="${kind}"]`).forEach((canvas) => {
@@ -667,13 +668,15 @@ function renderStats(stats) {
     table.dataset.rows = String(stats.length);
     table.innerHTML = `<tr><th>layer</th>${heads.map((h) => `<th>${h}</th>`).join("")}</tr>` +
       stats.map((s, i) => `<tr><td>${s.name}</td>${keys.map((k) =>
-        `<td><canvas data-stat="${i}-${k}"></canvas><span data-value="${i}-${k}"></span></td>`).join("")}</tr>`).join("");
+        `<td><canvas data-stat="${i}-${k}" width="90" height="22" hidden></canvas><span data-value="${i}-${k}"></span></td>`).join("")}</tr>`).join("");
   }
   stats.forEach((s, i) => keys.forEach((k) => {
     const values = s[k], latest = values[values.length - 1];
     const cell = table.querySelector(`[data-value="${i}-${k}"]`);
-    if (latest === null || latest === undefined) { cell.textContent = "-"; return; }
-    sparkline(table.querySelector(`[data-stat="${i}-${k}"]`), values);
+    const canvas = table.querySelector(`[data-stat="${i}-${k}"]`);
+    canvas.hidden = latest === null || latest === undefined;
+    if (canvas.hidden) { cell.textContent = "-"; return; }
+    sparkline(canvas, values);
     cell.textContent = k === "dead" ? `${(100 * latest).toFixed(0)}%` : latest.toExponential(1);
   }));
 }
