@@ -56,9 +56,9 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride)
 
 
-#: Windows per product when conv_backward sums [dW; db] (OpenBLAS runs a product of
-#: (fw*fw*c + 1) x CHUNK x n_f on one thread).
-CHUNK = 512
+#: conv_backward sums [dW; db] of at most THIN numbers over CHUNK windows at a time
+#: (OpenBLAS runs a product of THIN x CHUNK on one thread).
+THIN, CHUNK = 512, 512
 
 
 def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
@@ -71,11 +71,15 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     x_shape, cols, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
     dZ2 = dZ.reshape(-1, nf)  # rows in the order of cols' columns
-    # Summed over fixed chunks of windows, in order: one long product may be split between
-    # BLAS's threads one way or another (the bits then depend on the thread count); a
-    # chunk is small enough for one thread.  np.dot, not `@`: matmul keeps the GIL here.
-    dWb = sum(np.dot(cols[:, s : s + CHUNK], dZ2[s : s + CHUNK])
-              for s in range(0, len(dZ2), CHUNK))
+    # np.dot, not `@`: matmul keeps the GIL for this long product.  A thin one (few
+    # weights) is summed over fixed chunks of windows, in order: OpenBLAS may split its
+    # long sums between threads one way or another, so the bits would depend on the
+    # thread count; a chunk is small enough for one thread.
+    if cols.shape[0] * nf <= THIN:
+        dWb = sum(np.dot(cols[:, s : s + CHUNK], dZ2[s : s + CHUNK])
+                  for s in range(0, len(dZ2), CHUNK))
+    else:
+        dWb = np.dot(cols, dZ2)
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
     if not need_dx:
         return None, dW, db

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..engines import get_engine
 from ..layers import ConvLayer_ReLU, FCLayer_ReLU, Layer
-from . import conv_pool, threads
+from . import conv_pool
 
 
 class Op:
@@ -121,9 +121,7 @@ class Conv(Op):
     def backward(self, dA, owned, need_dx):
         if self.relu:
             dA = relu_mask(dA, self.A, owned)
-        with threads.single_threaded_blas():  # one thread: its sums over the batch then add
-            # in the same order whether or not the machine is busy (threads.blas_for_pass)
-            dx, dW, db = self.engine.conv_backward(dA, self.cache, need_dx)
+        dx, dW, db = self.engine.conv_backward(dA, self.cache, need_dx)
         self.grads = {"dW": dW, "db": db}
         return unpad(dx, self.pads)
 
@@ -176,12 +174,10 @@ class ConvMaxPool(Op):
             dA = relu_mask(dA, self.A, owned)
         if self.window_order:
             dZ = conv_pool.max_pool_backward(dA, self.pool_cache)
-            with threads.single_threaded_blas():  # see Conv.backward
-                dx, dW, db = conv_pool.conv_backward(dZ, self.conv_cache, need_dx)
+            dx, dW, db = conv_pool.conv_backward(dZ, self.conv_cache, need_dx)
         else:
             dZ = self.pool_engine.max_pool_backward(dA, self.pool_cache)
-            with threads.single_threaded_blas():
-                dx, dW, db = self.conv_engine.conv_backward(dZ, self.conv_cache, need_dx)
+            dx, dW, db = self.conv_engine.conv_backward(dZ, self.conv_cache, need_dx)
         self.grads = {"dW": dW, "db": db}
         return unpad(dx, self.pads)
 
