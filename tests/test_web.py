@@ -4,6 +4,7 @@ load test against the running server on 127.0.0.1, and the page in a real headle
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import shutil
@@ -265,9 +266,9 @@ def post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture(scope="module")
-def server(model_file):
-    """`cnn-numpy serve MODEL` on a free port of 127.0.0.1, until the module's tests end."""
+@contextlib.contextmanager
+def serving(model_file):
+    """`cnn-numpy serve MODEL` on a free port of 127.0.0.1: its URL, until the block ends."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "cnn_numpy", "serve", str(model_file),
                              "--port", str(port)], stdout=subprocess.PIPE,
@@ -283,9 +284,17 @@ def server(model_file):
                 proc.kill()
                 pytest.fail(f"the server did not start: {proc.communicate()}")
             time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.communicate(timeout=30)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(model_file):
+    with serving(model_file) as url:
+        yield url
 
 
 def test_serve_prints_the_address_and_refuses_a_missing_extra(model_file):
@@ -373,6 +382,19 @@ def _idle(driver) -> bool:
     return driver.execute_script("return !busy && !pending && last !== null")
 
 
+def draw_a_one(browser) -> None:
+    """Clear the pad and draw a "1": one vertical stroke, with pointer events."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.ID, "clear").click()
+    pad = browser.find_element(By.ID, "pad")
+    strokes = ActionChains(browser).move_to_element_with_offset(pad, 0, -90).click_and_hold()
+    for _ in range(6):
+        strokes.move_by_offset(0, 30)
+    strokes.release().perform()
+
+
 def test_page_draw_hover_and_stride_groups(browser, server, tmp_path, capsys):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -381,13 +403,7 @@ def test_page_draw_hover_and_stride_groups(browser, server, tmp_path, capsys):
     _wait(browser, lambda d: d.find_element(By.ID, "predicted").text != "" and _idle(d))
     assert "true label is" in browser.find_element(By.ID, "truth").text
 
-    # draw a "1": one vertical stroke, with pointer events
-    browser.find_element(By.ID, "clear").click()
-    pad = browser.find_element(By.ID, "pad")
-    strokes = ActionChains(browser).move_to_element_with_offset(pad, 0, -90).click_and_hold()
-    for _ in range(6):
-        strokes.move_by_offset(0, 30)
-    strokes.release().perform()
+    draw_a_one(browser)
     _wait(browser, _idle)
     time.sleep(0.3)
     _wait(browser, _idle)

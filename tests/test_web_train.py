@@ -362,31 +362,12 @@ def test_favicon(http):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, served):
     """`cnn-numpy serve MODEL` on a free port of 127.0.0.1."""
-    import subprocess
-    import sys
-
-    from test_web import free_port
+    from test_web import serving
 
     path = tmp_path_factory.mktemp("served") / "cnn.npz"
     served.save(path)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cnn_numpy", "serve", str(path), "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/model", timeout=2).close()
-            break
-        except OSError:
-            if time.time() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail(f"the server did not start: {proc.communicate()}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.communicate(timeout=30)
+    with serving(path) as url:
+        yield url
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -480,7 +461,6 @@ def _run(driver, key=None):
 
 def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser, server,
                                                                         tmp_path, capsys):
-    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -527,12 +507,9 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
     _wait(browser, lambda d: _run(d, "status") == "stopped")
 
     # draw a digit: its saliency map and an adversarial nudge
-    browser.find_element(By.ID, "clear").click()
-    pad = browser.find_element(By.ID, "pad")
-    strokes = ActionChains(browser).move_to_element_with_offset(pad, 0, -90).click_and_hold()
-    for _ in range(6):
-        strokes.move_by_offset(0, 30)
-    strokes.release().perform()
+    from test_web import draw_a_one
+
+    draw_a_one(browser)
     time.sleep(0.5)
     browser.find_element(By.ID, "explain").click()
     _wait(browser, lambda d: d.find_element(By.ID, "saliency-box").is_displayed()
