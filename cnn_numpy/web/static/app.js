@@ -45,11 +45,16 @@ pad.addEventListener("pointermove", (event) => {
   predictPad();
 });
 for (const name of ["pointerup", "pointercancel"]) {
-  pad.addEventListener(name, () => {
+  pad.addEventListener(name, async () => {
     if (!drawing) return;
     drawing = false;
-    predictPad();
+    await predictPad();
+    if (last) setProbe(last.image, null);   // the live views follow your digit
   });
+}
+
+function setProbe(image, label) {
+  call("/api/train/probe", {image, label}).catch(() => {});
 }
 
 function stroke(to) {
@@ -99,6 +104,7 @@ $("random").addEventListener("click", async () => {
   }));
   $("truth").textContent = `Test image ${answer.index}: its true label is ${answer.label}.`;
   predict({image: answer.image});
+  if (model.input_shape[0] === 28) setProbe(answer.image, answer.label);
 });
 
 // ---------------------------------------------------------------- pictures
@@ -392,7 +398,7 @@ async function explainDrawing() {
   let answer;
   try {
     answer = await call("/api/saliency", body);
-    call("/api/train/probe", {image: last.image, label: null}).catch(() => {});
+    setProbe(last.image, null);
   } catch (error) {
     $("explain-note").textContent = "Error: " + error.message;
     return;
