@@ -137,6 +137,17 @@ def test_a_built_layer_checks_a_batch_of_another_sample_shape():
         conv.forward_propagate(np.zeros((1, 2, 2, 1)))
     assert conv.forward_propagate(np.zeros((1, 6, 6, 1))).shape == (1, 4, 4, 2)
 
+
+@pytest.mark.parametrize("layer, shape", [(ConvLayer(2, 3), (1, 6, 6, 1)),
+                                          (FCLayer(3), (2, 4)), (FlatLayer(), (2, 3, 3)),
+                                          (PoolLayer_Max(2), (1, 4, 4, 1))],
+                         ids=lambda v: type(v).__name__ if not isinstance(v, tuple) else "")
+def test_a_built_layer_given_no_array_is_a_value_error(layer, shape):
+    layer.forward_propagate(np.zeros(shape))
+    with pytest.raises(ValueError, match=rf"^{type(layer).__name__}: .*got str"):
+        layer.forward_propagate("not an array")
+
+
 def test_summary_counts_the_reference_cnn_parameters():
     net = Net([ConvLayer_ReLU(32, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(100),
                FCLayer_Softmax(10)])

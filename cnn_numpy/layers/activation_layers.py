@@ -32,7 +32,7 @@ class ActivationLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """Z (n, ...) -> A (n, ...)."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         self.Z = A_prev

@@ -106,7 +106,7 @@ class ConvLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ih, iw, c) -> Z (n, oh, ow, n_f); keeps Z and the engine's cache."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         (top, bottom), (left, right) = self._pads = self.pads(A_prev.shape[1], A_prev.shape[2])

@@ -62,7 +62,7 @@ class FCLayer(Layer):
 
     def _linear_forward(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, k) -> Z (n, num_neurons); keeps A_prev and Z."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         self.A_prev = A_prev

@@ -38,7 +38,7 @@ class Dropout(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ...) -> A (n, ...)."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         if not self.training or self.rate == 0:

@@ -19,7 +19,7 @@ class FlatLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ...) -> A (n, prod(...))."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         self.input_batch_shape = A_prev.shape

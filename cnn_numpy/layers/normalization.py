@@ -75,7 +75,7 @@ class BatchNorm(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, h, w, c) or (n, k) -> A, the same shape; keeps x_hat and std."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         x = A_prev.reshape(-1, A_prev.shape[-1])  # (m, c): one row per value of a channel

@@ -47,7 +47,7 @@ class PoolLayer(Layer):
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ih, iw, c) -> A (n, oh, ow, c); keeps A and the engine's cache."""
-        if A_prev.shape[1:] != self.input_shape:  # the first batch, or a new sample shape
+        if np.shape(A_prev)[1:] != self.input_shape:  # the first batch, or a new sample shape
             self._check_input(A_prev)
             self._ensure_built(A_prev)
         forward = getattr(get_engine(self.engine), self._forward_name)
