@@ -172,7 +172,9 @@ def test_summary_of_the_deep_model_counts_running_statistics_apart():
     net.build((28, 28, 1))
     text = net.summary(print_fn=None)
     assert "weight decay 0.0005" in text.splitlines()[0]
-    assert "1: BatchNorm         -       batch_norm on shards  (None, 26, 26, 32)       64" in text
+    assert ("1: BatchNorm         -       conv+batch_norm+relu+max_pool (0-3)  "
+            "(None, 26, 26, 32)       64") in text
+    assert "11: BatchNorm        -       batch_norm on shards" in text
     # 2 x (32 + 64 + 128) running means and variances, not counted as parameters
     assert text.endswith("Total params: 225,482\nNot trained by gradients: 448 (running "
                          "statistics)")

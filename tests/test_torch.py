@@ -27,7 +27,7 @@ from cnn_numpy import (
 )
 from cnn_numpy.engines import ENGINES
 from cnn_numpy.fast import threads
-from cnn_numpy.fast.batchnorm import BatchNormOnShards
+from cnn_numpy.fast.batchnorm import BatchNormOnShards, ConvBatchNormMaxPool
 
 torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed; `pip install torch==2.13.0` runs these checks")
@@ -321,7 +321,7 @@ def test_batchnorm_on_shards_matches_torch_on_the_whole_batch(shape, dtype):
         parts = op.forward_parts([X[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
         G = rng.standard_normal(shape).astype(dtype)
         dparts = op.backward_parts([G[a:b] for a, b in zip(cuts, cuts[1:], strict=False)],
-                                   need_dx=True)
+                                   owned=False, need_dx=True)
         layer.dgamma, layer.dbeta = op.gradients()[0].values()
     finally:
         threads.set_threads(None)
@@ -336,6 +336,61 @@ def test_batchnorm_on_shards_matches_torch_on_the_whole_batch(shape, dtype):
     close(layer.running_mean, module.running_mean, dtype, tol)
     close(layer.running_var, module.running_var, dtype, tol)
 
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size, engine, relu", [(10, "im2col", True), (9, "im2col", True),
+                                                (10, "stride_groups", False)],
+                         ids=["window-order", "odd-size", "stride-groups-no-relu"])
+def test_conv_batchnorm_max_pool_on_shards_matches_torch(size, engine, relu, dtype):
+    """The fast path's fused deep block on uneven shards of one batch, on two threads:
+    torch's conv + BatchNorm + ReLU + max pool on the whole batch, for the output,
+    every gradient and the running statistics.  size 10: Z is 8 x 8, written in pool
+    window order; 9: a 7 x 7 Z whose last row and column no window reads."""
+    rng = np.random.default_rng(9)
+    X = rng.random((70, size, size, 3)).astype(dtype)
+    layers = [ConvLayer(5, 3, engine=engine), BatchNorm(momentum=0.3),
+              ReLULayer() if relu else None, PoolLayer_Max(2, engine=engine)]
+    shape = X.shape[1:]
+    for layer in filter(None, layers):
+        layer.build((None, *shape), rng, dtype)
+        shape = layer.output_shape(shape)
+    conv, bn, _, pool = layers
+    conv.b[...] = 3 + rng.standard_normal(conv.b.shape)  # BatchNorm takes this mean out
+    bn.gamma[...] = rng.uniform(-1.5, 1.5, bn.gamma.shape)  # a negative scale flips the max
+    bn.beta[...] = 0.2 * rng.standard_normal(bn.beta.shape)
+    cuts = [0, 9, 40, 70]
+    G = rng.standard_normal((70, *shape)).astype(dtype)
+    threads.set_threads(2)
+    try:
+        op = ConvBatchNormMaxPool(*layers)
+        parts = op.forward_parts([X[a:b] for a, b in zip(cuts, cuts[1:], strict=False)])
+        dparts = op.backward_parts([G[a:b].copy() for a, b in zip(cuts, cuts[1:], strict=False)],
+                                   owned=True, need_dx=True)
+        (dW, db), (dgamma, dbeta) = (grads.values() for grads in op.gradients()[:2])
+    finally:
+        threads.set_threads(None)
+    module = torch.nn.BatchNorm2d(5, momentum=0.3, dtype=torch.float64 if dtype == np.float64
+                                  else torch.float32)
+    with torch.no_grad():
+        module.weight[...] = torch.from_numpy(bn.gamma)
+        module.bias[...] = torch.from_numpy(bn.beta)
+    x = to_torch_layout(X)
+    W = torch.tensor(conv.W.transpose(3, 2, 0, 1).copy(), requires_grad=True)
+    b = torch.tensor(conv.b, requires_grad=True)
+    Z = module(F.conv2d(x, W, b))
+    out_t = F.max_pool2d(F.relu(Z) if relu else Z, 2)
+    (out_t * to_torch_layout(G).detach()).sum().backward()
+    tol = NEW_LAYER_TOL
+    close(np.concatenate(parts), from_torch_layout(out_t), dtype, tol)
+    close(np.concatenate(dparts), from_torch_layout(x.grad), dtype, tol)
+    close(dW, W.grad.detach().numpy().transpose(2, 3, 1, 0), dtype, tol)
+    # db is 0 but for rounding (BatchNorm takes the mean out), in torch too: against dW's scale
+    assert np.abs(db).max() <= 10 * tol[dtype] * np.abs(dW).max()
+    close(dgamma, module.weight.grad, dtype, tol)
+    close(dbeta, module.bias.grad, dtype, tol)
+    close(bn.running_mean, module.running_mean, dtype, tol)
+    close(bn.running_var, module.running_var, dtype, tol)
 
 ACTIVATION_LAYERS = {ReLULayer(): F.relu, LeakyReLULayer(): F.leaky_relu,
                      LeakyReLULayer(0.2): lambda z: F.leaky_relu(z, 0.2), TanhLayer(): torch.tanh,

@@ -12,7 +12,9 @@ how to run the same layers faster, and is tested to give the same numbers:
                   overwrite arrays only they hold and skip the first layer's
                   input gradient; any other layer runs as its own passes;
     conv_pool.py  a convolution's output arranged by max-pool window element;
-    batchnorm.py  BatchNorm's training passes on the shards of one batch;
+    batchnorm.py  BatchNorm's training passes on the shards of one batch, alone
+                  or fused with the conv before it and the ReLU and max pool
+                  after it (the deep network's blocks);
     threads.py    the worker threads, the shards and BLAS's thread count.
 
 What it may do: fuse shipped layers, reuse and overwrite arrays it owns,

@@ -34,6 +34,9 @@ class Op:
     #: True when its backward pass returns the dA it got, or a view of it (FlatLayer,
     #: Dropout): the result may be overwritten if that dA could.
     passes_gradient = False
+    #: True when it takes a batch's shards together (forward_parts, backward_parts):
+    #: its statistics are over the whole batch (batchnorm.py).
+    joint = False
 
     def __init__(self, *layers: Layer):
         self.layers = layers

@@ -45,7 +45,7 @@ from ..layers import (
     TanhLayer,
 )
 from . import threads
-from .batchnorm import BatchNormOnShards
+from .batchnorm import BatchNormOnShards, ConvBatchNormMaxPool
 from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference
 
 #: Shipped layers whose output sample i depends on input sample i alone and whose passes
@@ -73,6 +73,10 @@ def _fast_max_pool(layer) -> bool:
     return type(layer) is PoolLayer_Max and engine_of(layer) != "naive"
 
 
+def _conv_batch_norm(a, b) -> bool:
+    return _fast_conv(a) and type(a) is ConvLayer and type(b) is BatchNorm
+
+
 def plan_ops(layers: list[Layer], training: bool) -> list[Op]:
     """The operations that compute `layers` in order.  The naive engine's layers always
     run as their own passes (the loops are the point), and so does the last layer (the
@@ -80,9 +84,15 @@ def plan_ops(layers: list[Layer], training: bool) -> list[Op]:
     ops: list[Op] = []
     i = 0
     while i < len(layers):
-        a, b, c = (layers[i:i + 3] + [None, None])[:3]
+        a, b, c, d = (layers[i:i + 4] + [None] * 3)[:4]
         if i == len(layers) - 1:
             op = _reference(a)
+        elif training and _conv_batch_norm(a, b) and type(c) is ReLULayer \
+                and _fast_max_pool(d) and i + 3 < len(layers) - 1:
+            op = ConvBatchNormMaxPool(a, b, c, d)
+        elif training and _conv_batch_norm(a, b) and _fast_max_pool(c) \
+                and i + 2 < len(layers) - 1:
+            op = ConvBatchNormMaxPool(a, b, None, c)
         elif _fast_conv(a) and type(a) is ConvLayer and type(b) is ReLULayer \
                 and _fast_max_pool(c):
             op = ConvMaxPool(a, b, c)
@@ -111,7 +121,7 @@ def _reference(layer: Layer) -> Reference:
 
 def per_sample(op: Op, training: bool) -> bool:
     """True when op may run on shards, each with its own copy."""
-    if isinstance(op, BatchNormOnShards):
+    if op.joint:
         return False
     if not isinstance(op, Reference):
         return True
@@ -168,14 +178,14 @@ class FastPath:
         largest = 0
         for i, op in enumerate(ops + [None]):  # None: the end, closes a stretch
             last = whole_last and i == len(ops) - 1
-            joint = isinstance(op, BatchNormOnShards)
+            joint = op is not None and op.joint
             if op is not None and not last and (joint or per_sample(op, training)):
                 largest = max(largest, size, sizes[i])
                 stretch.append(op)
             else:
                 if stretch and threads.worth_sharding(largest):
                     for other in stretch:
-                        if isinstance(other, BatchNormOnShards):
+                        if other.joint:
                             steps.append(("joint", [other]))
                         elif steps and steps[-1][0] == "shards":
                             steps[-1][1].append(other)
@@ -242,7 +252,7 @@ class FastPath:
                         _store(run[0].layers, run[0].gradients())
                 elif how == "joint":
                     parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
-                    dA = run[0].backward_parts(parts, need_dx[0])
+                    dA = run[0].backward_parts(parts, owned, need_dx[0])
                     _store(run[0].layers, run[0].gradients())
                 else:
                     parts = dA if isinstance(dA, list) else [dA[s] for s in slices]
