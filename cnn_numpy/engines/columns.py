@@ -39,6 +39,24 @@ def window_matrix(windows: np.ndarray, ones_row: bool = True) -> np.ndarray:
     return cols
 
 
+def chunked_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
+    """a (r, M) @ b (M, k) summed over chunks of `chunk` columns of a, in order:
+
+        sum over s = 0, chunk, 2 chunk, ... of  a[:, s:s+chunk] @ b[s:s+chunk]
+
+    The whole chunks go in one stacked product (a view of a as (M/chunk, r,
+    chunk)): one call instead of one per chunk, which matters when threads
+    take turns with Python's lock.  The rest, if any, is added last.
+    """
+    r, m = a.shape
+    whole = m // chunk * chunk
+    stacked = a[:, :whole].reshape(r, -1, chunk).transpose(1, 0, 2)
+    total = np.matmul(stacked, b[:whole].reshape(-1, chunk, b.shape[1])).sum(axis=0)
+    if whole < m:
+        total += np.dot(a[:, whole:], b[whole:])
+    return total
+
+
 def add_window_gradients(dZ2: np.ndarray, W: np.ndarray, elements: list[np.ndarray]) -> None:
     """The col2im step of a convolution's backward pass, in place.
 

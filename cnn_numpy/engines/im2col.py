@@ -30,6 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .columns import (
     add_window_gradients,
+    chunked_product,
     first_max_index,
     route_to_max,
     window_matrix,
@@ -76,8 +77,7 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     # long sums between threads one way or another, so the bits would depend on the
     # thread count; a chunk is small enough for one thread.
     if cols.shape[0] * nf <= THIN:
-        dWb = sum(np.dot(cols[:, s : s + CHUNK], dZ2[s : s + CHUNK])
-                  for s in range(0, len(dZ2), CHUNK))
+        dWb = chunked_product(cols, dZ2, CHUNK)
     else:
         dWb = np.dot(cols, dZ2)
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
