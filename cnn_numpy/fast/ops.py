@@ -17,12 +17,13 @@ the fast path adds the shards' and hands them to the layers.
 from __future__ import annotations
 
 import copy
+from functools import partial
 
 import numpy as np
 
 from ..engines import get_engine
 from ..layers import ConvLayer_ReLU, FCLayer_ReLU, Layer
-from . import conv_pool
+from . import conv_pool, threads
 
 
 class Op:
@@ -217,7 +218,14 @@ class MaxPool(Op):
 class Dense(Op):
     """FCLayer or FCLayer_ReLU (not an output layer): the layer's products, with the ReLU
     overwriting Z, its mask overwriting an owned dA, dW's products written in place,
-    and no input gradient for the Net's first layer."""
+    and no input gradient for the Net's first layer.
+
+    A batch of 128 or more that runs whole (as the `deep` network's dense layer
+    between its joint BatchNorms) has its products cut into the blocks of
+    threads.shard_slices, run on the thread pool: by rows of the batch for Z and
+    dx, by rows of W for dW.  The blocks depend on the shapes only, so the bits
+    do not depend on the thread count.  In a shard of 64 there is one block.
+    """
 
     def __init__(self, dense: Layer):
         super().__init__(dense)
@@ -227,7 +235,8 @@ class Dense(Op):
     def forward(self, A, training):
         W = self.layers[0].W
         self.A_prev = A
-        Z = A @ W[:, :-1].T
+        Z = np.empty((A.shape[0], W.shape[0]), dtype=np.result_type(A, W))
+        _in_blocks(lambda rows: np.matmul(A[rows], W[:, :-1].T, out=Z[rows]), A.shape[0])
         Z += W[:, -1]
         self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
         return self.A
@@ -236,10 +245,27 @@ class Dense(Op):
         W = self.layers[0].W
         dZ = relu_mask(dA, self.A, owned) if self.relu else dA
         dW = np.empty_like(W)
-        np.matmul(dZ.T, self.A_prev, out=dW[:, :-1])
+        blocks = len(threads.shard_slices(dZ.shape[0]))
+        _in_blocks(lambda units: np.matmul(dZ[:, units].T, self.A_prev, out=dW[units, :-1]),
+                   W.shape[0], blocks)
         dW[:, -1] = dZ.sum(axis=0)
         self.grads = {"dW": dW}
-        return dZ @ W[:, :-1] if need_dx else None
+        if not need_dx:
+            return None
+        dx = np.empty((dZ.shape[0], W.shape[1] - 1), dtype=dZ.dtype)
+        _in_blocks(lambda rows: np.matmul(dZ[rows], W[:, :-1], out=dx[rows]), dZ.shape[0])
+        return dx
 
     def gradients(self):
         return [self.grads]
+
+
+def _in_blocks(product, n: int, blocks: int | None = None) -> None:
+    """product(rows) for consecutive row slices of range(n): threads.shard_slices(n), or
+    `blocks` even ones; on the thread pool when there are several."""
+    if blocks is None:
+        slices = threads.shard_slices(n)
+    else:
+        edges = [round(i * n / blocks) for i in range(blocks + 1)]
+        slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    threads.run_all([partial(product, rows) for rows in slices])
