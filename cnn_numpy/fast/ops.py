@@ -221,11 +221,15 @@ class Dense(Op):
     and no input gradient for the Net's first layer.
 
     A batch of 128 or more that runs whole (as the `deep` network's dense layer
-    between its joint BatchNorms) has its products cut into the blocks of
+    between its joint BatchNorms) has large products cut into the blocks of
     threads.shard_slices, run on the thread pool: by rows of the batch for Z and
     dx, by rows of W for dW.  The blocks depend on the shapes only, so the bits
     do not depend on the thread count.  In a shard of 64 there is one block.
     """
+
+    #: Multiply-adds per block, at least: smaller products (the `flat` network's,
+    #: 128 x 784 x 100) ran slower in blocks than on BLAS's own threads.
+    MIN_BLOCK_WORK = 2**23
 
     def __init__(self, dense: Layer):
         super().__init__(dense)
@@ -236,7 +240,8 @@ class Dense(Op):
         W = self.layers[0].W
         self.A_prev = A
         Z = np.empty((A.shape[0], W.shape[0]), dtype=np.result_type(A, W))
-        _in_blocks(lambda rows: np.matmul(A[rows], W[:, :-1].T, out=Z[rows]), A.shape[0])
+        self.blocks = self._blocks(A.shape[0], W.size)
+        _in_blocks(lambda rows: np.matmul(A[rows], W[:, :-1].T, out=Z[rows]), self.blocks)
         Z += W[:, -1]
         self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
         return self.A
@@ -245,27 +250,27 @@ class Dense(Op):
         W = self.layers[0].W
         dZ = relu_mask(dA, self.A, owned) if self.relu else dA
         dW = np.empty_like(W)
-        blocks = len(threads.shard_slices(dZ.shape[0]))
         _in_blocks(lambda units: np.matmul(dZ[:, units].T, self.A_prev, out=dW[units, :-1]),
-                   W.shape[0], blocks)
+                   threads.even_slices(W.shape[0], len(self.blocks)))
         dW[:, -1] = dZ.sum(axis=0)
         self.grads = {"dW": dW}
         if not need_dx:
             return None
         dx = np.empty((dZ.shape[0], W.shape[1] - 1), dtype=dZ.dtype)
-        _in_blocks(lambda rows: np.matmul(dZ[rows], W[:, :-1], out=dx[rows]), dZ.shape[0])
+        _in_blocks(lambda rows: np.matmul(dZ[rows], W[:, :-1], out=dx[rows]), self.blocks)
         return dx
+
+    def _blocks(self, n: int, weights: int) -> list[slice]:
+        """The batch's row blocks: threads.shard_slices(n) if each is large enough."""
+        slices = threads.shard_slices(n)
+        if len(slices) > 1 and n * weights < self.MIN_BLOCK_WORK * len(slices):
+            return [slice(0, n)]
+        return slices
 
     def gradients(self):
         return [self.grads]
 
 
-def _in_blocks(product, n: int, blocks: int | None = None) -> None:
-    """product(rows) for consecutive row slices of range(n): threads.shard_slices(n), or
-    `blocks` even ones; on the thread pool when there are several."""
-    if blocks is None:
-        slices = threads.shard_slices(n)
-    else:
-        edges = [round(i * n / blocks) for i in range(blocks + 1)]
-        slices = [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    threads.run_all([partial(product, rows) for rows in slices])
+def _in_blocks(product, blocks: list[slice]) -> None:
+    """product(rows) for each block of rows, on the thread pool when there are several."""
+    threads.run_all([partial(product, rows) for rows in blocks])

@@ -66,7 +66,11 @@ def shard_slices(n: int) -> list[slice]:
     for 128, 8 from 512 on.  More shards than threads let an idle worker
     take over work from one that another program slows down.
     """
-    count = max(1, min(MAX_SHARDS, n // MIN_SHARD))
+    return even_slices(n, max(1, min(MAX_SHARDS, n // MIN_SHARD)))
+
+
+def even_slices(n: int, count: int) -> list[slice]:
+    """range(n) as `count` consecutive slices whose sizes differ by 1 at most."""
     edges = [round(i * n / count) for i in range(count + 1)]
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
