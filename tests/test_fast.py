@@ -31,7 +31,7 @@ from cnn_numpy import (
 )
 from cnn_numpy.data import load_dataset
 from cnn_numpy.engines import im2col
-from cnn_numpy.fast import conv_pool, threads
+from cnn_numpy.fast import conv_pool, ops, threads
 from cnn_numpy.layers import Layer
 
 #: Agreement asked for: this share of each array's largest magnitude.
@@ -101,6 +101,7 @@ def bias_before_batchnorm(layers: list, index: int) -> bool:
 def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
     """Train a fast and a reference copy of the same Net (same seed) side by side and
     compare everything a step leaves; shards=True cuts even small batches into shards.
+    Either way a dense layer on the whole batch cuts its products into blocks.
 
     In float32 a float64 reference runs beside them (see close).  With a
     BatchNorm the tolerance is 100 times larger: on these small batches a feature
@@ -111,8 +112,9 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
     paths' weights carry their own rounding from every update.
     """
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threads, "MIN_SHARD", 4)
+        patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # a dense layer run whole: in blocks
         if shards:
-            patch.setattr(threads, "MIN_SHARD", 4)
             patch.setattr(threads, "MIN_SAMPLE_SIZE", 1)
         nets = [make(fast, dtype) for fast in (True, False)]
         if dtype == np.float32:
