@@ -15,7 +15,7 @@ speed is reported.  On a virtual machine the host may also give its cores
 to other machines for a while ("steal" time): the share of CPU time stolen
 during the table's runs is printed, so a slow, noisy run says why.
 
-cnn-numpy uses its default thread count (one worker per core; see
+cnn-numpy uses its default thread count (one per core; see
 cnn_numpy/fast/threads.py); the "1 thread" rows show the same engine on one.
 Prints a table and writes benchmarks/results/speed.json.
 """
@@ -199,7 +199,7 @@ def threads() -> str:
     """The threads each library computes with."""
     shards = len(parallel.shard_slices(BATCH))
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
-    return (f"cnn-numpy {parallel.default_threads()} worker threads, batch {BATCH} in {shards} "
+    return (f"cnn-numpy {parallel.default_threads()} threads, batch {BATCH} in {shards} "
             f"shards (BLAS: 1 thread in passes with shards){torch_threads}")
 
 

@@ -161,7 +161,7 @@ THREADS = _number(int, 1, high=parallel.MAX_THREADS + 1)
 
 def _add_threads_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=THREADS, default=None, metavar="N",
-                   help=f"worker threads (default: ${parallel.ENV_VAR}, else one per core); "
+                   help=f"threads that compute (default: ${parallel.ENV_VAR}, else one per core); "
                         "results are the same for any N")
 
 

@@ -4,8 +4,9 @@ NumPy runs elementwise work, copies and reductions on one core, but it
 releases Python's lock (the GIL) while it does, so threads can compute at
 the same time.  The fast path (path.py) splits a batch into *shards* and
 runs the operations that treat every sample on its own (convolution,
-pooling, dense, ...) on each shard in a worker thread.  BatchNorm while
-training takes the shards together (batchnorm.py: its statistics are sums
+pooling, dense, ...) on each shard, on the calling thread and the pool's
+worker threads (N threads in all: the caller and N - 1 workers).
+BatchNorm while training takes the shards together (batchnorm.py: its statistics are sums
 over the shards); other layers that look at the whole batch (Dropout while
 training, the loss) run once on the batch.
 
@@ -18,7 +19,7 @@ the workers for the cores (blas_for_pass).
 
     CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
 
-The default is one worker per core this process may use.
+The default is one thread per core this process may use.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 ENV_VAR = "CNN_NUMPY_THREADS"
 
-#: The most worker threads one may ask for.
+#: The most threads one may ask for.
 MAX_THREADS = 1024
 #: At most this many shards, however large the batch.
 MAX_SHARDS = 8
@@ -104,7 +105,7 @@ def default_threads() -> int:
 
 
 def get_threads() -> int:
-    """The number of worker threads a Net computes with."""
+    """The number of threads a Net computes with (the caller and get_threads() - 1 workers)."""
     global _threads
     with _lock:
         if _threads is None:
@@ -113,7 +114,7 @@ def get_threads() -> int:
 
 
 def set_threads(count: int | None) -> None:
-    """Use `count` worker threads from now on (None: back to the default).
+    """Compute with `count` threads from now on (None: back to the default).
 
     Results do not depend on it, only speed does.
     """
