@@ -446,146 +446,7 @@ class Trainer:
 
     def _train(self, run: Run, net: Net, data, test) -> None:
         """The background thread: the run from start to end."""
-        s = run.settings
-        settings = Settings(model="custom", layers=s["layers"], epochs=s["epochs"],
-                            batch_size=s["batch_size"], learning_rate=s["learning_rate"],
-                            optimizer=s["optimizer"], seed=s["seed"], engine=s["engine"],
-                            dataset=s["dataset"], limit=s["limit"], schedule=s["schedule"],
-                            weight_decay=s["weight_decay"], validation=s["validation"])
-        live = {name: s[name] for name in LIVE}
-        replay = list(s["edits"])
-        view = Net(parse_layers(s["layers"]), engine=s["engine"], optimizer=s["optimizer"],
-                   weight_decay=s["weight_decay"])
-        held = (data.x_test, data.y_test) if len(data.x_test) else (test.x_test, test.y_test)
-        clock = {"snapshot": 0.0, "validated": -math.inf, "mark": time.perf_counter(),
-                 "marked_images": 0, "seen": 0}
-        measure = {"before": None, "ratios": None}  # one step's |dW step| / |W|, per layer
-        sparks = [{key: [] for key in STAT_KEYS} for _ in net.layers]
-        restart = {}
-
-        def apply(edit: dict[str, float]) -> None:
-            for name, value in edit.items():
-                live[name] = value
-                if name == "learning_rate":
-                    settings.learning_rate = value
-                elif name == "momentum":
-                    _set_momentum(net, value)
-                elif name == "weight_decay":
-                    settings.weight_decay = net.weight_decay = value
-                else:
-                    restart["batch_size"] = value  # from the next epoch: see on_epoch
-                run.edits.append({"after_step": run.step, "name": name, "value": value})
-
-        def snapshot(last: bool = False) -> None:
-            """Copy the weights to the viewing net and compute the live views there (the
-            last one of a run always measures the validation set)."""
-            now = time.perf_counter()
-            if now > clock["mark"]:
-                run.images_per_s = (run.images - clock["marked_images"]) / (now - clock["mark"])
-            validate = last or now - clock["validated"] >= VALIDATE_SECONDS
-            with self.model.lock:
-                if view.input_shape is None:
-                    view.layer_outputs(np.zeros((1, *net.input_shape), view.dtype))
-                for target, source in zip(weight_arrays(view), weight_arrays(net),
-                                          strict=True):
-                    target[...] = source
-                if self.model.net is not view:
-                    self.model.replace(view)
-                views = self._views(view, test, net, held, sparks, measure["ratios"])
-                if validate:
-                    _, cce, ce = view.evaluate(*(a[:VALIDATION_IMAGES] for a in held))
-                    run.validation.add({"step": run.step, "images": run.images, "cce": cce,
-                                        "ce": ce, "settings": dict(live)})
-                    clock["validated"] = now
-            measure["before"] = [W.copy() for W in _weights(net)]
-            clock["snapshot"], clock["mark"], clock["marked_images"] = now, now, run.images
-            with self.lock:
-                self.views = views
-                self._changed()
-
-        def after_step(progress: Progress, cce: float, ce: float) -> bool:
-            batch = progress.seen - clock["seen"] if progress.seen > clock["seen"] \
-                else progress.seen
-            clock["seen"] = progress.seen
-            run.step += 1
-            run.images += batch
-            run.train.add({"step": run.step, "images": run.images, "cce": cce, "ce": ce,
-                           "settings": dict(live)})
-            if measure["before"] is not None:
-                measure["ratios"] = _update_ratios(net, measure["before"])
-                measure["before"] = None
-            with self.lock:
-                while replay and replay[0]["after_step"] <= run.step:
-                    edit = replay.pop(0)
-                    apply({edit["name"]: edit["value"]})
-                while True:
-                    if self.pending:
-                        apply(self.pending)
-                        self.pending = {}
-                        self._changed()  # the page sees the edit, paused or not
-                    if self.stop:
-                        return True
-                    if not self.paused:
-                        break
-                    if self.steps_allowed:
-                        self.steps_allowed -= 1
-                        break
-                    if run.status != "paused" or self.probe_changed:
-                        run.status, self.probe_changed = "paused", False
-                        self.lock.release()  # the views are computed outside the lock
-                        try:
-                            snapshot()
-                        finally:
-                            self.lock.acquire()
-                        continue
-                    self.lock.wait()
-                    clock["mark"], clock["marked_images"] = time.perf_counter(), run.images
-                if run.status == "paused":
-                    run.status = "running"
-                    self._changed()
-                refresh, self.probe_changed = self.probe_changed, False
-            if refresh or time.perf_counter() - clock["snapshot"] >= SNAPSHOT_SECONDS:
-                snapshot()
-            return False
-
-        def on_epoch(progress: Progress, entry: dict) -> bool:
-            run.epoch = entry["epoch"]
-            run.epochs.append(entry)
-            clock["seen"] = 0
-            return bool(restart)
-
-        status, message = "done", ""
-        try:
-            while replay and replay[0]["after_step"] == 0:
-                edit = replay.pop(0)
-                apply({edit["name"]: edit["value"]})
-            with self.lock:
-                run.status = "running"  # a paused start takes its first step, then waits
-                self._changed()
-            progress = Progress()
-            while True:
-                progress = train(net, data, settings, progress=progress, show_progress=False,
-                                 on_batch=after_step, on_epoch=on_epoch)
-                if self.stop or progress.epoch >= settings.epochs or not restart:
-                    break
-                settings.batch_size = int(restart.pop("batch_size"))
-            if self.stop:
-                status, message = "stopped", f"stopped by Reset after step {run.step}"
-            else:
-                _, cce, ce = net.evaluate(test.x_test, test.y_test)
-                run.test = {"cce": cce, "ce": ce, "images": len(test.x_test)}
-        except DivergenceError as exc:
-            status, message = "diverged", str(exc)
-        except Exception as exc:  # noqa: BLE001  (the server stays up and says what happened)
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
-        if status in ("done", "stopped") and net.input_shape is not None:
-            snapshot(last=True)
-            run.model = saving.to_bytes(net)
-        with self.lock:
-            run.status, run.message = status, message
-            self._drop_old_models()
-            self.active = self.thread = None
-            self._changed()
+        LiveRun(self, run, net, data, test).run_to_end()
 
     def _views(self, view: Net, test, net: Net | None, held, sparks, ratios) -> dict:
         """The live views of `view` (the training net's weights): the probe image's maps
@@ -668,6 +529,184 @@ class Trainer:
 
 
 STAT_KEYS = ("mean", "std", "dead", "grad_norm", "update_ratio")
+
+
+class LiveRun:
+    """One page run in its background thread: training.train with hooks between steps.
+
+    after_step (train's on_batch) applies the page's live edits and replayed ones,
+    waits while paused, and every SNAPSHOT_SECONDS or so takes a snapshot: the
+    weights copied into the page's viewing net, where the live views are computed.
+    on_epoch ends an epoch early to change the batch size.  Only this thread
+    touches `net`; the trainer's state is read and written under its lock.
+    """
+
+    def __init__(self, trainer: Trainer, run: Run, net: Net, data, test):
+        self.trainer, self.run, self.net, self.test = trainer, run, net, test
+        self.data = data
+        s = run.settings
+        self.settings = Settings(
+            model="custom", layers=s["layers"], epochs=s["epochs"], batch_size=s["batch_size"],
+            learning_rate=s["learning_rate"], optimizer=s["optimizer"], seed=s["seed"],
+            engine=s["engine"], dataset=s["dataset"], limit=s["limit"],
+            schedule=s["schedule"], weight_decay=s["weight_decay"],
+            validation=s["validation"])
+        self.live = {name: s[name] for name in LIVE}  # the settings now, for each curve point
+        self.replay = list(s["edits"])                # edits to apply again, by step
+        self.view = Net(parse_layers(s["layers"]), engine=s["engine"],
+                        optimizer=s["optimizer"], weight_decay=s["weight_decay"])
+        self.held = (data.x_test, data.y_test) if len(data.x_test) else \
+            (test.x_test, test.y_test)
+        self.snapshot_at, self.validated_at = 0.0, -math.inf
+        self.mark, self.marked_images = time.perf_counter(), 0  # for images per second
+        self.seen = 0                                 # images of this epoch so far
+        self.before: list[np.ndarray] | None = None   # weights before the measured step
+        self.ratios: list[float | None] | None = None  # its |dW step| / |W|, per layer
+        self.sparks = [{key: [] for key in STAT_KEYS} for _ in net.layers]
+        self.new_batch_size: int | None = None        # for the next epoch
+
+    def run_to_end(self) -> None:
+        """Train to the last epoch, a Reset or an error, then record how it ended."""
+        trainer, run, net = self.trainer, self.run, self.net
+        status, message = "done", ""
+        try:
+            self._replay_until(0)
+            with trainer.lock:
+                run.status = "running"  # a paused start takes its first step, then waits
+                trainer._changed()
+            progress = Progress()
+            while True:
+                progress = train(net, self.data, self.settings, progress=progress,
+                                 show_progress=False, on_batch=self.after_step,
+                                 on_epoch=self.on_epoch)
+                if trainer.stop or progress.epoch >= self.settings.epochs \
+                        or self.new_batch_size is None:
+                    break
+                self.settings.batch_size, self.new_batch_size = self.new_batch_size, None
+            if trainer.stop:
+                status, message = "stopped", f"stopped by Reset after step {run.step}"
+            else:
+                _, cce, ce = net.evaluate(self.test.x_test, self.test.y_test)
+                run.test = {"cce": cce, "ce": ce, "images": len(self.test.x_test)}
+        except DivergenceError as exc:
+            status, message = "diverged", str(exc)
+        except Exception as exc:  # noqa: BLE001  (the server stays up and says what happened)
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+        if status in ("done", "stopped") and net.input_shape is not None:
+            self.snapshot(last=True)
+            run.model = saving.to_bytes(net)
+        with trainer.lock:
+            run.status, run.message = status, message
+            trainer._drop_old_models()
+            trainer.active = trainer.thread = None
+            trainer._changed()
+
+    def apply(self, edit: dict[str, float]) -> None:
+        """A live edit, from the next step (a batch size from the next epoch); recorded."""
+        for name, value in edit.items():
+            self.live[name] = value
+            if name == "learning_rate":
+                self.settings.learning_rate = value
+            elif name == "momentum":
+                _set_momentum(self.net, value)
+            elif name == "weight_decay":
+                self.settings.weight_decay = self.net.weight_decay = value
+            else:
+                self.new_batch_size = int(value)  # on_epoch ends the epoch for it
+            self.run.edits.append({"after_step": self.run.step, "name": name, "value": value})
+
+    def _replay_until(self, step: int) -> None:
+        while self.replay and self.replay[0]["after_step"] <= step:
+            edit = self.replay.pop(0)
+            self.apply({edit["name"]: edit["value"]})
+
+    def snapshot(self, last: bool = False) -> None:
+        """Copy the weights to the viewing net and compute the live views there (the
+        last one of a run always measures the validation set)."""
+        trainer, run, view = self.trainer, self.run, self.view
+        now = time.perf_counter()
+        if now > self.mark:
+            run.images_per_s = (run.images - self.marked_images) / (now - self.mark)
+        validate = last or now - self.validated_at >= VALIDATE_SECONDS
+        with trainer.model.lock:
+            if view.input_shape is None:
+                view.layer_outputs(np.zeros((1, *self.net.input_shape), view.dtype))
+            for target, source in zip(weight_arrays(view), weight_arrays(self.net),
+                                      strict=True):
+                target[...] = source
+            if trainer.model.net is not view:
+                trainer.model.replace(view)
+            views = trainer._views(view, self.test, self.net, self.held, self.sparks,
+                                   self.ratios)
+            if validate:
+                _, cce, ce = view.evaluate(*(a[:VALIDATION_IMAGES] for a in self.held))
+                run.validation.add({"step": run.step, "images": run.images, "cce": cce,
+                                    "ce": ce, "settings": dict(self.live)})
+                self.validated_at = now
+        self.before = [W.copy() for W in _weights(self.net)]
+        self.snapshot_at, self.mark, self.marked_images = now, now, run.images
+        with trainer.lock:
+            trainer.views = views
+            trainer._changed()
+
+    def after_step(self, progress: Progress, cce: float, ce: float) -> bool:
+        """train's on_batch: record the step, apply edits, wait while paused, maybe take a
+        snapshot.  True stops the run (Reset)."""
+        trainer, run = self.trainer, self.run
+        batch = progress.seen - self.seen if progress.seen > self.seen else progress.seen
+        self.seen = progress.seen
+        run.step += 1
+        run.images += batch
+        run.train.add({"step": run.step, "images": run.images, "cce": cce, "ce": ce,
+                       "settings": dict(self.live)})
+        if self.before is not None:
+            self.ratios, self.before = _update_ratios(self.net, self.before), None
+        with trainer.lock:
+            self._replay_until(run.step)
+            if self._wait_while_paused():
+                return True
+            if run.status == "paused":
+                run.status = "running"
+                trainer._changed()
+            refresh, trainer.probe_changed = trainer.probe_changed, False
+        if refresh or time.perf_counter() - self.snapshot_at >= SNAPSHOT_SECONDS:
+            self.snapshot()
+        return False
+
+    def _wait_while_paused(self) -> bool:
+        """Under the trainer's lock: pending edits applied, and while paused the lock
+        released until Resume, Step or Reset (a snapshot when the pause begins or the
+        probe changes).  True on Reset."""
+        trainer, run = self.trainer, self.run
+        while True:
+            if trainer.pending:
+                self.apply(trainer.pending)
+                trainer.pending = {}
+                trainer._changed()  # the page sees the edit, paused or not
+            if trainer.stop:
+                return True
+            if not trainer.paused:
+                return False
+            if trainer.steps_allowed:
+                trainer.steps_allowed -= 1
+                return False
+            if run.status != "paused" or trainer.probe_changed:
+                run.status, trainer.probe_changed = "paused", False
+                trainer.lock.release()  # the views are computed outside the lock
+                try:
+                    self.snapshot()
+                finally:
+                    trainer.lock.acquire()
+                continue
+            trainer.lock.wait()
+            self.mark, self.marked_images = time.perf_counter(), run.images
+
+    def on_epoch(self, progress: Progress, entry: dict) -> bool:
+        """train's on_epoch: record the epoch; True ends training for a new batch size."""
+        self.run.epoch = entry["epoch"]
+        self.run.epochs.append(entry)
+        self.seen = 0
+        return self.new_batch_size is not None
 
 
 def _set_momentum(net: Net, value: float) -> None:
