@@ -22,26 +22,17 @@ import numpy as np
 from ..engines import get_engine
 from ..layers import Layer
 from . import conv_pool, threads
-from .ops import Op, pad, relu_mask, unpad
+from .ops import JointOp, pad, relu_mask, unpad
 
 
-class BatchNormOnShards(Op):
-    """forward_parts / backward_parts: a BatchNorm's training passes on the shards of one
-    batch [A_prev (n_s, ...), ...] -> [A (n_s, ...), ...]; forward / backward on a whole
-    batch are the same with one shard."""
+class BatchNormOnShards(JointOp):
+    """A BatchNorm's training passes on the shards of one batch:
+    [A_prev (n_s, ...), ...] -> [A (n_s, ...), ...]."""
 
     name = "batch_norm on shards"
-    joint = True
 
     def __init__(self, bn: Layer):
         super().__init__(bn)
-
-    def forward(self, A, training):
-        return self.forward_parts([A])[0]
-
-    def backward(self, dA, owned, need_dx):
-        dx = self.backward_parts([dA], owned, need_dx)
-        return None if dx is None else dx[0]
 
     def forward_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
         """Each shard's A_prev -> its A, normalized with the whole batch's statistics
@@ -71,7 +62,7 @@ class BatchNormOnShards(Op):
         return [self.grads]
 
 
-class ConvBatchNormMaxPool(Op):
+class ConvBatchNormMaxPool(JointOp):
     """ConvLayer + BatchNorm [+ ReLULayer] + PoolLayer_Max while training, on the shards of
     one batch together (the `deep` network's blocks).
 
@@ -90,19 +81,10 @@ class ConvBatchNormMaxPool(Op):
     Each layer's engine is its own; the window order needs im2col for both.
     """
 
-    joint = True
-
     def __init__(self, conv: Layer, bn: Layer, relu: Layer | None, pool: Layer):
         super().__init__(*(layer for layer in (conv, bn, relu, pool) if layer is not None))
         self.conv, self.bn, self.pool, self.relu = conv, bn, pool, relu is not None
         self.name = "conv+batch_norm+relu+max_pool" if self.relu else "conv+batch_norm+max_pool"
-
-    def forward(self, A, training):
-        return self.forward_parts([A])[0]
-
-    def backward(self, dA, owned, need_dx):
-        dx = self.backward_parts([dA], owned, need_dx)
-        return None if dx is None else dx[0]
 
     def forward_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
         """Each shard's A_prev (n_s, ih, iw, c) -> its pooled output (n_s, ph, pw, nf)."""

@@ -35,8 +35,7 @@ class Op:
     #: True when its backward pass returns the dA it got, or a view of it (FlatLayer,
     #: Dropout): the result may be overwritten if that dA could.
     passes_gradient = False
-    #: True when it takes a batch's shards together (forward_parts, backward_parts):
-    #: its statistics are over the whole batch (batchnorm.py).
+    #: True for a JointOp, which takes a batch's shards together.
     joint = False
 
     def __init__(self, *layers: Layer):
@@ -53,6 +52,33 @@ class Op:
 
     def for_shard(self) -> Op:
         return copy.copy(self)
+
+
+class JointOp(Op):
+    """An operation that takes the shards of one batch together: its statistics are over
+    the whole batch (batchnorm.py).
+
+        forward_parts([A (n_s, ...), ...]) -> [A_out (n_s, ...), ...]
+        backward_parts([dA, ...], owned, need_dx) -> [dA_prev, ...] or None
+
+    forward and backward on a whole batch are the same with one shard.
+    """
+
+    joint = True
+
+    def forward(self, A, training):
+        return self.forward_parts([A])[0]
+
+    def backward(self, dA, owned, need_dx):
+        dx = self.backward_parts([dA], owned, need_dx)
+        return None if dx is None else dx[0]
+
+    def forward_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def backward_parts(self, dparts: list[np.ndarray], owned: bool,
+                       need_dx: bool) -> list | None:
+        raise NotImplementedError
 
 
 class Reference(Op):
