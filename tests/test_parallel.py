@@ -94,6 +94,25 @@ def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
     assert {how for how, _ in plan(net, X[:127], False, False)} == {"whole"}  # 1 shard
 
 
+
+def test_the_deep_blocks_run_as_one_joint_operation_while_training():
+    from cnn_numpy.cli import build_model
+
+    net = build_model("deep", seed=0)
+    X, _ = data(128)  # 14 x 14 x 2: the blocks' outputs are small, their convs' are not
+    net.build(X.shape[1:])
+    block = ["ConvLayer", "BatchNorm", "ReLULayer", "PoolLayer_Max"]
+    training = plan(net, X, training=True, whole_last=True)
+    assert training[:2] == [("joint", block), ("joint", block)]
+    assert ("joint", ["BatchNorm"]) not in training[:2]
+    # in inference BatchNorm is per sample: the blocks are per-sample operations on shards
+    inference = plan(net, X, training=False, whole_last=False)
+    assert inference[0][0] == "shards" and "BatchNorm" in inference[0][1]
+    # a naive pool runs its own loops, so the block around it is not fused
+    net.layers[3].engine = "naive"
+    assert plan(net, X, training=True, whole_last=True)[:2] == [
+        ("shards", ["ConvLayer"]), ("joint", ["BatchNorm"])]
+
 def test_the_first_pass_is_plain_and_builds_the_weights_the_next_ones_use_shards(monkeypatch):
     """Lazily built weights come from the generator in layer order, on the plain loop;
     the user's layer (which never says it is built) does not keep the Net plain after."""

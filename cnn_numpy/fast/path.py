@@ -158,21 +158,26 @@ class FastPath:
             "whole"   one operation on the whole batch;
             "shards"  consecutive per-sample operations, shard by shard on the
                       thread pool, each shard with its own copies of them;
-            "joint"   BatchNorm while training, given the shards together.
+            "joint"   a JointOp (BatchNorm while training, alone or in a fused
+                      block), given the shards together.
 
         A stretch of "shards" and "joint" operations is cut into shards only if
-        one of its samples is large (threads.worth_sharding): dense layers on
-        short vectors stay whole.  whole_last: the last layer sees the whole
+        one of its samples is large (threads.worth_sharding), counting every
+        layer's output inside a fused operation: dense layers on short vectors
+        stay whole.  whole_last: the last layer sees the whole
         batch (the loss needs all of it).
         """
         if len(threads.shard_slices(X.shape[0])) == 1:
             return [("whole", [op]) for op in ops]
         size = math.prod(X.shape[1:])
-        sizes, shape = [], X.shape[1:]
+        sizes, peaks, shape = [], [], X.shape[1:]  # each op's output, its largest inside
         for op in ops:
+            peak = 0
             for layer in op.layers:
                 shape = layer.output_shape(shape)
+                peak = max(peak, math.prod(shape))
             sizes.append(math.prod(shape))
+            peaks.append(peak)
         steps: list[tuple[str, list[Op]]] = []
         stretch: list[Op] = []
         largest = 0
@@ -180,7 +185,7 @@ class FastPath:
             last = whole_last and i == len(ops) - 1
             joint = op is not None and op.joint
             if op is not None and not last and (joint or per_sample(op, training)):
-                largest = max(largest, size, sizes[i])
+                largest = max(largest, size, peaks[i])
                 stretch.append(op)
             else:
                 if stretch and threads.worth_sharding(largest):
