@@ -3,6 +3,8 @@ same gradients as one whole batch."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import threadpoolctl
@@ -225,6 +227,33 @@ def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkey
             reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is
             assert reference.layers[6].blas == [2]
 
+
+
+def test_tasks_inside_a_task_finish_and_change_no_result():
+    """At 1,024 images a shard holds 128, and the cnn's dense layer cuts its products in
+    a shard into blocks: run_all inside a task, which must neither wait for workers
+    that are busy with the shards around it (that hung) nor change a bit."""
+    from cnn_numpy.cli import build_model
+
+    X = np.random.default_rng(5).random((1024, 28, 28, 1), dtype=np.float32)
+    y = np.arange(1024) % 10
+    results = {}
+
+    def run(count):
+        threads.set_threads(count)
+        net = build_model("cnn", seed=0)
+        net.train(X, y, 0.01)
+        net.train(X, y, 0.01)
+        results[count] = (net.predict(X, batch_size=1024), net.layers[-2].W.copy())
+
+    for count in (2, 1):
+        worker = threading.Thread(target=run, args=(count,), daemon=True)
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), f"{count} threads: still running after 2 minutes"
+    threads.set_threads(None)
+    for a, b in zip(results[1], results[2], strict=True):
+        np.testing.assert_array_equal(a, b)
 
 def test_a_failing_task_raises_the_first_error_in_task_order():
     threads.set_threads(3)

@@ -55,6 +55,7 @@ MIN_SHARD = 64
 MIN_SAMPLE_SIZE = 2048
 
 _lock = threading.RLock()
+_in_task = threading.local()  # .active: this thread is running one of run_all's tasks
 _threads: int | None = None  # None: not chosen yet (environment or core count)
 _pool: ThreadPoolExecutor | None = None
 
@@ -105,7 +106,7 @@ def default_threads() -> int:
 
 
 def get_threads() -> int:
-    """The number of threads a Net computes with (the caller and get_threads() - 1 workers)."""
+    """The number of threads a Net computes with: the calling thread and one fewer workers."""
     global _threads
     with _lock:
         if _threads is None:
@@ -141,7 +142,9 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
         return [tasks[0]()]
     threads = get_threads()
     with single_threaded_blas():
-        if threads == 1:
+        # Tasks of a task (a dense layer's blocks inside a shard) run here, in order: the
+        # workers may all be busy with the tasks around them.
+        if threads == 1 or getattr(_in_task, "active", False):
             return [task() for task in tasks]
         global _pool
         with _lock:
@@ -154,19 +157,24 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
         order = iter(range(len(tasks)))  # shared: next() on it is atomic under the GIL
 
         def work() -> None:
-            for i in order:  # the next task no thread has taken yet
-                try:
-                    results[i] = tasks[i]()
-                except BaseException as error:  # raised below, in task order
-                    errors[i] = error
+            _in_task.active = True
+            try:
+                for i in order:  # the next task no thread has taken yet
+                    try:
+                        results[i] = tasks[i]()
+                    except BaseException as error:  # raised below, in task order
+                        errors[i] = error
+            finally:
+                _in_task.active = False
 
         # The caller works too: one hand-over fewer per pass (8% faster training).  Each
         # worker runs in a copy of the caller's context: np.errstate lives there.
         helpers = [pool.submit(contextvars.copy_context().run, work)
                    for _ in range(min(threads, len(tasks)) - 1)]
         work()
-        for helper in helpers:
-            helper.result()
+        for helper in helpers:  # every task is taken: wait only for helpers that began
+            if not helper.cancel():
+                helper.result()
         for error in errors:
             if error is not None:
                 raise error
