@@ -261,6 +261,39 @@ def test_drawn_architectures_agree_on_both_paths(layers, dtype, shards, seed):
             X, y, dtype, shards=shards)
 
 
+
+@st.composite
+def deep_blocks(draw):
+    """One or two blocks of conv + BatchNorm [+ ReLU] + max pool (the fast path's fused
+    deep block), on either fast engine, any padding, stride and pool, then softmax."""
+    engines = st.sampled_from([None, "im2col", "stride_groups"])
+    layers, size = [], 12
+    for _ in range(draw(st.integers(1, 2))):
+        fw = draw(st.integers(1, min(3, size)))
+        layers.append(ConvLayer(draw(st.integers(2, 5)), fw, padding=draw(st.sampled_from(
+            [0, 1, "same"])), stride=draw(st.integers(1, 2)), engine=draw(engines)))
+        size = layers[-1].output_shape((size, size, 1))[0]
+        layers.append(BatchNorm(momentum=draw(st.sampled_from([0.1, 0.5]))))
+        if draw(st.booleans()):
+            layers.append(ReLULayer())
+        if size < 2:
+            break
+        p = draw(st.integers(2, min(3, size)))
+        layers.append(PoolLayer_Max(p, stride=draw(st.integers(1, p)), engine=draw(engines)))
+        size = layers[-1].output_shape((size, size, 1))[0]
+    return layers + [FlatLayer(), FCLayer_Softmax(5)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(layers=deep_blocks(), dtype=st.sampled_from([np.float64, np.float32]),
+       shards=st.booleans(), seed=st.integers(0, 2**16))
+def test_drawn_deep_blocks_agree_on_both_paths(layers, dtype, shards, seed):
+    X, y = images(9, 12, 2, dtype, seed)
+    config = [(type(layer), layer.config()) for layer in layers]
+    compare(lambda fast, dtype: Net([kind(**args) for kind, args in config], seed=seed,
+                                    dtype=dtype, fast=fast, optimizer="momentum"),
+            X, y, dtype, shards=shards)
+
 def test_200_steps_in_float64_give_the_same_losses():
     data = load_dataset("mnist-sample")
     X, y = data.x_train[:640], data.y_train[:640]
