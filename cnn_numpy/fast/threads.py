@@ -58,6 +58,7 @@ _lock = threading.RLock()
 _in_task = threading.local()  # .active: this thread is running one of run_all's tasks
 _threads: int | None = None  # None: not chosen yet (environment or core count)
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0  # its max_workers
 
 
 def shard_slices(n: int) -> list[slice]:
@@ -119,15 +120,10 @@ def set_threads(count: int | None) -> None:
 
     Results do not depend on it, only speed does.
     """
-    global _threads, _pool
+    global _threads
     count = None if count is None else _check_count(count, "threads")
     with _lock:
-        if count == _threads:
-            return
-        _threads = count
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        _threads = count  # the pool grows when run_all needs more workers; it never shrinks
 
 
 def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
@@ -146,11 +142,14 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
         # workers may all be busy with the tasks around them.
         if threads == 1 or getattr(_in_task, "active", False):
             return [task() for task in tasks]
-        global _pool
+        global _pool, _pool_size
         with _lock:
-            if _pool is None:
+            if _pool_size < threads - 1:  # idle workers cost nothing, so a smaller
+                if _pool is not None:     # count keeps them
+                    _pool.shutdown(wait=False)
                 _pool = ThreadPoolExecutor(max_workers=threads - 1,
                                            thread_name_prefix="cnn_numpy")
+                _pool_size = threads - 1
             pool = _pool
         results: list = [None] * len(tasks)
         errors: list[BaseException | None] = [None] * len(tasks)
