@@ -96,6 +96,9 @@ def worker(rank: int, world: int, port: int, options, x, y, out_dir: str) -> Non
                   "largest_probability_difference": float(np.abs(ours - probabilities).max()),
                   "output": str(options.output)}
         Path(out_dir, "report.json").write_text(json.dumps(report))
+    # Leave together: a process that tore its group down while rank 0 was still at work
+    # was once aborted by gloo at exit ("terminate called without an active exception").
+    dist.barrier()
     dist.destroy_process_group()
 
 
