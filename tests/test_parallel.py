@@ -255,6 +255,32 @@ def test_tasks_inside_a_task_finish_and_change_no_result():
     for a, b in zip(results[1], results[2], strict=True):
         np.testing.assert_array_equal(a, b)
 
+
+def test_a_pool_that_grows_under_another_callers_feet_keeps_working():
+    """One thread runs passes while another asks for more and more threads: the pool is
+    replaced, never shut down under a caller that is still submitting to it."""
+    errors, done = [], threading.Event()
+
+    def passes():
+        while not done.is_set():
+            try:
+                assert threads.run_all([lambda i=i: i for i in range(8)]) == list(range(8))
+            except Exception as error:  # collected for the assert below
+                errors.append(error)
+                return
+
+    other = threading.Thread(target=passes, daemon=True)
+    other.start()
+    try:
+        for count in range(2, 60):
+            threads.set_threads(count)
+            assert threads.run_all([lambda: 1, lambda: 2]) == [1, 2]
+    finally:
+        done.set()
+        other.join(30)
+        threads.set_threads(None)
+    assert errors == [] and not other.is_alive()
+
 def test_a_failing_task_raises_the_first_error_in_task_order():
     threads.set_threads(3)
 

@@ -86,8 +86,8 @@ def worth_sharding(sample_size: int) -> bool:
 
 def _check_count(value, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
-        raise ValueError(f"{where} must be an integer from 1 to {MAX_THREADS} (worker "
-                         f"threads), got {value!r}")
+        raise ValueError(f"{where} must be an integer from 1 to {MAX_THREADS} (the "
+                         f"threads that compute), got {value!r}")
     return value
 
 
@@ -132,8 +132,14 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
     either way.  (On a busy machine the workers stay: the kernel shares the cores
     per thread, so two workers beside two busy processes kept 62% of their idle
     speed, one 48%.)  A single task (a batch in one shard) runs here as it is,
-    BLAS's setting unchanged.  The first failing task's exception (in task
-    order) is raised, after every task has finished."""
+    BLAS's setting unchanged.
+
+    Errors: on several threads, the first failing task's exception (in task
+    order) is raised after every task has finished; on one thread, and for
+    tasks inside a task, the tasks run in order and the first failure stops
+    them.  Ctrl-C (any exception that is not an Exception) on the calling
+    thread is raised at once.
+    """
     if len(tasks) == 1:
         return [tasks[0]()]
     threads = get_threads()
@@ -142,17 +148,8 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
         # workers may all be busy with the tasks around them.
         if threads == 1 or getattr(_in_task, "active", False):
             return [task() for task in tasks]
-        global _pool, _pool_size
-        with _lock:
-            if _pool_size < threads - 1:  # idle workers cost nothing, so a smaller
-                if _pool is not None:     # count keeps them
-                    _pool.shutdown(wait=False)
-                _pool = ThreadPoolExecutor(max_workers=threads - 1,
-                                           thread_name_prefix="cnn_numpy")
-                _pool_size = threads - 1
-            pool = _pool
         results: list = [None] * len(tasks)
-        errors: list[BaseException | None] = [None] * len(tasks)
+        errors: list[Exception | None] = [None] * len(tasks)
         order = iter(range(len(tasks)))  # shared: next() on it is atomic under the GIL
 
         def work() -> None:
@@ -161,16 +158,19 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
                 for i in order:  # the next task no thread has taken yet
                     try:
                         results[i] = tasks[i]()
-                    except BaseException as error:  # raised below, in task order
+                    except Exception as error:  # raised below, in task order
                         errors[i] = error
             finally:
                 _in_task.active = False
 
-        # The caller works too: one hand-over fewer per pass (8% faster training).  Each
-        # worker runs in a copy of the caller's context: np.errstate lives there.
-        helpers = [pool.submit(contextvars.copy_context().run, work)
-                   for _ in range(min(threads, len(tasks)) - 1)]
-        work()
+        # The caller works too: one hand-over fewer per pass (8% faster training).
+        helpers = _helpers(work, min(threads, len(tasks)) - 1)
+        try:
+            work()
+        except BaseException:
+            for helper in helpers:
+                helper.cancel()
+            raise
         for helper in helpers:  # every task is taken: wait only for helpers that began
             if not helper.cancel():
                 helper.result()
@@ -178,6 +178,27 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
             if error is not None:
                 raise error
         return results
+
+
+def _helpers(work: Callable[[], None], count: int) -> list:
+    """Up to `count` pool workers running work(), each in a copy of the caller's context
+    (np.errstate lives there).  Fewer, or none, when the pool takes no more (the
+    interpreter is exiting): the caller then does the rest."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool_size < count:  # it grows, never shrinks: idle workers cost nothing
+            # The old pool is not shut down: another thread may be submitting to it.
+            # Its workers end when it is collected.
+            _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="cnn_numpy")
+            _pool_size = count
+        pool = _pool
+    helpers = []
+    for _ in range(count):
+        try:
+            helpers.append(pool.submit(contextvars.copy_context().run, work))
+        except RuntimeError:  # cannot schedule new futures after (interpreter) shutdown
+            break
+    return helpers
 
 
 @contextmanager
