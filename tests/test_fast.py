@@ -294,6 +294,20 @@ def test_drawn_deep_blocks_agree_on_both_paths(layers, dtype, shards, seed):
                                     dtype=dtype, fast=fast, optimizer="momentum"),
             X, y, dtype, shards=shards)
 
+
+def test_a_fused_block_on_one_value_per_channel_says_what_the_reference_says():
+    messages = []
+    for fast in (True, False):
+        net = Net([ConvLayer(4, 3), BatchNorm(), ReLULayer(), PoolLayer_Max(1), FlatLayer(),
+                   FCLayer_Softmax(3)], seed=0, fast=fast)
+        X = np.random.default_rng(0).random((4, 3, 3, 1))
+        net.train(X, np.array([0, 1, 2, 0]), 0.1)  # builds the net: the next step is fast
+        with pytest.raises(ValueError) as error:
+            net.train(X[:1], np.array([0]), 0.1)
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]
+    assert "got input of shape (1, 1, 1, 4); use batches of 2 or more" in messages[0]
+
 def test_200_steps_in_float64_give_the_same_losses():
     data = load_dataset("mnist-sample")
     X, y = data.x_train[:640], data.y_train[:640]

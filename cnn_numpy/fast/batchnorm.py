@@ -5,8 +5,9 @@ BatchNormOnShards replaces cnn_numpy.layers.BatchNorm's training passes
 (forward_propagate with training=True, then backpropagate); inference is per
 sample and runs as the layer's own passes.  Faster than the layer's code for
 three reasons: each shard's sums run on the thread pool; x_hat is never
-stored (the backward pass works from x - mu); and elementwise work with a
-per-channel vector runs on wide views of the data (_channelwise).
+stored (the backward pass works from x less each shard's own mean); and
+elementwise work with a per-channel vector runs on wide views of the data
+(_channelwise).
 
 ConvBatchNormMaxPool does the same inside the `deep` network's blocks
 (conv + BatchNorm + ReLU + max pool), fused with the layers around it.
@@ -91,13 +92,13 @@ class ConvBatchNormMaxPool(JointOp):
         conv, pool = self.conv, self.pool
         self.conv_engine, self.pool_engine = get_engine(conv.engine), get_engine(pool.engine)
         self.pads = conv.pads(parts[0].shape[1], parts[0].shape[2])
-        oh, ow, _ = conv.output_shape(parts[0].shape[1:])
+        oh, ow, nf = conv.output_shape(parts[0].shape[1:])
         p = pool.filter_width
         self.window_order = (self.conv_engine is self.pool_engine is get_engine("im2col")
                              and pool.stride == p and oh % p == 0 and ow % p == 0)
         convolved = _on_shards(self._convolve, parts)
         self.conv_caches, self.shapes, deviations = zip(*convolved, strict=True)
-        self.stats = ShardStatistics(self.bn, deviations, self.shapes[0])
+        self.stats = ShardStatistics(self.bn, deviations, (len(parts[0]), oh, ow, nf))
         pooled = _on_shards(self._normalize_and_pool, range(len(parts)))
         self.pool_caches, self.outputs = zip(*pooled, strict=True)
         return list(self.outputs)

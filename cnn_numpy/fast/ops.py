@@ -250,7 +250,9 @@ class Dense(Op):
     between its joint BatchNorms) has large products cut into the blocks of
     threads.shard_slices, run on the thread pool: by rows of the batch for Z and
     dx, by rows of W for dW.  The blocks depend on the shapes only, so the bits
-    do not depend on the thread count.  In a shard of 64 there is one block.
+    do not depend on the thread count.  In a shard of 64 there is one block; a
+    shard of 128 or more (batches of 1,024 or more) has blocks too, run one
+    after another by the thread that runs the shard.
     """
 
     #: Multiply-adds per block, at least: smaller products (the `flat` network's,

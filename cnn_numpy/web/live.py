@@ -537,7 +537,8 @@ class LiveRun:
     after_step (train's on_batch) applies the page's live edits and replayed ones,
     waits while paused, and every SNAPSHOT_SECONDS or so takes a snapshot: the
     weights copied into the page's viewing net, where the live views are computed.
-    on_epoch ends an epoch early to change the batch size.  Only this thread
+    For a new batch size on_epoch stops train() at the end of the epoch, and
+    run_to_end starts it again with that size.  Only this thread
     touches `net`; the trainer's state is read and written under its lock.
     """
 
@@ -612,7 +613,7 @@ class LiveRun:
             elif name == "weight_decay":
                 self.settings.weight_decay = self.net.weight_decay = value
             else:
-                self.new_batch_size = int(value)  # on_epoch ends the epoch for it
+                self.new_batch_size = int(value)  # on_epoch stops train() after this epoch
             self.run.edits.append({"after_step": self.run.step, "name": name, "value": value})
 
     def _replay_until(self, step: int) -> None:
