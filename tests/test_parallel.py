@@ -292,6 +292,24 @@ def test_a_failing_task_raises_the_first_error_in_task_order():
         threads.run_all([lambda: 1, lambda: fail("first"), lambda: fail("second")])
 
 
+
+def test_ctrl_c_in_a_task_is_not_kept_for_later():
+    """A KeyboardInterrupt (any BaseException that is not an Exception) in a task comes out
+    of run_all on every thread count, ahead of the ordinary errors of the other tasks."""
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def fail():
+        raise ValueError("an ordinary error")
+
+    for count in (1, 2, 3):
+        threads.set_threads(count)
+        for tasks in ([interrupted, fail], [fail, interrupted], [interrupted, lambda: 1]):
+            with pytest.raises(KeyboardInterrupt if tasks[0] is interrupted or count > 1
+                               else ValueError):
+                threads.run_all(tasks)
+    threads.set_threads(None)
+
 @pytest.mark.parametrize("text", ["0", "-2", "two", "1.5", "100000"])
 def test_a_bad_thread_count_is_a_clear_error(monkeypatch, text, capsys):
     monkeypatch.setenv(threads.ENV_VAR, text)
