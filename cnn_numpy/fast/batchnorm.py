@@ -23,7 +23,7 @@ import numpy as np
 from ..engines import get_engine
 from ..layers import Layer
 from . import conv_pool, threads
-from .ops import JointOp, pad, relu_mask, unpad
+from .ops import JointOp, in_window_order, pad, relu_mask, unpad
 
 
 class BatchNormOnShards(JointOp):
@@ -93,9 +93,7 @@ class ConvBatchNormMaxPool(JointOp):
         self.conv_engine, self.pool_engine = get_engine(conv.engine), get_engine(pool.engine)
         self.pads = conv.pads(parts[0].shape[1], parts[0].shape[2])
         oh, ow, nf = conv.output_shape(parts[0].shape[1:])
-        p = pool.filter_width
-        self.window_order = (self.conv_engine is self.pool_engine is get_engine("im2col")
-                             and pool.stride == p and oh % p == 0 and ow % p == 0)
+        self.window_order = in_window_order(conv, pool, parts[0].shape[1:])
         convolved = _on_shards(self._convolve, parts)
         self.conv_caches, self.shapes, deviations = zip(*convolved, strict=True)
         self.stats = ShardStatistics(self.bn, deviations, (len(parts[0]), oh, ow, nf))

@@ -125,6 +125,15 @@ def unpad(dx: np.ndarray | None, pads) -> np.ndarray | None:
     return None if dx is None else dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
 
 
+def in_window_order(conv: Layer, pool: Layer, input_shape: tuple[int, ...]) -> bool:
+    """Whether conv's output can be written in pool window order (conv_pool.py): both
+    layers on im2col, and a p x p pool of stride p that tiles the conv's output."""
+    oh, ow, _ = conv.output_shape(input_shape)
+    p = pool.filter_width
+    return (get_engine(conv.engine) is get_engine(pool.engine) is get_engine("im2col")
+            and pool.stride == p and oh % p == 0 and ow % p == 0)
+
+
 class Conv(Op):
     """ConvLayer or ConvLayer_ReLU on its engine (stride groups or im2col).
 
@@ -185,10 +194,8 @@ class ConvMaxPool(Op):
         self.conv_engine, self.pool_engine = get_engine(conv.engine), get_engine(pool.engine)
         self.pads = conv.pads(A.shape[1], A.shape[2])
         x = pad(A, self.pads)
-        oh, ow, _ = conv.output_shape(A.shape[1:])
         p = pool.filter_width
-        self.window_order = (self.conv_engine is self.pool_engine is get_engine("im2col")
-                             and pool.stride == p and oh % p == 0 and ow % p == 0)
+        self.window_order = in_window_order(conv, pool, A.shape[1:])
         if self.window_order:
             Z, self.conv_cache = conv_pool.conv_forward(x, conv.W, conv.b, conv.stride, p)
             P, self.pool_cache = conv_pool.max_pool_forward(Z, argmax=training)
