@@ -209,9 +209,7 @@ def test_blas_threads_come_back_after_a_pass():
 
 def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkeypatch):
     """Spinning BLAS threads would take the cores from the workers; a pass without shards,
-    and the plain loop, leave BLAS as it is (whatever the worker count), on a machine
-    with cores to spare (the next test: a busy one)."""
-    monkeypatch.setattr(threads, "fair_share", lambda: 2)
+    and the plain loop, leave BLAS as it is (whatever the worker count)."""
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         for count in (1, 2):
             threads.set_threads(count)
@@ -355,63 +353,58 @@ def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, caps
         np.testing.assert_array_equal(a[1], b[1])
 
 
-def test_fair_share_sees_another_process_keep_a_core_busy(monkeypatch):
-    """fair_share counts the cores other processes kept busy since it last looked."""
-    import os
+@pytest.mark.parametrize("model, last", [("cnn", 28), ("deep", 32)])
+def test_how_busy_the_machine_is_changes_no_result(model, last):
+    """The same bits beside a process that keeps a core busy as on a quiet machine: BLAS's
+    threads, which may split long sums differently, depend on the batch size only (one
+    thread in a pass with shards, BLAS's own setting otherwise), never on the load."""
     import subprocess
     import sys
-    import time
 
-    cores = os.cpu_count()
-    monkeypatch.setattr(threads, "LOAD_INTERVAL", 0.2)
-    monkeypatch.setattr(threads, "_load", {"when": None, "busy": 0.0, "own": 0.0,
-                                           "share": None})
-    assert threads.fair_share() == cores  # nothing measured yet
-    loop = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)
-        threads.fair_share()  # starts an interval with the loop running
-        time.sleep(0.6)
-        assert 1 <= threads.fair_share() <= cores - 1
-    finally:
-        loop.kill()
-        loop.wait()
-
-
-def test_a_busy_machine_keeps_blas_on_one_thread_without_shards(monkeypatch):
-    """BLAS's spinning threads lost almost everything beside busy processes: with fewer
-    than two cores to spare a pass without shards uses one BLAS thread too."""
-    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        net = conv_net(seed=0)
-        X, y = data(64)
-        net.train(X, y, 0.01)  # builds the weights
-        monkeypatch.setattr(threads, "fair_share", lambda: 2)
-        net.train(X, y, 0.01)
-        assert net.layers[6].blas == [2]
-        monkeypatch.setattr(threads, "fair_share", lambda: 1)
-        net.train(X, y, 0.01)
-        assert net.layers[6].blas == [1]
-
-
-@pytest.mark.parametrize("model, last", [("cnn", 28), ("deep", 32)])
-def test_how_busy_the_machine_is_changes_no_result(model, last, monkeypatch):
-    """Below 128 images BLAS gets two threads or one, as fair_share says.  The products
-    give the same bits either way, except long sums that OpenBLAS splits between its
-    threads for some shapes: im2col sums a thin [dW; db] (the cnn's conv, seen to differ
-    in a batch of 28) in fixed chunks.  The deep's second conv, in a batch of 28, still
-    differs in the last bits: summing it on one thread cost 15% of the deep's speed."""
     from cnn_numpy.data import load_dataset
 
     sample = load_dataset("mnist-sample", progress=False)
     n = 5 * 32 + last
     X, y = sample.x_train[:n], sample.y_train[:n]
     weights = []
-    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
-        for share in (2, 1):
-            monkeypatch.setattr(threads, "fair_share", lambda share=share: share)
+    for busy in (False, True):
+        loop = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        try:
             net = build_model(model, seed=0, optimizer="adam")
             for start in range(0, n, 32):  # five batches of 32, then the last one
                 net.train(X[start : start + 32], y[start : start + 32], 0.001)
             weights.append([p.copy() for _, p, _ in net.param_triples()])
+        finally:
+            if loop is not None:
+                loop.kill()
+                loop.wait()
     for a, b in zip(*weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(__import__("platform").libc_ver()[0] != "glibc",
+                    reason="the allocator setting is glibc's")
+@pytest.mark.parametrize("setting", ["", "0"])
+def test_the_allocator_setting_is_made_once_and_can_be_switched_off(setting):
+    """keep_freed_memory makes glibc serve an 8 MB array from its heap instead of a fresh
+    mmap (mallinfo2's hblkhd counts mmapped bytes); CNN_NUMPY_KEEP_MEMORY=0 leaves it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import ctypes, numpy as np\n"
+            "from cnn_numpy.fast import threads\n"
+            "class Info(ctypes.Structure):\n"
+            "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', "
+            "'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
+            "libc = ctypes.CDLL(None)\n"
+            "libc.mallinfo2.restype = Info\n"
+            "threads.keep_freed_memory()\n"
+            "before = libc.mallinfo2().hblkhd\n"
+            "a = np.ones(1 << 21, np.float32)\n"
+            "print(libc.mallinfo2().hblkhd - before)\n")
+    env = {**os.environ, threads.MEMORY_ENV_VAR: setting}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    mapped = int(out)
+    assert (mapped >= 8 << 20) if setting == "0" else mapped == 0

@@ -29,7 +29,6 @@ import ctypes
 import os
 import platform
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -231,58 +230,16 @@ def single_threaded_blas() -> Iterator[None]:
 
 def blas_for_pass(sharded: bool) -> AbstractContextManager:
     """BLAS's threads for a fast pass: one thread (single_threaded_blas) when some of its
-    operations run on shards, for those on the whole batch too, or when other
-    programs keep the cores busy (fair_share); else BLAS's own setting.
+    operations run on shards, for those on the whole batch too; else BLAS's own setting.
 
     Whole-batch work between the shards would otherwise wake BLAS's own
     threads, which keep spinning for a while after each product and take
-    the cores from the workers: the deep model trained about 1.5 times
-    faster with them off.  Without shards (batches below 128) two BLAS
-    threads trained the cnn at batch 32 about 1.2 times faster than one on
-    an idle machine, but beside two busy processes they kept 2% of that
-    speed, one thread about half.
+    the cores from the workers.  The choice depends on the batch size only,
+    never on how busy the machine is: OpenBLAS splits some long sums between
+    its threads, so one thread or two may differ in the last bits, and a
+    result must not depend on what else the machine runs.
     """
-    return single_threaded_blas() if sharded or fair_share() < 2 else nullcontext()
-
-
-#: How often fair_share looks again at how busy the machine is, in seconds.
-LOAD_INTERVAL = 0.5
-_load = {"when": None, "busy": 0.0, "own": 0.0, "share": None}
-
-
-def fair_share() -> int:
-    """How many cores this process may use now without fighting other programs for them:
-    the machine's cores less those that other processes kept busy over the last
-    LOAD_INTERVAL or so, rounded, at least 1 (all of them where /proc/stat cannot
-    be read).
-
-    From the kernel's count of busy CPU time (/proc/stat) less this process's
-    own (os.times), looked at again at most every LOAD_INTERVAL: cheap enough
-    to ask before every pass.  Results never depend on it: the worker count and
-    BLAS's threads change only speed (the shards depend on the batch size).
-    """
-    cores = os.cpu_count() or 1
-    now = time.monotonic()
-    with _lock:
-        when = _load["when"]
-        if when is not None and now - when < LOAD_INTERVAL:
-            return _load["share"]
-        try:
-            with open("/proc/stat") as stat:
-                fields = stat.readline().split()[1:8]  # user nice system idle iowait irq softirq
-        except OSError:
-            return cores
-        ticks = os.sysconf("SC_CLK_TCK")
-        values = [int(v) for v in fields]
-        busy = (sum(values) - values[3] - values[4]) / ticks
-        own = sum(os.times()[:2])
-        if when is None:  # no interval yet: assume the cores are free
-            share = cores
-        else:
-            others = (busy - _load["busy"] - (own - _load["own"])) / (now - when)
-            share = max(1, min(cores, round(cores - others)))
-        _load.update(when=now, busy=busy, own=own, share=share)
-        return share
+    return single_threaded_blas() if sharded else nullcontext()
 
 
 _blas_users = 0  # blocks inside single_threaded_blas now
@@ -299,26 +256,30 @@ def _blas_libraries() -> list:
     return _blas
 
 
+#: Set CNN_NUMPY_KEEP_MEMORY=0 to leave the C allocator's settings alone.
+MEMORY_ENV_VAR = "CNN_NUMPY_KEEP_MEMORY"
 _memory_kept = False
 
 
 def keep_freed_memory() -> None:
-    """Let the C allocator keep freed arrays for the next step (glibc only; the
-    first call does it, later ones return at once; every fast pass calls it).
+    """Let glibc's allocator keep freed arrays for the next step: a process-wide setting,
+    made once, by the first fast pass (later calls return at once).
 
     Every training step allocates the same large arrays (a few MB each) and
     frees them.  By default glibc gives such blocks back to the kernel at
     once, and the next step pays a page fault per 4 KB page to get them
-    back: a quarter of a step's time went to the kernel in our profile.
-    Here blocks up to 32 MB come from the heap, which keeps up to 256 MB
-    of free space instead of trimming it, so the next step reuses the same
-    memory.  Peak memory stays what one step needs.
+    back.  Here blocks up to 32 MB come from the heap, which keeps up to
+    256 MB of free space instead of trimming it, so the next step reuses the
+    same memory.  This changes how the whole process allocates memory, not
+    only cnn-numpy: set the environment variable CNN_NUMPY_KEEP_MEMORY=0
+    (before the first training step) to leave the allocator alone; results
+    are the same either way, only speed differs.  Nothing happens outside glibc.
     """
     global _memory_kept
     if _memory_kept:
         return
     _memory_kept = True
-    if platform.libc_ver()[0] != "glibc":
+    if os.environ.get(MEMORY_ENV_VAR, "").strip() == "0" or platform.libc_ver()[0] != "glibc":
         return
     libc = ctypes.CDLL(None)
     m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h

@@ -162,7 +162,9 @@ class Model:
             start = time.perf_counter()
             outputs = self.net.layer_outputs(image[None])
             milliseconds = (time.perf_counter() - start) * 1000
-        probabilities = outputs[-1][0]
+            # The maps come from the plain loop; the probabilities are exactly Net.predict's
+            # (the fast path may add in another order: the same to rounding).
+            probabilities = self.net.predict(image[None])[0]
         return {"probabilities": probabilities, "prediction": int(probabilities.argmax()),
                 "image": image,
                 "layers": [{"name": f"{i}: {type(layer).__name__}", "shape": list(a.shape[1:]),
