@@ -41,7 +41,17 @@ from ..layers import (
     TanhLayer,
 )
 from ..net import Net
-from .common import hwc_order, require
+from .common import (
+    CONV_LAYERS,
+    DENSE_LAYERS,
+    POOL_LAYERS,
+    check_built,
+    from_chw_order,
+    hwc_order,
+    no_counterpart,
+    require,
+    walk_layers,
+)
 
 
 def _torch():
@@ -62,75 +72,98 @@ def to_torch(net: Net, probabilities: bool = False):
     example one you wrote) is a ValueError naming it.
     """
     torch = _torch()
-    nn = torch.nn
-    if not isinstance(net, Net):
-        raise ValueError(f"to_torch: expected a cnn_numpy Net, got {type(net).__name__}")
-    if net.input_shape is None:
-        raise ValueError("to_torch: the net has no weights yet; train or build it first")
+    check_built(net, "to_torch")
     dtype = torch.float64 if net.dtype == np.float64 else torch.float32
-
-    def tensor(a: np.ndarray):
-        return torch.tensor(np.ascontiguousarray(a), dtype=dtype)
-
-    modules, order = [], None  # order: a flattening's permutation, until the next dense layer
-    shapes = [net.input_shape, *net.shapes(net.input_shape)]
-    last = len(net.layers) - 1
-    for i, (layer, shape) in enumerate(zip(net.layers, shapes, strict=False)):
-        kind = type(layer)
-        if kind in (ConvLayer, ConvLayer_ReLU):
-            (top, bottom), (left, right) = layer.pads(shape[0], shape[1])
-            padding = (top, left)
-            if (top, left) != (bottom, right):
-                modules.append(nn.ZeroPad2d((left, right, top, bottom)))
-                padding = 0
-            conv = nn.Conv2d(shape[2], layer.num_filters, layer.filter_width, layer.stride,
-                             padding, dtype=dtype)
-            conv.weight.data = tensor(layer.W.transpose(3, 2, 0, 1))
-            conv.bias.data = tensor(layer.b)
-            modules += [conv, nn.ReLU()] if kind is ConvLayer_ReLU else [conv]
-        elif kind in (PoolLayer_Max, PoolLayer_Avg):
-            pool = nn.MaxPool2d if kind is PoolLayer_Max else nn.AvgPool2d
-            modules.append(pool(layer.filter_width, layer.stride))
-        elif kind is FlatLayer:
-            modules.append(nn.Flatten())
-            order = hwc_order(shape)
-        elif kind in (FCLayer, FCLayer_ReLU, FCLayer_Sigmoid, FCLayer_Softmax):
-            W = layer.W[:, :-1] if order is None else layer.W[:, :-1][:, order]
-            order = None
-            linear = nn.Linear(W.shape[1], W.shape[0], dtype=dtype)
-            linear.weight.data, linear.bias.data = tensor(W), tensor(layer.W[:, -1])
-            modules.append(linear)
-            if kind is FCLayer_ReLU:
-                modules.append(nn.ReLU())
-            elif kind is not FCLayer and (i < last or probabilities):
-                modules.append(nn.Sigmoid() if kind is FCLayer_Sigmoid else nn.Softmax(dim=1))
-        elif kind is BatchNorm:
-            norm = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(
-                shape[-1], eps=layer.eps, momentum=layer.momentum, dtype=dtype)
-            pick = slice(None) if order is None or len(shape) != 1 else order
-            norm.weight.data, norm.bias.data = tensor(layer.gamma[pick]), tensor(layer.beta[pick])
-            norm.running_mean.data = tensor(layer.running_mean[pick])
-            norm.running_var.data = tensor(layer.running_var[pick])
-            modules.append(norm)
-        elif kind is Dropout:
-            modules.append(nn.Dropout(layer.rate))
-        elif kind is ReLULayer:
-            modules.append(nn.ReLU())
-        elif kind is LeakyReLULayer:
-            modules.append(nn.LeakyReLU(layer.alpha))
-        elif kind is TanhLayer:
-            modules.append(nn.Tanh())
-        elif kind is SigmoidLayer:
-            modules.append(nn.Sigmoid())
-        else:
-            raise ValueError(f"to_torch: layer {i} ({kind.__name__}) has no PyTorch "
-                             "counterpart here; only cnn-numpy's own layers convert")
-    model = nn.Sequential(*modules)
+    writer = _TorchWriter(torch, dtype, probabilities, last=len(net.layers) - 1)
+    modules = []
+    for i, layer, shape in walk_layers(net, net.input_shape):
+        modules += writer.modules(i, layer, shape)
+    model = torch.nn.Sequential(*modules)
     model.eval()  # like a Net outside train(): call model.train() to train it
     model.cnn_numpy_output = "sigmoid" if isinstance(net.output_layer, FCLayer_Sigmoid) \
         else "softmax"
     model.cnn_numpy_input_shape = tuple(net.input_shape)
     return model
+
+
+class _TorchWriter:
+    """Turns a Net's layers, one at a time and in order, into torch.nn modules.
+
+    It remembers a FlatLayer's permutation (hwc_order) until the next dense
+    layer or BatchNorm after it has used it: those get their weights in
+    PyTorch's (c, h, w) flattening order.
+    """
+
+    def __init__(self, torch, dtype, probabilities: bool, last: int):
+        self.torch, self.nn, self.dtype = torch, torch.nn, dtype
+        self.probabilities, self.last = probabilities, last
+        self.order: np.ndarray | None = None  # a flattening's, until the next dense layer
+
+    def tensor(self, a: np.ndarray):
+        """a as a torch tensor in the model's dtype."""
+        return self.torch.tensor(np.ascontiguousarray(a), dtype=self.dtype)
+
+    def modules(self, i: int, layer, shape: tuple[int, ...]) -> list:
+        """The modules doing what layer number i does to samples of shape `shape`."""
+        kind, nn = type(layer), self.nn
+        if kind in CONV_LAYERS:
+            return self.conv(layer, shape)
+        if kind in POOL_LAYERS:
+            pool = nn.MaxPool2d if kind is PoolLayer_Max else nn.AvgPool2d
+            return [pool(layer.filter_width, layer.stride)]
+        if kind is FlatLayer:
+            self.order = hwc_order(shape)
+            return [nn.Flatten()]
+        if kind in DENSE_LAYERS:
+            return self.dense(i, layer)
+        if kind is BatchNorm:
+            return [self.batchnorm(layer, shape)]
+        simple = {Dropout: lambda: nn.Dropout(layer.rate), ReLULayer: nn.ReLU,
+                  LeakyReLULayer: lambda: nn.LeakyReLU(layer.alpha), TanhLayer: nn.Tanh,
+                  SigmoidLayer: nn.Sigmoid}
+        if kind in simple:
+            return [simple[kind]()]
+        raise no_counterpart("to_torch", i, layer, "PyTorch")
+
+    def conv(self, layer, shape: tuple[int, ...]) -> list:
+        """[ZeroPad2d if the padding is uneven,] Conv2d[, ReLU]."""
+        nn, modules = self.nn, []
+        (top, bottom), (left, right) = layer.pads(shape[0], shape[1])
+        padding = (top, left)
+        if (top, left) != (bottom, right):
+            modules.append(nn.ZeroPad2d((left, right, top, bottom)))
+            padding = 0
+        conv = nn.Conv2d(shape[2], layer.num_filters, layer.filter_width, layer.stride,
+                         padding, dtype=self.dtype)
+        conv.weight.data = self.tensor(layer.W.transpose(3, 2, 0, 1))
+        conv.bias.data = self.tensor(layer.b)
+        return modules + ([conv, nn.ReLU()] if type(layer) is ConvLayer_ReLU else [conv])
+
+    def dense(self, i: int, layer) -> list:
+        """Linear, then the layer's activation: left out for the output layer (number
+        self.last) unless probabilities were asked for."""
+        nn, kind = self.nn, type(layer)
+        W = layer.W[:, :-1] if self.order is None else layer.W[:, :-1][:, self.order]
+        self.order = None
+        linear = nn.Linear(W.shape[1], W.shape[0], dtype=self.dtype)
+        linear.weight.data, linear.bias.data = self.tensor(W), self.tensor(layer.W[:, -1])
+        if kind is FCLayer_ReLU:
+            return [linear, nn.ReLU()]
+        if kind is not FCLayer and (i < self.last or self.probabilities):
+            return [linear, nn.Sigmoid() if kind is FCLayer_Sigmoid else nn.Softmax(dim=1)]
+        return [linear]
+
+    def batchnorm(self, layer, shape: tuple[int, ...]):
+        """BatchNorm2d for images, BatchNorm1d for vectors (permuted after a flattening)."""
+        nn = self.nn
+        norm = (nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d)(
+            shape[-1], eps=layer.eps, momentum=layer.momentum, dtype=self.dtype)
+        pick = slice(None) if self.order is None or len(shape) != 1 else self.order
+        norm.weight.data = self.tensor(layer.gamma[pick])
+        norm.bias.data = self.tensor(layer.beta[pick])
+        norm.running_mean.data = self.tensor(layer.running_mean[pick])
+        norm.running_var.data = self.tensor(layer.running_var[pick])
+        return norm
 
 
 def export_torch(net: Net, path) -> None:
@@ -181,10 +214,24 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None,
     if output not in ("softmax", "sigmoid"):
         raise ValueError(f"from_torch: output must be 'softmax' or 'sigmoid', got {output!r}")
     torch = _torch()
-    nn = torch.nn
-    if not isinstance(module, nn.Sequential) or len(module) == 0:
+    if not isinstance(module, torch.nn.Sequential) or len(module) == 0:
         raise ValueError(f"from_torch: expected a non-empty torch.nn.Sequential, got "
                          f"{type(module).__name__}")
+    shape = _sample_shape(input_shape)
+    _check_tensors(torch, module)
+    reader = _TorchReader(torch.nn, shape, output)
+    reader.read(list(module))
+    net = Net(reader.layers, dtype=np.float64 if reader.dtype == np.float64 else np.float32)
+    net.build(shape)
+    for layer, weights in zip(net.layers, reader.weights, strict=True):
+        stored = {**layer.params(), **layer.buffers()}
+        for name, value in weights.items():
+            stored[name][...] = value
+    return net
+
+
+def _sample_shape(input_shape) -> tuple[int, ...]:
+    """input_shape as a tuple of 1 to 3 positive ints, or a ValueError saying what it must be."""
     try:
         shape = tuple(int(d) for d in input_shape)
     except (TypeError, ValueError):
@@ -192,6 +239,12 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None,
     if not 1 <= len(shape) <= 3 or min(shape) < 1 or tuple(input_shape) != shape:
         raise ValueError(f"from_torch: input_shape must be one sample's shape, e.g. (28, 28, 1) "
                          f"(height, width, channels) or (784,), got {input_shape!r}")
+    return shape
+
+
+def _check_tensors(torch, module) -> None:
+    """ValueError unless every floating-point parameter and buffer is a finite float32 or
+    float64 tensor with data (not on the meta device)."""
     for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
         if tensor.is_floating_point() and (tensor.is_meta or tensor.dtype not in (
                 torch.float32, torch.float64)):
@@ -199,73 +252,101 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None,
                              f" convert the model with model.float().cpu() first")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise ValueError(f"from_torch: {name} contains NaN or infinite values")
-    modules = list(module)
-    layers, arrays, order = [], [], None
-    pad = None  # a ZeroPad2d waiting for its Conv2d
-    dtype = np.float32
-    i = 0
-    while i < len(modules):
-        m = modules[i]
-        nxt = modules[i + 1] if i + 1 < len(modules) else None
-        where = f"from_torch: module {i} ({m!r})"
-        kind = type(m)
-        consumed = 1
-        if pad is not None and kind is not nn.Conv2d:
-            raise ValueError(f"from_torch: module {i - 1} (ZeroPad2d) must be followed by a "
-                             "Conv2d")
-        if kind is nn.ZeroPad2d:
-            pad = tuple(m.padding)  # (left, right, top, bottom)
-            i += 1
-            continue
-        if kind is nn.Conv2d:
-            layer, weights = _conv(m, shape, pad, nn, where, nxt)
+
+
+class _TorchReader:
+    """Reads a Sequential's modules in order into cnn-numpy layers and their weights.
+
+    After read(): layers, one weights dict per layer (name -> array), and
+    dtype, the last Linear's.  shape follows one sample through the layers;
+    order is a Flatten's permutation (hwc_order), until the next Linear.
+    """
+
+    def __init__(self, nn, shape: tuple[int, ...], output: str):
+        self.nn, self.shape, self.output = nn, shape, output
+        self.order: np.ndarray | None = None
+        self.dtype = np.float32
+        self.layers: list = []
+        self.weights: list[dict[str, np.ndarray]] = []
+
+    def read(self, modules: list) -> None:
+        """Convert all modules; a ReLU (or Softmax, Sigmoid) a layer takes in is consumed."""
+        pad = None  # a ZeroPad2d's (left, right, top, bottom), waiting for its Conv2d
+        i = 0
+        while i < len(modules):
+            m = modules[i]
+            if pad is not None and type(m) is not self.nn.Conv2d:
+                raise ValueError(f"from_torch: module {i - 1} (ZeroPad2d) must be followed by "
+                                 "a Conv2d")
+            if type(m) is self.nn.ZeroPad2d:
+                pad = tuple(m.padding)
+                i += 1
+                continue
+            nxt = modules[i + 1] if i + 1 < len(modules) else None
+            ends = nxt is None or (type(nxt) in (self.nn.Softmax, self.nn.Sigmoid)
+                                   and i + 2 == len(modules))
+            where = f"from_torch: module {i} ({m!r})"
+            layer, weights, consumed = self.convert(m, nxt, ends, pad, where)
             pad = None
-            consumed += isinstance(layer, ConvLayer_ReLU)
-        elif kind in (nn.MaxPool2d, nn.AvgPool2d):
-            layer, weights = _pool(m, kind is nn.MaxPool2d, where), {}
-        elif kind is nn.Flatten:
+            self.add(layer, weights, where)
+            i += consumed
+        if pad is not None:
+            raise ValueError("from_torch: the model ends with a ZeroPad2d")
+        if not isinstance(self.layers[-1], (FCLayer_Softmax, FCLayer_Sigmoid)):
+            raise ValueError("from_torch: the model must end with a Linear (optionally followed "
+                             f"by Softmax or Sigmoid), not {type(modules[-1]).__name__}")
+
+    def convert(self, m, nxt, ends: bool, pad, where: str):
+        """(layer, weights, how many modules it takes) for module m, followed by nxt; ends:
+        m is the last module, but for a Softmax or Sigmoid."""
+        nn, kind = self.nn, type(m)
+        if kind is nn.Conv2d:
+            layer, weights = _conv(m, self.shape, pad, nn, where, nxt)
+            return layer, weights, 1 + isinstance(layer, ConvLayer_ReLU)
+        if kind is nn.Linear:
+            return self.linear(m, nxt, ends, where)
+        if kind in (nn.BatchNorm1d, nn.BatchNorm2d):
+            layer, weights = _batchnorm(m, self.shape, self.order, kind is nn.BatchNorm2d, where)
+            return layer, weights, 1
+        if kind in (nn.MaxPool2d, nn.AvgPool2d):
+            return _pool(m, kind is nn.MaxPool2d, where), {}, 1
+        if kind is nn.Flatten:
             if (m.start_dim, m.end_dim) != (1, -1):
                 raise ValueError(f"{where}: only Flatten(start_dim=1, end_dim=-1) converts")
-            layer, weights = FlatLayer(), {}
-            order = hwc_order(shape)
-        elif kind is nn.Linear:
-            if m.bias is None:
-                raise ValueError(f"{where}: a Linear without bias has no cnn-numpy counterpart")
-            W = m.weight.detach().cpu().numpy()
-            if len(shape) != 1 or shape[0] != W.shape[1]:
-                raise ValueError(f"{where}: takes {W.shape[1]} inputs, but gets samples of "
-                                 f"shape {shape}; check input_shape and the layers before it")
-            if order is not None:
-                unpermuted = np.empty_like(W)
-                unpermuted[:, order] = W
-                W, order = unpermuted, None
-            ends = nxt is None or (type(nxt) in (nn.Softmax, nn.Sigmoid) and i + 2 == len(modules))
-            if ends:
-                sigmoid = type(nxt) is nn.Sigmoid or (nxt is None and output == "sigmoid")
-                if type(nxt) is nn.Softmax and nxt.dim not in (1, -1):
-                    raise ValueError(f"from_torch: the final Softmax must be over dim 1, got "
-                                     f"dim={nxt.dim}")
-                layer = (FCLayer_Sigmoid if sigmoid else FCLayer_Softmax)(W.shape[0])
-                consumed += nxt is not None
-            elif type(nxt) is nn.ReLU:
-                layer, consumed = FCLayer_ReLU(W.shape[0]), 2
-            else:
-                layer = FCLayer(W.shape[0])
-            weights = {"W": np.hstack([W, m.bias.detach().cpu().numpy()[:, None]])}
-            dtype = W.dtype
-        elif kind in (nn.BatchNorm1d, nn.BatchNorm2d):
-            layer, weights = _batchnorm(m, shape, order, kind is nn.BatchNorm2d, where)
-        elif kind is nn.Dropout:
-            layer, weights = Dropout(m.p), {}
-        elif kind in (nn.ReLU, nn.Tanh, nn.Sigmoid):
-            layer = {nn.ReLU: ReLULayer, nn.Tanh: TanhLayer, nn.Sigmoid: SigmoidLayer}[kind]()
-            weights = {}
-        elif kind is nn.LeakyReLU:
-            layer, weights = LeakyReLULayer(m.negative_slope), {}
-        elif kind is nn.Softmax:
-            raise ValueError(f"{where}: a Softmax converts only at the end, after a Linear")
-        else:
-            raise ValueError(f"{where}: no cnn-numpy layer does what {kind.__name__} does")
+            self.order = hwc_order(self.shape)
+            return FlatLayer(), {}, 1
+        return _weightless(nn, m, where), {}, 1
+
+    def linear(self, m, nxt, ends: bool, where: str):
+        """(dense layer, {"W": weights with the bias as last column}, modules it takes)."""
+        if m.bias is None:
+            raise ValueError(f"{where}: a Linear without bias has no cnn-numpy counterpart")
+        W = m.weight.detach().cpu().numpy()
+        if len(self.shape) != 1 or self.shape[0] != W.shape[1]:
+            raise ValueError(f"{where}: takes {W.shape[1]} inputs, but gets samples of "
+                             f"shape {self.shape}; check input_shape and the layers before it")
+        if self.order is not None:
+            W, self.order = from_chw_order(W, self.order), None
+        layer, consumed = self.dense_layer(W.shape[0], nxt, ends)
+        self.dtype = W.dtype
+        return layer, {"W": np.hstack([W, m.bias.detach().cpu().numpy()[:, None]])}, consumed
+
+    def dense_layer(self, n_out: int, nxt, ends: bool):
+        """(the dense layer for a Linear followed by nxt, how many modules it takes)."""
+        nn = self.nn
+        if ends:
+            sigmoid = type(nxt) is nn.Sigmoid or (nxt is None and self.output == "sigmoid")
+            if type(nxt) is nn.Softmax and nxt.dim not in (1, -1):
+                raise ValueError(f"from_torch: the final Softmax must be over dim 1, got "
+                                 f"dim={nxt.dim}")
+            return (FCLayer_Sigmoid if sigmoid else FCLayer_Softmax)(n_out), 1 + (nxt is not None)
+        if type(nxt) is nn.ReLU:
+            return FCLayer_ReLU(n_out), 2
+        return FCLayer(n_out), 1
+
+    def add(self, layer, weights: dict[str, np.ndarray], where: str) -> None:
+        """Append layer after checking that it takes samples of the current shape."""
+        shape = self.shape
         if layer.input_ndims is not None and len(shape) not in layer.input_ndims:
             raise ValueError(f"{where}: gets samples of shape {shape}, which "
                              f"{type(layer).__name__} cannot take")
@@ -276,25 +357,27 @@ def from_torch(module, input_shape: tuple[int, ...] | None = None,
         if min(out) < 1:
             raise ValueError(f"{where}: its window does not fit in samples of shape {shape}; "
                              "check input_shape")
-        shape = out
-        layers.append(layer)
-        arrays.append(weights)
-        i += consumed
-    if pad is not None:
-        raise ValueError("from_torch: the model ends with a ZeroPad2d")
-    if not isinstance(layers[-1], (FCLayer_Softmax, FCLayer_Sigmoid)):
-        raise ValueError("from_torch: the model must end with a Linear (optionally followed by "
-                         f"Softmax or Sigmoid), not {type(modules[-1]).__name__}")
-    net = Net(layers, dtype=np.float64 if dtype == np.float64 else np.float32)
-    net.build(tuple(int(d) for d in input_shape))
-    for layer, weights in zip(net.layers, arrays, strict=True):
-        stored = {**layer.params(), **layer.buffers()}
-        for name, value in weights.items():
-            stored[name][...] = value
-    return net
+        self.shape = out
+        self.layers.append(layer)
+        self.weights.append(weights)
+
+
+def _weightless(nn, m, where: str):
+    """The cnn-numpy layer for a module without weights: Dropout or an activation."""
+    kind = type(m)
+    if kind is nn.Dropout:
+        return Dropout(m.p)
+    if kind in (nn.ReLU, nn.Tanh, nn.Sigmoid):
+        return {nn.ReLU: ReLULayer, nn.Tanh: TanhLayer, nn.Sigmoid: SigmoidLayer}[kind]()
+    if kind is nn.LeakyReLU:
+        return LeakyReLULayer(m.negative_slope)
+    if kind is nn.Softmax:
+        raise ValueError(f"{where}: a Softmax converts only at the end, after a Linear")
+    raise ValueError(f"{where}: no cnn-numpy layer does what {kind.__name__} does")
 
 
 def _square(value, what: str, where: str) -> int:
+    """The side of a square window setting: an int, or a pair of equal ints."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or pair[0] != pair[1]:
         raise ValueError(f"{where}: {what} {value} is not square; cnn-numpy's windows are")
@@ -302,6 +385,8 @@ def _square(value, what: str, where: str) -> int:
 
 
 def _conv(m, shape, pad, nn, where, nxt):
+    """(ConvLayer or, when nxt is a ReLU, ConvLayer_ReLU; {"W", "b"}) for a Conv2d m taking
+    samples of shape (h, w, c); pad: the ZeroPad2d before it, if any."""
     if len(shape) != 3 or m.in_channels != shape[2]:
         raise ValueError(f"{where}: expects {m.in_channels} input channels, gets samples of "
                          f"shape {shape}")
@@ -313,29 +398,36 @@ def _conv(m, shape, pad, nn, where, nxt):
         raise ValueError(f"{where}: a Conv2d without bias has no cnn-numpy counterpart")
     fw = _square(m.kernel_size, "kernel size", where)
     stride = _square(m.stride, "stride", where)
-    if isinstance(m.padding, str):
-        padding = 0 if m.padding == "valid" else "same"
-    else:
-        padding = _square(m.padding, "padding", where)
-    if pad is not None:
-        if padding != 0:
-            raise ValueError(f"{where}: padded twice (ZeroPad2d and its own padding)")
-        left, right, top, bottom = pad
-        if (top, bottom) == same_padding(shape[0], fw, stride) and \
-                (left, right) == same_padding(shape[1], fw, stride):
-            padding = "same"
-        elif len(set(pad)) == 1:
-            padding = left
-        else:
-            raise ValueError(f"{where}: the ZeroPad2d before it, {pad}, is neither even nor "
-                             "TensorFlow's 'same' padding")
+    padding = _conv_padding(m, shape, pad, fw, stride, where)
     cls = ConvLayer_ReLU if type(nxt) is nn.ReLU else ConvLayer
     weights = {"W": m.weight.detach().cpu().numpy().transpose(2, 3, 1, 0),
                "b": m.bias.detach().cpu().numpy()}
     return cls(m.out_channels, fw, stride=stride, padding=padding), weights
 
 
+def _conv_padding(m, shape, pad, fw: int, stride: int, where: str) -> int | str:
+    """The ConvLayer padding (an int or "same") for Conv2d m's own padding, or for pad,
+    the (left, right, top, bottom) of a ZeroPad2d before it."""
+    if isinstance(m.padding, str):
+        padding = 0 if m.padding == "valid" else "same"
+    else:
+        padding = _square(m.padding, "padding", where)
+    if pad is None:
+        return padding
+    if padding != 0:
+        raise ValueError(f"{where}: padded twice (ZeroPad2d and its own padding)")
+    left, right, top, bottom = pad
+    if (top, bottom) == same_padding(shape[0], fw, stride) and \
+            (left, right) == same_padding(shape[1], fw, stride):
+        return "same"
+    if len(set(pad)) == 1:
+        return left
+    raise ValueError(f"{where}: the ZeroPad2d before it, {pad}, is neither even nor "
+                     "TensorFlow's 'same' padding")
+
+
 def _pool(m, is_max: bool, where: str):
+    """PoolLayer_Max (is_max) or PoolLayer_Avg for a MaxPool2d or AvgPool2d m."""
     fw = _square(m.kernel_size, "kernel size", where)
     stride = _square(m.stride if m.stride is not None else m.kernel_size, "stride", where)
     if _square(m.padding, "padding", where) != 0 or m.ceil_mode:
@@ -348,6 +440,8 @@ def _pool(m, is_max: bool, where: str):
 
 
 def _batchnorm(m, shape, order, is_2d: bool, where: str):
+    """(BatchNorm, its weights) for a BatchNorm1d or BatchNorm2d (is_2d) m; order: a
+    Flatten's permutation before a BatchNorm1d, to undo."""
     if not m.affine or not m.track_running_stats or m.momentum is None:
         raise ValueError(f"{where}: only affine BatchNorm with running statistics and a "
                          "momentum converts")
@@ -357,8 +451,5 @@ def _batchnorm(m, shape, order, is_2d: bool, where: str):
                "running_var": m.running_var}
     weights = {k: v.detach().cpu().numpy() for k, v in weights.items()}
     if order is not None and not is_2d:
-        for key, value in weights.items():
-            unpermuted = np.empty_like(value)
-            unpermuted[order] = value
-            weights[key] = unpermuted
+        weights = {k: from_chw_order(v, order) for k, v in weights.items()}
     return BatchNorm(momentum=m.momentum, eps=m.eps), weights
