@@ -85,52 +85,90 @@ def check_layer(layer: Layer, input_shape: tuple[int, ...], *, seed: int = 0,
     Raises AssertionError saying which check failed, which gradient, at what
     index and by how much.  Returns None when everything agrees.
     """
-    name = type(layer).__name__
     rng = np.random.default_rng(seed)
     X = rng.standard_normal(input_shape)
     layer.rng = np.random.default_rng(seed + 1)
     if not layer.built:
         layer.build(X.shape, layer.rng, np.float64)
+    _require_float64(layer, input_shape)
+    _randomize(layer, X, rng)
+    for mode in (True, False) if training is None else (bool(training),):
+        _check_mode(layer, X, rng, mode, seed=seed, eps=eps, tol=tol)
+
+
+def _require_float64(layer: Layer, input_shape: tuple[int, ...]) -> None:
+    """ValueError unless all the layer's weights and buffers are float64."""
+    name = type(layer).__name__
     wrong = {str(v.dtype) for v in {**layer.params(), **layer.buffers()}.values()} - {"float64"}
     if wrong:
         raise ValueError(f"check_layer: {name} was built with {', '.join(sorted(wrong))} "
                          f"weights; numerical gradients need float64: pass a new layer, "
                          f"e.g. check_layer({name}(...), {tuple(input_shape)})")
+
+
+def _randomize(layer: Layer, X: np.ndarray, rng: np.random.Generator) -> None:
+    """Standard normal weights (biases too); running statistics moved away from their
+    start values by one training pass over X * 0.5 + 1."""
     for param in layer.params().values():
         param[...] = rng.standard_normal(param.shape)
-    if layer.buffers():  # move running statistics away from their start values
+    if layer.buffers():
         layer.training = True
         layer.forward_propagate(X * 0.5 + 1)
 
-    for mode in (True, False) if training is None else (bool(training),):
-        def forward(mode=mode) -> np.ndarray:
-            layer.training = mode
-            layer.rng = np.random.default_rng(seed + 2)
-            return layer.forward_propagate(X)
 
-        X_before = X.copy()
-        out = forward()
-        if not np.array_equal(X, X_before):
-            raise AssertionError(f"{name}: forward_propagate changed its input")
-        expected = (X.shape[0], *layer.output_shape(X.shape[1:]))
-        if out.shape != expected:
-            raise AssertionError(f"{name}: output shape {out.shape}, but output_shape() "
-                                 f"promises {expected}")
-        G = rng.standard_normal(out.shape)
-        G_before = G.copy()
-        buffers = {k: v.copy() for k, v in layer.buffers().items()}
+def _check_mode(layer: Layer, X: np.ndarray, rng: np.random.Generator, mode: bool, *,
+                seed: int, eps: float, tol: float) -> None:
+    """check_layer's checks in one mode (training: True), for input X (batch first).
 
-        def loss(G=G) -> float:
-            return float(np.sum(G * forward()))
+    The gradients are those of L = sum(G * forward_propagate(X)) for a random
+    G drawn from rng, the shape of the output; the buffers are left as before.
+    """
+    name = type(layer).__name__
 
-        dX = layer.backpropagate(G)
-        if not np.array_equal(G, G_before):
-            raise AssertionError(f"{name}: backpropagate changed the gradient it was given")
-        grads = {k: None if v is None else np.array(v) for k, v in layer.grads().items()}
-        where = "training" if mode else "inference"
-        _compare(name, f"the input ({where} mode)", dX, numerical_gradient(loss, X, eps), tol)
-        for key, param in layer.params().items():
-            _compare(name, f"{key} ({where} mode)", grads.get(key),
-                     numerical_gradient(loss, param, eps), tol)
-        for key, value in buffers.items():  # undo the updates the extra passes made
-            layer.buffers()[key][...] = value
+    def forward() -> np.ndarray:
+        layer.training = mode
+        layer.rng = np.random.default_rng(seed + 2)
+        return layer.forward_propagate(X)
+
+    out = _checked_forward(layer, X, forward)
+    G = rng.standard_normal(out.shape)
+    buffers = {k: v.copy() for k, v in layer.buffers().items()}
+
+    def loss() -> float:
+        return float(np.sum(G * forward()))
+
+    dX, grads = _checked_backward(layer, G)
+    where = "training" if mode else "inference"
+    _compare(name, f"the input ({where} mode)", dX, numerical_gradient(loss, X, eps), tol)
+    for key, param in layer.params().items():
+        _compare(name, f"{key} ({where} mode)", grads.get(key),
+                 numerical_gradient(loss, param, eps), tol)
+    for key, value in buffers.items():  # undo the updates the extra passes made
+        layer.buffers()[key][...] = value
+
+
+def _checked_forward(layer: Layer, X: np.ndarray, forward: Callable[[], np.ndarray]
+                     ) -> np.ndarray:
+    """forward(), after checking that it leaves X unchanged and gives the output shape
+    (batch, *output_shape(sample shape)) that the layer promises."""
+    name = type(layer).__name__
+    X_before = X.copy()
+    out = forward()
+    if not np.array_equal(X, X_before):
+        raise AssertionError(f"{name}: forward_propagate changed its input")
+    expected = (X.shape[0], *layer.output_shape(X.shape[1:]))
+    if out.shape != expected:
+        raise AssertionError(f"{name}: output shape {out.shape}, but output_shape() "
+                             f"promises {expected}")
+    return out
+
+
+def _checked_backward(layer: Layer, G: np.ndarray) -> tuple[np.ndarray, dict]:
+    """(backpropagate(G), a copy of grads()), after checking that G was left unchanged."""
+    G_before = G.copy()
+    dX = layer.backpropagate(G)
+    if not np.array_equal(G, G_before):
+        raise AssertionError(f"{type(layer).__name__}: backpropagate changed the gradient it "
+                             "was given")
+    grads = {k: None if v is None else np.array(v) for k, v in layer.grads().items()}
+    return dX, grads
