@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -329,98 +330,170 @@ def draw_stride_groups(filter_width: int, stride: int, input_size: int,
     """
     table = stride_group_table(filter_width, stride, input_size)
     require_matplotlib()
-    from matplotlib.patches import Rectangle
+    shown_positions, rows_a, cols_a = _panel_layout(table.n_positions, table.out)
+    shown_groups, rows_b, cols_b = _panel_layout(len(table.groups),
+                                                 min(table.every, table.out))
+    panel = 2.0 if table.input_size <= 8 else 2.3  # inches a side
+    look = _look(table, panel, shown_positions)
+    fig, fig_a, fig_b = _two_part_figure(panel, (rows_a, cols_a), (rows_b, cols_b))
+    _draw_part(fig_a, rows_a, cols_a, shown_positions, lambda ax, i: _draw_position(ax, look, i))
+    fig_a.suptitle(f"(a) the filter sliding over every position "
+                   f"({_how_many(shown_positions, table.n_positions)})", fontsize=11)
+    _draw_part(fig_b, rows_b, cols_b, shown_groups, lambda ax, i: _draw_group(ax, look, i))
+    fig_b.suptitle(f"(b) stride groups ({_how_many(shown_groups, len(table.groups))}): "
+                   "windows in one group never overlap", fontsize=11)
+    fig.suptitle(_picture_title(look), fontsize=12)
+    save_figure(fig, path)
 
-    fw, s, n, out = table.filter_width, table.stride, table.input_size, table.out
-    k_positions, k_groups = table.n_positions, len(table.groups)
-    colours = _group_colours(k_groups)
-    group_of = {p: entry.number for entry in table.groups for p in entry.positions}
+
+@dataclass(frozen=True)
+class _Look:
+    """What the panels of draw_stride_groups share.
+
+    colours: one per group.  group_of: position number -> group number.
+    untouched: (n, n) bool, the input cells no window touches.  Font sizes
+    in points, 0 for none: number_size for the cell numbers in (a),
+    letter_size for the filter letters in (b), small_size for the cell
+    numbers under the letters in (b), drawn when `both`.
+    number_everything: (a) numbers every cell, not only those under the window.
+    """
+
+    table: StrideGroupTable
+    colours: list[tuple[float, float, float]]
+    group_of: dict[int, int]
+    untouched: np.ndarray
+    number_size: float
+    number_everything: bool
+    letter_size: float
+    small_size: float
+    both: bool
+
+
+def _look(table: StrideGroupTable, panel: float, shown_positions: int) -> _Look:
+    """The colours, untouched cells and font sizes for panels of `panel` inches a side."""
+    n = table.input_size
     untouched = np.zeros(n * n, dtype=bool)
     untouched[np.array(untouched_cells(table), dtype=int) - 1] = True
-    untouched = untouched.reshape(n, n)
+    number_size = _font_size(panel, n, len(str(n * n)))
+    letter_size = _font_size(panel, n, 1.2 * len(table.letters[-1]))  # bold is wider
+    small_size = min(7.0, 0.2 * 72.0 * panel / n)
+    return _Look(
+        table=table,
+        colours=_group_colours(len(table.groups)),
+        group_of={p: entry.number for entry in table.groups for p in entry.positions},
+        untouched=untouched.reshape(n, n),
+        number_size=number_size,
+        # matplotlib draws a few thousand texts per second: with many big panels, (a)
+        # numbers only the cells under the window
+        number_everything=shown_positions * n * n <= MAX_CELL_TEXTS,
+        letter_size=letter_size,
+        small_size=small_size,
+        # (b) also numbers the cells, small, under the letters when the cells are big enough
+        both=letter_size > 0 and small_size >= 5.5 and number_size > 0,
+    )
 
-    shown_positions, rows_a, cols_a = _panel_layout(k_positions, out)
-    shown_groups, rows_b, cols_b = _panel_layout(k_groups, min(table.every, out))
 
-    panel = 2.0 if n <= 8 else 2.3
-    head = 0.75
+def _two_part_figure(panel: float, grid_a: tuple[int, int], grid_b: tuple[int, int]
+                     ) -> tuple[Any, Any, Any]:
+    """(figure, top subfigure, bottom subfigure) for grids of (rows, cols) panels."""
+    (rows_a, cols_a), (rows_b, cols_b) = grid_a, grid_b
+    head = 0.75  # inches for a subfigure's title
     fig = new_figure(max(cols_a, cols_b, 3) * panel + 0.4,
                      (rows_a + rows_b) * (panel + 0.3) + 2 * head)
     fig_a, fig_b = fig.subfigures(2, 1, height_ratios=[rows_a * (panel + 0.3) + head,
                                                        rows_b * (panel + 0.3) + head])
-    number_size = _font_size(panel, n, len(str(n * n)))
-    # matplotlib draws a few thousand texts per second: with many big panels, (a) numbers
-    # only the cells under the window
-    number_everything = shown_positions * n * n <= MAX_CELL_TEXTS
-    letter_size = _font_size(panel, n, 1.2 * len(table.letters[-1]))  # bold is wider
-    # (b) also shows the cell numbers, small, under the letters when the cells are big enough
-    small_size = min(7.0, 0.2 * 72.0 * panel / n)
-    both = letter_size > 0 and small_size >= 5.5 and number_size > 0
+    return fig, fig_a, fig_b
 
-    # (a) the filter at each position
-    axes_a = fig_a.subplots(rows_a, cols_a, squeeze=False).ravel()
-    for index, ax in enumerate(axes_a):
-        if index >= shown_positions:
+
+def _draw_part(subfig: Any, rows: int, cols: int, shown: int,
+               draw: Callable[[Any, int], None]) -> None:
+    """A rows x cols grid of panels in subfig: draw(ax, index) for the first `shown`,
+    the rest left blank."""
+    for index, ax in enumerate(subfig.subplots(rows, cols, squeeze=False).ravel()):
+        if index >= shown:
             ax.set_axis_off()
             continue
-        r, q = divmod(index, out)
-        group = group_of[index + 1]
-        image = np.ones((n, n, 3))
-        image[untouched] = UNTOUCHED_GREY
-        image[r * s : r * s + fw, q * s : q * s + fw] = _tint(colours[group - 1])
-        _grid_axes(ax, image)
-        ax.add_patch(Rectangle((q * s - 0.5, r * s - 0.5), fw, fw, fill=False,
-                               edgecolor=_dark(colours[group - 1]), linewidth=2.0))
-        if number_size:
-            numbered = (range(n * n) if number_everything else
-                        [(r * s + a) * n + q * s + b for a in range(fw) for b in range(fw)])
-            for cell in numbered:
-                ax.text(cell % n, cell // n, str(cell + 1), ha="center", va="center",
-                        fontsize=number_size, **_IN_CELL)
-        ax.set_title(f"position {index + 1} (group {group})", fontsize=9)
-    what = (f"all {k_positions}" if shown_positions == k_positions
-            else f"first {shown_positions} of {k_positions}")
-    fig_a.suptitle(f"(a) the filter sliding over every position ({what})", fontsize=11)
+        draw(ax, index)
 
-    # (b) the stride groups
-    axes_b = fig_b.subplots(rows_b, cols_b, squeeze=False).ravel()
-    for index, ax in enumerate(axes_b):
-        if index >= shown_groups:
-            ax.set_axis_off()
-            continue
-        entry = table.groups[index]
-        colour = colours[index]
-        covered = np.zeros((n, n), dtype=bool)
-        for r, q in entry.cells:
-            covered[r * s : r * s + fw, q * s : q * s + fw] = True
-        image = np.where(covered[:, :, None], _tint(colour),
-                         np.where(untouched[:, :, None], UNTOUCHED_GREY, 1.0))
-        _grid_axes(ax, image)
-        for r, q in entry.cells:
-            ax.add_patch(Rectangle((q * s - 0.5, r * s - 0.5), fw, fw, fill=False,
-                                   edgecolor=_dark(colour), linewidth=2.0))
-            if letter_size:
-                for e, letter in enumerate(table.letters):
-                    y = r * s + e // fw - (0.15 if both else 0.0)
-                    ax.text(q * s + e % fw, y, letter, ha="center", va="center",
-                            fontsize=letter_size, fontweight="bold", **_IN_CELL)
-        if both:
-            for cell in range(n * n):
-                row, col = divmod(cell, n)
-                under = bool(covered[row, col])
-                ax.text(col, row + (0.25 if under else 0.0), str(cell + 1), ha="center",
-                        va="center", fontsize=small_size, color="0.25" if under else "0.6",
-                        **_IN_CELL)
-        plural = "s" if len(entry.positions) != 1 else ""
-        listed = f"position{plural} {_number_list(entry.positions)}"
-        if len(listed) > 24:
-            listed = f"{len(entry.positions)} positions"
-        ax.set_title(f"group {entry.number}: {listed}", fontsize=9)
-    what = (f"all {k_groups}" if shown_groups == k_groups
-            else f"first {shown_groups} of {k_groups}")
-    fig_b.suptitle(f"(b) stride groups ({what}): windows in one group never overlap",
-                   fontsize=11)
-    grey = "\ngrey cells: no window touches them" if untouched.any() else ""
-    fig.suptitle(f"{fw} x {fw} filter, stride {s}, {n} x {n} input: {k_positions} positions, "
-                 f"{k_groups} stride group{'s' if k_groups != 1 else ''}{grey}", fontsize=12)
-    save_figure(fig, path)
+
+def _how_many(shown: int, total: int) -> str:
+    """How many panels a part shows: "all 9", or "first 36 of 49" when not all fit."""
+    return f"all {total}" if shown == total else f"first {shown} of {total}"
+
+
+def _outline(ax: Any, r: int, q: int, look: _Look, colour: tuple[float, float, float]) -> None:
+    """Outline the window at output (r, q) in a dark shade of colour."""
+    from matplotlib.patches import Rectangle
+
+    fw, s = look.table.filter_width, look.table.stride
+    ax.add_patch(Rectangle((q * s - 0.5, r * s - 0.5), fw, fw, fill=False,
+                           edgecolor=_dark(colour), linewidth=2.0))
+
+
+def _draw_position(ax: Any, look: _Look, index: int) -> None:
+    """Panel (a) number index: the window at position index + 1, in its group's colour,
+    over the numbered input."""
+    table = look.table
+    fw, s, n = table.filter_width, table.stride, table.input_size
+    r, q = divmod(index, table.out)
+    group = look.group_of[index + 1]
+    image = np.ones((n, n, 3))
+    image[look.untouched] = UNTOUCHED_GREY
+    image[r * s : r * s + fw, q * s : q * s + fw] = _tint(look.colours[group - 1])
+    _grid_axes(ax, image)
+    _outline(ax, r, q, look, look.colours[group - 1])
+    if look.number_size:
+        numbered = (range(n * n) if look.number_everything else
+                    [(r * s + a) * n + q * s + b for a in range(fw) for b in range(fw)])
+        for cell in numbered:
+            ax.text(cell % n, cell // n, str(cell + 1), ha="center", va="center",
+                    fontsize=look.number_size, **_IN_CELL)
+    ax.set_title(f"position {index + 1} (group {group})", fontsize=9)
+
+
+def _draw_group(ax: Any, look: _Look, index: int) -> None:
+    """Panel (b) number index: stride group index + 1, each window outlined and lettered."""
+    table = look.table
+    fw, s, n = table.filter_width, table.stride, table.input_size
+    entry, colour = table.groups[index], look.colours[index]
+    covered = np.zeros((n, n), dtype=bool)
+    for r, q in entry.cells:
+        covered[r * s : r * s + fw, q * s : q * s + fw] = True
+    _grid_axes(ax, np.where(covered[:, :, None], _tint(colour),
+                            np.where(look.untouched[:, :, None], UNTOUCHED_GREY, 1.0)))
+    for r, q in entry.cells:
+        _outline(ax, r, q, look, colour)
+        if look.letter_size:
+            for e, letter in enumerate(table.letters):
+                y = r * s + e // fw - (0.15 if look.both else 0.0)
+                ax.text(q * s + e % fw, y, letter, ha="center", va="center",
+                        fontsize=look.letter_size, fontweight="bold", **_IN_CELL)
+    if look.both:
+        _number_under_letters(ax, look, covered)
+    plural = "s" if len(entry.positions) != 1 else ""
+    listed = f"position{plural} {_number_list(entry.positions)}"
+    if len(listed) > 24:
+        listed = f"{len(entry.positions)} positions"
+    ax.set_title(f"group {entry.number}: {listed}", fontsize=9)
+
+
+def _number_under_letters(ax: Any, look: _Look, covered: np.ndarray) -> None:
+    """Number every input cell, small: below the letter in a covered cell (covered, (n, n)
+    bool), centred and lighter elsewhere."""
+    n = look.table.input_size
+    for cell in range(n * n):
+        row, col = divmod(cell, n)
+        under = bool(covered[row, col])
+        ax.text(col, row + (0.25 if under else 0.0), str(cell + 1), ha="center",
+                va="center", fontsize=look.small_size, color="0.25" if under else "0.6",
+                **_IN_CELL)
+
+
+def _picture_title(look: _Look) -> str:
+    """The whole picture's title: the sizes, the counts, and what grey cells mean."""
+    table = look.table
+    fw, s, n = table.filter_width, table.stride, table.input_size
+    k_groups = len(table.groups)
+    grey = "\ngrey cells: no window touches them" if look.untouched.any() else ""
+    return (f"{fw} x {fw} filter, stride {s}, {n} x {n} input: {table.n_positions} positions, "
+            f"{k_groups} stride group{'s' if k_groups != 1 else ''}{grey}")
