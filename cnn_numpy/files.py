@@ -19,11 +19,18 @@ def atomic_write(path, write: Callable[[BinaryIO], object]) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as f:
+        f = open(tmp, "xb")
+    except OSError as exc:  # the folder is missing, not a folder or not writable
+        raise _about(exc, path) from None
+    try:
+        with f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # e.g. path is a folder
+            raise _about(exc, path) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -32,6 +39,48 @@ def atomic_write(path, write: Callable[[BinaryIO], object]) -> None:
         os.fsync(dir_fd)  # make the rename itself durable
     finally:
         os.close(dir_fd)
+
+
+#: The picture formats written, by file suffix: what matplotlib writes the figures as
+#: (visual.plots.save_figure) ...
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
+#: ... and what Pillow writes a picture of pixels as (data.images.save_digit_strip).
+PIXEL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def picture_format(path, what: str = "picture", formats: dict = FIGURE_FORMATS) -> str:
+    """The format a picture at `path` is written in, from its suffix (any case), e.g. 'jpeg'
+    for .jpg; a ValueError naming the supported suffixes for any other suffix or none."""
+    suffix = Path(path).suffix
+    if suffix.lower() not in formats:
+        said = f"the suffix {suffix}" if suffix else "no suffix"
+        raise ValueError(f"{what} {path}: a picture's format follows its suffix, and {said} is "
+                         f"not one written here; use {', '.join(formats)}")
+    return formats[suffix.lower()]
+
+
+def check_picture(path, what: str, formats: dict = FIGURE_FORMATS) -> Path:
+    """check_writable(path, what), and a suffix the picture can be written as (for
+    formats=PIXEL_FORMATS: a picture written by Pillow); before minutes of work."""
+    picture_format(path, what, formats)
+    return check_writable(path, what)
+
+
+def _about(exc: OSError, path: Path) -> OSError:
+    """`exc`, raised on atomic_write's temp file or rename, told about the caller's `path`:
+    the same OSError subclass and errno, filename=path, and the reason in words."""
+    folder = path.parent
+    if path.is_dir():
+        reason = "is a folder; give a file name"
+    elif not folder.exists():
+        reason = f"the folder {folder} does not exist; create it first"
+    elif not folder.is_dir():
+        reason = f"{folder} is not a folder"
+    elif isinstance(exc, PermissionError):
+        reason = f"the folder {folder} is not writable"
+    else:
+        reason = exc.strerror or str(exc)
+    return type(exc)(exc.errno, reason, str(path))
 
 
 def check_writable(path, what: str) -> Path:

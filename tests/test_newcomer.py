@@ -216,3 +216,88 @@ def test_show_filters_of_a_chosen_layer_and_channel(model, tmp_path, capsys):
     assert main(["show", str(model), "--confusion", str(tmp_path / "c.png"), "--layer", "0"]) == 2
     assert "--layer and --channel choose what --filters draws" in capsys.readouterr().err
     assert not (tmp_path / "c.png").exists()
+
+
+# -- issue 28's "new user's list" ------------------------------------------------------------
+
+def test_saving_where_no_folder_is_names_the_path_given(tmp_path):
+    net = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)
+    net.build((4, 4))
+    (tmp_path / "plain").write_text("a file, not a folder")
+    (tmp_path / "folder").mkdir()
+    for path, error, reason in (
+            (tmp_path / "nodir" / "m.npz", FileNotFoundError,
+             f"the folder {tmp_path / 'nodir'} does not exist; create it first"),
+            (tmp_path / "plain" / "m.npz", NotADirectoryError,
+             f"{tmp_path / 'plain'} is not a folder"),
+            (tmp_path / "folder", IsADirectoryError, "is a folder; give a file name")):
+        with pytest.raises(error) as info:
+            net.save(path)
+        assert info.value.filename == str(path) and info.value.strerror == reason
+        assert ".tmp" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["folder", "plain"]  # no temp file
+
+
+@pytest.mark.parametrize("suffix, pillow_format", [(".png", "PNG"), (".jpg", "JPEG"),
+                                                   (".JPEG", "JPEG"), (".pdf", None),
+                                                   (".svg", None)])
+def test_a_picture_is_written_in_the_format_its_suffix_names(tmp_path, suffix, pillow_format):
+    from cnn_numpy.visual.plots import plot_confusion
+
+    path = tmp_path / f"confusion{suffix}"
+    plot_confusion(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]), path)
+    if pillow_format is not None:
+        with Image.open(path) as picture:
+            assert picture.format == pillow_format and min(picture.size) > 300
+    elif suffix == ".pdf":
+        assert path.read_bytes().startswith(b"%PDF-")
+    else:
+        text = path.read_text()
+        assert text.startswith("<?xml") and "<svg" in text and "accuracy 75.00%" in text
+
+
+def test_an_unknown_picture_suffix_is_refused_before_any_work(tmp_path):
+    from cnn_numpy.data.images import save_digit_strip
+    from cnn_numpy.files import PIXEL_FORMATS, check_picture
+    from cnn_numpy.visual.plots import plot_confusion, plot_history
+
+    supported = "use .png, .jpg, .jpeg, .pdf, .svg"
+    for name, said in (("c.gif", "the suffix .gif"), ("c", "no suffix"), ("c.png.txt",
+                                                                          "the suffix .txt")):
+        with pytest.raises(ValueError, match=rf"picture {re.escape(str(tmp_path / name))}: a "
+                                             rf"picture's format follows its suffix, and {said} is "
+                                             rf"not one written here; {supported}$"):
+            plot_confusion(np.array([0, 1]), np.array([0, 1]), tmp_path / name)
+    with pytest.raises(ValueError, match="the suffix .gif"):  # before "history is empty"
+        plot_history([], tmp_path / "h.gif")
+    with pytest.raises(ValueError, match=r"the suffix \.svg is not one written here; use \.png, "
+                                         r"\.jpg, \.jpeg$"):
+        save_digit_strip(np.zeros((1, 28, 28), np.float32), tmp_path / "seen.svg")
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"^--confusion c\.gif: a picture's format follows"):
+        check_picture("c.gif", "--confusion")
+    with pytest.raises(ValueError, match=r"^--show x\.pdf: .*; use \.png, \.jpg, \.jpeg$"):
+        check_picture("x.pdf", "--show", PIXEL_FORMATS)
+    with pytest.raises(ValueError, match=r"the folder .*nodir does not exist"):
+        check_picture(tmp_path / "nodir" / "c.png", "--confusion")
+    assert check_picture(tmp_path / "c.JPG", "--confusion") == tmp_path / "c.JPG"
+    save_digit_strip(np.zeros((2, 28, 28), np.float32), tmp_path / "seen.jpg")
+    with Image.open(tmp_path / "seen.jpg") as picture:
+        assert picture.format == "JPEG" and picture.size == (58 * 8, 28 * 8)
+
+
+def test_show_and_predict_write_the_suffixs_format(model, tmp_path, capsys):
+    confusion = tmp_path / "c.jpg"
+    assert main(["show", str(model), "--confusion", str(confusion)]) == 0
+    with Image.open(confusion) as picture:
+        assert picture.format == "JPEG"
+    one((0, 0, 0, 255), "RGB").save(tmp_path / "one.png")
+    assert main(["predict", str(model), str(tmp_path / "one.png"), "--show",
+                 str(tmp_path / "seen.jpeg")]) == 0
+    with Image.open(tmp_path / "seen.jpeg") as picture:
+        assert picture.format == "JPEG" and picture.size == (28 * 8, 28 * 8)
+    capsys.readouterr()
+    assert main(["show", str(model), "--confusion", str(tmp_path / "c.gif")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the suffix .gif is not one written here; use .png" in err
+    assert not (tmp_path / "c.gif").exists()

@@ -115,13 +115,16 @@ def ink(rgb: np.ndarray) -> np.ndarray:
 
 
 def save_digit_strip(images: np.ndarray, path) -> None:
-    """The (n, 28, 28) images in [0, 1] side by side, each enlarged 8 times, as a PNG."""
-    from PIL import Image
+    """The (n, 28, 28) images in [0, 1] side by side, each enlarged 8 times, as a picture
+    in the format path's suffix names (.png, .jpg or .jpeg: cnn_numpy.files.PIXEL_FORMATS;
+    any other is a ValueError)."""
+    from ..files import PIXEL_FORMATS, atomic_write, picture_format
 
-    from ..files import atomic_write
+    form = picture_format(path, formats=PIXEL_FORMATS)
+    from PIL import Image
 
     gap = np.ones((28, 2), np.float32) * 0.35
     strip = np.hstack([part for image in images for part in (image, gap)][:-1])
     picture = Image.fromarray((strip * 255).round().astype(np.uint8)).resize(
         (strip.shape[1] * 8, 28 * 8), Image.Resampling.NEAREST)
-    atomic_write(Path(path), lambda f: picture.save(f, "PNG"))
+    atomic_write(Path(path), lambda f: picture.save(f, form))
