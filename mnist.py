@@ -44,13 +44,17 @@ def main(argv: list[str]) -> int:
     # Defaults go before the user's options, which win where they repeat one (argparse
     # keeps the last).
     defaults = []
+    # --engine (or an abbreviation argparse accepts, --en and longer) chosen by the user: no
+    # stride-group default and no sentence about it
+    chosen_engine = any(len(name) >= 4 and "--engine".startswith(name)
+                        for name in (o.split("=")[0] for o in options))
     if naive:
         print(f"By default `mnist.py cnn naive` trains one epoch on the first {NAIVE_TRAIN} "
               f"images and tests on {NAIVE_TEST} (change with --limit, --test-limit, "
               "--epochs).", flush=True)
         defaults = ["--engine", "naive", "--limit", str(NAIVE_TRAIN), "--test-limit",
                     str(NAIVE_TEST), "--epochs", "1"]
-    elif argv[0] == "cnn":
+    elif argv[0] == "cnn" and not chosen_engine:
         print("Training on the stride-group engine, the spec's technique (`--engine im2col` "
               "is faster).", flush=True)
         defaults = ["--engine", "stride_groups"]

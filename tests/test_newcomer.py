@@ -301,3 +301,20 @@ def test_show_and_predict_write_the_suffixs_format(model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the suffix .gif is not one written here; use .png" in err
     assert not (tmp_path / "c.gif").exists()
+
+
+@pytest.mark.parametrize("engine", [["--engine", "im2col"], ["--engine=naive"],
+                                    ["--eng", "im2col"]])
+def test_mnist_py_with_an_engine_says_nothing_of_stride_groups(engine, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "mnist_script", Path(__file__).resolve().parents[1] / "mnist.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main(["cnn", *engine, "--dataset", "mnist-sample", "--limit", "8",
+                        "--test-limit", "4", "--epochs", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    name = engine[-1].split("=")[-1]
+    assert "stride-group" not in out and "stride_groups" not in out
+    assert f"engine {name}" in out
