@@ -30,8 +30,9 @@ from cnn_numpy import (
     TanhLayer,
 )
 from cnn_numpy.data import load_dataset
-from cnn_numpy.engines import im2col
+from cnn_numpy.engines import get_engine, im2col
 from cnn_numpy.fast import conv_pool, ops, threads
+from cnn_numpy.fast.columns import CHUNK, THIN, weight_gradient
 from cnn_numpy.layers import Layer
 
 #: Agreement asked for: this share of each array's largest magnitude.
@@ -415,6 +416,74 @@ def test_conv_pool_in_window_order_computes_what_im2col_computes(fw, stride, p, 
         assert got.shape == want.shape and got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                    atol=1e-4 * max(1, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("engine", ["im2col", "stride_groups"])
+@settings(max_examples=60, deadline=None)
+@given(fw=st.integers(1, 4), stride=st.integers(1, 3), n=st.integers(1, 3),
+       c=st.integers(1, 3), nf=st.integers(1, 3), extra=st.tuples(st.integers(0, 6),
+                                                                   st.integers(0, 6)),
+       ties=st.booleans(), dtype=st.sampled_from([np.float64, np.float32]),
+       seed=st.integers(0, 2**16))
+def test_the_fast_engines_compute_what_the_engines_compute(engine, fw, stride, n, c, nf,
+                                                            extra, ties, dtype, seed):
+    """fast/im2col.py and fast/stride_groups.py against the engines whose maths they run:
+    the same Z, dx, dW and db up to the order of sums (no dx with need_dx=False), and the
+    same pooled output and dx exactly, whether the forward pass found the maxima
+    (argmax=True) or the backward pass does."""
+    reference, fast = get_engine(engine), ops.ENGINES[engine]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, fw + extra[0], fw + extra[1], c))
+    W, b = rng.standard_normal((fw, fw, c, nf)), rng.standard_normal(nf)
+    if ties:  # many equal maxima, as after a ReLU
+        x = np.maximum(np.round(x), 0)
+    x, W, b = x.astype(dtype), W.astype(dtype), b.astype(dtype)
+    tol = dict(rtol=1e-4 if dtype == np.float32 else 1e-10)
+    Z_ref, cache_ref = reference.conv_forward(x, W, b, stride)
+    Z, cache = fast.conv_forward(x, W, b, stride)
+    assert Z.dtype == dtype
+    np.testing.assert_allclose(Z, Z_ref, atol=tol["rtol"] * max(1, float(np.abs(Z_ref).max())),
+                               **tol)
+    dZ = rng.standard_normal(Z.shape).astype(dtype)
+    wants = reference.conv_backward(dZ, cache_ref)
+    for need_dx in (True, False):
+        gots = fast.conv_backward(dZ, cache, need_dx)
+        assert (gots[0] is None) == (not need_dx)
+        for got, want in zip(gots, wants, strict=True):
+            if got is not None:
+                assert got.shape == want.shape and got.dtype == dtype
+                np.testing.assert_allclose(
+                    got, want, atol=tol["rtol"] * max(1, float(np.abs(want).max())), **tol)
+    out_ref, pool_cache_ref = reference.max_pool_forward(x, fw, stride)
+    dout = rng.standard_normal(out_ref.shape).astype(dtype)
+    dx_ref = reference.max_pool_backward(dout, pool_cache_ref)
+    for argmax in (True, False):
+        out, pool_cache = fast.max_pool_forward(x, fw, stride, argmax)
+        np.testing.assert_array_equal(out, out_ref)
+        np.testing.assert_array_equal(fast.max_pool_backward(dout, pool_cache), dx_ref)
+
+
+@pytest.mark.parametrize("windows", [CHUNK - 1, 3 * CHUNK, 3000, 28 * 26 * 26 + 5])
+def test_a_thin_weight_gradient_has_the_same_bits_on_any_number_of_blas_threads(windows):
+    """A thin [dW; db] (at most THIN numbers) is summed over fixed chunks of windows,
+    so how OpenBLAS splits a long sum between its threads cannot change its bits (a
+    plain `cols @ dZ` of (10, 3000) x (3000, 32) did, on OpenBLAS 0.3.31); it is the
+    product to rounding."""
+    import threadpoolctl
+
+    rng = np.random.default_rng(windows)
+    for k, nf in [(10, 32), (17, 16), (2, 256)]:
+        assert k * nf <= THIN
+        cols = rng.standard_normal((k, windows)).astype(np.float32)
+        dZ2 = rng.standard_normal((windows, nf)).astype(np.float32)
+        results = []
+        for count in (1, 2, 3):
+            with threadpoolctl.threadpool_limits(limits=count, user_api="blas"):
+                results.append(weight_gradient(cols, dZ2))
+        for result in results[1:]:
+            np.testing.assert_array_equal(result, results[0])
+        exact = cols.astype(np.float64) @ dZ2.astype(np.float64)
+        np.testing.assert_allclose(results[0], exact, rtol=1e-4, atol=1e-4 * np.sqrt(windows))
 
 
 def test_by_pool_window_arranges_the_elements_of_each_window():

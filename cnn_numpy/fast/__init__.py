@@ -12,6 +12,14 @@ how to run the same layers faster, and is tested to give the same numbers:
                   overwrite arrays only they hold and skip the first layer's
                   input gradient; any other layer runs as its own passes;
     conv_pool.py  a convolution's output arranged by max-pool window element;
+    im2col.py, stride_groups.py
+                  the engines' convolution and max pooling, with two flags the
+                  engines do without: no input gradient where nobody needs it, no
+                  search for where each maximum is in prediction;
+    columns.py    the window arithmetic they share: the window copy in the memory
+                  order that gives it long runs, pooling in place on small integers,
+                  np.dot (which lets go of Python's lock), and thin weight gradients
+                  summed in fixed chunks (the same bits on any thread count);
     batchnorm.py  BatchNorm's training passes on the shards of one batch, alone
                   or fused with the conv before it and the ReLU and max pool
                   after it (the deep network's blocks);

@@ -20,10 +20,9 @@ from functools import partial, reduce
 
 import numpy as np
 
-from ..engines import get_engine
 from ..layers import Layer
 from . import conv_pool, threads
-from .ops import JointOp, in_window_order, pad, relu_mask, unpad
+from .ops import JointOp, fast_engine, in_window_order, pad, relu_mask, unpad
 
 
 class BatchNormOnShards(JointOp):
@@ -90,7 +89,7 @@ class ConvBatchNormMaxPool(JointOp):
     def forward_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
         """Each shard's A_prev (n_s, ih, iw, c) -> its pooled output (n_s, ph, pw, nf)."""
         conv, pool = self.conv, self.pool
-        self.conv_engine, self.pool_engine = get_engine(conv.engine), get_engine(pool.engine)
+        self.conv_engine, self.pool_engine = fast_engine(conv), fast_engine(pool)
         self.pads = conv.pads(parts[0].shape[1], parts[0].shape[2])
         oh, ow, nf = conv.output_shape(parts[0].shape[1:])
         self.window_order = in_window_order(conv, pool, parts[0].shape[1:])

@@ -1,5 +1,6 @@
 """A convolution and the p x p max pool after it, with the convolution's output arranged
-by pool window element: the math of cnn_numpy/engines/im2col.py, in another order.
+by pool window element: the math of cnn_numpy/engines/im2col.py, in another order, on
+the fast path's im2col.py and columns.py.
 
 Z[i, h, w, f] is stored at (h % p, w % p, i, h // p, w // p, f): one contiguous
 (n, oh/p, ow/p, nf) array per window element (a, q).  Max pooling with stride
@@ -13,14 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines import im2col
-from ..engines.columns import (
-    add_window_gradients,
-    first_max_index,
-    route_to_max,
-    window_matrix,
-    window_max,
-)
+from ..engines.columns import add_window_gradients
+from ..engines.im2col import offset_views, window_view
+from . import im2col
+from .columns import first_max_index, route_to_max, window_matrix, window_max
 
 
 def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
@@ -35,7 +32,7 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, p: in
     """im2col's Z = cols.T @ [W; b], with cols' columns in pool window order:
     x (n, ih, iw, c) -> Z (p, p, n, oh/p, ow/p, nf).  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
-    windows = by_pool_window(im2col.window_view(x, fw, stride), p)
+    windows = by_pool_window(window_view(x, fw, stride), p)
     cols = window_matrix(windows)
     Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride, p)
@@ -50,7 +47,7 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
         return None, dW, db
     dx = np.zeros(x_shape, dtype=dZ.dtype)
     add_window_gradients(dZ.reshape(-1, W.shape[3]), W, [
-        by_pool_window(view, p) for view in im2col.offset_views(dx, W.shape[0], stride)])
+        by_pool_window(view, p) for view in offset_views(dx, W.shape[0], stride)])
     return dx, dW, db
 
 

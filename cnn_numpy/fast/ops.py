@@ -18,12 +18,16 @@ from __future__ import annotations
 
 import copy
 from functools import partial
+from types import ModuleType
 
 import numpy as np
 
-from ..engines import get_engine
+from ..engines import DEFAULT_ENGINE
 from ..layers import ConvLayer_ReLU, FCLayer_ReLU, Layer
-from . import conv_pool, threads
+from . import conv_pool, im2col, stride_groups, threads
+
+#: The fast path's version of each engine it runs (a naive layer runs as its own passes).
+ENGINES: dict[str, ModuleType] = {"im2col": im2col, "stride_groups": stride_groups}
 
 
 class Op:
@@ -125,12 +129,22 @@ def unpad(dx: np.ndarray | None, pads) -> np.ndarray | None:
     return None if dx is None else dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
 
 
+def engine_of(layer: Layer) -> str:
+    """The name of the layer's engine (None means the default)."""
+    return layer.engine or DEFAULT_ENGINE
+
+
+def fast_engine(layer: Layer) -> ModuleType:
+    """The fast path's version of the layer's engine: im2col.py or stride_groups.py."""
+    return ENGINES[engine_of(layer)]
+
+
 def in_window_order(conv: Layer, pool: Layer, input_shape: tuple[int, ...]) -> bool:
     """Whether conv's output can be written in pool window order (conv_pool.py): both
     layers on im2col, and a p x p pool of stride p that tiles the conv's output."""
     oh, ow, _ = conv.output_shape(input_shape)
     p = pool.filter_width
-    return (get_engine(conv.engine) is get_engine(pool.engine) is get_engine("im2col")
+    return (engine_of(conv) == engine_of(pool) == "im2col"
             and pool.stride == p and oh % p == 0 and ow % p == 0)
 
 
@@ -151,7 +165,7 @@ class Conv(Op):
 
     def forward(self, A, training):
         conv = self.layers[0]
-        self.engine = get_engine(conv.engine)
+        self.engine = fast_engine(conv)
         self.pads = conv.pads(A.shape[1], A.shape[2])
         Z, self.cache = self.engine.conv_forward(pad(A, self.pads), conv.W, conv.b, conv.stride)
         self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
@@ -191,7 +205,7 @@ class ConvMaxPool(Op):
 
     def forward(self, A, training):
         conv, pool = self.conv, self.pool
-        self.conv_engine, self.pool_engine = get_engine(conv.engine), get_engine(pool.engine)
+        self.conv_engine, self.pool_engine = fast_engine(conv), fast_engine(pool)
         self.pads = conv.pads(A.shape[1], A.shape[2])
         x = pad(A, self.pads)
         p = pool.filter_width
@@ -234,7 +248,7 @@ class MaxPool(Op):
 
     def forward(self, A, training):
         pool = self.pool
-        self.engine = get_engine(pool.engine)
+        self.engine = fast_engine(pool)
         P, self.cache = self.engine.max_pool_forward(A, pool.filter_width, pool.stride,
                                                      argmax=training)
         self.A = np.maximum(P, 0, out=P) if self.relu else P

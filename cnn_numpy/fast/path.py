@@ -25,7 +25,6 @@ from functools import partial
 
 import numpy as np
 
-from ..engines import DEFAULT_ENGINE
 from ..layers import (
     BatchNorm,
     ConvLayer,
@@ -46,7 +45,7 @@ from ..layers import (
 )
 from . import threads
 from .batchnorm import BatchNormOnShards, ConvBatchNormMaxPool
-from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference
+from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference, engine_of
 
 #: Shipped layers whose output sample i depends on input sample i alone and whose passes
 #: change nothing but their own cache and gradients (Dropout and BatchNorm: see per_sample).
@@ -59,10 +58,6 @@ NEW_GRADIENT = PER_SAMPLE - {FlatLayer} | {BatchNorm}
 PASS_GRADIENT = {FlatLayer, Dropout}
 #: The cached arrays of the shipped layers (see the module docstring).
 CACHES = ("A", "Z", "A_prev", "cache", "x_hat", "std", "mask")
-
-
-def engine_of(layer: Layer) -> str:
-    return layer.engine or DEFAULT_ENGINE
 
 
 def _fast_conv(layer) -> bool:

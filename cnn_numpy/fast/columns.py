@@ -1,0 +1,136 @@
+"""The engines' window arithmetic (cnn_numpy/engines/columns.py and the pooling steps of
+im2col.py and stride_groups.py), written for speed and for the same bits on any number
+of threads.  The fast path's im2col.py, stride_groups.py and conv_pool.py use it; each
+function computes what the reference computes:
+
+    window_matrix    the reference's window matrix, stored in the memory order that
+                     gives the copy long contiguous runs
+    weight_gradient  [dW; db] = cols @ dZ, a thin one summed over fixed chunks of
+                     windows (the same bits on any thread count), others with np.dot
+                     (which lets go of Python's lock)
+    window_max       each window's maximum, written into a given array
+    first_max_index  np.argmax's first maximum, by arithmetic on small integers
+    route_to_max     max pooling's backward pass, written instead of added where the
+                     windows tile the input
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: weight_gradient sums a [dW; db] of at most THIN numbers over CHUNK windows at a time
+#: (OpenBLAS runs a product of THIN x CHUNK on one thread).
+THIN, CHUNK = 512, 512
+
+
+def window_matrix(windows: np.ndarray) -> np.ndarray:
+    """A view of windows (..., fw, fw, c) -> the (K + 1, M) matrix of
+    engines.columns.window_matrix (its last row ones), copied once.
+
+    The copy is stored in whichever memory order gives it longer contiguous
+    runs: element-major (each row contiguous) when an output row (the last
+    position axis) is longer than a window row (fw*c), as with one input
+    channel, else window-major.  NumPy's matmul reads either order directly,
+    so only the speed differs.
+    """
+    *positions, fw, _, c = windows.shape
+    k, m = fw * fw * c, math.prod(positions)
+    if positions[-1] > fw * c:
+        cols = np.empty((k + 1, m), dtype=windows.dtype)
+        lead = len(positions)
+        cols[:k].reshape(fw, fw, c, *positions)[...] = windows.transpose(
+            lead, lead + 1, lead + 2, *range(lead))
+    else:
+        cols = np.empty((m, k + 1), dtype=windows.dtype).T
+        cols[:k].T.reshape(windows.shape)[...] = windows
+    cols[k] = 1
+    return cols
+
+
+def weight_gradient(cols: np.ndarray, dZ2: np.ndarray) -> np.ndarray:
+    """[dW; db] = cols (K + 1, M) @ dZ2 (M, nf), the convolution's weight gradient.
+
+    np.dot, not `@`: matmul keeps Python's lock for this long product, so two
+    threads ran it slower than one.  A thin one (few weights) is summed over
+    fixed chunks of windows, in order (chunked_product): OpenBLAS may split
+    its long sums between threads one way or another, so the bits would
+    depend on the thread count; a chunk is small enough for one thread.
+    """
+    if cols.shape[0] * dZ2.shape[1] <= THIN:
+        return chunked_product(cols, dZ2, CHUNK)
+    return np.dot(cols, dZ2)
+
+
+def chunked_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
+    """a (r, M) @ b (M, k) summed over chunks of `chunk` columns of a, in order:
+
+        sum over s = 0, chunk, 2 chunk, ... of  a[:, s:s+chunk] @ b[s:s+chunk]
+
+    The whole chunks go in one stacked product (a view of a as (M/chunk, r,
+    chunk)): one call instead of one per chunk, which matters when threads
+    take turns with Python's lock.  The rest, if any, is added last.
+    """
+    r, m = a.shape
+    whole = m // chunk * chunk
+    stacked = a[:, :whole].reshape(r, -1, chunk).transpose(1, 0, 2)
+    total = np.matmul(stacked, b[:whole].reshape(-1, chunk, b.shape[1])).sum(axis=0)
+    if whole < m:
+        total += np.dot(a[:, whole:], b[whole:])
+    return total
+
+
+def window_max(elements: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+    """Max pooling as elementwise steps: elements[k] (n, oh, ow, c) holds window element k
+    of every window -> each window's maximum (n, oh, ow, c), written to `out` if given."""
+    if len(elements) == 1:  # a 1x1 window
+        if out is None:
+            return elements[0].copy()
+        out[...] = elements[0]
+        return out
+    top = np.maximum(elements[0], elements[1], out=out)
+    for element in elements[2:]:
+        np.maximum(top, element, out=top)
+    return top
+
+
+def index_dtype(count: int) -> type:
+    """The integer type that holds a window element's index k < count: uint8 when it can."""
+    return np.uint8 if count <= 256 else np.intp
+
+
+def first_max_index(elements: list[np.ndarray], top: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """The index k of each window's FIRST maximum (row-major, PyTorch's rule for ties),
+    given top = window_max(elements): (n, oh, ow, c), small integers, written to `out`
+    if given.
+
+    k = min{k : elements[k] == top}.  With ne_k = 1 where elements[k] != top,
+    else 0, that is  ne_0 (1 + ne_1 (1 + ... ne_{K-2} (1 + 0)))  for K
+    elements (if no earlier element is the maximum, the last one is).
+    Computed from the inside out: one comparison and two in-place steps per
+    element, on small integers (a masked assignment per element, or np.argmax
+    over a stacked copy, is much slower).
+    """
+    index = np.empty(top.shape, dtype=index_dtype(len(elements))) if out is None else out
+    index[...] = 0
+    different = np.empty(top.shape, dtype=np.uint8)
+    for element in reversed(elements[:-1]):
+        index += 1
+        np.not_equal(element, top, out=different.view(np.bool_))
+        index *= different
+    return index
+
+
+def route_to_max(dout: np.ndarray, index: np.ndarray, elements: list[np.ndarray],
+                 write: bool) -> None:
+    """Max pooling's backward pass over window elements: elements[k] (views of dx)
+    gets dout where index == k, else 0; written if write (no input element is in
+    two windows, and dx need not be zeroed first), else added (when windows overlap,
+    an input element collects from several)."""
+    for k, element in enumerate(elements):
+        if write:
+            np.multiply(dout, index == k, out=element)
+        else:
+            element += dout * (index == k)
