@@ -122,3 +122,19 @@ def test_unknown_engine_is_a_value_error():
         check_engine("fast")
     assert get_engine(None) is ENGINES[DEFAULT_ENGINE]
     assert get_engine("naive") is naive
+
+
+def test_every_engine_has_the_six_functions_of_the_interface():
+    """engines/__init__.py's interface, parameters included: the engines are the plain
+    maths, with no flag for the fast path (whose own versions are in cnn_numpy/fast/)."""
+    import inspect
+
+    interface = {"conv_forward": ["x", "W", "b", "stride"], "conv_backward": ["dZ", "cache"],
+                 "max_pool_forward": ["x", "fw", "stride"],
+                 "max_pool_backward": ["dout", "cache"],
+                 "avg_pool_forward": ["x", "fw", "stride"],
+                 "avg_pool_backward": ["dout", "cache"]}
+    for name, module in ENGINES.items():
+        for function, parameters in interface.items():
+            assert list(inspect.signature(getattr(module, function)).parameters) == \
+                parameters, f"{name}.{function}"

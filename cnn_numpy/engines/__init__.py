@@ -2,19 +2,18 @@
 
 Every engine is a module with the same six functions:
 
-    conv_forward(x, W, b, stride)      -> (Z, cache)
-    conv_backward(dZ, cache, need_dx)  -> (dx or None, dW, db)
-    max_pool_forward(x, fw, stride, argmax=True) -> (out, cache)
-    max_pool_backward(dout, cache)     -> dx
-    avg_pool_forward(x, fw, stride)    -> (out, cache)
-    avg_pool_backward(dout, cache)     -> dx
+    conv_forward(x, W, b, stride)    -> (Z, cache)
+    conv_backward(dZ, cache)         -> (dx, dW, db)
+    max_pool_forward(x, fw, stride)  -> (out, cache)
+    max_pool_backward(dout, cache)   -> dx
+    avg_pool_forward(x, fw, stride)  -> (out, cache)
+    avg_pool_backward(dout, cache)   -> dx
 
 x is the (already padded) input (n, ih, iw, c), W is (fw, fw, c, nf).
-argmax=False tells max pooling that no backward pass is expected (prediction):
-an engine may then skip finding each window's maximum's position until one comes.
-need_dx=False skips the input gradient (nobody needs that of the data).  The
-layers call them with the defaults; the fast path (cnn_numpy/fast/) uses both.
-The layers own weights, padding and activations; engines only do the sums.
+The layers own weights, padding and activations; engines only do the sums,
+as plain maths.  What is there for speed, for the same bits on any number of
+threads, or for Python's lock lives in the fast path (cnn_numpy/fast/:
+im2col.py, stride_groups.py, columns.py), which is tested against them.
 """
 
 from __future__ import annotations

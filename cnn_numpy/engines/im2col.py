@@ -1,7 +1,7 @@
 """The im2col engine: every window copied into one column of a matrix, then one matmul.
 
 Convolution.  A strided view (numpy.lib.stride_tricks) shows the input as
-(n, oh, ow, fw, fw, c) windows without copying; copying it once gives the
+(n, oh, ow, fw, fw, c) windows without copying; copying them gives the
 "columns" matrix, one column per output position and one row per window
 element (a, q, channel), and a single matrix product does the whole layer:
 
@@ -14,11 +14,9 @@ extra, and dW and db come out of ONE product in the backward pass:
 [dW; db] = cols @ dZ.
 
 Pooling.  The fw*fw "offset views" x[:, a::s, q::s] (one per window
-element (a, q), each (n, oh, ow, c)) let max and mean run as fw*fw
-elementwise steps over whole arrays.  When stride == fw the views come from
-a plain reshape; when, in addition, fw divides the input size, every input
-element is in exactly one window and the backward pass writes instead of
-adding.
+element (a, q), each (n, oh, ow, c)) stacked give every window's elements
+along one axis: the maximum, its first position (np.argmax) and the mean
+are taken along it.
 
 Same shapes as the other engines: x (n, ih, iw, c), W (fw, fw, c, nf).
 """
@@ -28,14 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .columns import (
-    add_window_gradients,
-    chunked_product,
-    first_max_index,
-    route_to_max,
-    window_matrix,
-    window_max,
-)
+from .columns import add_window_gradients, window_matrix
 from .geometry import output_size
 
 
@@ -52,18 +43,13 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
     windows = window_view(x, fw, stride)
-    cols = window_matrix(windows)  # the one copy of the input
+    cols = window_matrix(windows)  # (K + 1, M)
     Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride)
 
 
-#: conv_backward sums [dW; db] of at most THIN numbers over CHUNK windows at a time
-#: (OpenBLAS runs a product of THIN x CHUNK on one thread).
-THIN, CHUNK = 512, 512
-
-
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
-    """(dx or None, dW, db) from dZ (n, oh, ow, nf).
+def conv_backward(dZ: np.ndarray, cache):
+    """(dx, dW, db) from dZ (n, oh, ow, nf).
 
     [dW; db] = cols @ dZ in one product.  dx: each window's share of
     dZ @ W.T is added back at its place, one product and one strided add per
@@ -71,18 +57,9 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     """
     x_shape, cols, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
-    dZ2 = dZ.reshape(-1, nf)  # rows in the order of cols' columns
-    # np.dot, not `@`: matmul keeps the GIL for this long product.  A thin one (few
-    # weights) is summed over fixed chunks of windows, in order: OpenBLAS may split its
-    # long sums between threads one way or another, so the bits would depend on the
-    # thread count; a chunk is small enough for one thread.
-    if cols.shape[0] * nf <= THIN:
-        dWb = chunked_product(cols, dZ2, CHUNK)
-    else:
-        dWb = np.dot(cols, dZ2)
+    dZ2 = dZ.reshape(-1, nf)  # (M, nf), rows in the order of cols' columns
+    dWb = cols @ dZ2
     dW, db = dWb[:-1].reshape(W.shape), dWb[-1]
-    if not need_dx:
-        return None, dW, db
     dx = np.zeros(x_shape, dtype=dZ.dtype)
     add_window_gradients(dZ2, W, offset_views(dx, fw, stride))
     return dx, dW, db
@@ -91,64 +68,44 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
 def offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
     """For each window element (a, q) in row-major order, the (n, oh, ow, c) view
     x[:, a + s*i, q + s*j]: element (a, q) of every window at once."""
-    n, ih, iw, c = x.shape
-    oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
-    if stride == fw:  # windows tile x[:, :oh*fw, :ow*fw] exactly: a reshape shows them
-        tiles = x[:, : oh * fw, : ow * fw].reshape(n, oh, fw, ow, fw, c)
-        return [tiles[:, :, a, :, q] for a in range(fw) for q in range(fw)]
+    oh, ow = output_size(x.shape[1], fw, stride), output_size(x.shape[2], fw, stride)
     return [x[:, a : a + stride * (oh - 1) + 1 : stride, q : q + stride * (ow - 1) + 1 : stride]
             for a in range(fw) for q in range(fw)]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
-    """out = max over each window (columns.window_max).  Returns (out, cache).
+def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+    """out = max over each window.  Returns (out, cache).
 
-    x (n, ih, iw, c) -> out (n, oh, ow, c).  The cache keeps x,
-    out and, with argmax, the index of each window's first maximum
-    (columns.first_max_index); without it (prediction) the backward pass, if
-    one comes, finds it from x and out.
+    x (n, ih, iw, c) -> out (n, oh, ow, c).  The cache keeps the index k of
+    each window's FIRST maximum in row-major order (np.argmax's rule, and
+    PyTorch's for ties): the backward pass sends the gradient there.
     """
-    views = offset_views(x, fw, stride)
-    out = window_max(views)
-    return out, (x, out, first_max_index(views, out) if argmax else None, fw, stride)
-
-
-def _tiled(x_shape: tuple[int, ...], fw: int, stride: int) -> bool:
-    """True when the windows cover every input element exactly once."""
-    return stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
+    elements = np.stack(offset_views(x, fw, stride))  # (fw*fw, n, oh, ow, c)
+    out, index = elements.max(axis=0), elements.argmax(axis=0)
+    return out, (x.shape, index, fw, stride)
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
-    """dx (shape of x): each window's gradient goes to its first maximum (in
-    row-major order: columns.first_max_index)."""
-    x, out, argmax, fw, stride = cache
-    if argmax is None:
-        argmax = first_max_index(offset_views(x, fw, stride), out)
-    tiled = _tiled(x.shape, fw, stride)  # every dx element is written exactly once
-    dx = (np.empty if tiled else np.zeros)(x.shape, dtype=dout.dtype)
-    route_to_max(dout, argmax, offset_views(dx, fw, stride), write=tiled)
+    """dx (shape of x): window element k gets dout where k is the window's first
+    maximum, else 0 (added: where windows overlap, an input element collects from
+    several)."""
+    x_shape, index, fw, stride = cache
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for k, view in enumerate(offset_views(dx, fw, stride)):
+        view += np.where(index == k, dout, 0)
     return dx
 
 
 def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
-    """out = mean over each window: the sum of the fw*fw offset views / fw^2."""
-    views = offset_views(x, fw, stride)
-    out = views[0].copy()
-    for view in views[1:]:
-        out += view
-    out /= fw * fw
+    """out = mean over each window: the mean of the fw*fw offset views."""
+    out = np.stack(offset_views(x, fw, stride)).mean(axis=0)
     return out, (x.shape, fw, stride)
 
 
 def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): every window element gets dout / fw^2."""
     x_shape, fw, stride = cache
-    share = dout / (fw * fw)
-    tiled = _tiled(x_shape, fw, stride)
-    dx = (np.empty if tiled else np.zeros)(x_shape, dtype=dout.dtype)
+    dx = np.zeros(x_shape, dtype=dout.dtype)
     for view in offset_views(dx, fw, stride):
-        if tiled:
-            view[...] = share
-        else:
-            view += share
+        view += dout / (fw * fw)
     return dx

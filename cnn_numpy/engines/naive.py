@@ -38,7 +38,7 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z, (x, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
+def conv_backward(dZ: np.ndarray, cache):
     """Gradients of a scalar loss L given dZ = dL/dZ, shape (n, oh, ow, nf).
 
     Each output element Z[i, h, w, f] used one window and one filter, so it
@@ -46,12 +46,12 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
         dx[i, window]  += W[..., f] * dZ[i, h, w, f]
         dW[..., f]     += x[i, window] * dZ[i, h, w, f]
         db[f]          += dZ[i, h, w, f]
-    Returns (dx or None, dW, db) with the shapes of x, W and b.
+    Returns (dx, dW, db) with the shapes of x, W and b.
     """
     x, W, stride = cache
     n, oh, ow, nf = dZ.shape
     fw = W.shape[0]
-    dx = np.zeros_like(x) if need_dx else None
+    dx = np.zeros_like(x)
     dW = np.zeros_like(W)
     db = np.zeros(nf, dtype=W.dtype)
     for i in range(n):
@@ -61,19 +61,17 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
                 cols = slice(w * stride, w * stride + fw)
                 for f in range(nf):
                     g = dZ[i, h, w, f]
-                    if need_dx:
-                        dx[i, rows, cols, :] += W[:, :, :, f] * g
+                    dx[i, rows, cols, :] += W[:, :, :, f] * g
                     dW[:, :, :, f] += x[i, rows, cols, :] * g
                     db[f] += g
     return dx, dW, db
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out[i, h, w, c] = max of x[i, h*s:h*s+fw, w*s:w*s+fw, c].
 
     The cache remembers, for each window, the flat row-major index of its
-    FIRST maximum; the backward pass sends the whole gradient there.  (The
-    loops find the maximum through its index, so `argmax` changes nothing.)
+    FIRST maximum; the backward pass sends the whole gradient there.
     """
     n, ih, iw, c = x.shape
     oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)

@@ -27,14 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .columns import (
-    add_window_gradients,
-    first_max_index,
-    index_dtype,
-    route_to_max,
-    window_matrix,
-    window_max,
-)
+from .columns import add_window_gradients, window_matrix
 from .geometry import output_size
 
 
@@ -155,8 +148,8 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z, (x.shape, matrices, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
-    """(dx or None, dW, db) from dZ (n, oh, ow, nf), one product per group and gradient.
+def conv_backward(dZ: np.ndarray, cache):
+    """(dx, dW, db) from dZ (n, oh, ow, nf), one product per group and gradient.
 
     [dW; db] sums window * dZ over every position: per group, the group's
     window matrix (kept by the forward pass) times its dZ rows.  dx gets
@@ -168,72 +161,57 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool = True):
     plan = _plan_for(x_shape, fw, stride)
     W2 = W.reshape(-1, nf)
     dWb = np.zeros((W2.shape[0] + 1, nf), dtype=W.dtype)
-    dx = _zeros_reaching(x_shape, plan, dZ.dtype) if need_dx else None
+    dx = _zeros_reaching(x_shape, plan, dZ.dtype)
     for group, cols in zip(plan.groups, matrices, strict=True):
-        dZ_g = np.ascontiguousarray(_outputs(dZ, group, plan)).reshape(-1, nf)  # (M_g, nf)
-        dWb += np.dot(cols, dZ_g)  # not `@`: matmul keeps the GIL for this long, thin product
-        if need_dx:  # each window element's share, at its place in the group's windows
-            add_window_gradients(dZ_g, W, _elements(_windows(dx, group, plan)))
-    if need_dx:
-        dx = dx[:, : x_shape[1], : x_shape[2]]
-    return dx, dWb[:-1].reshape(W.shape), dWb[-1]
+        dZ_g = _outputs(dZ, group, plan).reshape(-1, nf)  # (M_g, nf)
+        dWb += cols @ dZ_g
+        # each window element's share, at its place in the group's windows
+        add_window_gradients(dZ_g, W, _elements(_windows(dx, group, plan)))
+    return dx[:, : x_shape[1], : x_shape[2]], dWb[:-1].reshape(W.shape), dWb[-1]
 
 
 def _elements(w: np.ndarray) -> list[np.ndarray]:
     """A group's windows (n, rows, fw, cols, fw, c) as fw*fw views (n, rows, cols, c):
-    view k is window element k (row-major) of every window in the group.
-
-    Pooling then runs as fw*fw elementwise steps over whole arrays: a
-    reduction over a short axis of each window would make NumPy loop per
-    window.
-    """
+    view k is window element k (row-major) of every window in the group: the
+    input that filter element k meets, or that pooling compares at k."""
     fw = w.shape[2]
     return [w[:, :, a, :, q] for a in range(fw) for q in range(fw)]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool = True):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
-    Per group: the maximum over its window elements, as whole-array steps
-    (columns.window_max), and with argmax the index of each window's first
-    maximum (columns.first_max_index).  Without it (prediction) the cache
-    keeps x and out, from which a backward pass, if one comes, finds it.
+    Per group: its fw*fw window elements stacked along one axis, and along
+    it the maximum and the index k of each window's FIRST maximum in
+    row-major order (np.argmax's rule, and PyTorch's for ties), which the
+    cache keeps for the backward pass.
     """
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
     out = np.empty((n, output_size(ih, fw, stride), output_size(iw, fw, stride), c), x.dtype)
-    index = np.empty(out.shape, index_dtype(fw * fw)) if argmax else None
+    index = np.empty(out.shape, dtype=np.intp)
     xr = _reach(x, plan)
     for group in plan.groups:
-        elements = _elements(_windows(xr, group, plan))
-        top = window_max(elements, out=_outputs(out, group, plan))
-        if argmax:
-            first_max_index(elements, top, out=_outputs(index, group, plan))
-    return out, (xr, x.shape, out, index, fw, stride)
+        elements = np.stack(_elements(_windows(xr, group, plan)))  # (fw*fw, n, rows, cols, c)
+        _outputs(out, group, plan)[...] = elements.max(axis=0)
+        _outputs(index, group, plan)[...] = elements.argmax(axis=0)
+    return out, (x.shape, index, fw, stride)
 
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its first maximum.
 
-    Per group: the index k of each window's first maximum in row-major order
-    (PyTorch's rule; from the forward pass, or found now), then per window element k:
-    dout where the index is k, else 0.  With one group no input element is
-    in two windows, so the gradient is written; several groups overlap, so
-    each adds its share.
+    Per group, per window element k: dout where k is the window's first
+    maximum, else 0.  Windows in a group do not overlap, but those of
+    different groups may, so each adds its share.
     """
-    xr, x_shape, out, index, fw, stride = cache
+    x_shape, index, fw, stride = cache
     plan = _plan_for(x_shape, fw, stride)
-    # Windows that tile x exactly (one group, stride fw) write every element of dx.
-    tiled = stride == fw and x_shape[1] % fw == 0 and x_shape[2] % fw == 0
-    dx = np.empty(x_shape, dout.dtype) if tiled else _zeros_reaching(x_shape, plan, dout.dtype)
+    dx = _zeros_reaching(x_shape, plan, dout.dtype)
     for group in plan.groups:
-        if index is None:
-            argmax = first_max_index(_elements(_windows(xr, group, plan)),
-                                     _outputs(out, group, plan))
-        else:
-            argmax = _outputs(index, group, plan)
-        route_to_max(_outputs(dout, group, plan), argmax, _elements(_windows(dx, group, plan)),
-                     write=len(plan.groups) == 1)
+        dout_g, index_g = _outputs(dout, group, plan), _outputs(index, group, plan)
+        for k, element in enumerate(_elements(_windows(dx, group, plan))):
+            element += np.where(index_g == k, dout_g, 0)
     return dx[:, : x_shape[1], : x_shape[2]]
 
 
