@@ -22,7 +22,7 @@ CHILD = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from cnn_numpy.cli import build_model
+from cnn_numpy.models import build_model
 batch, seconds = int(sys.argv[2]), float(sys.argv[3])
 net = build_model("cnn", seed=0)
 rng = np.random.default_rng(0)

@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cnn_numpy.cli import build_model  # noqa: E402
 from cnn_numpy.interop import to_onnx, to_torch  # noqa: E402
+from cnn_numpy.models import build_model  # noqa: E402
 
 REPEATS, IMAGES, BATCH = 5, 10_000, 1_000
 

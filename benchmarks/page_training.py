@@ -17,7 +17,6 @@ With --minutes M: one page run on --dataset for M minutes, the process's peak me
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import resource
 import statistics
 import sys
@@ -31,9 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from starlette.testclient import TestClient  # noqa: E402
 
-from cnn_numpy.cli import MODEL_LAYERS, build_model  # noqa: E402
 from cnn_numpy.data import load_dataset  # noqa: E402
-from cnn_numpy.training import Settings, hold_out, train, weight_arrays  # noqa: E402
+from cnn_numpy.models import MODEL_LAYERS, build_model  # noqa: E402
+from cnn_numpy.training import (  # noqa: E402
+    prepare_run,
+    run_settings,
+    train,
+    weight_arrays,
+)
 from cnn_numpy.web.server import create_app  # noqa: E402
 
 SETTINGS = {"layers": MODEL_LAYERS["cnn"], "epochs": 1, "batch_size": 32,
@@ -42,13 +46,14 @@ SETTINGS = {"layers": MODEL_LAYERS["cnn"], "epochs": 1, "batch_size": 32,
 
 
 def command_line_run(sample):
-    net = build_model("custom", None, 0, "adam", 0.0, layers=SETTINGS["layers"])
-    x, y, xv, yv = hold_out(sample.x_train, sample.y_train, 0.1, 0)
-    data = dataclasses.replace(sample, x_train=x, y_train=y, x_test=xv, y_test=yv)
-    settings = Settings(model="custom", layers=SETTINGS["layers"], epochs=1, batch_size=32,
-                        learning_rate=0.001, optimizer="adam", seed=0, schedule="constant",
-                        validation=0.1)
-    progress = train(net, data, settings, show_progress=False)
+    """`cnn-numpy train --layers ...` with SETTINGS: prepare_run and the loop, no callbacks."""
+    settings = run_settings(layers=SETTINGS["layers"], epochs=1, batch_size=32,
+                            learning_rate=0.001, optimizer="adam", seed=0,
+                            schedule="constant", validation=0.1, dataset="mnist-sample")
+    net = build_model(settings.model, None, 0, "adam", 0.0, layers=settings.layers)
+    run = prepare_run(net, settings, sample.x_train, sample.y_train, sample.x_test,
+                      sample.y_test)
+    progress = train(run)
     return progress.history[-1]["images_per_s"], weight_arrays(net)
 
 

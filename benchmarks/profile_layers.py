@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnn_numpy import ENGINES  # noqa: E402
-from cnn_numpy.cli import build_model  # noqa: E402
 from cnn_numpy.fast import threads as parallel  # noqa: E402
+from cnn_numpy.models import build_model  # noqa: E402
 
 
 def profile(model: str, engine: str, batch: int, repeats: int) -> dict[str, float]:

@@ -38,8 +38,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cnn_numpy import DEFAULT_ENGINE, ENGINES, Net  # noqa: E402
-from cnn_numpy.cli import build_model  # noqa: E402
 from cnn_numpy.fast import threads as parallel  # noqa: E402
+from cnn_numpy.models import build_model  # noqa: E402
 
 BATCH = 128
 RESULTS = Path(__file__).resolve().parent / "results" / "speed.json"

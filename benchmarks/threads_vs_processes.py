@@ -49,8 +49,8 @@ def child(model: str, what: str, batch: int, threads: int) -> None:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    from cnn_numpy.cli import build_model
     from cnn_numpy.fast import threads as parallel
+    from cnn_numpy.models import build_model
 
     parallel.set_threads(threads)
     rng = np.random.default_rng(0)

@@ -28,6 +28,10 @@ class TrainResult(NamedTuple):
     cce: float
     ce: float
 
+    def __repr__(self) -> str:
+        return (f"TrainResult(layers=<{len(self.layers)} layers>, cce={_short(self.cce)}, "
+                f"ce={_short(self.ce)})")
+
 
 class EvalResult(NamedTuple):
     """What Net.evaluate returns: the output A (n, k), the mean CCE and the error rate."""
@@ -35,6 +39,61 @@ class EvalResult(NamedTuple):
     A: np.ndarray
     cce: float
     ce: float
+
+    def __repr__(self) -> str:
+        A = self.A
+        shown = f"<{A.shape} {A.dtype}>" if isinstance(A, np.ndarray) else repr(A)
+        return f"EvalResult(A={shown}, cce={_short(self.cce)}, ce={_short(self.ce)})"
+
+
+def _short(value) -> str:
+    """A loss or an error rate in a result's repr: 4 decimals, or repr when not a number."""
+    return f"{value:.4f}" if isinstance(value, numbers.Real) else repr(value)
+
+
+def _layout_advice(given: tuple[int, ...], built: tuple[int, ...]) -> str | None:
+    """For X of shape `given` that a Net built for samples of shape `built` refuses: what to
+    do if X is channels-first or one image without the batch axis (else None)."""
+    if len(built) != 3:
+        return None
+    h, w, c = built
+    takes = f"the net takes X as (n, height, width, channels) = (n, {h}, {w}, {c})"
+    if given == built or (c == 1 and given == (h, w)):
+        return (f"Net: X has shape {given}: one image without the batch axis; {takes}: give a "
+                "batch of one with x[None]")
+    if given == (c, h, w):
+        return (f"Net: X has shape {given}: one image, channels-first, without the batch axis; "
+                f"{takes}: use x.transpose(1, 2, 0)[None]")
+    if given[1:] == (c, h, w):
+        return (f"Net: X has shape {given}, channels-first (n, channels, height, width); "
+                f"{takes}: reorder the axes with x.transpose(0, 2, 3, 1)")
+    return None
+
+
+def _label_dtype_error(Y: np.ndarray, k: int) -> str:
+    """What is wrong with labels Y (n,) that are not integers, and how to make them so."""
+    wanted = f"Net: Y must be integer labels 0..{k - 1} (n,) or one-hot rows (n, {k})"
+    kind, first = Y.dtype.kind, Y[:3].tolist()
+    names = "map class names to integers with `names, y = np.unique(y, return_inverse=True)`"
+    if kind in "US":
+        return f"{wanted}, got dtype {Y.dtype} (e.g. {first}); {names}"
+    if kind == "O":
+        return (f"{wanted}, got dtype object (e.g. {first}); convert whole numbers with "
+                f"y.astype(int), or {names}")
+    if kind == "b":
+        return (f"{wanted}, got dtype bool; for two classes convert them with y.astype(int) "
+                "(False is 0, True is 1)")
+    if kind == "f":
+        if not np.isfinite(Y).all():
+            return f"{wanted}, got dtype {Y.dtype} with NaN or infinite values"
+        if np.array_equal(Y, np.round(Y)):
+            return (f"{wanted}, got dtype {Y.dtype} (whole values {Y.min()}..{Y.max()}); "
+                    "convert them with y.astype(int)")
+        fraction = Y[Y != np.round(Y)][0]
+        return (f"{wanted}, got dtype {Y.dtype} with fractional values (e.g. {fraction}); "
+                "labels are class numbers, and scores or probabilities go in rows (n, "
+                f"{k})")
+    return f"{wanted}, got dtype {Y.dtype}"
 
 
 class Net:
@@ -50,8 +109,11 @@ class Net:
     seed     makes the initial weights reproducible: the same seed gives the
              same weights whatever the engine or the thread count;
     dtype    float32 (fast) or float64 (for gradient checks);
-    optimizer 'sgd' (default: W -= lr * dW), 'momentum', 'adam' or an
-             Optimizer instance;
+    optimizer 'sgd' (default: the spec's rule, W -= lr * dW), 'momentum', 'adam'
+             or an Optimizer instance.  The command line trains its models with
+             Adam at 0.001 (cnn_numpy/models.py), which learns about ten times
+             faster than SGD at that rate: Net keeps the spec's SGD so that
+             net.train(X, Y, lr) does what the spec describes;
     weight_decay  L2 regularization strength lambda: the loss trained on is
              CCE + lambda/2 * sum(W^2) over the conv and dense weights (not
              biases, not BatchNorm's gamma and beta), so each step adds
@@ -249,7 +311,7 @@ class Net:
 
         Raises ValueError naming the file if it is missing, damaged or foreign.
         """
-        return saving.load(path)
+        return saving.read(path, cls)[0]
 
     # -- inputs ---------------------------------------------------------------
     def _check_X(self, X) -> np.ndarray:
@@ -270,14 +332,48 @@ class Net:
             warnings.warn(f"Net: X holds values up to {X.max():g}, like raw 0..255 pixels; "
                           "cnn-numpy's models expect images scaled to [0, 1] (divide by 255)",
                           UserWarning, stacklevel=3)
-        X = X[..., None] if X.ndim == 3 else X
+        given = X.shape
+        # (n, h, w) gets its channel axis, unless the Net was built for (h, w) samples
+        X = X[..., None] if X.ndim == 3 and given[1:] != self.input_shape else X
         if self.input_shape is None:
-            self.shapes(X.shape[1:])  # check every layer fits before any weight exists
+            self._check_first_shape(given, X.shape[1:])
         elif X.shape[1:] != self.input_shape:
+            advice = _layout_advice(given, self.input_shape)
+            if advice:
+                raise ValueError(advice)
             built, got = (" x ".join(map(str, shape)) for shape in (self.input_shape, X.shape[1:]))
             raise ValueError(f"Net: built for {built} images (height x width x channels), got "
                              f"{got}; give it images of the size it was trained on")
         return X
+
+    def _check_first_shape(self, given: tuple[int, ...], sample: tuple[int, ...]) -> None:
+        """Before any weight exists: X of shape `given` (samples of shape `sample`) must fit
+        every layer, and must not look channels-first."""
+        if len(given) == 4 and given[1] in (1, 3) and min(given[2:]) > 4:
+            raise ValueError(
+                f"Net: X has shape {given}, which looks channels-first (n, channels, height, "
+                "width); cnn-numpy takes X as (n, height, width, channels): reorder the axes "
+                f"with x.transpose(0, 2, 3, 1) (if these really are images {given[1]} pixel(s) "
+                f"high with {given[3]} channels, call net.build({given[1:]}) first)")
+        try:
+            self.shapes(sample)  # check every layer fits before any weight exists
+        except ValueError as exc:
+            one_image = given + (1,) * (len(given) == 2)
+            # one image without the batch axis: it would fit, and is not long and thin like a
+            # batch of flattened images (n, 784)
+            if len(given) in (2, 3) and max(given[:2]) <= 4 * min(given[:2]) \
+                    and self._fits(one_image):
+                raise ValueError(f"{exc}; if X is one image of shape {given}, give a batch of "
+                                 "one with x[None] (X is (n, height, width, channels) or "
+                                 "(n, height, width))") from None
+            raise
+
+    def _fits(self, sample: tuple[int, ...]) -> bool:
+        try:
+            self.shapes(sample)
+        except ValueError:
+            return False
+        return True
 
     def _check_Y(self, Y, n: int) -> np.ndarray:
         """Y as one-hot (n, k) in the Net's dtype."""
@@ -288,16 +384,21 @@ class Net:
             raise ValueError(f"Net: X has {n} samples but Y has shape {Y.shape}; "
                              "give one label per sample")
         if Y.ndim == 1:
-            if Y.dtype.kind not in "iu" or (Y.size and (Y.min() < 0 or Y.max() >= k)):
+            if Y.dtype.kind not in "iu":
+                raise ValueError(_label_dtype_error(Y, k))
+            if Y.size and (Y.min() < 0 or Y.max() >= k):
                 raise ValueError(f"Net: integer labels must be in 0..{k - 1} for a {k}-neuron "
-                                 f"output layer, got dtype {Y.dtype}"
-                                 + (f" and values {Y.min()}..{Y.max()}" if Y.size else ""))
+                                 f"output layer, got dtype {Y.dtype} and values "
+                                 f"{Y.min()}..{Y.max()}")
             onehot = np.zeros((n, k), dtype=self.dtype)
             onehot[np.arange(n), Y] = 1
             return onehot
         if Y.ndim != 2 or Y.shape[1] != k:
             raise ValueError(f"Net: one-hot Y must be (n, {k}) to match the {k}-neuron output "
                              f"layer, got shape {Y.shape}")
+        if Y.dtype.kind not in "biuf":
+            raise ValueError(f"Net: one-hot Y must hold numbers (a 1 in each row's class column), "
+                             f"got dtype {Y.dtype}")
         Y = np.asarray(Y, dtype=self.dtype)
         if not np.isfinite(Y).all():
             raise ValueError("Net: Y contains NaN or infinite values")
@@ -381,9 +482,9 @@ class Net:
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
             learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
             validation_split: float = 0.0, validation_data=None, seed: int | None = None,
-            checkpoint=None, callbacks=(), progress: bool = True):
+            checkpoint=None, callbacks=(), progress: bool | None = None):
         """Train for `epochs` passes over (x, y) in shuffled batches: the command line's
-        loop (cnn_numpy/training.py), so the same settings give the same weights.
+        loop (cnn_numpy/training/), so the same settings give the same weights.
 
         schedule  'constant', 'step' or 'cosine' (the rate over the run);
         augment   random shifts of up to that many pixels, every batch;
@@ -393,12 +494,16 @@ class Net:
         checkpoint  a path written after every epoch (`cnn-numpy train --resume` goes on);
         callbacks  training.Callback objects (e.g. training.EarlyStopping(patience=3)),
                   called after every batch and epoch; any returning True stops the run;
-        progress  a progress bar and one line per epoch.
+        progress  None: a line per epoch, and a progress bar when stderr is a terminal;
+                  True: the bar always; False: nothing.
 
         Returns a training.History: per epoch train_cce, train_ce, val_cce, val_ce,
-        learning_rate and images_per_s (history["val_ce"], history.plot(path)).
+        learning_rate and images_per_s (history["val_ce"], history.history,
+        history.plot(path)).  The learning rate's default suits Adam
+        (Net(..., optimizer="adam"), as the command line trains); the spec's plain SGD,
+        the Net's default optimizer, learns far more slowly at 0.001: give it about 0.1.
         """
-        from .training import fit
+        from .training import fit  # here: the training package imports this module
 
         return fit(self, x, y, epochs=epochs, batch_size=batch_size,
                    learning_rate=learning_rate, schedule=schedule, augment=augment,

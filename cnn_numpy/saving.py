@@ -154,9 +154,8 @@ def _read_json(path, npz, key: str, shapes) -> dict:
     return value
 
 
-def _build_net(path, arch: dict):
-    from .net import Net  # here, not at the top: net.py imports this module
-
+def _build_net(path, arch: dict, net_class: type):
+    """An unbuilt net_class (Net) of the architecture, and its input shape, checked."""
     if arch.get("format") != FORMAT or arch.get("version") != VERSION:
         raise _fail(path, f"not a {FORMAT} version {VERSION} file "
                           f"(format {arch.get('format')!r}, version {arch.get('version')!r})")
@@ -177,7 +176,7 @@ def _build_net(path, arch: dict):
     cls = OPTIMIZERS.get(opt.get("name")) if isinstance(opt, dict) else None
     try:
         optimizer = cls(**opt.get("config", {}))
-        net = Net(built, engine=arch.get("engine"), seed=arch.get("seed"),
+        net = net_class(built, engine=arch.get("engine"), seed=arch.get("seed"),
                   dtype=np.dtype(arch.get("dtype")), optimizer=optimizer,
                   weight_decay=arch.get("weight_decay", 0.0))
         shape = arch.get("input_shape")
@@ -201,19 +200,19 @@ def _expected_params(net, input_shape) -> dict[str, tuple[tuple[int, ...], np.dt
     return expected
 
 
-def read(path) -> tuple:
-    """(net, meta, optimizer_arrays) from a model or checkpoint file.
+def read(path, net_class: type) -> tuple:
+    """(net, meta, optimizer_arrays) from a model or checkpoint file; net_class is Net
+    (Net.load calls this; the class comes as an argument so that this module need not
+    import net.py, which imports it).
 
     Any problem is a ModelFileError (a ValueError) naming the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such model file")
+    path = _existing(path)
     try:
         with zipfile.ZipFile(path) as zf, np.load(path, allow_pickle=False) as npz:
             shapes = _member_shapes(path, zf)
             arch = _read_json(path, npz, "architecture", shapes)
-            net, input_shape = _build_net(path, arch)
+            net, input_shape = _build_net(path, arch, net_class)
             meta = _read_json(path, npz, "meta", shapes) if "meta" in shapes else {}
             # Every weight in the file must have exactly the shape the architecture implies,
             # checked on the headers: only then are weights allocated (no more than the file).
@@ -237,12 +236,41 @@ def read(path) -> tuple:
             optimizer = _read_optimizer_state(path, npz, shapes, net)
     except ModelFileError:
         raise
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            UnicodeDecodeError, NotImplementedError, RuntimeError, OverflowError) as exc:
-        # zip, npy header and data errors of a damaged file
-        raise ModelFileError(f"{path}: not a readable cnn-numpy model file "
-                             f"({type(exc).__name__}: {exc})") from None
+    except _DAMAGED as exc:
+        raise _damaged(path, exc) from None
     return net, meta, optimizer
+
+
+#: What zip, npy header and data errors of a damaged file raise.
+_DAMAGED = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            UnicodeDecodeError, NotImplementedError, RuntimeError, OverflowError)
+
+
+def _damaged(path, exc: BaseException) -> ModelFileError:
+    return ModelFileError(f"{path}: not a readable cnn-numpy model file "
+                          f"({type(exc).__name__}: {exc})")
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    return path
+
+
+def read_meta(path) -> dict:
+    """The meta entry of a model or checkpoint file ({} for a plain model file), read
+    without building the net; ModelFileError naming the file if it is not one."""
+    path = _existing(path)
+    try:
+        with zipfile.ZipFile(path) as zf, np.load(path, allow_pickle=False) as npz:
+            shapes = _member_shapes(path, zf)
+            _read_json(path, npz, "architecture", shapes)
+            return _read_json(path, npz, "meta", shapes) if "meta" in shapes else {}
+    except ModelFileError:
+        raise
+    except _DAMAGED as exc:
+        raise _damaged(path, exc) from None
 
 
 def _read_optimizer_state(path, npz, shapes, net) -> dict[str, np.ndarray]:
@@ -268,8 +296,3 @@ def _read_optimizer_state(path, npz, shapes, net) -> dict[str, np.ndarray]:
             raise _fail(path, f"optimizer state {key!r} does not fit the model ({shape} {dtype})")
         state[key] = npz[member]
     return state
-
-
-def load(path):
-    """The Net stored in `path` (a model file or a checkpoint)."""
-    return read(path)[0]

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from cnn_numpy import Net
 from cnn_numpy.architecture import LAYER_TYPES, describe_layers, parse_layers
-from cnn_numpy.cli import MODEL_LAYERS, build_model, main
-from cnn_numpy.saving import load
+from cnn_numpy.cli import main
+from cnn_numpy.models import MODEL_LAYERS, build_model
+
+load = Net.load
 
 QUICK = ["--dataset", "mnist-sample", "--limit", "96", "--test-limit", "32", "--no-progress"]
 
@@ -122,7 +124,19 @@ def test_a_network_of_ones_own_trains_saves_shows_and_resumes_exactly(tmp_path, 
     capsys.readouterr()
     assert main(["show", str(part)]) == 0
     assert capsys.readouterr().out.startswith(f"{part}: {text}\n")
-    assert main(["train", "--resume", str(part), "--layers", text, "--epochs", "4"]) == 2
-    assert "leave it out when resuming" in capsys.readouterr().err
+    # the first run's command again, plus --resume: the same network, so it goes on ...
+    assert main(["train", *common, "--resume", str(part), "--epochs", "4"]) == 0
+    assert "Epoch 4/4" in capsys.readouterr().out
+    # ... and the same layers written otherwise are the same network too; others are not
+    spaced = text.replace(", ", " ,  ").replace("stride=2", "stride = 2")
+    assert main(["train", "--resume", str(part), "--layers", spaced, "--epochs", "5",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    other = text.replace("ConvLayer_ReLU(4", "ConvLayer_ReLU(8")
+    assert main(["train", "--resume", str(part), "--layers", other, "--epochs", "6"]) == 2
+    assert "is another network than the checkpoint's (custom); leave it out when resuming" \
+        in capsys.readouterr().err
+    assert main(["train", "cnn", "--resume", str(part), "--epochs", "6"]) == 2
+    assert "model 'cnn' is another network" in capsys.readouterr().err
     assert main(["train", "cnn", "--layers", text]) == 2
     assert "not both" in capsys.readouterr().err

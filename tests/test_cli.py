@@ -160,9 +160,11 @@ def test_show_draws_filters_confusion_and_mistakes(model, tmp_path, capsys):
     (["train", "cnn", "--learning-rate", "-1"], "out of range"),
     (["train", "cnn", "--split", "1.5"], "out of range"),
     (["train", "cnn", "--engine", "turbo"], "invalid choice: 'turbo'"),
-    (["train", "cnn", "--seed", "-1"], "argument --seed: -1 is out of range: it must be >= 0"),
-    (["train", "deep", "--augment", "9"], "9 is out of range: it must be >= 0 and < 9"),
-    (["train", "deep", "--weight-decay", "-0.1"], "-0.1 is out of range: it must be >= 0"),
+    (["train", "cnn", "--seed", "-1"],
+     "argument --seed: -1 is out of range: it must be a whole number in 0..4,294,967,295"),
+    (["train", "deep", "--augment", "9"], "9 is out of range: it must be a whole number in 0..8"),
+    (["train", "deep", "--weight-decay", "-0.1"],
+     "-0.1 is out of range: it must be a number in [0, 1)"),
     (["train", "deep", "--schedule", "linear"], "invalid choice: 'linear'"),
     (["evaluate", "missing.npz"], "no such model file"),
     (["predict", "missing.npz", "x.png"], "no such model file"),
@@ -318,7 +320,8 @@ def test_sigkill_while_checkpointing_leaves_a_loadable_checkpoint(tmp_path):
 
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
-    from cnn_numpy.training import DivergenceError, train
+    from cnn_numpy.net import DivergenceError
+    from cnn_numpy.training import Checkpoint, prepare_run, train
 
     ck = tmp_path / "ck.npz"
     assert main(["train", "cnn", *QUICK, "--epochs", "1", "--save", str(ck)]) == 0
@@ -328,7 +331,9 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     settings.learning_rate, settings.epochs = 1e30, 2
     data = load_dataset("mnist-sample", progress=False)
     with pytest.raises(DivergenceError, match=r"in epoch 2, batch \d+; lower the learning rate"):
-        train(net, data, settings, progress=progress, checkpoint=ck, show_progress=False)
+        run_ = prepare_run(net, settings, data.x_train, data.y_train, data.x_test,
+                           data.y_test)
+        train(run_, [Checkpoint(ck)], progress=progress)
     assert ck.read_bytes() == good  # the last good checkpoint is kept as it was
     # On the command line the learning rate is at most 100, where the loss explodes without
     # overflowing: one warning, once.
@@ -420,14 +425,17 @@ def test_compare_reads_checkpoints_and_history_files_side_by_side(tmp_path, caps
     out = capsys.readouterr().out
     written = json.loads((tmp_path / "a.json").read_text())
     assert written["settings"]["learning_rate"] == 0.001 and len(written["history"]) == 2
-    assert (tmp_path / "b.csv").read_text().startswith("epoch,train_cce,train_ce,test_cce")
+    header, first, _ = (tmp_path / "b.csv").read_text().splitlines()
+    assert header.startswith("epoch,train_cce,train_ce,val_cce,val_ce,test_cce,test_ce,")
+    row = dict(zip(header.split(","), first.split(","), strict=True))  # the settings too
+    assert (row["model"], row["base_learning_rate"], row["engine"]) == ("flat", "0.003", "")
     plot = tmp_path / "runs.png"
     assert main(["compare", *map(str, runs), "--plot", str(plot)]) == 0
     table = capsys.readouterr().out
     rate = next(line for line in table.splitlines() if line.startswith("learning_rate"))
-    assert rate.split() == ["learning_rate", "0.001", "0.001", "-", "0.003"]  # CSV: unknown
+    assert rate.split() == ["learning_rate", "0.001", "0.001", "0.003", "0.003"]
     last = summary(out.split("Saved to")[0])  # run 1's Test set line: the test set, each epoch
-    cce = next(line for line in table.splitlines() if line.startswith("held-out CCE"))
+    cce = next(line for line in table.splitlines() if line.startswith("test CCE"))
     assert cce.split()[2] == f"{float(last.split()[3]):.4g}"
     assert plot.stat().st_size > 10_000
     (tmp_path / "bad.json").write_text("{not json")

@@ -9,8 +9,9 @@ from cnn_numpy import Net
 from cnn_numpy.architecture import parse_layers
 from cnn_numpy.cli import main
 from cnn_numpy.data import load_dataset
-from cnn_numpy.saving import load
 from cnn_numpy.training import Callback, EarlyStopping
+
+load = Net.load
 
 TEXT = "ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)"
 
@@ -98,7 +99,12 @@ def test_history_plots_and_fit_refuses_bad_settings(sample, tmp_path):
     history.plot(tmp_path / "h.png")
     assert (tmp_path / "h.png").stat().st_size > 5_000
     with pytest.raises(KeyError, match="a History has epoch, train_cce"):
-        history["loss"]
+        history["val_los"]
+    # Keras's spelling: history.history, a dict of lists, with its names too
+    assert history.history["val_loss"] == history["val_cce"] == [r["val_cce"] for r in history]
+    assert history.history["accuracy"] == [1 - ce for ce in history["train_ce"]]
+    assert history.epoch == [1, 2] and [row["epoch"] for row in history] == [1, 2]
+    assert repr(history).startswith("History(2 epochs, last: train_cce ")
     x, y = sample.x_train[:64], sample.y_train[:64]
     for kwargs, message in [({"validation_split": 1.5}, "validation_split must be a fraction"),
                             ({"epochs": 0}, "epochs must be an integer >= 1"),

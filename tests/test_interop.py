@@ -22,9 +22,10 @@ from cnn_numpy import (
     FlatLayer,
     Net,
 )
-from cnn_numpy.cli import build_model, main
+from cnn_numpy.cli import main
 from cnn_numpy.data import load_dataset
 from cnn_numpy.interop import from_torch, to_onnx, to_torch
+from cnn_numpy.models import build_model
 
 torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed; `pip install torch==2.13.0` runs these checks")
@@ -227,7 +228,7 @@ def test_from_torch_of_a_hand_written_model():
 def test_missing_extras_are_import_errors_naming_the_extra():
     code = ("import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
             "import cnn_numpy.interop as i\n"
-            "from cnn_numpy.cli import build_model\n"
+            "from cnn_numpy.models import build_model\n"
             "net = build_model('flat'); net.build((28, 28))\n"
             "for call in (lambda: i.to_torch(net), lambda: i.to_onnx(net, 'x.onnx')):\n"
             "    try: call()\n"

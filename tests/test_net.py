@@ -166,7 +166,7 @@ def test_sigmoid_output_learns_to_say_no():
 
 
 def test_summary_of_the_deep_model_counts_running_statistics_apart():
-    from cnn_numpy.cli import build_model
+    from cnn_numpy.models import build_model
 
     net = build_model("deep", weight_decay=0.0005)
     net.build((28, 28, 1))

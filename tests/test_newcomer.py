@@ -318,3 +318,113 @@ def test_mnist_py_with_an_engine_says_nothing_of_stride_groups(engine, capsys):
     name = engine[-1].split("=")[-1]
     assert "stride-group" not in out and "stride_groups" not in out
     assert f"engine {name}" in out
+
+
+def small_cnn() -> Net:
+    from cnn_numpy import ConvLayer_ReLU, PoolLayer_Max
+
+    return Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)], seed=0)
+
+
+@pytest.mark.parametrize("y, says, convert, labels", [
+    (np.array([0.0, 9.0, 3.0]), r"got dtype float64 \(whole values 0\.0\.\.9\.0\); convert them "
+                                r"with y\.astype\(int\)", lambda y: y.astype(int), [0, 9, 3]),
+    (np.array([True, False, True]), r"got dtype bool; for two classes convert them with "
+                                    r"y\.astype\(int\)", lambda y: y.astype(int), [1, 0, 1]),
+    (np.array(["cat", "dog", "cat"]), r"got dtype <U3 \(e\.g\. \['cat', 'dog', 'cat'\]\); map "
+                                      r"class names to integers with `names, y = np\.unique\(y, "
+                                      r"return_inverse=True\)`",
+     lambda y: np.unique(y, return_inverse=True)[1], [0, 1, 0]),
+    (np.array([b"3", b"1", b"3"]), r"got dtype \|S1 .*np\.unique",
+     lambda y: np.unique(y, return_inverse=True)[1], [1, 0, 1]),
+    (np.array([7, 1, 7], dtype=object), r"got dtype object \(e\.g\. \[7, 1, 7\]\); convert whole "
+                                        r"numbers with y\.astype\(int\), or map class names",
+     lambda y: y.astype(int), [7, 1, 7]),
+    (np.array([0.5, 1.0, 2.0]), r"got dtype float64 with fractional values \(e\.g\. 0\.5\)",
+     None, None),
+])
+def test_labels_that_are_not_integers_say_what_to_do(y, says, convert, labels):
+    net = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)
+    X = np.random.default_rng(0).random((3, 4, 4), dtype=np.float32)
+    for step in (lambda: net.train(X, y, 0.1), lambda: net.evaluate(X, y)):
+        with pytest.raises(ValueError, match=r"^Net: Y must be integer labels 0\.\.9 \(n,\) or "
+                                             r"one-hot rows \(n, 10\), " + says):
+            step()
+    assert not net.layers[-1].built  # refused before any weight existed
+    if convert is not None:  # the advice works: the same labels as integers
+        assert convert(y).tolist() == labels
+        A, cce, _ = net.evaluate(X, convert(y))
+        assert cce == pytest.approx(-np.log(A[np.arange(3), labels]).mean(), rel=1e-5)
+
+
+def test_one_hot_rows_of_strings_are_refused_by_name():
+    net = Net([FlatLayer(), FCLayer_Softmax(2)], seed=0)
+    with pytest.raises(ValueError, match=r"one-hot Y must hold numbers .*got dtype <U1"):
+        net.evaluate(np.zeros((2, 3, 3), np.float32), np.array([["1", "0"], ["0", "1"]]))
+
+
+def test_channels_first_and_a_missing_batch_axis_say_the_fix():
+    X = np.random.default_rng(1).random((5, 28, 28, 1), dtype=np.float32)
+    fresh = small_cnn()
+    with pytest.raises(ValueError, match=r"^Net: X has shape \(5, 1, 28, 28\), which looks "
+                                         r"channels-first .* \(n, height, width, channels\): "
+                                         r"reorder the axes with x\.transpose\(0, 2, 3, 1\)"):
+        fresh.predict(X.transpose(0, 3, 1, 2))
+    with pytest.raises(ValueError, match=r"; if X is one image of shape \(28, 28, 1\), give a "
+                                         r"batch of one with x\[None\]"):
+        fresh.predict(X[0])
+    with pytest.raises(ValueError, match=r"if X is one image of shape \(28, 28\), give a batch"):
+        fresh.predict(X[0, :, :, 0])
+    with pytest.raises(ValueError) as flattened:  # a batch of flattened images is not one image
+        fresh.predict(X.reshape(5, 784))
+    assert "x[None]" not in str(flattened.value)
+    assert not fresh.layers[0].built
+    A = fresh.predict(X)  # builds the net for (28, 28, 1)
+    takes = r"the net takes X as \(n, height, width, channels\) = \(n, 28, 28, 1\)"
+    for wrong, fix in ((X.transpose(0, 3, 1, 2), r"reorder the axes with x\.transpose\(0, 2, 3, "
+                                                 r"1\)"),
+                       (X[0], r"give a batch of one with x\[None\]"),
+                       (X[0, :, :, 0], r"give a batch of one with x\[None\]")):
+        with pytest.raises(ValueError, match=rf"^Net: X has shape {re.escape(str(wrong.shape))}"
+                                             rf".*{takes}: {fix}$"):
+            fresh.predict(wrong)
+    # each fix gives what the right layout gives
+    np.testing.assert_array_equal(fresh.predict(X.transpose(0, 3, 1, 2).transpose(0, 2, 3, 1)), A)
+    np.testing.assert_allclose(fresh.predict(X[0][None]), A[:1], rtol=1e-5)  # a batch of 1
+    np.testing.assert_allclose(fresh.predict(X[0, :, :, 0][None]), A[:1], rtol=1e-5)
+    with pytest.raises(ValueError, match=r"built for 28 x 28 x 1 images .*got 28 x 14 x 1"):
+        fresh.predict(X[:, :, :14])  # other shapes keep their message
+    rgb = small_cnn()
+    rgb.build((8, 8, 3))
+    image = np.random.default_rng(2).random((3, 8, 8), dtype=np.float32)  # channels-first
+    with pytest.raises(ValueError, match=r"one image, channels-first, without the batch axis; "
+                                         r".* = \(n, 8, 8, 3\): use "
+                                         r"x\.transpose\(1, 2, 0\)\[None\]"):
+        rgb.predict(image)
+    assert rgb.predict(image.transpose(1, 2, 0)[None]).shape == (1, 10)
+
+
+def test_a_net_built_for_height_by_width_takes_its_images():
+    """build((28, 28)) then images (n, 28, 28): they were refused as 28 x 28 x 1 before."""
+    net = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)
+    net.build((28, 28))
+    X = np.random.default_rng(3).random((2, 28, 28), dtype=np.float32)
+    W = net.layers[1].W.astype(np.float64)  # (10, 784 + 1): the last column is the bias
+    Z = X.reshape(2, -1) @ W[:, :-1].T + W[:, -1]
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(net.predict(X), P / P.sum(axis=1, keepdims=True), rtol=1e-5)
+
+
+def test_results_print_short(tmp_path):
+    net = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)
+    X = np.random.default_rng(4).random((1000, 4, 4), dtype=np.float32)
+    y = np.arange(1000) % 10
+    trained = net.train(X[:32], y[:32], 0.1)
+    assert repr(trained) == (f"TrainResult(layers=<2 layers>, cce={trained.cce:.4f}, "
+                             f"ce={trained.ce:.4f})")
+    result = net.evaluate(X, y)
+    A, cce, ce = result  # still unpackable
+    assert A.shape == (1000, 10) and cce == result.cce and ce == result.ce
+    assert repr(result) == str(result) == (f"EvalResult(A=<(1000, 10) float32>, cce={cce:.4f}, "
+                                           f"ce={ce:.4f})")
+    assert 0.8 < ce <= 1 and abs(cce - np.log(10)) < 0.5

@@ -9,9 +9,9 @@ import pytest
 from interop_cases import LAYER_NETS, randomize
 
 from cnn_numpy import Net
-from cnn_numpy.cli import build_model
 from cnn_numpy.data import load_dataset
 from cnn_numpy.interop import to_onnx
+from cnn_numpy.models import build_model
 
 ort = pytest.importorskip(
     "onnxruntime", reason='ONNX Runtime is not installed; `pip install ".[onnx]"` runs these')

@@ -22,11 +22,13 @@ from cnn_numpy import (
     PoolLayer_Max,
     ReLULayer,
 )
-from cnn_numpy.cli import build_model, main
+from cnn_numpy.cli import main
 from cnn_numpy.fast import threads
 from cnn_numpy.fast.path import plan_ops
 from cnn_numpy.layers import Layer
-from cnn_numpy.saving import load
+from cnn_numpy.models import build_model
+
+load = Net.load
 
 
 @pytest.fixture(autouse=True)
@@ -98,7 +100,7 @@ def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
 
 
 def test_the_deep_blocks_run_as_one_joint_operation_while_training():
-    from cnn_numpy.cli import build_model
+    from cnn_numpy.models import build_model
 
     net = build_model("deep", seed=0)
     X, _ = data(128)  # 14 x 14 x 2: the blocks' outputs are small, their convs' are not
@@ -231,7 +233,7 @@ def test_tasks_inside_a_task_finish_and_change_no_result():
     """At 1,024 images a shard holds 128, and the cnn's dense layer cuts its products in
     a shard into blocks: run_all inside a task, which must neither wait for workers
     that are busy with the shards around it (that hung) nor change a bit."""
-    from cnn_numpy.cli import build_model
+    from cnn_numpy.models import build_model
 
     X = np.random.default_rng(5).random((1024, 28, 28, 1), dtype=np.float32)
     y = np.arange(1024) % 10

@@ -24,11 +24,27 @@ from cnn_numpy import (
     PoolLayer_Max,
     ReLULayer,
 )
-from cnn_numpy.cli import build_model
 from cnn_numpy.data import load_dataset
 from cnn_numpy.data.augment import random_shift
+from cnn_numpy.models import build_model
 from cnn_numpy.schedules import learning_rate
-from cnn_numpy.training import Progress, Settings, load_checkpoint, train
+from cnn_numpy.training import (
+    Checkpoint,
+    Progress,
+    Settings,
+    load_checkpoint,
+    prepare_run,
+    train,
+)
+
+
+def run(net, data, settings, progress=None, checkpoint=None):
+    """A run as the command line makes one: prepare_run (nothing held out for validation
+    unless the settings say so), then the loop, with a Checkpoint when a path is given."""
+    if settings.validation is None:
+        settings = dataclasses.replace(settings, validation=0.0)
+    prepared = prepare_run(net, settings, data.x_train, data.y_train, data.x_test, data.y_test)
+    return train(prepared, [] if checkpoint is None else [Checkpoint(checkpoint)], progress)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +189,7 @@ def stored_arrays(net: Net) -> list[np.ndarray]:
 def test_seeded_deep_runs_are_reproducible(sample):
     data = small_data(sample)
     runs = [build_model("deep", seed=seed, optimizer="adam") for seed in (3, 3, 4)]
-    histories = [train(net, data, deep_settings(epochs=1, seed=seed), show_progress=False)
+    histories = [run(net, data, deep_settings(epochs=1, seed=seed))
                  .history for net, seed in zip(runs, (3, 3, 4), strict=True)]
     for a, b in zip(stored_arrays(runs[0]), stored_arrays(runs[1]), strict=True):
         np.testing.assert_array_equal(a, b)
@@ -187,7 +203,7 @@ def test_interrupted_deep_run_resumes_exactly(sample, tmp_path):
     run ends."""
     data, settings = small_data(sample), deep_settings()
     straight = build_model("deep", seed=3, optimizer="adam", weight_decay=1e-4)
-    train(straight, data, settings, show_progress=False)
+    run(straight, data, settings)
 
     net = build_model("deep", seed=3, optimizer="adam", weight_decay=1e-4)
     original_train, steps = net.train, []
@@ -202,11 +218,11 @@ def test_interrupted_deep_run_resumes_exactly(sample, tmp_path):
     net.train = train_then_press_ctrl_c
     checkpoint = tmp_path / "ck.npz"
     with pytest.raises(KeyboardInterrupt):
-        train(net, data, settings, checkpoint=checkpoint, show_progress=False)
+        run(net, data, settings, checkpoint=checkpoint)
     resumed, saved_settings, progress, _ = load_checkpoint(checkpoint)
     assert (progress.epoch, progress.batch) == (1, 5)
-    assert saved_settings == settings
-    final = train(resumed, data, saved_settings, progress=progress, show_progress=False)
+    assert saved_settings == dataclasses.replace(settings, validation=0.0, engine="im2col")
+    final = run(resumed, data, saved_settings, progress=progress)
     for a, b in zip(stored_arrays(straight), stored_arrays(resumed), strict=True):
         np.testing.assert_array_equal(a, b)
     assert final.history[-1]["learning_rate"] < settings.learning_rate / 10
@@ -217,9 +233,9 @@ def test_a_last_batch_of_one_image_is_refused_with_batchnorm(sample):
                                y_train=sample.y_train[:101])
     with pytest.raises(ValueError, match="101 training images in batches of 50 leave a last "
                                          "batch of one image"):
-        train(small_deep(), data, deep_settings(model="deep"), show_progress=False)
+        run(small_deep(), data, deep_settings(model="deep"))
     plain = Net([FlatLayer(), FCLayer_Softmax(10)], seed=0)  # no BatchNorm: fine
-    train(plain, data, deep_settings(model="flat", epochs=1), show_progress=False)
+    run(plain, data, deep_settings(model="flat", epochs=1))
 
 
 def test_old_checkpoints_without_the_new_settings_still_load(sample, tmp_path):
@@ -229,7 +245,7 @@ def test_old_checkpoints_without_the_new_settings_still_load(sample, tmp_path):
     settings = Settings(model="flat", epochs=1, batch_size=100, learning_rate=0.1,
                         optimizer="sgd", seed=0)
     data = small_data(sample)
-    progress = train(net, data, settings, show_progress=False)
+    progress = run(net, data, settings)
     from cnn_numpy import saving
     old = dataclasses.asdict(settings)
     for key in ("schedule", "weight_decay", "augment"):
@@ -253,7 +269,7 @@ def test_ctrl_c_during_the_test_evaluation_stops_within_a_chunk(sample, tmp_path
                                y_test=sample.y_test[:1000].repeat(3, 0))
     settings = deep_settings(epochs=1)
     straight = build_model("deep", seed=3, optimizer="adam", weight_decay=1e-4)
-    expected = train(straight, data, settings, show_progress=False).history[-1]
+    expected = run(straight, data, settings).history[-1]
 
     net = build_model("deep", seed=3, optimizer="adam", weight_decay=1e-4)
     original, calls = net.evaluate, []
@@ -266,11 +282,11 @@ def test_ctrl_c_during_the_test_evaluation_stops_within_a_chunk(sample, tmp_path
 
     net.evaluate = evaluate_then_press_ctrl_c
     with pytest.raises(KeyboardInterrupt):
-        train(net, data, settings, checkpoint=tmp_path / "ck.npz", show_progress=False)
+        run(net, data, settings, checkpoint=tmp_path / "ck.npz")
     assert calls == [1000]  # stopped after the first of three chunks
     resumed, saved_settings, progress, _ = load_checkpoint(tmp_path / "ck.npz")
     assert (progress.epoch, progress.batch) == (0, 12)  # training done, test not
-    final = train(resumed, data, saved_settings, progress=progress, show_progress=False)
+    final = run(resumed, data, saved_settings, progress=progress)
     assert final.history[-1]["test_cce"] == expected["test_cce"]
     assert final.history[-1]["test_ce"] == expected["test_ce"]
     for a, b in zip(stored_arrays(straight), stored_arrays(resumed), strict=True):

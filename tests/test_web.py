@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnn_numpy.cli import build_model
 from cnn_numpy.data import load_dataset
 from cnn_numpy.data.images import read_digit_image
+from cnn_numpy.models import build_model
 from cnn_numpy.visual.explain import stride_group_table
 
 pytest.importorskip("starlette", reason='the web extra is not installed: pip install ".[web]"')

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnn_numpy import Net
-from cnn_numpy.cli import MODEL_LAYERS, build_model, main
+from cnn_numpy.cli import main
 from cnn_numpy.data import load_dataset
+from cnn_numpy.models import MODEL_LAYERS, build_model
 from cnn_numpy.runs import read_run
 from cnn_numpy.training import weight_arrays
 from cnn_numpy.visual import saliency
@@ -199,7 +200,7 @@ def test_batch_size_changes_from_the_next_epoch(http):
 
 
 def test_a_diverging_run_stops_with_the_loops_message(http):
-    http.post("/api/train/start", json={**SHORT, "optimizer": "sgd", "learning_rate": 100,
+    http.post("/api/train/start", json={**SHORT, "optimizer": "sgd", "learning_rate": 99,
                                         "layers": "ConvLayer(4, 3), FlatLayer(), "
                                                   "FCLayer_Softmax(10)"})
     run = wait_for(http, finished)["run"]
@@ -215,15 +216,16 @@ BAD = [
     ({"layers": "ConvLayer_ReLU(32, 3), Pool"}, "layers:"),
     ({"layers": "FlatLayer(), FCLayer_ReLU(10)"}, "layers:"),
     ({"layers": "ConvLayer(30000, 9), FlatLayer(), FCLayer_Softmax(10)"}, "weights"),
-    ({"learning_rate": -1}, "learning_rate must be in 0..100"),
-    ({"learning_rate": 0}, "above 0"),
+    ({"learning_rate": -1}, "learning_rate must be a number in (0, 100)"),
+    ({"learning_rate": 0}, "learning_rate must be a number in (0, 100), got 0"),
     ({"batch_size": 2.5}, "batch_size must be a whole number"),
     ({"batch_size": True}, "batch_size must be a whole number"),
-    ({"momentum": 1}, "momentum must be in 0..0.999"),
+    ({"momentum": 1}, "momentum must be a number in [0, 1)"),
     ({"dataset": "cifar"}, "dataset must be one of mnist-sample"),
     ({"optimizer": "rmsprop"}, "optimizer must be one of"),
     ({"engine": "turbo"}, "engine must be one of"),
-    ({"limit": 1}, "validation:"),
+    ({"limit": 1, "validation": 0.5}, "a validation share of 0.5 of 1 images"),
+    ({"batch_size": 65_537}, "batch_size must be a whole number in 1..65,536"),
     ({"edits": [{"after_step": 1, "name": "seed", "value": 1}]}, "an edit's name"),
     ({"edits": [{"after_step": 3, "name": "learning_rate", "value": 0.1},
                 {"after_step": 1, "name": "learning_rate", "value": 0.1}]}, "in order"),
@@ -565,15 +567,16 @@ def test_the_page_offers_the_datasets_found_here(sample):
     """`serve --data-dir DIR`: full MNIST where its official files are, never downloaded."""
     from pathlib import Path
 
-    from cnn_numpy.cli import _page_datasets
+    from cnn_numpy.data import available_datasets
+    from cnn_numpy.web.server import dataset_loader
 
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
     if not shared.is_dir():
         pytest.skip(f"the official MNIST files are not in {shared}")
-    found, load = _page_datasets(sample, shared)
-    assert found[:2] == ["mnist-sample", "mnist"]
+    assert available_datasets(shared)[:2] == ["mnist-sample", "mnist"]
+    load = dataset_loader(shared)
     assert load("mnist").x_train.shape == (60_000, 28, 28)
-    assert load("mnist-sample") is sample
+    assert load("mnist") is load("mnist")  # read once
 
 
 @settings(max_examples=40, deadline=None,

@@ -1,6 +1,13 @@
 """Data: IDX file reading, safe downloads, and the named datasets (MNIST and friends)."""
 
-from .datasets import DATASETS, Dataset, default_cache_dir, find_or_download, load_dataset
+from .datasets import (
+    DATASETS,
+    Dataset,
+    available_datasets,
+    default_cache_dir,
+    find_or_download,
+    load_dataset,
+)
 from .download import download_file, mirrors_from_env
 from .idx import (
     DataError,
@@ -14,6 +21,7 @@ from .idx import (
 
 __all__ = [
     "DATASETS",
+    "available_datasets",
     "DataError",
     "Dataset",
     "default_cache_dir",

@@ -21,6 +21,7 @@ from .idx import DataError, PathLike, load_images_and_labels, md5_of_content
 
 __all__ = [
     "DATASETS",
+    "available_datasets",
     "Dataset",
     "default_cache_dir",
     "find_or_download",
@@ -307,3 +308,16 @@ def _load_default(
         )
         return _load_sample()
     return _load_folder("mnist", folder)
+
+
+def available_datasets(data_dir: PathLike | None = None) -> list[str]:
+    """The datasets that can be loaded without a download: the bundled sample first, then
+    each of the others whose verified files are in data_dir or where load_dataset looks."""
+    found = ["mnist-sample"]
+    for name in FILES:
+        try:
+            find_or_download(name, data_dir, download=False, progress=False)
+            found.append(name)
+        except DataError:
+            pass
+    return found

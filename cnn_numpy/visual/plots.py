@@ -1,11 +1,13 @@
 """Pictures of training and of a trained model, drawn with matplotlib's object API.
 
-Every function writes one PNG and returns nothing.  matplotlib is imported
+Every function writes one picture and returns nothing, in the format its file's suffix
+names (.png, .jpg or .jpeg, .pdf, .svg; any other suffix is a ValueError before
+anything is drawn: cnn_numpy.files.FIGURE_FORMATS).  matplotlib is imported
 only when a picture is drawn, so the rest of the package works without it;
 install it with ``pip install "cnn-numpy[plots]"``.  No pyplot state is
 touched: each picture is its own ``matplotlib.figure.Figure``, and files are
 written atomically (a temporary file in the same folder, then ``os.replace``)
-so a viewer that reloads the file never sees half a PNG.
+so a viewer that reloads the file never sees half a picture.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import atomic_write, picture_format
 
 INSTALL_HINT = 'plotting needs matplotlib: pip install "cnn-numpy[plots]"'
 
@@ -40,8 +42,11 @@ def new_figure(width: float, height: float) -> Any:
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> None:
-    """Write fig as a PNG to path atomically (see cnn_numpy.files.atomic_write)."""
-    atomic_write(path, lambda f: fig.savefig(f, format="png", facecolor="white"))
+    """Write fig to path atomically (see cnn_numpy.files.atomic_write), in the format its
+    suffix names (PNG for .png, JPEG for .jpg, ...); ValueError for a suffix not in
+    cnn_numpy.files.FIGURE_FORMATS."""
+    form = picture_format(path)
+    atomic_write(path, lambda f: fig.savefig(f, format=form, facecolor="white"))
 
 
 def _grid_shape(count: int, max_cols: int = 8) -> tuple[int, int]:
@@ -65,17 +70,18 @@ def _labels(y: Any, name: str) -> np.ndarray:
 # --------------------------------------------------------------------- history
 
 
-def plot_history(history: list[dict], path: str | os.PathLike, held_out: str = "test") -> None:
+def plot_history(history: list[dict], path: str | os.PathLike) -> None:
     """Two panels from per-epoch records: categorical cross-entropy and classification error.
 
-    history: one dict per epoch with keys ``epoch``, ``train_cce``, ``train_ce``,
+    history: one dict per epoch (a history row: training.HISTORY_KEYS) with keys
+    ``epoch``, ``train_cce``, ``train_ce`` and any of ``val_cce``, ``val_ce``,
     ``test_cce``, ``test_ce`` (floats; the ``*_ce`` values are error fractions in
-    [0, 1] and are drawn as percentages).  A test key that is missing or None is
-    left out of the picture.  held_out names what the test keys measured
-    ("validation" when the figures come from a validation set).  The file is
+    [0, 1] and are drawn as percentages).  A figure that is missing, None or NaN is
+    left out of the picture (a test figure measured once shows as one point).  The file is
     replaced atomically, so it can be redrawn after every epoch while someone
     watches it.
     """
+    picture_format(path)  # an unknown suffix is refused before anything is drawn
     if not history:
         raise ValueError("history is empty: it needs at least one epoch")
     epochs = [int(record["epoch"]) for record in history]
@@ -88,7 +94,9 @@ def plot_history(history: list[dict], path: str | os.PathLike, held_out: str = "
         (ax_ce, "ce", 100.0, "classification error", "CE (% misclassified)"),
     )
     styles = {"train": dict(color="tab:blue", marker="o"),
-              "test": dict(color="tab:orange", marker="s")}
+              "val": dict(color="tab:orange", marker="s"),
+              "test": dict(color="tab:green", marker="D")}
+    names = {"train": "train", "val": "validation", "test": "test"}
     highest = {"cce": 0.0, "ce": 0.0}  # each panel's y axis runs from 0 to a bit above this
     for ax, key, scale, title, ylabel in panels:
         for split, style in styles.items():
@@ -98,7 +106,7 @@ def plot_history(history: list[dict], path: str | os.PathLike, held_out: str = "
             if points:
                 xs, ys = zip(*points, strict=True)
                 highest[key] = max(highest[key], *ys)
-                ax.plot(xs, ys, label=held_out if split == "test" else split, linewidth=1.8,
+                ax.plot(xs, ys, label=names[split], linewidth=1.8,
                         markersize=5, **style)
         ax.set_title(f"{title} per epoch")
         ax.set_xlabel("epoch")
@@ -126,6 +134,7 @@ def plot_filters(W: np.ndarray, path: str | os.PathLike, channel: int | None = N
     negative, red positive, white 0), so weights can be compared across
     filters.  layer names the layer in the title.
     """
+    picture_format(path)
     W = np.asarray(W, dtype=float)
     if W.ndim != 4 or W.shape[0] != W.shape[1] or W.shape[3] < 1:
         raise ValueError(f"W must have shape (fw, fw, c_in, n_f), got {W.shape}")
@@ -176,6 +185,7 @@ def plot_confusion(y_true: Any, y_pred: Any, path: str | os.PathLike,
     given, else one more than the largest label seen.  The title gives the
     overall accuracy.
     """
+    picture_format(path)
     t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if t.shape != p.shape:
         raise ValueError(f"y_true and y_pred differ in length: {t.shape[0]} vs {p.shape[0]}")
@@ -226,6 +236,7 @@ def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: str | os.P
     max_images mistakes are shown, the first ones in order; with none at all,
     the picture says so.
     """
+    picture_format(path)
     images = np.asarray(images, dtype=float)
     if images.ndim == 4 and images.shape[3] == 1:
         images = images[..., 0]

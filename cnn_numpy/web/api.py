@@ -20,6 +20,7 @@ from ..data.idx import DataError
 from ..data.images import decode_digit_image
 from ..engines import ENGINES
 from ..layers import ConvLayer, PoolLayer
+from ..models import CUSTOM, defaults, model_name
 from ..net import Net
 from ..visual import saliency
 from ..visual.explain import stride_group_table
@@ -37,7 +38,8 @@ class RequestError(ValueError):
 
 def describe_model(net: Net) -> dict:
     """GET /api/model: the layers with their settings, output shapes and parameter counts,
-    and the first conv layer's filters and biases (for the page's multiply-add panel)."""
+    the first conv layer's filters and biases (for the page's multiply-add panel), and
+    the training settings the command line would use for these layers (its defaults)."""
     shapes = net.shapes(net.input_shape)
     layers = [{"name": f"{i}: {type(layer).__name__}", "type": type(layer).__name__,
                "config": layer.config(), "output_shape": list(shape),
@@ -56,7 +58,8 @@ def describe_model(net: Net) -> dict:
     except ValueError:  # a layer of the user's own: the Train panel starts from the cnn
         text = None
     return {"input_shape": list(net.input_shape), "layers": layers, "first_conv": first,
-            "engines": sorted(ENGINES), "engine": _engine_of(net), "layers_text": text}
+            "engines": sorted(ENGINES), "engine": _engine_of(net), "layers_text": text,
+            "defaults": defaults(CUSTOM if text is None else model_name(text))}
 
 
 def _engine_of(net: Net) -> str | None:

@@ -1,13 +1,15 @@
 """Training from the page: one run at a time in a background thread, through the command
-line's own loop (training.train), watched from the page by polling.
+line's own run preparation and loop (training.prepare_run, training.train), watched from
+the page by polling.
 
-The training thread owns the training Net.  Between two steps (in train's on_batch hook)
-it applies the page's live edits, and about twice a second copies the weights into the
-page's viewing Net (api.Model.net, which predict and the saliency map use) and computes
-the live views there: the probe image's maps and gradients, per-layer statistics, a few
-test images' top classes.  The training Net is never touched by another thread, and the
-views never change what it computes: a run without edits ends with the weights
-`cnn-numpy train` gives with the same settings.
+A LiveRun is one run: a training.Callback of the loop, with a public interface the
+session calls from request threads (pause, resume, step, edit, stop).  Between two
+steps (its on_batch_end) it applies the page's live edits, waits while paused, and about
+twice a second copies the weights into the page's viewing Net (api.Model.net, which
+predict and the saliency map use) and computes the live views there with the library's
+diagnostics.  The training Net is never touched by another thread, and the views never
+change what it computes: a run without edits ends with the weights `cnn-numpy train`
+gives with the same settings.
 
 Why polling and not Server-Sent Events: every update is a whole picture of the run (maps,
 curves, statistics), not a stream of small events; the answer is encoded once per update
@@ -28,15 +30,23 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import saving
+from .. import diagnostics, saving
 from ..architecture import MAX_LENGTH, parse_layers
 from ..engines import ENGINES
-from ..layers import ConvLayer, ConvLayer_ReLU, FCLayer_ReLU, ReLULayer
+from ..models import build_model, check_architecture, model_name
 from ..net import DivergenceError, Net
 from ..optimizers import OPTIMIZERS
-from ..runs import history_text
 from ..schedules import SCHEDULES
-from ..training import MAX_EPOCHS, Progress, Settings, hold_out, train, weight_arrays
+from ..training import (
+    Callback,
+    Settings,
+    check_setting,
+    prepare_run,
+    run_settings,
+    train,
+    weight_arrays,
+)
+from ..training.history_files import history_text
 from ..visual import saliency
 from .api import Model, RequestError
 
@@ -49,8 +59,8 @@ MAX_POINTS = 1000          # a curve longer than this is thinned: pairs of point
 MAX_SPARK = 120            # points of each per-layer sparkline
 MAX_RUNS = 50              # runs kept in a session (the oldest forgotten first)
 MAX_MODEL_BYTES = 400 << 20  # trained models kept for download, all runs together
-MAX_BATCH = 4096
 LIVE = ("learning_rate", "momentum", "batch_size", "weight_decay")
+STAT_KEYS = ("mean", "std", "dead", "grad_norm", "update_ratio")
 
 
 class ConflictError(RequestError):
@@ -61,37 +71,24 @@ class ConflictError(RequestError):
 
 # -- settings ------------------------------------------------------------------------
 
-#: name: (type, lowest, highest, default); None as highest: no limit.
-NUMBERS = {
-    "epochs": (int, 1, MAX_EPOCHS, 1),
-    "batch_size": (int, 1, MAX_BATCH, 32),
-    "learning_rate": (float, 0.0, 100.0, 0.001),
-    "momentum": (float, 0.0, 0.999, 0.9),
-    "weight_decay": (float, 0.0, 1.0, 0.0),
-    "validation": (float, 0.0, 0.9, 0.1),
-    "limit": (int, 1, 10**7, None),
-    "seed": (int, 0, 2**32 - 1, 0),
-}
+#: The numbers a run's settings hold (their ranges: training.LIMITS).
+NUMBERS = ("epochs", "batch_size", "learning_rate", "momentum", "weight_decay", "augment",
+           "validation", "limit", "seed")
 CHOICES = {"optimizer": tuple(OPTIMIZERS), "schedule": tuple(SCHEDULES),
            "engine": (None, *sorted(ENGINES))}
 
 
 def _number(name: str, value):
-    kind, low, high, _ = NUMBERS[name]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or (kind is int and not float(value).is_integer()):
-        raise RequestError(f"{name} must be {'a whole number' if kind is int else 'a number'}, "
-                           f"got {value!r}")
-    if not (math.isfinite(value) and low <= value <= high):
-        raise RequestError(f"{name} must be in {low:g}..{high:g}, got {value!r}")
-    if name == "learning_rate" and value == 0:
-        raise RequestError("learning_rate must be above 0")
-    return kind(value)
+    try:
+        return check_setting(name, value)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
 
 
-def read_settings(body, datasets: list[str], default_layers: str) -> dict:
-    """The run asked for: every setting checked, defaults filled in (RequestError naming
-    the first bad one)."""
+def read_settings(body, datasets: list[str], default_layers: str) -> Settings:
+    """The run asked for, as Settings: every setting checked, the rest the command line's
+    defaults for its layers (a named model's own, else the cnn's); RequestError naming
+    the first bad one."""
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object of settings")
     known = {*NUMBERS, *CHOICES, "layers", "dataset", "edits"}
@@ -99,36 +96,37 @@ def read_settings(body, datasets: list[str], default_layers: str) -> dict:
     if unknown:
         raise RequestError(f"unknown setting {unknown[0]!r}: the settings are "
                            f"{', '.join(sorted(known))}")
-    settings = {name: default for name, (_, _, _, default) in NUMBERS.items()}
-    settings.update(optimizer="adam", schedule="constant", engine=None, dataset=datasets[0],
-                    layers=default_layers, edits=[])
+    layers = _layers(body.get("layers", default_layers))
+    given = {"dataset": datasets[0]}
     for name, value in body.items():
         if name in NUMBERS:
-            settings[name] = None if value is None and NUMBERS[name][3] is None \
+            given[name] = None if value is None and name in ("limit", "validation") \
                 else _number(name, value)
         elif name in CHOICES:
             if value not in CHOICES[name]:
                 raise RequestError(f"{name} must be one of "
                                    f"{', '.join(map(str, CHOICES[name]))}, got {value!r}")
-            settings[name] = value
+            given[name] = value
         elif name == "dataset":
             if value not in datasets:
                 raise RequestError(f"dataset must be one of {', '.join(datasets)} (the ones "
                                    f"found on this machine), got {value!r}")
-            settings[name] = value
-        elif name == "layers":
-            if not isinstance(value, str) or not value.strip() or len(value) > MAX_LENGTH:
-                raise RequestError(f"layers must be the architecture as text (at most "
-                                   f"{MAX_LENGTH:,} characters), like "
-                                   "\"FlatLayer(), FCLayer_Softmax(10)\"")
-            settings[name] = value
-        else:
-            settings["edits"] = read_edits(value)
+            given[name] = value
+    settings = run_settings(layers=layers, **given)
+    settings.model = model_name(layers)
+    return settings
+
+
+def _layers(value) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_LENGTH:
+        raise RequestError(f"layers must be the architecture as text (at most "
+                           f"{MAX_LENGTH:,} characters), like \"FlatLayer(), "
+                           "FCLayer_Softmax(10)\"")
     try:
-        parse_layers(settings["layers"])
+        parse_layers(value)
     except ValueError as exc:
         raise RequestError(f"layers: {exc}") from None
-    return settings
+    return value
 
 
 def read_edits(value) -> list[dict]:
@@ -198,18 +196,51 @@ class Curve:
             self.points = merged
 
 
-def _is_relu(layer) -> bool:
-    return isinstance(layer, (ConvLayer_ReLU, FCLayer_ReLU, ReLULayer))
+class Probe:
+    """The image whose maps and gradients the page shows: a test image with its label, or
+    a drawing (label None); `changed` until a view has been computed for it."""
+
+    def __init__(self):
+        self.image: np.ndarray | None = None  # (h, w, c); None: the first test image
+        self.label: int | None = None
+        self.changed = False
+
+
+def probe_views(view: Net, probe: Probe, test) -> dict:
+    """The probe image's maps A and the gradients dA flowing back into them (each layer
+    packed), and the first conv layer's filters."""
+    image, label = probe.image, probe.label
+    if image is None:
+        image, label = _as_image(test.x_test[0]), int(test.y_test[0])
+    X = image[None].astype(view.dtype)
+    guess = int(view.predict(X)[0].argmax())
+    outputs, gradients = saliency.probe(view, X, [guess if label is None else label])
+    layers = [{"name": f"{i}: {type(layer).__name__}", "shape": list(A.shape[1:]),
+               "A": packed(A[0]), "dA": packed(dA[0])}
+              for i, (layer, A, dA) in enumerate(zip(view.layers, outputs, gradients,
+                                                     strict=True))]
+    return {"probe": {"label": label, "prediction": guess,
+                      "image": np.ascontiguousarray(image[..., 0]),
+                      "loss_class": guess if label is None else label, "layers": layers}}
+
+
+def _packed_filters(filters: dict | None, dW_from: Net | None) -> dict | None:
+    if filters is None:
+        return None
+    dW = diagnostics.first_filters(dW_from)["dW"] if dW_from is not None else None
+    return {"layer": filters["layer"], "W": packed(filters["W"]),
+            "dW": None if dW is None else packed(dW)}
 
 
 # -- one run ---------------------------------------------------------------------------
 
 @dataclasses.dataclass
 class Run:
-    """One run of the session: its settings, edits, curves and (once done) its model."""
+    """One run of the session as the page lists it: its settings, edits, curves and (once
+    done) its model."""
 
     number: int
-    settings: dict
+    settings: Settings
     status: str = "starting"      # starting running paused done stopped diverged failed
     message: str = ""
     step: int = 0
@@ -223,135 +254,397 @@ class Run:
     test: dict | None = None
     model: bytes | None = None
 
+    def page_settings(self) -> dict:
+        s = self.settings
+        return {"layers": s.layers, "dataset": s.dataset, "optimizer": s.optimizer,
+                **{name: getattr(s, name) for name in NUMBERS}, "schedule": s.schedule,
+                "engine": s.engine}
+
     def summary(self) -> dict:
         """What the runs list shows and overlays: no maps."""
         return {"number": self.number, "status": self.status, "message": self.message,
-                "settings": {k: v for k, v in self.settings.items() if k != "edits"},
-                "edits": self.edits, "step": self.step, "epoch": self.epoch,
-                "images": self.images, "images_per_s": self.images_per_s,
+                "settings": self.page_settings(), "edits": self.edits, "step": self.step,
+                "epoch": self.epoch, "images": self.images, "images_per_s": self.images_per_s,
                 "train": self.train.points, "validation": self.validation.points,
                 "epochs": self.epochs, "test": self.test, "has_model": self.model is not None}
 
 
-class Trainer:
-    """The page's training: start, pause, resume, step, live edits, reset; the runs.
+def _set_momentum(net: Net, value: float | None) -> None:
+    """The optimizer's momentum: Momentum's mu, Adam's beta1 (SGD has none)."""
+    if value is None:
+        return
+    if hasattr(net.optimizer, "momentum"):
+        net.optimizer.momentum = value
+    elif hasattr(net.optimizer, "beta1"):
+        net.optimizer.beta1 = value
 
-    `load_data(name)` gives a Dataset by name (datasets[0] is the default); `model` is the
-    page's viewing model, updated as the run trains.  All public methods are called from
-    request threads; the run itself happens in one background thread.
+
+class LiveRun(Callback):
+    """One page run in its background thread: training.train with this callback, which
+    records every step, applies live edits, waits while paused and takes snapshots.
+
+    Public, for request threads: start(), pause(), resume(), step() (one step while
+    paused), edit(changes) (from the next step; a batch size from the next epoch),
+    stop() (Reset: ends the run and waits for its thread).  `record` is the page's
+    record of the run; `session` is told of every change (changed(), show(views),
+    finished(live)).  Only this run's thread touches the training net.
+    """
+
+    def __init__(self, record: Run, prepared, session, test, paused: bool, replay: list):
+        self.record, self.prepared, self.session, self.test = record, prepared, session, test
+        self.lock = threading.Condition()   # guards paused, steps_allowed, stopping, pending
+        self.paused, self.steps_allowed, self.stopping = paused, 0, False
+        self.pending: dict[str, float] = {}
+        self.replay = list(replay)          # edits to apply again, by step
+        s = record.settings
+        self.live = {"learning_rate": s.learning_rate, "momentum": s.momentum,
+                     "batch_size": s.batch_size, "weight_decay": s.weight_decay}
+        self.view = Net(parse_layers(s.layers), optimizer=s.optimizer,
+                        weight_decay=s.weight_decay)
+        for shown, trained in zip(self.view.layers, prepared.net.layers, strict=True):
+            if hasattr(trained, "engine"):  # as asked: None stays None (the default)
+                shown.engine = trained.engine
+        self.held = (prepared.x_val, prepared.y_val) if len(prepared.x_val) else \
+            (test.x_test, test.y_test)
+        self.snapshot_at, self.validated_at = 0.0, -math.inf
+        self.mark, self.marked_images = time.perf_counter(), 0  # for images per second
+        self.before: list[np.ndarray] | None = None   # weights before the measured step
+        self.ratios: list[float | None] | None = None  # its |dW step| / |W|, per layer
+        self.sparks = [{key: [] for key in STAT_KEYS} for _ in prepared.net.layers]
+        self.new_batch_size: int | None = None        # for the next epoch
+        self.thread = threading.Thread(target=self._run_to_end, daemon=True,
+                                       name=f"cnn-numpy run {record.number}")
+
+    # -- the public interface, for request threads -----------------------------------
+    def start(self) -> None:
+        self.thread.start()
+
+    def pause(self) -> None:
+        with self.lock:
+            self.paused, self.steps_allowed = True, 0
+
+    def resume(self) -> None:
+        with self.lock:
+            self.paused = False
+            self.lock.notify_all()
+
+    def step(self) -> bool:
+        """One more step while paused; False if the run is not paused."""
+        with self.lock:
+            if not self.paused:
+                return False
+            self.steps_allowed += 1
+            self.lock.notify_all()
+            return True
+
+    def edit(self, changes: dict[str, float]) -> None:
+        with self.lock:
+            self.pending.update(changes)
+            self.lock.notify_all()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping, self.paused = True, False
+            self.lock.notify_all()
+        self.thread.join()
+
+    def probe_changed(self) -> None:
+        """The probe image changed: a paused run takes a snapshot for it."""
+        with self.lock:
+            self.lock.notify_all()
+
+    # -- the loop's callbacks, on the run's thread -------------------------------------
+    def on_train_begin(self, net: Net) -> None:
+        self._replay_until(0)
+        self.record.status = "running"  # a paused start takes its first step, then waits
+        self.session.changed()
+
+    def on_batch_end(self, net: Net, batch: int, cce: float, ce: float) -> bool:
+        record = self.record
+        record.step += 1
+        record.images += min(self.prepared.settings.batch_size,
+                             len(self.prepared.x_train) - batch * self.prepared.settings.batch_size)
+        record.train.add({"step": record.step, "images": record.images, "cce": cce, "ce": ce,
+                          "settings": dict(self.live)})
+        if self.before is not None:
+            self.ratios, self.before = diagnostics.update_ratios(net, self.before), None
+        self._replay_until(record.step)
+        if self._wait_while_paused():
+            return True
+        if record.status == "paused":
+            record.status = "running"
+            self.session.changed()
+        if self.session.probe.changed or \
+                time.perf_counter() - self.snapshot_at >= SNAPSHOT_SECONDS:
+            self.snapshot()
+        return False
+
+    def on_epoch_end(self, net: Net, entry: dict) -> None:
+        self.record.epoch = entry["epoch"]
+        self.record.epochs.append(entry)
+        if self.new_batch_size is not None:
+            self.prepared.settings.batch_size, self.new_batch_size = self.new_batch_size, None
+
+    # -- inside ----------------------------------------------------------------------
+    def _run_to_end(self) -> None:
+        """Train to the last epoch, a Reset or an error, then record how it ended."""
+        record, net = self.record, self.prepared.net
+        status, message = "done", ""
+        try:
+            progress = train(self.prepared, [self])
+            if self.outcome == "stopped":
+                status, message = "stopped", f"stopped by Reset after step {record.step}"
+            elif progress.history:
+                last = progress.history[-1]
+                record.test = {"cce": last["test_cce"], "ce": last["test_ce"],
+                               "images": len(self.prepared.x_test)}
+        except DivergenceError as exc:
+            status, message = "diverged", str(exc)
+        except Exception as exc:  # noqa: BLE001  (the server stays up and says what happened)
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+        if status in ("done", "stopped") and net.input_shape is not None:
+            self.snapshot(last=True)
+            record.model = saving.to_bytes(net)
+        record.status, record.message = status, message
+        self.session.finished(self)
+
+    def _apply(self, edit: dict[str, float]) -> None:
+        """A live edit, from the next step (a batch size from the next epoch); recorded."""
+        settings, net = self.prepared.settings, self.prepared.net
+        for name, value in edit.items():
+            self.live[name] = value
+            if name == "learning_rate":
+                settings.learning_rate = value
+            elif name == "momentum":
+                _set_momentum(net, value)
+            elif name == "weight_decay":
+                settings.weight_decay = net.weight_decay = value
+            else:
+                self.new_batch_size = int(value)
+            self.record.edits.append({"after_step": self.record.step, "name": name,
+                                      "value": value})
+
+    def _replay_until(self, step: int) -> None:
+        while self.replay and self.replay[0]["after_step"] <= step:
+            edit = self.replay.pop(0)
+            self._apply({edit["name"]: edit["value"]})
+
+    def _wait_while_paused(self) -> bool:
+        """Pending edits applied, and while paused the lock released until Resume, Step or
+        Reset (a snapshot when the pause begins or the probe changes).  True on Reset."""
+        with self.lock:
+            while True:
+                if self.pending:
+                    self._apply(self.pending)
+                    self.pending = {}
+                    self.session.changed()  # the page sees the edit, paused or not
+                if self.stopping:
+                    return True
+                if not self.paused:
+                    return False
+                if self.steps_allowed:
+                    self.steps_allowed -= 1
+                    return False
+                if self.record.status != "paused" or self.session.probe.changed:
+                    self.record.status = "paused"
+                    self.lock.release()  # the views are computed outside the lock
+                    try:
+                        self.snapshot()
+                    finally:
+                        self.lock.acquire()
+                    continue
+                self.lock.wait()
+                self.mark, self.marked_images = time.perf_counter(), self.record.images
+
+    def snapshot(self, last: bool = False) -> None:
+        """Copy the weights to the viewing net and compute the live views there (the last
+        one of a run always measures the validation set)."""
+        record, view, model = self.record, self.view, self.session.model
+        now = time.perf_counter()
+        if now > self.mark:
+            record.images_per_s = (record.images - self.marked_images) / (now - self.mark)
+        with model.lock:
+            if view.input_shape is None:
+                view.layer_outputs(np.zeros((1, *self.prepared.net.input_shape), view.dtype))
+            for target, source in zip(weight_arrays(view), weight_arrays(self.prepared.net),
+                                      strict=True):
+                target[...] = source
+            if model.net is not view:
+                model.replace(view)
+            self.session.probe.changed = False
+            views = {**probe_views(view, self.session.probe, self.test),
+                     "filters": _packed_filters(diagnostics.first_filters(view),
+                                                self.prepared.net),
+                     "stats": self._stats(view), "stream": stream(view, self.test, record.step)}
+            if last or now - self.validated_at >= VALIDATE_SECONDS:
+                _, cce, ce = view.evaluate(*(a[:VALIDATION_IMAGES] for a in self.held))
+                record.validation.add({"step": record.step, "images": record.images,
+                                       "cce": cce, "ce": ce, "settings": dict(self.live)})
+                self.validated_at = now
+        self.before = diagnostics.trained_weights(self.prepared.net)
+        self.snapshot_at, self.mark, self.marked_images = now, now, record.images
+        self.session.show(views)
+
+    def _stats(self, view: Net) -> list[dict]:
+        """Per layer, the sparklines of its statistics, with this snapshot's added."""
+        net = self.prepared.net
+        stats = diagnostics.layer_statistics(view, _as_batch(self.held[0][:STATS_IMAGES]))
+        norms = diagnostics.gradient_norms(net)
+        ratios = self.ratios or [None] * len(net.layers)
+        for spark, figures, grad, ratio in zip(self.sparks, stats, norms, ratios, strict=True):
+            for key, value in {**figures, "grad_norm": grad, "update_ratio": ratio}.items():
+                spark[key].append(value)
+                del spark[key][:-MAX_SPARK]
+        return [{"name": f"{i}: {type(layer).__name__}",
+                 **{key: list(values) for key, values in spark.items()}}
+                for i, (layer, spark) in enumerate(zip(net.layers, self.sparks, strict=True))]
+
+
+def stream(view: Net, test, version: int) -> list[dict]:
+    """STREAM_IMAGES test images, a different few each time, with their top three classes."""
+    start = (version * STREAM_IMAGES) % max(len(test.x_test), 1)
+    picks = (start + np.arange(STREAM_IMAGES)) % len(test.x_test)
+    tops = diagnostics.top_classes(view, _as_batch(test.x_test[picks]))
+    return [{"index": int(j), "label": int(_labels(test.y_test[[j]])[0]),
+             "image": test.x_test[j], "top": [list(t) for t in top]}
+            for j, top in zip(picks, tops, strict=True)]
+
+
+def _as_image(x: np.ndarray) -> np.ndarray:
+    return x[..., None] if x.ndim == 2 else x
+
+
+def _as_batch(x: np.ndarray) -> np.ndarray:
+    return (x[..., None] if x.ndim == 3 else x).astype(np.float32, copy=False)
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    return y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)
+
+
+class Trainer:
+    """The page's training session: its runs, the one that is alive, the probe image, and
+    the state answer the page polls.  Its methods are called from request threads; a
+    run calls changed(), show(views) and finished(live).  The session never calls into
+    a run while it holds its own lock, so the two locks never wait for each other.
     """
 
     def __init__(self, model: Model, datasets: list[str], load_data: Callable):
         self.model, self.datasets, self.load_data = model, datasets, load_data
-        self.lock = threading.Condition()   # guards everything below
+        self.lock = threading.Lock()       # guards everything below
         self.runs: list[Run] = []
-        self.active: Run | None = None      # the run of the thread, if one is alive
-        self.thread: threading.Thread | None = None
-        self.paused = False
-        self.steps_allowed = 0              # while paused: steps still to take (Step)
-        self.stop = False
-        self.pending: dict[str, float] = {}  # live edits for the next gap between steps
-        self.probe_image: np.ndarray | None = None  # (h, w, c); None: the first test image
-        self.probe_label: int | None = None
-        self.probe_changed = False
-        self.version = 0                    # bumped whenever the state answer changes
-        self.views: dict = {}               # the live views of the last snapshot
-        self._answer: bytes | None = None   # the encoded state answer for self.version
+        self.active: LiveRun | None = None
+        self.probe = Probe()
+        self.version = 0                   # bumped whenever the state answer changes
+        self.views: dict = {}              # the live views of the last snapshot
+        self._answer: bytes | None = None  # the encoded state answer for self.version
         self.encode: Callable[[dict], bytes] | None = None
 
-    # -- requests ---------------------------------------------------------------
+    # -- what a run tells the session -----------------------------------------------------
+    def changed(self) -> None:
+        with self.lock:
+            self.version += 1
+            self._answer = None
+
+    def show(self, views: dict) -> None:
+        with self.lock:
+            self.views = views
+        self.changed()
+
+    def finished(self, live: LiveRun) -> None:
+        """A run ended: it is no longer active; old runs' models are dropped past
+        MAX_MODEL_BYTES."""
+        with self.lock:
+            if self.active is live:
+                self.active = None
+            total = 0
+            for run in reversed(self.runs):
+                if run.model is not None:
+                    total += len(run.model)
+                    if total > MAX_MODEL_BYTES:
+                        run.model = None
+        self.changed()
+
+    # -- requests ---------------------------------------------------------------------
     def start(self, body, paused: bool = False) -> dict:
         """POST /api/train/start: a new run with these settings (409 while one runs).
         paused: the run takes its first step, then waits (Step from nothing)."""
-        default = self.model.net.describe()
-        settings = read_settings(body, self.datasets, default)
+        settings = read_settings(body, self.datasets, self.model.net.describe())
+        replay = read_edits(body.get("edits", []))
         self._refuse_a_second()
-        net, data, test = self._prepare(settings)  # outside the lock: data may take seconds
-        with self.lock:
-            self._refuse_a_second()
-            run = Run(number=(self.runs[-1].number + 1 if self.runs else 1), settings=settings)
-            self.runs.append(run)
-            del self.runs[:-MAX_RUNS]
-            self.active, self.paused, self.steps_allowed, self.stop = run, paused, 0, False
-            self.pending = {}
-            self.thread = threading.Thread(target=self._train, args=(run, net, data, test),
-                                           name=f"cnn-numpy run {run.number}", daemon=True)
-            self._changed()
-            self.thread.start()
-            return {"run": run.number}
-
-    def _refuse_a_second(self) -> None:
+        prepared, test = self._prepare(settings)  # outside the lock: data may take seconds
         with self.lock:
             if self.active is not None:
-                raise ConflictError(f"run {self.active.number} is {self.active.status}: one "
-                                    "training at a time; press Reset to end it first")
+                raise self._conflict()
+            record = Run(number=(self.runs[-1].number + 1 if self.runs else 1),
+                         settings=prepared.settings)
+            self.runs.append(record)
+            del self.runs[:-MAX_RUNS]
+            self.active = LiveRun(record, prepared, self, test, paused, replay)
+            live = self.active
+        self.changed()
+        live.start()
+        return {"run": record.number}
 
     def pause(self, _=None) -> dict:
-        with self.lock:
-            run = self._running("pause")
-            self.paused, self.steps_allowed = True, 0
-            self._changed()
-            return {"run": run.number, "status": "pausing"}
+        live = self._live("pause")
+        live.pause()
+        self.changed()
+        return {"run": live.record.number, "status": "pausing"}
 
     def resume(self, _=None) -> dict:
-        with self.lock:
-            run = self._running("resume")
-            self.paused = False
-            self.lock.notify_all()
-            self._changed()
-            return {"run": run.number, "status": "running"}
+        live = self._live("resume")
+        live.resume()
+        self.changed()
+        return {"run": live.record.number, "status": "running"}
 
     def step(self, body=None) -> dict:
         """One training step: of the paused run, or of a new run (with these settings)
         that then waits paused."""
         with self.lock:
-            if self.active is None:
-                pass
-            elif not self.paused:
-                raise ConflictError(f"run {self.active.number} is running; pause it to step")
-            else:
-                self.steps_allowed += 1
-                self.lock.notify_all()
-                return {"run": self.active.number, "status": "stepping"}
-        return self.start(body or {}, paused=True)  # its first step is the one asked for
+            live = self.active
+        if live is None:
+            return self.start(body or {}, paused=True)  # its first step is the one asked for
+        if not live.step():
+            raise ConflictError(f"run {live.record.number} is running; pause it to step")
+        return {"run": live.record.number, "status": "stepping"}
 
     def set(self, body) -> dict:
         """POST /api/train/set: live edits, applied between two steps."""
         edit = read_edit(body)
-        with self.lock:
-            run = self._running("change settings of")
-            if "momentum" in edit and run.settings["optimizer"] == "sgd":
-                raise RequestError("sgd has no momentum; start a run with optimizer "
-                                   "momentum or adam to change it")
-            self.pending.update(edit)
-            self.lock.notify_all()
-            return {"run": run.number, "after_step": run.step}
+        live = self._live("change settings of")
+        if "momentum" in edit and live.record.settings.optimizer == "sgd":
+            raise RequestError("sgd has no momentum; start a run with optimizer momentum or "
+                               "adam to change it")
+        live.edit(edit)
+        return {"run": live.record.number, "after_step": live.record.step}
 
     def reset(self, _=None) -> dict:
         """POST /api/train/reset: end the run (it stays in the list, as stopped)."""
         with self.lock:
-            thread, self.stop, self.paused = self.thread, True, False
-            self.lock.notify_all()
-        if thread is not None:
-            thread.join()
-        with self.lock:
-            self._changed()
-        return {"stopped": thread is not None}
+            live = self.active
+        if live is not None:
+            live.stop()
+        self.changed()
+        return {"stopped": live is not None}
 
     def set_probe(self, image: np.ndarray, label: int | None) -> None:
         """The image whose maps and gradients are shown (a drawn digit: label None)."""
         with self.lock:
-            self.probe_image, self.probe_label, self.probe_changed = image, label, True
-            self.lock.notify_all()
-            idle = self.active is None
-        if idle:
+            self.probe.image, self.probe.label, self.probe.changed = image, label, True
+            live = self.active
+        if live is not None:
+            live.probe_changed()
+        else:
             self._snapshot_idle()
 
     def state(self, query) -> bytes | dict:
         """GET /api/train/state?since=V: the run and its live views (or just the version
         when nothing changed since V)."""
         since = query.get("since") if hasattr(query, "get") else None
-        if not self.views and self.active is None:
+        with self.lock:
+            idle = not self.views and self.active is None
+        if idle:
             self._snapshot_idle()  # the probe's views with the model being served
         with self.lock:
             if since is not None and since == str(self.version):
@@ -374,10 +667,10 @@ class Trainer:
     def model_file(self, number: str) -> bytes:
         run = self.find(number)
         if run.model is None:
+            alive = self.active is not None and self.active.record is run
             raise ConflictError(f"run {run.number} has no model to download"
-                           + (" yet: it ends with one (or press Reset)"
-                              if run is self.active else
-                              " (models of old runs are dropped to bound memory)"))
+                                + (" yet: it ends with one (or press Reset)" if alive else
+                                   " (models of old runs are dropped to bound memory)"))
         return run.model
 
     def history_csv(self, number: str) -> str:
@@ -400,355 +693,57 @@ class Trainer:
         """The run as `cnn-numpy compare` reads it: settings and one row per epoch, plus
         the edits (a replay: start a run with these settings and edits)."""
         run = self.find(number)
-        settings = {**run.settings, "edits": run.edits, "model": "page run"}
+        settings = {**dataclasses.asdict(run.settings), "edits": run.edits}
         return history_text(settings, run.epochs, as_json=True)
 
-    # -- inside -----------------------------------------------------------------
-    def _running(self, what: str) -> Run:
-        if self.active is None:
-            raise ConflictError(f"no run to {what}; press Start first")
-        return self.active
+    # -- inside -----------------------------------------------------------------------
+    def _conflict(self) -> ConflictError:
+        return ConflictError(f"run {self.active.record.number} is "
+                             f"{self.active.record.status}: one training at a time; press "
+                             "Reset to end it first")
 
-    def _changed(self) -> None:
-        self.version += 1
-        self._answer = None
+    def _refuse_a_second(self) -> None:
+        with self.lock:
+            if self.active is not None:
+                raise self._conflict()
 
-    def _prepare(self, settings: dict):
-        """(net, data, test set) as `cnn-numpy train --layers ...` would build them."""
-        from ..cli import build_model, check_architecture
+    def _live(self, what: str) -> LiveRun:
+        with self.lock:
+            if self.active is None:
+                raise ConflictError(f"no run to {what}; press Start first")
+            return self.active
 
-        net = build_model("custom", settings["engine"], settings["seed"],
-                          settings["optimizer"], settings["weight_decay"],
-                          layers=settings["layers"])
-        _set_momentum(net, settings["momentum"])
-        data = self.load_data(settings["dataset"])
+    def _prepare(self, settings: Settings):
+        """(prepared run, dataset) as `cnn-numpy train --layers ...` would prepare it."""
+        net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer,
+                          settings.weight_decay, layers=settings.layers)
+        _set_momentum(net, settings.momentum)
+        data = self.load_data(settings.dataset)
         try:
             check_architecture(net, data.x_train.shape[1:] + (1,))
         except ValueError as exc:
             raise RequestError(f"layers: {exc}") from None
-        if settings["limit"] is not None:
-            data = dataclasses.replace(data, x_train=data.x_train[: settings["limit"]],
-                                       y_train=data.y_train[: settings["limit"]])
-        test = data
-        if settings["validation"]:
-            try:
-                x, y, x_val, y_val = hold_out(data.x_train, data.y_train,
-                                              settings["validation"], settings["seed"])
-            except ValueError as exc:
-                raise RequestError(f"validation: {exc}") from None
-            data = dataclasses.replace(data, x_train=x, y_train=y, x_test=x_val, y_test=y_val)
-        bs, n = settings["batch_size"], len(data.x_train)
-        if n % bs == 1 and any(type(layer).__name__ == "BatchNorm" for layer in net.layers):
-            raise RequestError(f"{n:,} training images in batches of {bs} leave a last batch "
-                               "of one image, on which BatchNorm has no statistics; change "
-                               "the batch size or the limit")
-        return net, data, test
-
-    def _train(self, run: Run, net: Net, data, test) -> None:
-        """The background thread: the run from start to end."""
-        LiveRun(self, run, net, data, test).run_to_end()
-
-    def _views(self, view: Net, test, net: Net | None, held, sparks, ratios) -> dict:
-        """The live views of `view` (the training net's weights): the probe image's maps
-        and the gradients flowing back into them, the first conv layer's filters and the
-        last step's dW, per-layer statistics, and a few test images' top classes."""
-        image, label = self.probe_image, self.probe_label
-        if image is None:
-            image, label = _as_image(test.x_test[0]), int(test.y_test[0])
-        X = image[None].astype(view.dtype)
-        guess = int(view.predict(X)[0].argmax())
-        outputs, gradients = saliency.probe(view, X, [guess if label is None else label])
-        layers = [{"name": f"{i}: {type(layer).__name__}", "shape": list(A.shape[1:]),
-                   "A": packed(A[0]), "dA": packed(dA[0])}
-                  for i, (layer, A, dA) in enumerate(zip(view.layers, outputs, gradients,
-                                                         strict=True))]
-        filters = None
-        for i, layer in enumerate(view.layers):
-            if isinstance(layer, ConvLayer):
-                dW = getattr(net.layers[i], "dW", None) if net is not None else None
-                filters = {"layer": i, "W": packed(layer.W[:, :, 0, :]),
-                           "dW": None if dW is None else packed(dW[:, :, 0, :])}
-                break
-        answer = {"probe": {"label": label, "prediction": guess,
-                            "image": np.ascontiguousarray(image[..., 0]),
-                            "loss_class": guess if label is None else label,
-                            "layers": layers},
-                  "filters": filters}
-        if net is None:
-            return answer
-        x = held[0][:STATS_IMAGES]
-        outputs = saliency.forward(view, _as_batch(x))
-        weights = [list(layer.params().values()) for layer in net.layers]
-        for i, (layer, A) in enumerate(zip(net.layers, outputs, strict=True)):
-            grads = list(net.layers[i].grads().values()) if weights[i] else []
-            figures = {"mean": float(A.mean()), "std": float(A.std()),
-                       "dead": float((A.reshape(len(A), -1) <= 0).all(axis=0).mean())
-                       if _is_relu(layer) else None,
-                       "grad_norm": _norm(grads) if grads else None,
-                       "update_ratio": None if ratios is None else ratios[i]}
-            for key, value in figures.items():
-                sparks[i][key].append(value)
-                del sparks[i][key][:-MAX_SPARK]
-        answer["stats"] = [{"name": f"{i}: {type(layer).__name__}",
-                            **{key: list(values) for key, values in spark.items()}}
-                           for i, (layer, spark) in enumerate(zip(net.layers, sparks,
-                                                                  strict=True))]
-        start = (self.version * STREAM_IMAGES) % max(len(test.x_test), 1)
-        picks = (start + np.arange(STREAM_IMAGES)) % len(test.x_test)
-        probabilities = view.predict(_as_batch(test.x_test[picks]))
-        answer["stream"] = [{"index": int(j), "label": int(_labels(test.y_test[[j]])[0]),
-                             "image": test.x_test[j],
-                             "top": [[int(c), float(p[c])] for c in np.argsort(-p)[:3]]}
-                            for j, p in zip(picks, probabilities, strict=True)]
-        return answer
+        try:
+            prepared = prepare_run(net, settings, data.x_train, data.y_train, data.x_test,
+                                   data.y_test, source=data.source)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        return prepared, data
 
     def _snapshot_idle(self) -> None:
         """The probe's views with the page's current model, when no run is training."""
         test = self.load_data(self.datasets[0])
         with self.model.lock:
-            views = self._views(self.model.net, test, None, None, None, None)
-        with self.lock:
-            self.views = views
-            self._changed()
+            net = self.model.net
+            self.probe.changed = False
+            views = {**probe_views(net, self.probe, test),
+                     "filters": _packed_filters(diagnostics.first_filters(net), None)}
+        self.show(views)
 
     def _state(self) -> dict:
-        run = self.active or (self.runs[-1] if self.runs else None)
+        live = self.active
+        run = live.record if live is not None else (self.runs[-1] if self.runs else None)
         return {"version": self.version, "run": None if run is None else run.summary(),
-                "paused": self.paused and self.active is not None,
+                "paused": live is not None and live.paused,
                 "views": self.views, "datasets": self.datasets,
                 "model_version": self.model.version}
-
-    def _drop_old_models(self) -> None:
-        """Keep the newest runs' models within MAX_MODEL_BYTES."""
-        total = 0
-        for run in reversed(self.runs):
-            if run.model is not None:
-                total += len(run.model)
-                if total > MAX_MODEL_BYTES:
-                    run.model = None
-
-
-STAT_KEYS = ("mean", "std", "dead", "grad_norm", "update_ratio")
-
-
-class LiveRun:
-    """One page run in its background thread: training.train with hooks between steps.
-
-    after_step (train's on_batch) applies the page's live edits and replayed ones,
-    waits while paused, and every SNAPSHOT_SECONDS or so takes a snapshot: the
-    weights copied into the page's viewing net, where the live views are computed.
-    For a new batch size on_epoch stops train() at the end of the epoch, and
-    run_to_end starts it again with that size.  Only this thread
-    touches `net`; the trainer's state is read and written under its lock.
-    """
-
-    def __init__(self, trainer: Trainer, run: Run, net: Net, data, test):
-        self.trainer, self.run, self.net, self.test = trainer, run, net, test
-        self.data = data
-        s = run.settings
-        self.settings = Settings(
-            model="custom", layers=s["layers"], epochs=s["epochs"], batch_size=s["batch_size"],
-            learning_rate=s["learning_rate"], optimizer=s["optimizer"], seed=s["seed"],
-            engine=s["engine"], dataset=s["dataset"], limit=s["limit"],
-            schedule=s["schedule"], weight_decay=s["weight_decay"],
-            validation=s["validation"])
-        self.live = {name: s[name] for name in LIVE}  # the settings now, for each curve point
-        self.replay = list(s["edits"])                # edits to apply again, by step
-        self.view = Net(parse_layers(s["layers"]), engine=s["engine"],
-                        optimizer=s["optimizer"], weight_decay=s["weight_decay"])
-        self.held = (data.x_test, data.y_test) if len(data.x_test) else \
-            (test.x_test, test.y_test)
-        self.snapshot_at, self.validated_at = 0.0, -math.inf
-        self.mark, self.marked_images = time.perf_counter(), 0  # for images per second
-        self.seen = 0                                 # images of this epoch so far
-        self.before: list[np.ndarray] | None = None   # weights before the measured step
-        self.ratios: list[float | None] | None = None  # its |dW step| / |W|, per layer
-        self.sparks = [{key: [] for key in STAT_KEYS} for _ in net.layers]
-        self.new_batch_size: int | None = None        # for the next epoch
-
-    def run_to_end(self) -> None:
-        """Train to the last epoch, a Reset or an error, then record how it ended."""
-        trainer, run, net = self.trainer, self.run, self.net
-        status, message = "done", ""
-        try:
-            self._replay_until(0)
-            with trainer.lock:
-                run.status = "running"  # a paused start takes its first step, then waits
-                trainer._changed()
-            progress = Progress()
-            while True:
-                progress = train(net, self.data, self.settings, progress=progress,
-                                 show_progress=False, on_batch=self.after_step,
-                                 on_epoch=self.on_epoch)
-                if trainer.stop or progress.epoch >= self.settings.epochs \
-                        or self.new_batch_size is None:
-                    break
-                self.settings.batch_size, self.new_batch_size = self.new_batch_size, None
-            if trainer.stop:
-                status, message = "stopped", f"stopped by Reset after step {run.step}"
-            else:
-                _, cce, ce = net.evaluate(self.test.x_test, self.test.y_test)
-                run.test = {"cce": cce, "ce": ce, "images": len(self.test.x_test)}
-        except DivergenceError as exc:
-            status, message = "diverged", str(exc)
-        except Exception as exc:  # noqa: BLE001  (the server stays up and says what happened)
-            status, message = "failed", f"{type(exc).__name__}: {exc}"
-        if status in ("done", "stopped") and net.input_shape is not None:
-            self.snapshot(last=True)
-            run.model = saving.to_bytes(net)
-        with trainer.lock:
-            run.status, run.message = status, message
-            trainer._drop_old_models()
-            trainer.active = trainer.thread = None
-            trainer._changed()
-
-    def apply(self, edit: dict[str, float]) -> None:
-        """A live edit, from the next step (a batch size from the next epoch); recorded."""
-        for name, value in edit.items():
-            self.live[name] = value
-            if name == "learning_rate":
-                self.settings.learning_rate = value
-            elif name == "momentum":
-                _set_momentum(self.net, value)
-            elif name == "weight_decay":
-                self.settings.weight_decay = self.net.weight_decay = value
-            else:
-                self.new_batch_size = int(value)  # on_epoch stops train() after this epoch
-            self.run.edits.append({"after_step": self.run.step, "name": name, "value": value})
-
-    def _replay_until(self, step: int) -> None:
-        while self.replay and self.replay[0]["after_step"] <= step:
-            edit = self.replay.pop(0)
-            self.apply({edit["name"]: edit["value"]})
-
-    def snapshot(self, last: bool = False) -> None:
-        """Copy the weights to the viewing net and compute the live views there (the
-        last one of a run always measures the validation set)."""
-        trainer, run, view = self.trainer, self.run, self.view
-        now = time.perf_counter()
-        if now > self.mark:
-            run.images_per_s = (run.images - self.marked_images) / (now - self.mark)
-        validate = last or now - self.validated_at >= VALIDATE_SECONDS
-        with trainer.model.lock:
-            if view.input_shape is None:
-                view.layer_outputs(np.zeros((1, *self.net.input_shape), view.dtype))
-            for target, source in zip(weight_arrays(view), weight_arrays(self.net),
-                                      strict=True):
-                target[...] = source
-            if trainer.model.net is not view:
-                trainer.model.replace(view)
-            views = trainer._views(view, self.test, self.net, self.held, self.sparks,
-                                   self.ratios)
-            if validate:
-                _, cce, ce = view.evaluate(*(a[:VALIDATION_IMAGES] for a in self.held))
-                run.validation.add({"step": run.step, "images": run.images, "cce": cce,
-                                    "ce": ce, "settings": dict(self.live)})
-                self.validated_at = now
-        self.before = [W.copy() for W in _weights(self.net)]
-        self.snapshot_at, self.mark, self.marked_images = now, now, run.images
-        with trainer.lock:
-            trainer.views = views
-            trainer._changed()
-
-    def after_step(self, progress: Progress, cce: float, ce: float) -> bool:
-        """train's on_batch: record the step, apply edits, wait while paused, maybe take a
-        snapshot.  True stops the run (Reset)."""
-        trainer, run = self.trainer, self.run
-        batch = progress.seen - self.seen if progress.seen > self.seen else progress.seen
-        self.seen = progress.seen
-        run.step += 1
-        run.images += batch
-        run.train.add({"step": run.step, "images": run.images, "cce": cce, "ce": ce,
-                       "settings": dict(self.live)})
-        if self.before is not None:
-            self.ratios, self.before = _update_ratios(self.net, self.before), None
-        with trainer.lock:
-            self._replay_until(run.step)
-            if self._wait_while_paused():
-                return True
-            if run.status == "paused":
-                run.status = "running"
-                trainer._changed()
-            refresh, trainer.probe_changed = trainer.probe_changed, False
-        if refresh or time.perf_counter() - self.snapshot_at >= SNAPSHOT_SECONDS:
-            self.snapshot()
-        return False
-
-    def _wait_while_paused(self) -> bool:
-        """Under the trainer's lock: pending edits applied, and while paused the lock
-        released until Resume, Step or Reset (a snapshot when the pause begins or the
-        probe changes).  True on Reset."""
-        trainer, run = self.trainer, self.run
-        while True:
-            if trainer.pending:
-                self.apply(trainer.pending)
-                trainer.pending = {}
-                trainer._changed()  # the page sees the edit, paused or not
-            if trainer.stop:
-                return True
-            if not trainer.paused:
-                return False
-            if trainer.steps_allowed:
-                trainer.steps_allowed -= 1
-                return False
-            if run.status != "paused" or trainer.probe_changed:
-                run.status, trainer.probe_changed = "paused", False
-                trainer.lock.release()  # the views are computed outside the lock
-                try:
-                    self.snapshot()
-                finally:
-                    trainer.lock.acquire()
-                continue
-            trainer.lock.wait()
-            self.mark, self.marked_images = time.perf_counter(), run.images
-
-    def on_epoch(self, progress: Progress, entry: dict) -> bool:
-        """train's on_epoch: record the epoch; True ends training for a new batch size."""
-        self.run.epoch = entry["epoch"]
-        self.run.epochs.append(entry)
-        self.seen = 0
-        return self.new_batch_size is not None
-
-
-def _set_momentum(net: Net, value: float) -> None:
-    """The optimizer's momentum: Momentum's mu, Adam's beta1 (SGD has none)."""
-    if hasattr(net.optimizer, "momentum"):
-        net.optimizer.momentum = value
-    elif hasattr(net.optimizer, "beta1"):
-        net.optimizer.beta1 = value
-
-
-def _weights(net: Net) -> list[np.ndarray]:
-    return [W for layer in net.layers for W in layer.params().values()]
-
-
-def _norm(arrays) -> float:
-    return float(math.sqrt(sum(float(np.vdot(a, a)) for a in arrays)))
-
-
-def _update_ratios(net: Net, before: list[np.ndarray]) -> list[float | None]:
-    """Per layer, |W after - W before| / |W after| over its weights (None: no weights)."""
-    ratios, k = [], 0
-    for layer in net.layers:
-        weights = list(layer.params().values())
-        if not weights:
-            ratios.append(None)
-            continue
-        old = before[k : k + len(weights)]
-        k += len(weights)
-        size = _norm(weights)
-        ratios.append(_norm([w - o for w, o in zip(weights, old, strict=True)]) / size
-                      if size else None)
-    return ratios
-
-
-def _as_image(x: np.ndarray) -> np.ndarray:
-    return x[..., None] if x.ndim == 2 else x
-
-
-def _as_batch(x: np.ndarray) -> np.ndarray:
-    return (x[..., None] if x.ndim == 3 else x).astype(np.float32, copy=False)
-
-
-def _labels(y: np.ndarray) -> np.ndarray:
-    return y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)

@@ -9,6 +9,7 @@ is ever written to disk.
 from __future__ import annotations
 
 import contextlib
+import socket
 from importlib import resources
 
 import numpy as np
@@ -22,45 +23,101 @@ STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "t
           "favicon.svg": "image/svg+xml"}
 
 
+def require_web() -> None:
+    """ImportError naming the `web` extra unless its packages are installed."""
+    for module in ("starlette", "uvicorn", "orjson"):
+        require(module, "web")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """ValueError unless a server could listen on host:port now (before minutes of work)."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on {host} port {port}: {exc.strerror or exc}; choose "
+                         "another --port (or --host)") from None
+
+
+def dataset_loader(data_dir=None):
+    """load(name): the dataset, read once (from data_dir or where load_dataset looks; never
+    downloaded) and kept."""
+    from ..data import load_dataset
+
+    cache = {}
+
+    def load(name: str):
+        if name not in cache:
+            cache[name] = load_dataset(name, data_dir, download=False, progress=False)
+        return cache[name]
+    return load
+
+
 def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed: int = 0,
-               datasets: list[str] | None = None, load_data=None):
+               datasets: list[str] | None = None, data_dir=None):
     """The Starlette application serving `net`; random images come from test_images.
 
-    The Train panel trains on `datasets` (names; the first is the default), loaded with
-    load_data(name) (default: the bundled sample only).
+    The Train panel trains on `datasets` (names, found on this machine; the first is the
+    default; default: the bundled sample only), read from data_dir or where
+    load_dataset looks.
     """
     require("starlette", "web")
-    orjson = require("orjson", "web")
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
 
     model = api.Model(net)
-    if load_data is None:
-        datasets, load_data = ["mnist-sample"], _sample_loader()
-    trainer = live.Trainer(model, list(datasets), load_data)
+    trainer = live.Trainer(model, list(datasets or ["mnist-sample"]), dataset_loader(data_dir))
+    endpoints = _Endpoints(model, trainer)
+    trainer.encode = endpoints.encode
     rng = np.random.default_rng(seed)
-    static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
-              for name in STATIC}
 
-    def encode(data) -> bytes:
-        return orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY)
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await run_in_threadpool(trainer.reset)  # a run in progress ends with the server
 
-    trainer.encode = encode
+    app = Starlette(routes=endpoints.routes(lambda _: api.random_test_image(
+                        test_images, test_labels, rng)),
+                    exception_handlers={HTTPException: endpoints.http_error},
+                    lifespan=lifespan)
+    app.state.trainer = trainer
+    return app
 
-    def answer(data, status: int = 200) -> Response:
+
+class _Endpoints:
+    """The HTTP side of the page: reading requests, answering JSON or files, the routes.
+    What each answer holds is computed in api.py and live.py."""
+
+    MEDIA = {"model.npz": "application/octet-stream", "history.csv": "text/csv",
+             "history.json": "application/json"}
+
+    def __init__(self, model: api.Model, trainer: live.Trainer):
+        self.orjson = require("orjson", "web")
+        self.model, self.trainer = model, trainer
+        self.static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
+                       for name in STATIC}
+
+    def encode(self, data) -> bytes:
+        return self.orjson.dumps(data, option=self.orjson.OPT_SERIALIZE_NUMPY)
+
+    def answer(self, data, status: int = 200):
+        from starlette.responses import Response
+
         if isinstance(data, Response):
             return data
-        return Response(data if isinstance(data, bytes) else encode(data), status,
+        return Response(data if isinstance(data, bytes) else self.encode(data), status,
                         media_type="application/json")
 
-    def error(status: int, message: str) -> Response:
-        return answer({"error": message}, status)
+    def error(self, status: int, message: str):
+        return self.answer({"error": message}, status)
 
-    async def read_json(request: Request):
+    async def read_json(self, request):
+        """The request's JSON body (None for none); 413 past MAX_BODY, 400 if not JSON."""
+        from starlette.exceptions import HTTPException
+
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
             raise HTTPException(413, f"the body is larger than {MAX_BODY:,} bytes")
@@ -72,104 +129,94 @@ def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed:
         if not body:
             return None  # no body: an endpoint that needs one says what it needs
         try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
+            return self.orjson.loads(body)
+        except self.orjson.JSONDecodeError as exc:
             raise api.RequestError(f"the body is not valid JSON ({exc})") from None
 
-    def handler(compute, body: bool):
-        async def endpoint(request: Request) -> Response:
+    def handler(self, compute, body: bool):
+        """An endpoint answering compute(the JSON body, or the query) in a worker thread."""
+        from starlette.concurrency import run_in_threadpool
+
+        async def endpoint(request):
             try:
-                argument = await read_json(request) if body else request.query_params
-                return answer(await run_in_threadpool(compute, argument))
+                argument = await self.read_json(request) if body else request.query_params
+                return self.answer(await run_in_threadpool(compute, argument))
             except api.RequestError as exc:
-                return error(getattr(exc, "status", 400), str(exc))
+                return self.error(getattr(exc, "status", 400), str(exc))
         return endpoint
 
-    def download(kind: str):
-        media = {"model.npz": "application/octet-stream", "history.csv": "text/csv",
-                 "history.json": "application/json"}[kind]
+    def download(self, kind: str):
+        """GET /api/runs/N/<kind>: a run's model or history, as an attachment."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
 
-        def compute(params) -> Response:
+        def compute(params):
             number = params["number"]
-            content = {"model.npz": trainer.model_file, "history.csv": trainer.history_csv,
-                       "history.json": trainer.history_json}[kind](number)
+            content = {"model.npz": self.trainer.model_file,
+                       "history.csv": self.trainer.history_csv,
+                       "history.json": self.trainer.history_json}[kind](number)
             name = f"cnn-numpy-run-{number}-{kind}".replace("-model.npz", ".npz")
-            return Response(content, media_type=media,
+            return Response(content, media_type=self.MEDIA[kind],
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-        async def endpoint(request: Request) -> Response:
+        async def endpoint(request):
             try:
                 return await run_in_threadpool(compute, request.path_params)
             except api.RequestError as exc:
-                return error(getattr(exc, "status", 404), str(exc))
+                return self.error(getattr(exc, "status", 404), str(exc))
         return endpoint
 
-    def set_probe(body) -> dict:
+    def set_probe(self, body) -> dict:
         image = api.read_image(body)
         label = body.get("label")
         if label is not None and (isinstance(label, bool) or not isinstance(label, int)
                                   or not 0 <= label < 10):
             raise api.RequestError("label must be a class number 0..9, or null for a drawing")
-        trainer.set_probe(image[..., None], label)
+        self.trainer.set_probe(image[..., None], label)
         return {"probe": "set"}
 
-    async def page(request: Request) -> Response:
+    async def page(self, request):
+        from starlette.exceptions import HTTPException
+        from starlette.responses import Response
+
         name = request.path_params.get("name", "index.html")
         if request.url.path == "/favicon.ico":
             name = "favicon.svg"
-        if name not in static:
+        if name not in self.static:
             raise HTTPException(404, f"no such file: {name}")
-        return Response(static[name], media_type=STATIC[name])
+        return Response(self.static[name], media_type=STATIC[name])
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(self, request, exc):
         messages = {404: f"no such page: {request.url.path}",
                     405: f"{request.method} is not allowed on {request.url.path}"}
-        return error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+        return self.error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
 
-    routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/static/{name}", page, methods=["GET"]),
-        Route("/favicon.ico", page, methods=["GET"]),
-        Route("/api/model", handler(model.describe, body=False), methods=["GET"]),
-        Route("/api/saliency", handler(model.explain_gradients, body=True), methods=["POST"]),
-        Route("/api/train/start", handler(trainer.start, body=True), methods=["POST"]),
-        Route("/api/train/step", handler(trainer.step, body=True), methods=["POST"]),
-        Route("/api/train/set", handler(trainer.set, body=True), methods=["POST"]),
-        Route("/api/train/probe", handler(set_probe, body=True), methods=["POST"]),
-        *(Route(f"/api/train/{name}", handler(getattr(trainer, name), body=False),
-                methods=["POST"]) for name in ("pause", "resume", "reset")),
-        Route("/api/train/state", handler(trainer.state, body=False), methods=["GET"]),
-        Route("/api/runs", handler(trainer.runs_list, body=False), methods=["GET"]),
-        *(Route(f"/api/runs/{{number}}/{kind}", download(kind), methods=["GET"])
-          for kind in ("model.npz", "history.csv", "history.json")),
-        Route("/api/predict", handler(model.predict, body=True), methods=["POST"]),
-        Route("/api/engines", handler(model.compare_engines, body=True), methods=["POST"]),
-        Route("/api/stride-groups", handler(api.stride_groups, body=False), methods=["GET"]),
-        Route("/api/random-image",
-              handler(lambda _: api.random_test_image(test_images, test_labels, rng),
-                      body=False), methods=["GET"]),
-    ]
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        yield
-        await run_in_threadpool(trainer.reset)  # a run in progress ends with the server
+    def routes(self, random_image) -> list:
+        from starlette.routing import Route
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error},
-                    lifespan=lifespan)
-    app.state.trainer = trainer
-    return app
-
-
-def _sample_loader():
-    from ..data import load_dataset
-
-    cache = {}
-
-    def load(name: str):
-        if name not in cache:
-            cache[name] = load_dataset(name, progress=False)
-        return cache[name]
-    return load
+        model, trainer, handler = self.model, self.trainer, self.handler
+        get, post = ["GET"], ["POST"]
+        return [
+            Route("/", self.page, methods=get),
+            Route("/static/{name}", self.page, methods=get),
+            Route("/favicon.ico", self.page, methods=get),
+            Route("/api/model", handler(model.describe, body=False), methods=get),
+            Route("/api/saliency", handler(model.explain_gradients, body=True), methods=post),
+            Route("/api/train/start", handler(trainer.start, body=True), methods=post),
+            Route("/api/train/step", handler(trainer.step, body=True), methods=post),
+            Route("/api/train/set", handler(trainer.set, body=True), methods=post),
+            Route("/api/train/probe", handler(self.set_probe, body=True), methods=post),
+            *(Route(f"/api/train/{name}", handler(getattr(trainer, name), body=False),
+                    methods=post) for name in ("pause", "resume", "reset")),
+            Route("/api/train/state", handler(trainer.state, body=False), methods=get),
+            Route("/api/runs", handler(trainer.runs_list, body=False), methods=get),
+            *(Route(f"/api/runs/{{number}}/{kind}", self.download(kind), methods=get)
+              for kind in self.MEDIA),
+            Route("/api/predict", handler(model.predict, body=True), methods=post),
+            Route("/api/engines", handler(model.compare_engines, body=True), methods=post),
+            Route("/api/stride-groups", handler(api.stride_groups, body=False), methods=get),
+            Route("/api/random-image", handler(random_image, body=False), methods=get),
+        ]
 
 
 def serve(app, host: str, port: int) -> None:

@@ -381,6 +381,7 @@ async function loadModel() {
 (async () => {
   await loadModel();
   $("t-layers").value = model.layers_text || "";
+  fillDefaults(model.defaults);
   clearPad();
   $("random").click();
   startTraining();
@@ -491,6 +492,14 @@ function unpack(p) {   // the server's packed arrays: signed bytes times scale /
   const bytes = atob(p.q), q = new Int8Array(bytes.length);
   for (let i = 0; i < bytes.length; i++) q[i] = bytes.charCodeAt(i) << 24 >> 24;
   return {shape: p.shape, scale: p.scale, at: (i) => q[i] * p.scale / 127, q};
+}
+
+// The Train panel starts from the command line's settings for the served model's layers.
+function fillDefaults(defaults) {
+  for (const [name, value] of Object.entries(defaults || {})) {
+    const field = $("t-" + name);
+    if (field) field.value = value;
+  }
 }
 
 function formSettings() {
