@@ -111,6 +111,19 @@ def test_a_run_ends_with_the_command_lines_weights(http, tmp_path):
     assert page.describe() == CNN
 
 
+def test_the_pages_defaults_are_the_command_lines(http):
+    """The Train panel starts from the command line's settings for the served model (the
+    cnn: Adam, cosine, batch 32, 6 epochs), and a run given only its layers gets them."""
+    from cnn_numpy.models import MODEL_DEFAULTS
+
+    assert http.get("/api/model").json()["defaults"] == MODEL_DEFAULTS["cnn"]
+    http.post("/api/train/step", json={"layers": CNN, "limit": 64})
+    run = wait_for(http, lambda r: r["status"] == "paused")["run"]
+    http.post("/api/train/reset")
+    shown = {k: run["settings"][k] for k in MODEL_DEFAULTS["cnn"]}
+    assert shown == MODEL_DEFAULTS["cnn"]
+
+
 def test_views_show_the_run(http, sample):
     http.post("/api/train/start", json=SHORT)
     state = wait_for(http, finished)
