@@ -19,13 +19,21 @@ import numpy as np
 from . import __version__
 from .architecture import MAX_LENGTH
 from .data import DATASETS, DataError, available_datasets, load_dataset
+from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, load_images, read_picture
 from .data.images import read_digit_image, save_digit_strip
 from .diagnostics import naive_seconds_per_image
 from .engines import DEFAULT_ENGINE, ENGINES
 from .fast import threads as parallel
 from .files import PIXEL_FORMATS, check_picture, check_writable
 from .layers import ConvLayer, PoolLayer
-from .models import CUSTOM, MODEL_DEFAULTS, MODELS, build_model, check_architecture
+from .models import (
+    CUSTOM,
+    MODEL_DEFAULTS,
+    MODELS,
+    OWN_IMAGES,
+    build_model,
+    check_architecture,
+)
 from .net import DivergenceError, Net
 from .optimizers import OPTIMIZERS
 from .runs import plot_runs, read_run, table
@@ -185,8 +193,26 @@ def _add_train(sub) -> None:
                                   "`compare`)")):
         t.add_argument(option, default=None, metavar=metavar, help=text)
     _add_data_options(t, training=True)
+    _add_images_options(t)
     _add_threads_option(t)
     t.set_defaults(func=cmd_train)
+
+
+def _add_images_options(t: argparse.ArgumentParser) -> None:
+    t.add_argument("--images", default=None, metavar="DIR|FILE.npz",
+                   help="train on your own images instead of --dataset: a folder with one "
+                        "subfolder of PNG, JPEG, BMP or GIF files per class (its name is the "
+                        "class name; train/ and test/ folders, if there, are the split), or an "
+                        ".npz of x and y (and class_names)")
+    t.add_argument("--image-size", type=_whole(4, 1024), nargs=2, default=None,
+                   metavar=("H", "W"), help="with --images: resize every image to H x W "
+                                            f"(default {DEFAULT_SIZE[0]} {DEFAULT_SIZE[1]})")
+    t.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="with --images: 1 (grey) or 3 (colour); default: colour only when "
+                        "some image has colour")
+    t.add_argument("--test-share", type=_setting("test_share"), default=None, metavar="SHARE",
+                   help="with --images and no test/ folder: hold out this share of each "
+                        f"class for testing, drawn with the seed (default {DEFAULT_TEST_SHARE})")
 
 
 def _add_model_commands(sub) -> None:
@@ -295,8 +321,17 @@ def _summary_line(cce: float, ce: float) -> str:
     return f"Test set: CCE: {cce:.4f}  CE: {ce:.4f}"
 
 
-def _load_data(dataset, data_dir, split, seed, show_progress: bool | None):
-    return load_dataset(dataset, data_dir, split=split, seed=seed,
+def _load_data(where, show_progress: bool | None):
+    """The data a run (Settings) or a saved model (training.evaluation_data) names: a
+    named dataset, or the user's own images."""
+    get = where.get if isinstance(where, dict) else lambda key: getattr(where, key)
+    if get("images") is not None:
+        size = get("image_size") or DEFAULT_SIZE
+        share = get("test_share")
+        return load_images(get("images"), size=tuple(size), channels=get("channels"),
+                           test_share=DEFAULT_TEST_SHARE if share is None else share,
+                           seed=get("seed") or 0, log=_say)
+    return load_dataset(get("dataset"), get("data_dir"), split=get("split"), seed=get("seed"),
                         progress=show_progress is not False, log=_say)
 
 
@@ -316,7 +351,8 @@ def _layers_text(value: str) -> str:
 #: The training options that are settings of a run (Settings names).
 SETTING_OPTIONS = ("engine", "epochs", "batch_size", "learning_rate", "optimizer", "seed",
                    "dataset", "data_dir", "split", "limit", "test_limit", "schedule",
-                   "weight_decay", "augment", "validation")
+                   "weight_decay", "augment", "validation", "images", "image_size", "channels",
+                   "test_share")
 
 
 def _option(name: str) -> str:
@@ -325,6 +361,13 @@ def _option(name: str) -> str:
 
 def _asked(args) -> dict:
     """The settings the command line gives (None: not given)."""
+    if args.images is not None:
+        given = [option for option in ("dataset", "data_dir", "split")
+                 if getattr(args, option) is not None]
+        if given:
+            raise CLIError(f"--images names the data; leave out --{given[0].replace('_', '-')}")
+    elif args.image_size or args.channels or args.test_share is not None:
+        raise CLIError("--image-size, --channels and --test-share go with --images DIR")
     asked = {name: getattr(args, name) for name in SETTING_OPTIONS}
     asked["layers"] = None if args.layers is None else _layers_text(args.layers)
     asked["model"] = args.model
@@ -342,7 +385,8 @@ def _check_outputs(args) -> None:
 # -- train --------------------------------------------------------------------
 
 def _new_run(args, asked: dict):
-    """(net, settings, progress, fingerprint, save path) of a new run."""
+    """(net (None: built once the data is known), settings, progress, fingerprint, save
+    path) of a new run."""
     model, layers = asked.pop("model"), asked.pop("layers")
     if model is not None and layers is not None:
         raise CLIError(f"give a model name ({model}) or --layers, not both")
@@ -350,10 +394,13 @@ def _new_run(args, asked: dict):
         raise CLIError("name a model to train: `cnn-numpy train cnn`, `... train flat` or "
                        "`... train deep`, or give its layers with --layers")
     settings = run_settings(model, layers, **asked)
-    net = build_model(settings.model, settings.engine, settings.seed, settings.optimizer,
-                      settings.weight_decay, layers=settings.layers)
-    net.output_layer  # noqa: B018  (a network that cannot compute a loss: say so first)
-    return net, settings, None, None, args.save
+    _build(settings).output_layer  # noqa: B018  (a network without a loss: say so first)
+    return None, settings, None, None, args.save
+
+
+def _build(settings, classes: int | None = None) -> Net:
+    return build_model(settings.model, settings.engine, settings.seed, settings.optimizer,
+                       settings.weight_decay, layers=settings.layers, classes=classes)
 
 
 def _resumed_run(args, asked: dict):
@@ -374,6 +421,17 @@ def _resumed_run(args, asked: dict):
         return None
     args.planned_epochs = saved.epochs
     return net, settings, progress, fingerprint, args.save or args.resume
+
+
+def _record_data(settings, data) -> None:
+    """The data's automatic choices, made explicit in the settings for --resume."""
+    settings.dataset = data.name
+    if settings.images is not None:
+        settings.images = str(Path(settings.images).resolve())
+        settings.image_size = list(data.x_train.shape[1:3])
+        settings.channels = 3 if data.x_train.ndim == 4 else 1
+        if settings.test_share is None and not Path(settings.images, "test").is_dir():
+            settings.test_share = DEFAULT_TEST_SHARE
 
 
 def _say_start(run, progress) -> None:
@@ -418,12 +476,15 @@ def cmd_train(args) -> int:
     if started is None:
         return 0
     net, settings, progress, fingerprint, save_to = started
-    data = _load_data(settings.dataset, settings.data_dir, settings.split, settings.seed,
-                      False if args.no_progress else None)
+    data = _load_data(settings, False if args.no_progress else None)
+    net = net or _build(settings, data.num_classes)
     check_architecture(net, data.x_train.shape[1:] + (1,) * (data.x_train.ndim == 3))
-    settings.dataset = data.name  # the automatic choice, made explicit for --resume
+    _record_data(settings, data)
     run = prepare_run(net, settings, data.x_train, data.y_train, data.x_test, data.y_test,
-                      source=data.source)
+                      source=data.source, class_names=data.class_names,
+                      images_as="resized" if settings.images else "digits",
+                      min_steps=OWN_IMAGES["min_steps"] if settings.images and not args.resume
+                      and args.epochs is None else None)
     if fingerprint is not None and fingerprint != run.fingerprint:
         raise CLIError(f"the training data differs from the one {args.resume} was trained on; "
                        "check --data-dir and the dataset files")
@@ -468,8 +529,7 @@ def _model_and_data(args):
     net = Net.load(args.model_file)
     saved = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
     where = evaluation_data(saved, args.dataset, args.data_dir, args.split, args.seed)
-    data = _load_data(where["dataset"], where["data_dir"], where["split"], where["seed"],
-                      False if args.no_progress else None)
+    data = _load_data(where, False if args.no_progress else None)
     if where["test_limit"] is not None:
         data = dataclasses.replace(data, x_test=data.x_test[: where["test_limit"]],
                                    y_test=data.y_test[: where["test_limit"]])
@@ -497,9 +557,11 @@ def cmd_predict(args) -> int:
     if args.show is not None:
         check_picture(args.show, "--show", PIXEL_FORMATS)
     readable, images, bad = [], [], 0
+    h, w, *c = net.input_shape
     for path in args.images:  # every file gets its line: the bad ones on stderr
         try:
-            images.append(read_digit_image(path))
+            images.append(read_digit_image(path) if net.images_as == "digits"
+                          else read_picture(path, (h, w), c[0] if c else 1))
             readable.append(path)
         except DataError as exc:
             if "needs Pillow" in str(exc):
@@ -514,8 +576,9 @@ def cmd_predict(args) -> int:
             _say(f"{path}: no ink found (the picture is one flat colour); not classified")
             continue
         top = np.argsort(probs)[::-1][:3]
-        others = ", ".join(f"{int(k)} ({probs[k]:.3f})" for k in top[1:])
-        _say(f"{path}: {int(top[0])} (probability {probs[top[0]]:.3f}; next: {others})")
+        others = ", ".join(f"{net.class_name(k)} ({probs[k]:.3f})" for k in top[1:])
+        _say(f"{path}: {net.class_name(top[0])} (probability {probs[top[0]]:.3f}; next: "
+             f"{others})")
     if args.show is not None:
         save_digit_strip(images, args.show)
         _say(f"Saved the {len(images)} image(s) the network saw to {args.show}")
@@ -574,10 +637,11 @@ def cmd_show(args) -> int:
     if drawing_data:
         predicted = net.predict(data.x_test).argmax(axis=1)
         if args.confusion:
-            plot_confusion(data.y_test, predicted, args.confusion)
+            plot_confusion(data.y_test, predicted, args.confusion, class_names=net.class_names)
             _say(f"Drew {args.confusion}")
         if args.mistakes:
-            plot_mistakes(data.x_test, data.y_test, predicted, args.mistakes)
+            plot_mistakes(data.x_test, data.y_test, predicted, args.mistakes,
+                          class_names=net.class_names)
             _say(f"Drew {args.mistakes}")
     return 0
 

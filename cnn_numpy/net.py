@@ -169,6 +169,12 @@ class Net:
             raise ValueError(f"Net: weight_decay must be a finite number >= 0, "
                              f"got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
+        #: What each output means, e.g. ("cat", "dog"): set by training on a dataset that
+        #: names its classes, kept in model files (None: the classes are their numbers).
+        self.class_names: tuple[str, ...] | None = None
+        #: How a picture becomes an input: "digits" (MNIST style: the ink centred in a 28 x
+        #: 28 square, white on black) or "resized" (the whole picture resized to the input).
+        self.images_as = "digits"
         self._warned_range = False
         # True once every layer has its weights (after the first pass): see _passes.
         self._passed = all(layer.built for layer in layers)
@@ -209,6 +215,25 @@ class Net:
             raise ValueError(f"Net: the last layer is {type(last).__name__}; it must be "
                              "FCLayer_Softmax or FCLayer_Sigmoid to compute the loss")
         return last
+
+    def class_name(self, k: int) -> str:
+        """The name of output k: class_names[k], or the number itself."""
+        return str(k) if self.class_names is None else self.class_names[k]
+
+    def set_classes(self, names, images_as: str | None = None) -> None:
+        """Name the outputs (a sequence of as many strings as the last layer has outputs,
+        or None) and say how pictures become inputs ("digits" or "resized")."""
+        if names is not None:
+            names = tuple(str(name) for name in names)
+            k = self.output_layer.num_neurons
+            if len(names) != k:
+                raise ValueError(f"Net: {len(names)} class names for a last layer of {k} "
+                                 f"outputs; end the network with {type(self.layers[-1]).__name__}"
+                                 f"({len(names)}) to learn these classes")
+        if images_as not in (None, "digits", "resized"):
+            raise ValueError(f"Net: images_as must be 'digits' or 'resized', got {images_as!r}")
+        self.class_names = names
+        self.images_as = images_as or self.images_as
 
     # -- shapes, summary, files ------------------------------------------------
     @property
@@ -482,7 +507,7 @@ class Net:
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
             learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
             validation_split: float = 0.0, validation_data=None, seed: int | None = None,
-            checkpoint=None, callbacks=(), progress: bool | None = None):
+            checkpoint=None, callbacks=(), progress: bool | None = None, class_names=None):
         """Train for `epochs` passes over (x, y) in shuffled batches: the command line's
         loop (cnn_numpy/training/), so the same settings give the same weights.
 
@@ -495,7 +520,8 @@ class Net:
         callbacks  training.Callback objects (e.g. training.EarlyStopping(patience=3)),
                   called after every batch and epoch; any returning True stops the run;
         progress  None: a line per epoch, and a progress bar when stderr is a terminal;
-                  True: the bar always; False: nothing.
+                  True: the bar always; False: nothing;
+        class_names  what each output means (one name per output), kept in model files.
 
         Returns a training.History: per epoch train_cce, train_ce, val_cce, val_ce,
         learning_rate and images_per_s (history["val_ce"], history.history,
@@ -508,7 +534,8 @@ class Net:
         return fit(self, x, y, epochs=epochs, batch_size=batch_size,
                    learning_rate=learning_rate, schedule=schedule, augment=augment,
                    validation_split=validation_split, validation_data=validation_data,
-                   seed=seed, checkpoint=checkpoint, callbacks=callbacks, progress=progress)
+                   seed=seed, checkpoint=checkpoint, callbacks=callbacks, progress=progress,
+                   class_names=class_names)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:

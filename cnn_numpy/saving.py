@@ -11,7 +11,8 @@ more than the file holds.
 
 Arrays in the file:
     architecture           JSON text (0-d unicode array): format, dtype, engine, seed,
-                           input shape, layers [{type, config}], optimizer {name, config}
+                           input shape, layers [{type, config}], optimizer {name, config},
+                           class names and how pictures become inputs (both optional)
     layer/<i>/<name>       the weights and buffers of layer i, e.g. layer/0/W,
                            layer/1/running_mean
     optimizer/<key>        optimizer state (checkpoints only)
@@ -59,6 +60,8 @@ def architecture(net) -> dict:
                    for layer in net.layers],
         "optimizer": {"name": net.optimizer.name, "config": net.optimizer.config()},
         "weight_decay": net.weight_decay,
+        "class_names": None if net.class_names is None else list(net.class_names),
+        "images_as": net.images_as,
     }
 
 
@@ -184,6 +187,11 @@ def _build_net(path, arch: dict, net_class: type):
                 or not all(isinstance(d, int) and 0 < d <= 1 << 16 for d in shape)):
             raise ValueError(f"bad input shape {shape!r}")
         net.shapes(tuple(shape))  # checks every layer fits, allocates nothing
+        names = arch.get("class_names")
+        if names is not None and (not isinstance(names, list)
+                                  or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"bad class names {names!r}")
+        net.set_classes(names, arch.get("images_as", "digits"))
     except (TypeError, ValueError, AttributeError) as exc:
         raise _fail(path, f"bad architecture: {exc}") from None
     return net, tuple(shape)

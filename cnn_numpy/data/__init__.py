@@ -9,6 +9,7 @@ from .datasets import (
     load_dataset,
 )
 from .download import download_file, mirrors_from_env
+from .folder import load_images, load_npz, save_npz
 from .idx import (
     DataError,
     load_images_and_labels,
@@ -28,11 +29,14 @@ __all__ = [
     "download_file",
     "find_or_download",
     "load_dataset",
+    "load_images",
     "load_images_and_labels",
+    "load_npz",
     "md5_of_content",
     "mirrors_from_env",
     "read_idx",
     "read_images",
     "read_labels",
+    "save_npz",
     "write_idx",
 ]

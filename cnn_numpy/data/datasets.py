@@ -7,6 +7,7 @@ downloaded into a cache folder.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import os
 from collections.abc import Callable, Mapping
@@ -68,6 +69,14 @@ SYSTEM_DIRS: dict[str, list[Path]] = {
     "fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")],
 }
 
+#: Each named dataset's class names: label i is names[i].
+CLASS_NAMES = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "mnist-sample": tuple(str(d) for d in range(10)),
+    "fashion-mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"),
+}
+
 SAMPLE_FOLDER = "mnist_sample"
 SAMPLE_TRAIN_SIZE = 9_000  # of the 10,000 bundled images; the rest is the test set
 
@@ -77,7 +86,8 @@ _verified: set[tuple[str, int, int, str]] = set()
 
 @dataclass(frozen=True, eq=False, repr=False)  # eq/repr on big arrays would be useless
 class Dataset:
-    """A train/test split: x_* float32 (n, 28, 28) in [0, 1], y_* int64 (n,)."""
+    """A train/test split: x_* float32 (n, h, w) or (n, h, w, channels) in [0, 1], y_*
+    int64 (n,) labels, and the name of each class."""
 
     name: str
     x_train: np.ndarray
@@ -86,6 +96,7 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int = 10
     source: str = ""
+    class_names: tuple[str, ...] | None = None  # label i is class_names[i]
 
     def __repr__(self) -> str:
         return (
@@ -216,7 +227,8 @@ def _load_folder(name: str, folder: Path) -> Dataset:
     x_test, y_test = load_images_and_labels(
         _local_file(folder, TEST_IMAGES), _local_file(folder, TEST_LABELS)
     )
-    return Dataset(name, x_train, y_train, x_test, y_test, source=str(folder))
+    return Dataset(name, x_train, y_train, x_test, y_test, source=str(folder),
+                   class_names=CLASS_NAMES[name])
 
 
 def _load_sample() -> Dataset:
@@ -232,7 +244,8 @@ def _load_sample() -> Dataset:
     # Seed 0 always, whatever the caller's seed: the sample split never changes.
     order = np.random.default_rng(seed=0).permutation(len(x))
     train, test = order[:SAMPLE_TRAIN_SIZE], order[SAMPLE_TRAIN_SIZE:]
-    return Dataset("mnist-sample", x[train], y[train], x[test], y[test], source="bundled sample")
+    return Dataset("mnist-sample", x[train], y[train], x[test], y[test], source="bundled sample",
+                   class_names=CLASS_NAMES["mnist-sample"])
 
 
 def _resplit(data: Dataset, split: float, seed: int) -> Dataset:
@@ -244,7 +257,8 @@ def _resplit(data: Dataset, split: float, seed: int) -> Dataset:
         raise DataError(f"split={split} leaves an empty train or test set for {len(x)} examples")
     order = np.random.default_rng(seed).permutation(len(x))
     train, test = order[:n_train], order[n_train:]
-    return Dataset(data.name, x[train], y[train], x[test], y[test], data.num_classes, data.source)
+    return dataclasses.replace(data, x_train=x[train], y_train=y[train], x_test=x[test],
+                               y_test=y[test])
 
 
 def _check_split(split: float | None) -> None:

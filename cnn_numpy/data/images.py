@@ -115,7 +115,8 @@ def ink(rgb: np.ndarray) -> np.ndarray:
 
 
 def save_digit_strip(images: np.ndarray, path) -> None:
-    """The (n, 28, 28) images in [0, 1] side by side, each enlarged 8 times, as a picture
+    """The (n, h, w) or colour (n, h, w, 3) images in [0, 1] side by side, each enlarged 8
+    times, as a picture
     in the format path's suffix names (.png, .jpg or .jpeg: cnn_numpy.files.PIXEL_FORMATS;
     any other is a ValueError)."""
     from ..files import PIXEL_FORMATS, atomic_write, picture_format
@@ -123,8 +124,9 @@ def save_digit_strip(images: np.ndarray, path) -> None:
     form = picture_format(path, formats=PIXEL_FORMATS)
     from PIL import Image
 
-    gap = np.ones((28, 2), np.float32) * 0.35
+    height = images.shape[1]
+    gap = np.full((height, 2, *images.shape[3:]), 0.35, np.float32)
     strip = np.hstack([part for image in images for part in (image, gap)][:-1])
     picture = Image.fromarray((strip * 255).round().astype(np.uint8)).resize(
-        (strip.shape[1] * 8, 28 * 8), Image.Resampling.NEAREST)
+        (strip.shape[1] * 8, height * 8), Image.Resampling.NEAREST)
     atomic_write(Path(path), lambda f: picture.save(f, form))

@@ -10,6 +10,7 @@ probabilities, as Net.predict gives them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,8 @@ def to_onnx(net: Net, path) -> None:
     """Write `net` (built) as an ONNX model to `path`, atomically.
 
     Input "images": float32 (batch, height, width, channels); output
-    "probabilities": float32 (batch, k).  The model passes onnx.checker; a
+    "probabilities": float32 (batch, k); a net with class names keeps them in the
+    model's metadata ("class_names", a JSON list).  The model passes onnx.checker; a
     layer with no ONNX counterpart here (one you wrote) is a ValueError.
     """
     onnx = require("onnx", "onnx")
@@ -75,6 +77,8 @@ def to_onnx(net: Net, path) -> None:
     if _add_layers(g, net, sample) != "probabilities":
         raise ValueError("to_onnx: the last layer must be FCLayer_Softmax or FCLayer_Sigmoid")
     model = _model(onnx, g, sample, net.output_layer.num_neurons)
+    if net.class_names is not None:  # what each output means, for whoever loads the file
+        onnx.helper.set_model_props(model, {"class_names": json.dumps(list(net.class_names))})
     onnx.checker.check_model(model, full_check=True)
     atomic_write(Path(path), lambda f: f.write(model.SerializeToString()))
 

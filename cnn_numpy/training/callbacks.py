@@ -105,6 +105,7 @@ class History(Callback):
                             loss (train_cce), val_loss, accuracy (1 - train_ce),
                             val_accuracy
     history.epoch           the epoch numbers (from 1)
+    history.class_names     what the net's outputs mean (None: numbers)
     history.plot(path)      the curves, drawn to a picture
     """
 
@@ -113,6 +114,10 @@ class History(Callback):
 
     def __init__(self, rows: list[dict] | None = None):
         self.rows: list[dict] = [] if rows is None else rows
+        self.class_names: tuple[str, ...] | None = None  # the net's, once it trains
+
+    def on_train_begin(self, net: Net) -> None:
+        self.class_names = net.class_names
 
     def on_epoch_end(self, net: Net, entry: dict) -> None:
         self.rows.append(entry)  # the loop's own row: the test figures arrive in it later

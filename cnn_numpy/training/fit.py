@@ -18,7 +18,7 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
         learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
         validation_split: float = 0.0, validation_data=None, seed: int | None = None,
         checkpoint=None, callbacks: tuple[Callback, ...] | list[Callback] = (),
-        progress: bool | None = None) -> History:
+        progress: bool | None = None, class_names=None) -> History:
     """Net.fit (see its docstring): prepare_run, then the loop with these callbacks, the
     progress bar and epoch lines first and the History and checkpoint last."""
     settings = _settings(net, epochs, batch_size, learning_rate, schedule, augment,
@@ -27,7 +27,8 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
     net._check_Y(y, X.shape[0])  # the loop passes y on as it is, labels or one-hot
     if validation_data is not None:
         _check_pair(net, validation_data)
-    run = prepare_run(net, settings, X, y, validation_data=validation_data)
+    run = prepare_run(net, settings, X, y, validation_data=validation_data,
+                      class_names=class_names)
     history = History()
     shown = [] if progress is False else [ProgressBar(progress), EpochLog()]
     saved = [] if checkpoint is None else [Checkpoint(checkpoint)]

@@ -13,7 +13,7 @@ import numpy as np
 from ..architecture import parse_layers
 from ..engines import DEFAULT_ENGINE
 from ..layers import BatchNorm, ConvLayer, PoolLayer
-from ..models import CUSTOM, MODEL_DEFAULTS, defaults
+from ..models import CUSTOM, MODEL_DEFAULTS, OWN_IMAGES, defaults
 from ..net import Net
 from .settings import Settings
 
@@ -56,7 +56,9 @@ class PreparedRun:
 
 def prepare_run(net: Net, settings: Settings, x_train: np.ndarray, y_train: np.ndarray,
                 x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
-                validation_data: tuple | None = None, source: str = "") -> PreparedRun:
+                validation_data: tuple | None = None, source: str = "",
+                class_names=None, images_as: str | None = None,
+                min_steps: int | None = None) -> PreparedRun:
     """The run `settings` asks for, on these images, checked before any training.
 
     - settings.limit and test_limit keep the first images only;
@@ -64,12 +66,17 @@ def prepare_run(net: Net, settings: Settings, x_train: np.ndarray, y_train: np.n
       of the training images (None: VALIDATION, or none below MIN_VALIDATED images) are
       held out with the seed (hold_out);
     - a last batch of one image is refused for a net with BatchNorm;
-    - the settings record what ran: the validation share and the engine.
+    - the settings record what ran: the validation share and the engine;
+    - the net learns the class names (Net.set_classes: one per output) and how pictures
+      become its inputs, so that its model file keeps them;
+    - with min_steps, a run of fewer steps gets the epochs to make at least that many.
 
     ValueError for a run that cannot work, saying why.
     """
     settings = dataclasses.replace(settings)
     net.output_layer  # noqa: B018  (the net must end in a layer that computes a loss)
+    if class_names is not None or images_as is not None:
+        net.set_classes(class_names if class_names is not None else net.class_names, images_as)
     x_test = x_train[:0] if x_test is None else x_test
     y_test = y_train[:0] if y_test is None else y_test
     if settings.limit is not None:
@@ -93,6 +100,12 @@ def prepare_run(net: Net, settings: Settings, x_train: np.ndarray, y_train: np.n
         else:
             x_val, y_val = x_train[:0], y_train[:0]
     _check_last_batch(net, len(x_train), settings.batch_size)
+    batches = -(-len(x_train) // settings.batch_size)
+    if min_steps and settings.epochs * batches < min_steps:
+        settings.epochs = -(-min_steps // batches)
+        notes.append(f"{len(x_train):,} training images make {batches} steps an epoch: "
+                     f"training {settings.epochs} epochs, for at least {min_steps:,} steps "
+                     "(--epochs sets another number)")
     settings.engine = engine_that_runs(net, settings.engine)
     if settings.layers is None and settings.model == CUSTOM:
         settings.layers = architecture_text(net)
@@ -156,7 +169,8 @@ def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
 def run_settings(model: str | None = None, layers: str | None = None, **given) -> Settings:
     """The settings of a new run: of the named model, or of the network `layers` gives as
     text (CUSTOM, with the cnn's defaults), with each value given (not None) in place of
-    the model's default.  ValueError if both or neither network is named, or the text
+    the model's default; a run on one's own images (given `images`) shifts them as
+    models.OWN_IMAGES says.  ValueError if both or neither network is named, or the text
     cannot be read."""
     if model is not None and layers is not None:
         raise ValueError(f"give a model name ({model}) or layers, not both")
@@ -168,8 +182,10 @@ def run_settings(model: str | None = None, layers: str | None = None, **given) -
     elif model not in MODEL_DEFAULTS:
         raise ValueError(f"unknown model {model!r}: choose one of "
                          f"{', '.join(MODEL_DEFAULTS)}")
-    values = {**defaults(CUSTOM if layers is not None else model),
-              **{k: v for k, v in given.items() if v is not None}}
+    values = defaults(CUSTOM if layers is not None else model)
+    if given.get("images") is not None:
+        values["augment"] = max(values["augment"], OWN_IMAGES["augment"])
+    values.update({k: v for k, v in given.items() if v is not None})
     return Settings(model=CUSTOM if layers is not None else model, layers=layers, **values)
 
 
@@ -178,7 +194,9 @@ def evaluation_data(saved: dict, dataset: str | None = None, data_dir: str | Non
     """Which data to test a saved model on: what is given, else what it was trained on
     (`saved`: its settings, {} for a plain model file).  A data_dir without a dataset
     means that folder's data (full MNIST for a model trained on the bundled sample,
-    which has no folder).  Returns load_dataset's arguments and test_limit."""
+    which has no folder).  A model trained on a folder of images is tested on that
+    folder's test images again.  Returns load_dataset's (or data.load_images's)
+    arguments and test_limit."""
     if dataset is None:
         dataset = saved.get("dataset")
         if data_dir is not None and dataset == "mnist-sample":
@@ -186,10 +204,13 @@ def evaluation_data(saved: dict, dataset: str | None = None, data_dir: str | Non
     same = dataset == saved.get("dataset")
     if data_dir is None and same:
         data_dir = saved.get("data_dir")
+    images = saved.get("images") if same and data_dir is None else None
     return {"dataset": dataset, "data_dir": data_dir,
             "split": split if split is not None else saved.get("split"),
             "seed": seed if seed is not None else saved.get("seed", 0),
-            "test_limit": saved.get("test_limit") if same else None}
+            "test_limit": saved.get("test_limit") if same else None,
+            "images": images, **{key: saved.get(key) if images else None
+                                 for key in ("image_size", "channels", "test_share")}}
 
 
 def evaluation_warning(saved: dict, data_name: str, split: float | None) -> str | None:

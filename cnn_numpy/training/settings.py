@@ -43,6 +43,7 @@ LIMITS = {
     "limit": Range(int, 1, 10**7),
     "test_limit": Range(int, 1, 10**7),
     "seed": Range(int, 0, 2**32 - 1),
+    "test_share": Range(float, 0, 1, high_open=True),
 }
 
 
@@ -86,6 +87,10 @@ class Settings:
     layers: str | None = None       # the architecture as text (Net.describe())
     validation: float | None = None  # the share of the training set held out; None: default
     momentum: float | None = None   # Momentum's mu or Adam's beta1; None: the optimizer's own
+    images: str | None = None       # a folder of class folders, or an .npz (data.load_images)
+    image_size: list[int] | None = None  # [height, width] the images were resized to
+    channels: int | None = None     # 1 or 3; None: from the images
+    test_share: float | None = None  # the share of each class held out to test
 
 
 @dataclass

@@ -228,10 +228,11 @@ def plot_confusion(y_true: Any, y_pred: Any, path: str | os.PathLike,
 
 
 def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: str | os.PathLike,
-                  max_images: int = 36) -> None:
-    """A grid of misclassified images, each captioned "true 3 / pred 5".
+                  max_images: int = 36, class_names: Sequence[str] | None = None) -> None:
+    """A grid of misclassified images, each captioned "true 3 / pred 5" (or with the
+    class names, when given).
 
-    images: (n, h, w) or (n, h, w, 1) floats in [0, 1] (MNIST: h = w = 28).
+    images: (n, h, w), (n, h, w, 1) or colour (n, h, w, 3) floats in [0, 1].
     y_true, y_pred: labels (n,) or one-hot / score rows (n, k).  At most
     max_images mistakes are shown, the first ones in order; with none at all,
     the picture says so.
@@ -240,8 +241,9 @@ def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: str | os.P
     images = np.asarray(images, dtype=float)
     if images.ndim == 4 and images.shape[3] == 1:
         images = images[..., 0]
-    if images.ndim != 3:
-        raise ValueError(f"images must be (n, h, w) or (n, h, w, 1), got {images.shape}")
+    if images.ndim != 3 and not (images.ndim == 4 and images.shape[3] == 3):
+        raise ValueError(f"images must be (n, h, w), (n, h, w, 1) or (n, h, w, 3), got "
+                         f"{images.shape}")
     t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if not t.shape[0] == p.shape[0] == images.shape[0]:
         raise ValueError(f"images, y_true and y_pred differ in length: "
@@ -263,7 +265,9 @@ def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: str | os.P
         ax.set_axis_off()
     for ax, index in zip(axes, shown, strict=False):
         ax.imshow(images[index], cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
-        ax.set_title(f"true {t[index]} / pred {p[index]}", fontsize=9, color="firebrick")
+        name = (lambda k: str(k)) if class_names is None else (lambda k: class_names[k])
+        ax.set_title(f"true {name(t[index])} / pred {name(p[index])}", fontsize=9,
+                     color="firebrick")
     count = (f"all {wrong.size}" if shown.size == wrong.size
              else f"first {shown.size} of {wrong.size}")
     fig.suptitle(f"misclassified images: {count} (of {t.size} images)")

@@ -59,6 +59,7 @@ def describe_model(net: Net) -> dict:
         text = None
     return {"input_shape": list(net.input_shape), "layers": layers, "first_conv": first,
             "engines": sorted(ENGINES), "engine": _engine_of(net), "layers_text": text,
+            "class_names": None if net.class_names is None else list(net.class_names),
             "defaults": defaults(CUSTOM if text is None else model_name(text))}
 
 

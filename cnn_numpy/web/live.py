@@ -304,6 +304,7 @@ class LiveRun(Callback):
         for shown, trained in zip(self.view.layers, prepared.net.layers, strict=True):
             if hasattr(trained, "engine"):  # as asked: None stays None (the default)
                 shown.engine = trained.engine
+        self.view.set_classes(prepared.net.class_names, prepared.net.images_as)
         self.held = (prepared.x_val, prepared.y_val) if len(prepared.x_val) else \
             (test.x_test, test.y_test)
         self.snapshot_at, self.validated_at = 0.0, -math.inf
@@ -725,7 +726,8 @@ class Trainer:
             raise RequestError(f"layers: {exc}") from None
         try:
             prepared = prepare_run(net, settings, data.x_train, data.y_train, data.x_test,
-                                   data.y_test, source=data.source)
+                                   data.y_test, source=data.source,
+                                   class_names=data.class_names)
         except ValueError as exc:
             raise RequestError(str(exc)) from None
         return prepared, data

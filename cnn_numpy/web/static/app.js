@@ -144,11 +144,16 @@ function diverging(canvas, rows, scale) {
 const channel = (values, f) => values.map((row) => row.map((cell) => cell[f]));
 const maxAbs = (values) => Math.max(1e-12, ...values.flat(Infinity).map(Math.abs));
 
+// Text for HTML: a class name is the user's own words.
+const escape = (text) => String(text).replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
 function renderBars(probabilities, prediction) {
-  const bars = $("bars");
-  if (!bars.children.length) {
+  const bars = $("bars"), names = classNames(probabilities.length).join("\u0000");
+  if (bars.dataset.names !== names) {   // a model with other classes: new bars
+    bars.dataset.names = names;
+    bars.innerHTML = "";
     for (let k = 0; k < probabilities.length; k++) {
-      bars.insertAdjacentHTML("beforeend", `<div class="bar" data-class="${k}"><b>${k}</b>
+      bars.insertAdjacentHTML("beforeend", `<div class="bar" data-class="${k}"><b>${escape(className(k))}</b>
         <div class="track"><div class="fill"></div></div><span class="value"></span></div>`);
     }
   }
@@ -196,7 +201,9 @@ function renderLayers(answer) {
   });
 }
 
-const classNames = (k) => Array.from({length: k}, (_, c) => String(c));
+// What each output means: the model's class names ("Sneaker", "cat"), else its number.
+const className = (c) => (model && model.class_names ? model.class_names[c] : String(c));
+const classNames = (k) => Array.from({length: k}, (_, c) => className(c));
 
 // A vector as bars from a zero line: orange up for positive, blue down for negative; with
 // labels (the output layer's classes) each bar is one labelled unit.
@@ -283,7 +290,7 @@ function explainPixel(event, canvas) {
 function render(answer) {
   last = answer;
   renderBars(answer.probabilities, answer.prediction);
-  $("predicted").textContent = answer.prediction;
+  $("predicted").textContent = className(answer.prediction);
   $("timing").textContent = `forward pass: ${answer.milliseconds.toFixed(1)} ms (server)`;
   gray($("seen"), answer.image, 1);
   renderLayers(answer);
@@ -613,7 +620,7 @@ function renderStream(stream) {
   $("stream").innerHTML = stream.map((s, k) => {
     const right = s.top[0][0] === s.label;
     return `<figure class="${right ? "right" : "wrong"}"><canvas data-stream="${k}"></canvas>
-      <figcaption>${s.top.map(([c, p]) => `${c} <span>${p.toFixed(2)}</span>`).join("<br>")}
+      <figcaption>${s.top.map(([c, p]) => `${escape(className(c))} <span>${p.toFixed(2)}</span>`).join("<br>")}
       </figcaption></figure>`;
   }).join("");
   stream.forEach((s, k) => gray($("stream").querySelector(`[data-stream="${k}"]`), s.image, 1));
@@ -621,8 +628,8 @@ function renderStream(stream) {
 
 function renderProbe(views) {
   const probe = views.probe;
-  $("probe-note").textContent = (probe.label === null ? "your digit" : `a test image (a ${probe.label})`) +
-    `, predicted ${probe.prediction}; L = cross-entropy against class ${probe.loss_class}`;
+  $("probe-note").textContent = (probe.label === null ? "your drawing" : `a test image (a ${className(probe.label)})`) +
+    `, predicted ${className(probe.prediction)}; L = cross-entropy against class ${className(probe.loss_class)}`;
   const box = $("probe");
   const signature = probe.layers.map((l) => l.name + l.shape.join("x")).join("|");
   if (box.dataset.signature !== signature) {
