@@ -45,10 +45,10 @@ MODELS = tuple(MODEL_LAYERS)
 
 #: Training on one's own images, usually a few hundred: the model's settings, except
 #: random shifts of up to 2 pixels (unless it shifts more), and epochs enough for at
-#: least 1,000 steps (unless epochs are given).  A few hundred images make a few dozen
+#: least 2,000 steps (unless epochs are given).  A few hundred images make a few dozen
 #: steps an epoch, too few for the MNIST settings to learn from; the shifts teach a
 #: model that a shape is the same wherever it is drawn.
-OWN_IMAGES = {"augment": 2, "min_steps": 1000}
+OWN_IMAGES = {"augment": 2, "min_steps": 2000}
 
 #: A network built from text may have at most this many weights (about 80 MB in float32).
 MAX_PARAMS = 20_000_000
