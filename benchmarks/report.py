@@ -1,0 +1,197 @@
+"""The documentation's tables of measured figures, written from benchmarks/results/*.json.
+
+    python benchmarks/report.py          # writes docs/performance-table.md, docs/accuracy-table.md
+    python benchmarks/report.py --check  # writes nothing; exit 1 if a table is out of date
+
+speed.py and accuracy.py write the JSON; this script only formats it.  The pages
+docs/performance.md and docs/accuracy.md include the tables, and tests/test_docs.py checks
+that the committed tables are what this script writes now, so a figure in the
+documentation is always the one in the results files.  Rerun it after a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs"
+
+GENERATED = ("<!-- Written by benchmarks/report.py from benchmarks/results/{source}: "
+             "do not edit; run the script. -->\n\n")
+
+#: The contenders of speed.py as the table names them.
+CONTENDERS = {"pytorch": "PyTorch"}
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}x"
+
+
+def _contender(name: str) -> str:
+    """'im2col, 1 thread' -> '`im2col`, 1 thread': engine names in code type."""
+    if name in CONTENDERS:
+        return CONTENDERS[name]
+    engine, _, note = name.partition(",")
+    return f"`{engine}`" + (f",{note}" if note else "")
+
+
+def speed_table(results: dict) -> str:
+    """speed.json as Markdown: the machine, a table of images per second against PyTorch,
+    a one-line summary, and the other measurements speed.py makes."""
+    lines = [
+        f"Machine: {results['machine']}.  ",
+        f"Threads: {results['threads']}.  ",
+        f"Batch {results['batch']}, float32, median of {results['repeats']} interleaved "
+        "repeats.",
+        "",
+        "| network | contender | training (images/s) | vs PyTorch | prediction (images/s) "
+        "| vs PyTorch |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    summary = []
+    for model, figures in results["models"].items():
+        train, predict = figures["train_images_per_s"], figures["predict_images_per_s"]
+        for contender in train:
+            lines.append(f"| {model} | {_contender(contender)} | {_number(train[contender])} "
+                         f"| {_ratio(train[contender], train['pytorch'])} "
+                         f"| {_number(predict[contender])} "
+                         f"| {_ratio(predict[contender], predict['pytorch'])} |")
+        if "im2col" in train:
+            summary.append(f"{model} {_ratio(train['im2col'], train['pytorch'])} at training "
+                           f"and {_ratio(predict['im2col'], predict['pytorch'])} at prediction")
+    if summary:
+        lines += ["", "In short, cnn-numpy's default engine (im2col) against PyTorch in this run: "
+                  + "; ".join(summary) + "."]
+    lines += ["", "| also measured | result |", "|---|---|"]
+    naive = results.get("naive_vs_stride_groups")
+    if naive:
+        lines.append(f"| one training step, per image: the naive loops against stride groups "
+                     f"| {naive['naive_s_per_image']:.3f} s against "
+                     f"{naive['stride_groups_s_per_image'] * 1e6:.0f} µs: "
+                     f"{_number(naive['speedup'])}x |")
+    memory = results.get("peak_rss_mib_one_epoch_60k")
+    if memory:
+        each = ", ".join(f"{_contender(k)} {v:,.0f} MiB" for k, v in memory.items())
+        lines.append(f"| peak memory (RSS), one epoch of 60,000 images, cnn, batch "
+                     f"{results['batch']} | {each} |")
+    busy = results.get("cnn_train_beside_a_busy_loop")
+    if busy:
+        each = "; ".join(f"{_contender(k)} {v['kept']:.0%} ({_number(v['idle'])} -> "
+                         f"{_number(v['busy'])} images/s)" for k, v in busy.items())
+        lines.append(f"| cnn training beside one busy-loop process: the share of the idle "
+                     f"speed kept | {each} |")
+    stolen = results.get("cpu_time_stolen")
+    if stolen is not None:
+        lines.append(f"| CPU time the hypervisor took from this machine during the runs "
+                     f"(steal) | {stolen:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def _command(run: dict) -> str:
+    """The command as a reader would type it: without the folder the data came from on
+    the measuring machine."""
+    command = re.sub(r"\s--data-dir\s+\S+", "", run["command"])
+    return f"`{command.removeprefix('cnn-numpy train ')}`"
+
+
+def _images(run: dict) -> str:
+    """'54,000 + 6,000 / 10,000' (train + validation / test) from the run's first log line."""
+    found = re.search(r"\(([\d,]+) train / (?:([\d,]+) validation / )?([\d,]+) test images",
+                      run["log"][0] if run.get("log") else "")
+    if not found:
+        return "-"
+    train, validation, test = found.groups()
+    return f"{train} + {validation} / {test}" if validation else f"{train} / {test}"
+
+
+def _target(run: dict) -> tuple[str, str]:
+    """The run's target in words, and whether the run met it."""
+    ce, seconds = run.get("target_ce"), run.get("target_seconds")
+    if ce is None or ce >= 1:
+        return "none", "-"
+    words = f"CE <= {ce:g}" + (f" in {seconds:g} s" if seconds else "")
+    met = run["ce"] <= ce and (not seconds or run["seconds"] <= seconds)
+    return words, "yes" if met else "**no**"
+
+
+def accuracy_table(results: dict) -> str:
+    """accuracy.json as a Markdown table, one row per run, and then the bundled sample's
+    log as the command line printed it (its own snippet section, "sample-log", which
+    the getting-started page shows)."""
+    lines = [
+        "<!-- --8<-- [start:table] -->",
+        "| command (`cnn-numpy train ...`) | images (train + validation / test) "
+        "| test set | accuracy | time | target | met |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    for run in results.values():
+        target, met = _target(run)
+        summary = run["summary"].removeprefix("Test set: ")
+        lines.append(f"| {_command(run)} | {_images(run)} | `{summary}` "
+                     f"| {run['accuracy_percent']:.2f}% | {run['seconds']:.0f} s "
+                     f"| {target} | {met} |")
+    lines.append("<!-- --8<-- [end:table] -->")
+    sample = results.get("sample")
+    if sample and sample.get("log"):
+        lines += ["", "<!-- --8<-- [start:sample-log] -->", "```console",
+                  f"$ {sample['command']}", *sample["log"], "```",
+                  "<!-- --8<-- [end:sample-log] -->"]
+    return "\n".join(lines) + "\n"
+
+
+#: Each results file this script knows -> (the table it writes, how).
+TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "speed.json": ("performance-table.md", speed_table),
+    "accuracy.json": ("accuracy-table.md", accuracy_table),
+}
+
+
+def render(results_dir: Path = RESULTS) -> tuple[dict[str, str], list[str]]:
+    """({table file name: its text}, [results files no table covers yet])."""
+    tables, unknown = {}, []
+    for path in sorted(results_dir.glob("*.json")):
+        if path.name not in TABLES:
+            unknown.append(path.name)
+            continue
+        name, write = TABLES[path.name]
+        tables[name] = GENERATED.format(source=path.name) + write(json.loads(path.read_text()))
+    return tables, unknown
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a committed table is out of date")
+    args = parser.parse_args(argv)
+    tables, unknown = render()
+    for name in unknown:
+        print(f"report.py: no table for benchmarks/results/{name} yet", file=sys.stderr)
+    stale = []
+    for name, text in tables.items():
+        path = DOCS / name
+        if path.exists() and path.read_text() == text:
+            continue
+        if args.check:
+            stale.append(name)
+        else:
+            path.write_text(text)
+            print(f"wrote docs/{name}")
+    if stale:
+        print("out of date (run python benchmarks/report.py): "
+              + ", ".join(f"docs/{n}" for n in stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
