@@ -38,11 +38,7 @@ def _ratio(value: float, base: float) -> str:
 
 
 def _contender(name: str) -> str:
-    """'im2col, 1 thread' -> '`im2col`, 1 thread': engine names in code type."""
-    if name in CONTENDERS:
-        return CONTENDERS[name]
-    engine, _, note = name.partition(",")
-    return f"`{engine}`" + (f",{note}" if note else "")
+    return CONTENDERS.get(name, name)
 
 
 def speed_table(results: dict) -> str:
