@@ -149,17 +149,23 @@ def _add_files(listing: _Listing, folder: Path, index: int, part: str) -> None:
 
 
 def _hold_out(listing: _Listing, share: float, seed: int) -> None:
-    """Each class's files split with the seed: round(share * count) of them for testing."""
-    if not 0 <= share < 1:
+    """Each class's files split with the seed (held_out_mask)."""
+    test = held_out_mask(np.array([c for _, c, _ in listing.files], np.int64), share, seed)
+    listing.files = [(path, c, "test" if tested else "train")
+                     for (path, c, _), tested in zip(listing.files, test, strict=True)]
+
+
+def held_out_mask(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """True for the samples held out for testing: round(share * count) of each class,
+    drawn with the seed (a DataError for a share outside [0, 1))."""
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
         raise DataError(f"test_share must be a fraction in [0, 1), got {share!r}")
     rng = np.random.default_rng([seed, 2])
-    files = []
-    for index in range(len(listing.classes)):
-        mine = [f for f in listing.files if f[1] == index]
-        tested = set(rng.permutation(len(mine))[: round(share * len(mine))].tolist())
-        files += [(path, c, "test" if i in tested else "train")
-                  for i, (path, c, _) in enumerate(mine)]
-    listing.files = files
+    test = np.zeros(len(labels), bool)
+    for k in np.unique(labels):
+        mine = np.flatnonzero(labels == k)
+        test[mine[rng.permutation(len(mine))[: round(share * len(mine))]]] = True
+    return test
 
 
 # -- reading them --------------------------------------------------------------------
@@ -327,9 +333,7 @@ def load_npz(path, test_share: float = DEFAULT_TEST_SHARE, seed: int = 0) -> Dat
         x_test = _npz_images(path, arrays["x_test"], "x_test")
         y_test = _npz_labels(path, arrays.get("y_test", np.zeros(0, int)), "y_test")
         return Dataset(path.stem, x, y, x_test, y_test, len(names), str(path), tuple(names))
-    listing = _Listing(names, [(Path(str(i)), int(label), "") for i, label in enumerate(y)])
-    _hold_out(listing, test_share, seed)
-    test = np.array([part == "test" for _, _, part in listing.files])
+    test = held_out_mask(y, test_share, seed)
     return Dataset(path.stem, x[~test], y[~test], x[test], y[test], len(names), str(path),
                    tuple(names))
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..interop.common import require
 from ..net import Net
-from . import api, live
+from . import api, live, own
 
 MAX_BODY = 1 << 20
 STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html",
@@ -69,8 +69,13 @@ def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed:
     from starlette.exceptions import HTTPException
 
     model = api.Model(net)
-    trainer = live.Trainer(model, list(datasets or ["mnist-sample"]), dataset_loader(data_dir))
-    endpoints = _Endpoints(model, trainer)
+    drawn, loader = own.OwnClasses(), dataset_loader(data_dir)
+
+    def load(name: str):
+        return drawn.dataset() if name == own.DATASET else loader(name)
+
+    trainer = live.Trainer(model, [*(datasets or ["mnist-sample"]), own.DATASET], load)
+    endpoints = _Endpoints(model, trainer, drawn)
     trainer.encode = endpoints.encode
     rng = np.random.default_rng(seed)
 
@@ -94,9 +99,9 @@ class _Endpoints:
     MEDIA = {"model.npz": "application/octet-stream", "history.csv": "text/csv",
              "history.json": "application/json"}
 
-    def __init__(self, model: api.Model, trainer: live.Trainer):
+    def __init__(self, model: api.Model, trainer: live.Trainer, drawn: own.OwnClasses):
         self.orjson = require("orjson", "web")
-        self.model, self.trainer = model, trainer
+        self.model, self.trainer, self.drawn = model, trainer, drawn
         self.static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
                        for name in STATIC}
 
@@ -166,6 +171,24 @@ class _Endpoints:
                 return self.error(getattr(exc, "status", 404), str(exc))
         return endpoint
 
+    def own_download(self, kind: str):
+        """GET /api/own/classes.zip or .npz: the drawn set, as an attachment."""
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import Response
+
+        make = self.drawn.zip_bytes if kind == "zip" else self.drawn.npz_bytes
+
+        async def endpoint(request):
+            try:
+                content = await run_in_threadpool(make)
+            except api.RequestError as exc:
+                return self.error(400, str(exc))
+            return Response(content, media_type="application/zip" if kind == "zip" else
+                            "application/octet-stream", headers={
+                                "Content-Disposition":
+                                    f'attachment; filename="cnn-numpy-classes.{kind}"'})
+        return endpoint
+
     def set_probe(self, body) -> dict:
         image = api.read_image(body)
         label = body.get("label")
@@ -216,6 +239,12 @@ class _Endpoints:
             Route("/api/engines", handler(model.compare_engines, body=True), methods=post),
             Route("/api/stride-groups", handler(api.stride_groups, body=False), methods=get),
             Route("/api/random-image", handler(random_image, body=False), methods=get),
+            Route("/api/own", handler(self.drawn.state, body=False), methods=get),
+            Route("/api/own/classes", handler(self.drawn.set_classes, body=True), methods=post),
+            Route("/api/own/examples", handler(self.drawn.add, body=True), methods=post),
+            Route("/api/own/remove", handler(self.drawn.remove, body=True), methods=post),
+            *(Route(f"/api/own/classes.{kind}", self.own_download(kind), methods=get)
+              for kind in ("zip", "npz")),
         ]
 
 

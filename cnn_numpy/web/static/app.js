@@ -151,6 +151,8 @@ function renderBars(probabilities, prediction) {
   const bars = $("bars"), names = classNames(probabilities.length).join("\u0000");
   if (bars.dataset.names !== names) {   // a model with other classes: new bars
     bars.dataset.names = names;
+    bars.classList.toggle("named", !!(model && model.class_names) &&
+      model.class_names.some((n, k) => n !== String(k)));
     bars.innerHTML = "";
     for (let k = 0; k < probabilities.length; k++) {
       bars.insertAdjacentHTML("beforeend", `<div class="bar" data-class="${k}"><b>${escape(className(k))}</b>
@@ -518,6 +520,7 @@ function formSettings() {
     if (text !== "") settings[name] = Number(text);
   }
   if (settings.optimizer === "sgd") delete settings.momentum;
+  if (settings.dataset === "own" && own) settings.augment = own.suggested.augment;
   return settings;
 }
 
@@ -575,7 +578,8 @@ function startTraining() {
 async function renderTraining(state) {
   const select = $("t-dataset");
   if (!select.options.length) {
-    select.innerHTML = state.datasets.map((d) => `<option>${d}</option>`).join("");
+    select.innerHTML = state.datasets.map((d) =>
+      `<option value="${d}">${d === "own" ? "your classes" : d}</option>`).join("");
     $("t-engine").innerHTML = ["<option value=''>default</option>",
       ...model.engines.map((e) => `<option>${e}</option>`)].join("");
   }
@@ -747,3 +751,63 @@ function drawOverlay(runs) {
        label: `validation`, dots: true}]), {yMin: 0});
   }
 }
+
+// ---------------------------------------------------------------- your own classes
+// The examples live on the server (GET /api/own); each change answers with the new state.
+let own = null;
+
+async function ownCall(path, body) {
+  try {
+    renderOwn(await call(path, body));
+    $("own-message").textContent = "";
+  } catch (error) {
+    $("own-message").textContent = "Error: " + error.message;
+  }
+}
+
+function renderOwn(state) {
+  own = state;
+  $("own-class").innerHTML = state.classes.map((c, k) =>
+    `<option value="${k}">${escape(c.name)}</option>`).join("");
+  $("own-add").disabled = $("own-files").disabled = !state.classes.length;
+  $("own-grid").innerHTML = state.classes.map((c, k) => `<div class="own-class">
+    <h3>${escape(c.name)} <span class="note">${c.count} example${c.count === 1 ? "" : "s"}</span></h3>
+    <div class="thumbs">${state.examples.filter((e) => e.class === k).map((e) =>
+      `<figure><canvas data-own="${e.id}" width="28" height="28"></canvas>
+       <button class="remove" data-remove="${e.id}" title="remove this example">×</button></figure>`).join("")}
+    </div></div>`).join("") || `<p class="note">No classes yet.</p>`;
+  for (const e of state.examples) gray($("own-grid").querySelector(`[data-own="${e.id}"]`), e.image, 1);
+  const names = state.classes.map((c) => c.name).join(", ");
+  if (document.activeElement !== $("own-names")) $("own-names").value = names;
+  $("own-message").textContent = state.ready ? "Ready to train: choose \"your classes\" below." : "";
+}
+
+$("own-set").addEventListener("click", () => ownCall("/api/own/classes",
+  {names: $("own-names").value.split(",").map((n) => n.trim()).filter((n) => n)}));
+$("own-add").addEventListener("click", () => ownCall("/api/own/examples",
+  {class: Number($("own-class").value), png: pad.toDataURL("image/png"),
+   copies: Number($("own-copies").value) || 0}));
+$("own-grid").addEventListener("click", (event) => {
+  const id = event.target.dataset.remove;
+  if (id) ownCall("/api/own/remove", {id: Number(id)});
+});
+$("own-files").addEventListener("change", async (event) => {
+  for (const file of event.target.files) {   // any picture the browser reads, sent as PNG
+    const picture = await createImageBitmap(file).catch(() => null);
+    if (!picture) { $("own-message").textContent = `Error: ${file.name} is not a picture`; continue; }
+    const canvas = document.createElement("canvas");
+    const scale = Math.min(1, 560 / Math.max(picture.width, picture.height));
+    canvas.width = Math.round(picture.width * scale); canvas.height = Math.round(picture.height * scale);
+    canvas.getContext("2d").drawImage(picture, 0, 0, canvas.width, canvas.height);
+    await ownCall("/api/own/examples", {class: Number($("own-class").value),
+      png: canvas.toDataURL("image/png"), copies: Number($("own-copies").value) || 0});
+  }
+  event.target.value = "";
+});
+// Your classes train with enough epochs for a few thousand steps and small shifts.
+$("t-dataset").addEventListener("change", async () => {
+  if ($("t-dataset").value !== "own") return;
+  renderOwn(await call("/api/own"));
+  $("t-epochs").value = own.suggested.epochs;
+});
+call("/api/own").then(renderOwn).catch(() => {});
