@@ -145,10 +145,46 @@ def accuracy_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def images_table(results: dict) -> str:
+    """images.json as Markdown: loading a folder of 10,000 images, and the cnn on drawn
+    shapes from the command line."""
+    load, shapes = results["load_10000"], results["shapes"]
+    return "\n".join([
+        f"Machine: {results['machine']}.",
+        "",
+        "| measurement | result | target |",
+        "|---|---|---|",
+        f"| load {load['images']:,} images (32 x 32 colour PNG, to 28 x 28), median of 3 | "
+        f"{load['seconds']:.2f} s | under 10 s |",
+        f"| memory beyond the arrays returned ({load['arrays_mib']:.1f} MiB) | "
+        f"{load['beyond_arrays_mib']:.1f} MiB | a small constant |",
+        f"| `{shapes['command']}` on 600 drawn shapes (3 classes, 40 x 40 colour): test "
+        f"accuracy | {100 * shapes['test_accuracy']:.1f}% in {shapes['seconds']:.0f} s | "
+        ">= 95% in under a minute |",
+    ]) + "\n"
+
+
+def trace_table(results: dict) -> str:
+    """trace.json as Markdown: how long trace_step and one explanation take."""
+    return "\n".join([
+        f"Machine: {results['machine']}.",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        f"| `trace_step` of the spec's cnn at batch 32 | {results['trace_step_ms']:.0f} ms |",
+        f"| one explanation (`explain(...).to_dict()`), {results['explanations']} of them | "
+        f"p50 {results['p50_ms']} ms, p95 {results['p95_ms']} ms (target: p95 under "
+        "200 ms) |",
+        f"| the slowest ({results['slowest']}) | {results['slowest_ms']} ms |",
+    ]) + "\n"
+
+
 #: Each results file this script knows -> (the table it writes, how).
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "speed.json": ("performance-table.md", speed_table),
     "accuracy.json": ("accuracy-table.md", accuracy_table),
+    "images.json": ("images-table.md", images_table),
+    "trace.json": ("trace-table.md", trace_table),
 }
 
 
