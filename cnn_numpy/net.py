@@ -128,7 +128,10 @@ class Net:
              (cnn_numpy/fast/: fused operations, batch shards on worker
              threads), which gives the numbers the plain loop gives, to
              rounding, and the same ones for any thread count; False: the
-             plain loop of _forward and _backward, layer after layer.
+             plain loop of _forward and _backward, layer after layer.  The first
+             fast step asks glibc's allocator to keep freed memory for the next
+             step, for the whole process; set CNN_NUMPY_KEEP_MEMORY=0 before it
+             to leave the allocator alone (fast/threads.py, keep_freed_memory).
 
     The random generator `rng` (seeded by `seed`) draws the initial weights
     and, while training, Dropout's masks.  `train` runs the layers in
