@@ -23,6 +23,9 @@ from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, load_images, read_pic
 from .data.images import read_digit_image, save_digit_strip
 from .diagnostics import naive_seconds_per_image
 from .engines import DEFAULT_ENGINE, ENGINES
+from .exercises import EngineReport
+from .exercises.cli import add_commands as add_exercise_commands
+from .exercises.cli import engine_option
 from .fast import threads as parallel
 from .files import PIXEL_FORMATS, check_picture, check_writable
 from .layers import ConvLayer, PoolLayer
@@ -158,9 +161,10 @@ def _add_train(sub) -> None:
                         "e.g. \"ConvLayer_ReLU(16, 5), PoolLayer_Max(2), FlatLayer(), "
                         "FCLayer_Softmax(10)\", or a file holding that text (the cnn's "
                         "defaults apply)")
-    t.add_argument("--engine", choices=sorted(ENGINES), default=None,
-                   help=f"how conv and pool layers compute (default {DEFAULT_ENGINE}); "
-                        "naive is the spec's slow four loops")
+    t.add_argument("--engine", type=engine_option, default=None, metavar="NAME|DIR",
+                   help=f"how conv and pool layers compute: {', '.join(sorted(ENGINES))} "
+                        f"(default {DEFAULT_ENGINE}; naive is the spec's slow four loops), or "
+                        "the folder of your exercise files (cnn-numpy exercises)")
     for name, metavar, text in (
             ("epochs", "N", f"passes over the training set ({_default('epochs')}); with "
                             "--resume: the total to reach"),
@@ -287,8 +291,9 @@ def _add_other_commands(sub) -> None:
     w.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (127.0.0.1: this machine only)")
     w.add_argument("--port", type=_whole(1, 65535), default=8000, help="port (8000)")
-    w.add_argument("--engine", choices=sorted(ENGINES), default=None,
-                   help=f"engine for the forward passes (the model's, else {DEFAULT_ENGINE})")
+    w.add_argument("--engine", type=engine_option, default=None, metavar="NAME|DIR",
+                   help=f"engine for the forward passes (the model's, else {DEFAULT_ENGINE}), "
+                        "or the folder of your exercise files")
     w.add_argument("--no-progress", action="store_true", help="no progress bar while training")
     w.add_argument("--data-dir", metavar="DIR",
                    help="where the Train panel also looks for full MNIST and Fashion-MNIST "
@@ -304,6 +309,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_model_commands(sub)
     _add_other_commands(sub)
+    add_exercise_commands(sub)
     return parser
 
 
@@ -461,7 +467,7 @@ def _say_start(run, progress) -> None:
 
 def _callbacks(args, save_to) -> list:
     show = False if args.no_progress else None
-    callbacks = [ProgressBar(show), EpochLog(_say), LossWarning(_warn)]
+    callbacks = [EngineReport(_say), ProgressBar(show), EpochLog(_say), LossWarning(_warn)]
     if args.plot is not None:
         callbacks.append(PlotFile(args.plot))
     if args.history is not None:
@@ -682,13 +688,13 @@ def _served_net(args, sample) -> Net:
             raise CLIError(f"{args.model_file} takes samples of shape {net.input_shape}; the "
                            "page draws 28 x 28 gray digits")
         return net
-    settings = run_settings("cnn", epochs=1, engine=args.engine, dataset="mnist-sample",
-                            validation=0.0)
-    net = build_model("cnn", args.engine, seed=settings.seed, optimizer=settings.optimizer)
+    settings = run_settings("cnn", epochs=1, dataset="mnist-sample", validation=0.0)
+    net = build_model("cnn", seed=settings.seed, optimizer=settings.optimizer)
     _say("No model given: training the spec's cnn on the bundled sample for one epoch "
          "(about 10 s)")
     run = prepare_run(net, settings, sample.x_train, sample.y_train)
     train(run, [ProgressBar(False if args.no_progress else None)])
+    net.engine = args.engine  # for the forward passes (the epoch trains on the default)
     return net
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import layers as layer_module
+from .engines import saved_engine
 from .files import atomic_write
 from .optimizers import OPTIMIZERS
 
@@ -53,16 +54,24 @@ def architecture(net) -> dict:
         "format": FORMAT,
         "version": VERSION,
         "dtype": net.dtype.name,
-        "engine": net.engine,
+        "engine": saved_engine(net.engine),
         "seed": net.seed if isinstance(net.seed, int) else None,
         "input_shape": list(net.input_shape),
-        "layers": [{"type": type(layer).__name__, "config": layer.config()}
+        "layers": [{"type": type(layer).__name__, "config": _saved_config(layer)}
                    for layer in net.layers],
         "optimizer": {"name": net.optimizer.name, "config": net.optimizer.config()},
         "weight_decay": net.weight_decay,
         "class_names": None if net.class_names is None else list(net.class_names),
         "images_as": net.images_as,
     }
+
+
+def _saved_config(layer) -> dict:
+    """layer.config(), its engine as a model file records it (saved_engine)."""
+    config = layer.config()
+    if "engine" in config:
+        config["engine"] = saved_engine(config["engine"])
+    return config
 
 
 def _stored_arrays(layer) -> dict:

@@ -1,20 +1,28 @@
 """Writes notebooks/tutorial.ipynb from the cells below and runs it, saving its outputs.
 
     python notebooks/build_tutorial.py
+    python notebooks/build_tutorial.py --exercises    # the exercise mode: exercises.ipynb
 
 Edit the cells here, not in the notebook, then run this script: the notebook
 is committed with its outputs (so a Git host shows them), and
 tests/test_notebook.py re-runs it and checks that the outputs are current.
+
+The exercise mode has the functions of cnn_numpy/exercises/templates/ as cells (the
+files `cnn-numpy exercises DIR` writes), each followed by its check, and ends by
+training with them; tests/test_exercises.py re-runs it, as it is and filled in.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 from pathlib import Path
 
 import nbclient
 import nbformat
 
 NOTEBOOK = Path(__file__).resolve().parent / "tutorial.ipynb"
+EXERCISES_NOTEBOOK = NOTEBOOK.parent / "exercises.ipynb"
 
 CELLS = [
     ("md", """# A CNN with the cover removed
@@ -290,11 +298,89 @@ except ImportError as exc:  # the onnx extra is not installed
 ]
 
 
-def build() -> nbformat.NotebookNode:
+EXERCISE_INTRO = """# Build it yourself
+
+The network's convolution, pooling and dense functions, for you to write. Each
+function below has a docstring with its shapes, its equation and a hint; replace
+its `raise NotImplementedError` with your code, run the cell, then run the check
+under it. The checks grade shapes and dtypes, small cases worked by hand, random
+cases against cnn-numpy's reference (the naive engine) and, for every backward
+pass, numerical gradients; when something is wrong they name the likely mistake
+and show the smallest example that fails.
+
+When parts 1 and 2 pass, the last cell trains a network with your functions as its
+engine and compares them with cnn-numpy's engines, number for number and in speed.
+The same exercises as files: `cnn-numpy exercises DIR`, then `cnn-numpy check DIR`.
+Stuck? The reference answers are in `cnn_numpy/engines/naive.py`."""
+
+PART_TITLES = {
+    "part1_conv.py": """## Part 1: convolution
+
+Channels last, as everywhere in cnn-numpy: `x` is `(n, ih, iw, c)`, the filters `W`
+are `(fw, fw, c, nf)`, one bias per filter `b` is `(nf,)`, and the output `Z` is
+`(n, oh, ow, nf)` with `oh = (ih + 2 * pad - fw) // stride + 1`.""",
+    "part2_pool.py": """## Part 2: pooling
+
+An `fw x fw` window slides over each channel on its own and keeps one number: the
+largest (max pooling) or the mean (average pooling). No weights, no sum over channels.""",
+    "part3_dense.py": """## Part 3: the dense layer and the loss
+
+Each sample, flattened to `k` numbers, meets `m` neurons: `A_prev (n, k)`, `W (m, k)`,
+`b (m,)`, `Z (n, m)`. Softmax turns the last scores into probabilities; the mean
+cross-entropy is what training lowers.""",
+}
+
+EXERCISE_TRAIN = [
+    ("md", """## Train with your own code
+
+Your convolution and pooling functions as an engine: the layers call them in every
+step. First one training step against cnn-numpy's engines (the time of each, and the
+largest difference of the gradients from yours), then a small network trained on 32
+digits and tested on 100. With the four loops the course asks for, expect the speed
+of the naive engine."""),
+    ("code", """from cnn_numpy import ConvLayer_ReLU, FCLayer_Softmax, FlatLayer, Net, PoolLayer_Max
+from cnn_numpy.data import load_dataset
+from cnn_numpy.exercises import compare_engines, describe_comparison, load_engine
+from cnn_numpy.exercises.spec import ENGINE_EXERCISES
+
+report = check_exercises(globals(), ENGINE_EXERCISES)
+if not report.passed:
+    print("Not an engine yet:", report.message)
+else:
+    engine = load_engine(globals())
+    data = load_dataset("mnist-sample", progress=False)
+    net = Net([ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)],
+              engine=engine, seed=0, optimizer="adam")
+    print(describe_comparison(compare_engines(net, data.x_train[:2], data.y_train[:2]), 2))
+    for start in range(0, 32, 8):
+        net.train(data.x_train[start:start + 8], data.y_train[start:start + 8], 0.01)
+    result = net.evaluate(data.x_test[:100], data.y_test[:100])
+    print(f"Trained on 32 digits with your engine: test error {result.ce:.0%} on 100")"""),
+]
+
+
+def exercise_cells() -> list[tuple[str, str]]:
+    """The exercise mode's cells: each template function, then its check."""
+    from cnn_numpy.exercises.files import template_text
+    from cnn_numpy.exercises.spec import PARTS
+
+    cells = [("md", EXERCISE_INTRO),
+             ("code", "import numpy as np\n\nfrom cnn_numpy.exercises import check_exercises")]
+    for part in PARTS:
+        cells.append(("md", PART_TITLES[part]))
+        text = template_text(part)
+        for node in ast.parse(text).body:
+            if isinstance(node, ast.FunctionDef):
+                cells.append(("code", ast.get_source_segment(text, node)))
+                cells.append(("code", f'print(check_exercises(globals(), "{node.name}"))'))
+    return cells + EXERCISE_TRAIN
+
+
+def build(cells: list[tuple[str, str]] | None = None) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
-    for kind, text in CELLS:
+    for kind, text in CELLS if cells is None else cells:
         make = nbformat.v4.new_markdown_cell if kind == "md" else nbformat.v4.new_code_cell
         nb.cells.append(make(text))
     for i, cell in enumerate(nb.cells):
@@ -302,16 +388,21 @@ def build() -> nbformat.NotebookNode:
     return nb
 
 
-def main() -> None:
-    nb = build()
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write and run the tutorial notebook.")
+    parser.add_argument("--exercises", action="store_true",
+                        help=f"write the exercise mode instead: {EXERCISES_NOTEBOOK.name}")
+    exercises = parser.parse_args(argv).exercises
+    nb = build(exercise_cells() if exercises else None)
+    path = EXERCISES_NOTEBOOK if exercises else NOTEBOOK
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
-    nbformat.write(nb, NOTEBOOK)
+    nbformat.write(nb, path)
     (NOTEBOOK.parent / "tutorial-cnn.onnx").unlink(missing_ok=True)
-    print(f"Wrote {NOTEBOOK} with its outputs")
+    print(f"Wrote {path} with its outputs")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@ ENGINES: dict[str, ModuleType] = {
 }
 
 DEFAULT_ENGINE = "im2col"  # the fastest (benchmarks/speed.py); all engines agree
+#: The engines cnn-numpy ships.  Others are registered in ENGINES at run time (a learner's
+#: own, by cnn_numpy.exercises.load_engine) and live in that process only.
+SHIPPED = tuple(ENGINES)
+
+
+def saved_engine(name: str | None) -> str | None:
+    """The engine a model file records for `name`: a shipped one as it is, None (the
+    default) for one registered at run time, whose code is not in the file."""
+    return name if name in SHIPPED else None
 
 
 def check_engine(name: str | None) -> str | None:

@@ -134,6 +134,13 @@ def engine_of(layer: Layer) -> str:
     return layer.engine or DEFAULT_ENGINE
 
 
+def runs_fast(layer: Layer) -> bool:
+    """Whether the fast path has its own version of the layer's engine.  The naive loops
+    and an engine registered at run time (a learner's: cnn_numpy.exercises) run only
+    through the layer's own passes."""
+    return engine_of(layer) in ENGINES
+
+
 def fast_engine(layer: Layer) -> ModuleType:
     """The fast path's version of the layer's engine: im2col.py or stride_groups.py."""
     return ENGINES[engine_of(layer)]

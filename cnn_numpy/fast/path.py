@@ -45,7 +45,7 @@ from ..layers import (
 )
 from . import threads
 from .batchnorm import BatchNormOnShards, ConvBatchNormMaxPool
-from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference, engine_of
+from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference, runs_fast
 
 #: Shipped layers whose output sample i depends on input sample i alone and whose passes
 #: change nothing but their own cache and gradients (Dropout and BatchNorm: see per_sample).
@@ -61,11 +61,11 @@ CACHES = ("A", "Z", "A_prev", "cache", "x_hat", "std", "mask")
 
 
 def _fast_conv(layer) -> bool:
-    return type(layer) in (ConvLayer, ConvLayer_ReLU) and engine_of(layer) != "naive"
+    return type(layer) in (ConvLayer, ConvLayer_ReLU) and runs_fast(layer)
 
 
 def _fast_max_pool(layer) -> bool:
-    return type(layer) is PoolLayer_Max and engine_of(layer) != "naive"
+    return type(layer) is PoolLayer_Max and runs_fast(layer)
 
 
 def _conv_batch_norm(a, b) -> bool:
