@@ -22,7 +22,7 @@ from .data import DATASETS, DataError, available_datasets, load_dataset
 from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, load_images, read_picture
 from .data.images import read_digit_image, save_digit_strip
 from .diagnostics import naive_seconds_per_image
-from .engines import DEFAULT_ENGINE, ENGINES
+from .engines import DEFAULT_ENGINE, ENGINES, saved_engine
 from .exercises import EngineReport
 from .exercises.cli import add_commands as add_exercise_commands
 from .exercises.cli import engine_option
@@ -414,6 +414,8 @@ def _resumed_run(args, asked: dict):
     the checkpoint has nothing left to do (which is said)."""
     net, saved, progress, fingerprint = load_checkpoint(args.resume)
     settings = resume_settings(saved, progress, asked, spell=_option, name=args.resume)
+    if asked["engine"] is None:  # a learner's engine ran in its own process only
+        settings.engine = saved_engine(settings.engine)
     if asked["engine"] is not None:
         net.engine = asked["engine"]
     if args.save is None:  # the checkpoint goes back into the file it came from

@@ -577,6 +577,10 @@ def test_the_command_line_trains_with_a_learners_engine_to_the_references_accura
     net = Net.load(saved)
     assert net.engine is None and all(getattr(layer, "engine", None) is None
                                        for layer in net.layers)
+    # resumed in another process, without --engine: the default runs, and says so
+    assert main(["train", "--resume", str(saved), "--epochs", "2", "--no-progress"]) == 0
+    resumed = capsys.readouterr().out
+    assert "engine im2col" in resumed and "yours:" not in resumed
 
 
 def test_an_error_in_the_learners_code_while_training_is_one_line(tmp_path, capsys,
@@ -661,3 +665,19 @@ def test_the_exercise_notebook_filled_in_passes_every_check_and_trains(tmp_path)
     assert re.search(r"naive +[\d.]+ s +yours is [\d.]+x \w+; largest difference after the "
                      r"step: 0 in the gradients", last)
     assert "Trained on 32 digits with your engine: test error" in last
+
+
+def test_the_pages_engine_panel_compares_a_learners_engine(tmp_path, sample, forget_engines):
+    """What `serve --engine DIR` shows: the engine panel times the learner's engine beside
+    the shipped ones, with its largest difference from the naive loops."""
+    pytest.importorskip("starlette", reason="the page needs the web extra")
+    from cnn_numpy.web.api import Model
+
+    name = load_engine(fill(tmp_path / "ex", WINDOWS))
+    net = build_model("cnn", seed=0)
+    net.train(sample.x_train[:32], sample.y_train[:32], 0.001)
+    net.engine = name
+    answer = Model(net).compare_engines({"image": sample.x_test[0].tolist()})
+    rows = {row["engine"]: row for row in answer["engines"]}
+    assert set(rows) >= {name, "naive", "stride_groups", "im2col"}
+    assert rows[name]["largest_difference"] < 1e-5 and rows[name]["milliseconds"] > 0

@@ -75,7 +75,7 @@ class CheckError(Exception):
 
 # -- arrays as text ------------------------------------------------------------------
 
-def number(value) -> str:
+def number(value: float) -> str:
     """A number as a learner writes it: 3, 0.5, -1.25, 2.34e-05."""
     value = float(value)
     text = f"{value:.4g}"
@@ -93,7 +93,8 @@ def _spatial(layout: str, ndim: int) -> tuple[int, int]:
     return {"nhwc": (1, 2), "hwcf": (0, 1), "hwc": (0, 1)}.get(layout, (ndim - 2, ndim - 1))
 
 
-def show(label: str, value, layout: str = "plain", only: np.ndarray | None = None) -> list[str]:
+def show(label: str, value: object, layout: str = "plain",
+         only: np.ndarray | None = None) -> list[str]:
     """Lines that print value: a number on one line; an array as grids of its height and
     width, one per index of its other axes (at most MAX_SLICES; with `only`, a boolean
     array of value's shape, the slices where it is True come first)."""
@@ -133,12 +134,12 @@ def _pick(a: np.ndarray, others: list[int], s: tuple) -> np.ndarray:
 
 # -- comparing ----------------------------------------------------------------------
 
-def as_array(value) -> np.ndarray:
+def as_array(value: object) -> np.ndarray:
     a = np.asarray(value)
     return a.astype(np.float64) if a.dtype == bool else a
 
 
-def close(got, expected, tol: float = TOL) -> bool:
+def close(got: object, expected: object, tol: float = TOL) -> bool:
     """Same shape and the same numbers to a relative error of tol (of the largest)."""
     got, expected = as_array(got), as_array(expected)
     if got.shape != expected.shape or got.dtype.kind not in "biuf":

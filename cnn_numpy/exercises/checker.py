@@ -185,7 +185,7 @@ def grade(learner: Source, name: str) -> Result:
         return problem
     where = learner.where(name)
 
-    def call(function: str, *args):
+    def call(function: str, *args: object) -> object:
         if function not in learner.functions:
             raise CheckError(f"it needs your {function}, which is missing from "
                              f"{BY_NAME[function].file}")

@@ -13,7 +13,7 @@ from .files import write_exercises
 from .spec import EXERCISES, NAMES, PARTS
 
 
-def add_commands(sub) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
     """Add the `exercises` and `check` commands to the command line's subparsers."""
     e = sub.add_parser("exercises", help="write the exercise files: the CNN's functions for "
                                          "you to write, then check and train with")
@@ -48,7 +48,7 @@ def engine_option(text: str) -> str:
                                      "your exercise files)")
 
 
-def cmd_exercises(args) -> int:
+def cmd_exercises(args: argparse.Namespace) -> int:
     folder = args.folder
     done = write_exercises(folder)
     print(f"The exercises are in {folder}:", flush=True)
@@ -64,7 +64,7 @@ def cmd_exercises(args) -> int:
     return 0
 
 
-def cmd_check(args) -> int:
+def cmd_check(args: argparse.Namespace) -> int:
     command = f"cnn-numpy check {args.folder}" + (f" {args.function}" if args.function else "")
     report = check_exercises(args.folder, args.function, every=args.all, command=command)
     print(report, flush=True)

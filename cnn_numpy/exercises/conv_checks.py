@@ -3,6 +3,8 @@ reference is the naive engine, on the input padded here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..engines import naive
@@ -21,7 +23,8 @@ from .outputs import pair
 from .passes import BackwardCheck
 
 
-def pad(x: np.ndarray, p: int, before: int | None = None, axes=(1, 2)) -> np.ndarray:
+def pad(x: np.ndarray, p: int, before: int | None = None,
+        axes: tuple[int, ...] = (1, 2)) -> np.ndarray:
     """x with p zeros after (and `before`, default p, before) each of `axes`."""
     widths = [(0, 0)] * x.ndim
     for axis in axes:
@@ -33,7 +36,7 @@ def unpad(dx: np.ndarray, p: int) -> np.ndarray:
     return dx[:, p : dx.shape[1] - p, p : dx.shape[2] - p]
 
 
-def tenths(rng: np.random.Generator, shape) -> np.ndarray:
+def tenths(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Random numbers from -2 to 2 in steps of 0.1: easy to read in an example."""
     return rng.integers(-20, 21, shape) / 10.0
 
@@ -54,18 +57,18 @@ class ZeroPad(Check):
     layouts = {"X": "nhwc", "Xp": "nhwc"}
     dtypes = {"Xp": "X"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [Case({"X": grid([1, 2], [3, 4]), "pad": 1}, hand=True),
                 Case({"X": grid([1, 2, 3]), "pad": 2}, hand=True)]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return [Case({"X": tenths(rng, shape), "pad": p})
                 for shape, p in (((1, 2, 2, 2), 0), ((2, 3, 4, 2), 1), ((2, 4, 3, 3), 2))]
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (pad(case["X"], case["pad"]),)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         return (Mistake("every axis is padded, the batch and channel axes too: pad only the "
                         "height and the width", lambda c: (np.pad(c["X"], c["pad"]),)),
                 Mistake("only one side is padded: pad rows go above and below, pad columns "
@@ -79,26 +82,26 @@ class ConvSingleStep(Check):
     outputs = ("Z",)
     layouts = {"window": "hwc", "W": "hwc"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [Case({"window": np.array([[1.0, 2], [3, 4]])[:, :, None],
                       "W": np.array([[1.0, 0], [0, -1]])[:, :, None], "b": 0.5}, hand=True),
                 Case({"window": np.array([[2.0, 0, 1], [1, 1, 0], [0, 3, 1]])[:, :, None],
                       "W": np.array([[1.0, 1, 0], [0, 2, 0], [1, 0, -1]])[:, :, None],
                       "b": -2.0}, hand=True)]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return [Case({"window": tenths(rng, (fw, fw, c)), "W": tenths(rng, (fw, fw, c)),
                       "b": float(tenths(rng, ()))})
                 for fw, c in ((2, 1), (3, 2), (3, 4))]
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (float(np.sum(case["window"] * case["W"]) + case["b"]),)
 
-    def run(self, call, case):
+    def run(self, call: Callable, case: Case) -> tuple:
         value = call(self.name, case["window"], case["W"], case["b"])
         return (value if np.size(value) != 1 else float(np.ravel(value)[0]),)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         def products(c: Case) -> np.ndarray:
             return c["window"] * c["W"]
 
@@ -113,7 +116,7 @@ CONV_LAYOUTS = {"x": "nhwc", "W": "hwcf", "Z": "nhwc", "dZ": "nhwc", "dx": "nhwc
                 "dW": "hwcf"}
 
 
-def conv_cases(rng) -> list[Case]:
+def conv_cases(rng: np.random.Generator) -> list[Case]:
     """Random conv cases, smallest first: (x shape, fw, filters, stride, pad)."""
     cases = []
     for shape, fw, nf, s, p in (((1, 4, 4, 2), 2, 2, 1, 0), ((1, 5, 5, 1), 3, 2, 2, 1),
@@ -148,25 +151,25 @@ class ConvForward(Check):
     layouts = CONV_LAYOUTS
     dtypes = {"Z": "x"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [conv_hand_case(i) for i in range(len(CONV_HAND))]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return conv_cases(rng)
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (reference_Z(case),)
 
-    def run(self, call, case):
+    def run(self, call: Callable, case: Case) -> tuple:
         return (pair(call(self.name, *(case[p] for p in self.exercise.call)), self.name,
                      "Z")[0],)
 
-    def mistakes(self):
-        def stride_one(c):
+    def mistakes(self) -> tuple[Mistake, ...]:
+        def stride_one(c: Case) -> tuple:
             oh, ow = reference_Z(c).shape[1:3]
             return (naive.conv_forward(pad(c["x"], c["pad"]), c["W"], c["b"], 1)[0][:, :oh, :ow],)
 
-        def bias_every(c):
+        def bias_every(c: Case) -> tuple:
             fw, _, channels, _ = c["W"].shape
             return (reference_Z(c) + c["b"] * (fw * fw * channels - 1),)
 
@@ -217,33 +220,33 @@ class ConvBackward(BackwardCheck):
     upstream = "dZ"
     gradient_of = {"dx": "x", "dW": "W", "db": "b"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [conv_hand_case(0, dZ=grid([1, 2], [3, 4])),
                 conv_hand_case(1, dZ=grid([1, 2], [3, 4])),
                 conv_hand_case(2, dZ=grid([1, 2, 3], [4, 5, 6], [7, 8, 9]))]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         cases = conv_cases(rng)
         for case in cases:
             case.inputs["dZ"] = tenths(rng, reference_Z(case).shape)
         return cases
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         dxp, dW, db = naive.conv_backward(case["dZ"], (pad(case["x"], case["pad"]), case["W"],
                                                        case["stride"]))
         return unpad(dxp, case["pad"]), dW, db
 
-    def mistakes(self):
-        def padding_left(c):
+    def mistakes(self) -> tuple[Mistake, ...]:
+        def padding_left(c: Case) -> tuple:
             dxp, dW, db = naive.conv_backward(c["dZ"], (pad(c["x"], c["pad"]), c["W"],
                                                         c["stride"]))
             return dxp, dW, db
 
-        def onto_x(c):
+        def onto_x(c: Case) -> tuple:
             dx, dW, db = self.reference(c)
             return dx + c["x"], dW, db
 
-        def averaged(c):
+        def averaged(c: Case) -> tuple:
             dx, dW, db = self.reference(c)
             return dx, dW / len(c["x"]), db / len(c["x"])
 

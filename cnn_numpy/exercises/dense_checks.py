@@ -3,6 +3,8 @@ reference is what cnn_numpy/layers/dense.py and activations.py compute."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..layers.activations import log_softmax, softmax
@@ -17,7 +19,7 @@ DENSE_HAND = ((np.array([[1.0, 2]]), np.array([[1.0, 0], [2, 1]]), np.array([0.5
                np.array([0.0, 1])))
 
 
-def dense_cases(rng, with_dZ: bool = False) -> list[Case]:
+def dense_cases(rng: np.random.Generator, with_dZ: bool = False) -> list[Case]:
     cases = []
     for n, k, m in ((1, 2, 2), (2, 3, 3), (3, 5, 4), (4, 6, 10)):
         case = Case({"A_prev": tenths(rng, (n, k)), "W": tenths(rng, (m, k)),
@@ -33,19 +35,19 @@ class DenseForward(Check):
     outputs = ("Z",)
     dtypes = {"Z": "A_prev"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [Case({"A_prev": A, "W": W, "b": b}, hand=True) for A, W, b in DENSE_HAND]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return dense_cases(rng)
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (case["A_prev"] @ case["W"].T + case["b"],)
 
-    def run(self, call, case):
+    def run(self, call: Callable, case: Case) -> tuple:
         return (pair(call(self.name, case["A_prev"], case["W"], case["b"]), self.name, "Z")[0],)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         return (Mistake("the bias is missing: each neuron adds its b[j] to its sum",
                         lambda c: (c["A_prev"] @ c["W"].T,)),
                 Mistake("W is not transposed: neuron j's weights are the row W[j], so the sums "
@@ -59,23 +61,23 @@ class DenseBackward(BackwardCheck):
     upstream = "dZ"
     gradient_of = {"dA_prev": "A_prev", "dW": "W", "db": "b"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [Case({"A_prev": A, "W": W, "b": b, "dZ": np.arange(1.0, A.shape[0] * 2 + 1)
                       .reshape(A.shape[0], 2)}, hand=True) for A, W, b in DENSE_HAND]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return dense_cases(rng, with_dZ=True)
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         dZ, A, W = case["dZ"], case["A_prev"], case["W"]
         return dZ @ W, dZ.T @ A, dZ.sum(axis=0)
 
-    def mistakes(self):
-        def averaged(c):
+    def mistakes(self) -> tuple[Mistake, ...]:
+        def averaged(c: Case) -> tuple:
             dA, dW, db = self.reference(c)
             return dA, dW / len(c["dZ"]), db / len(c["dZ"])
 
-        def transposed(c):
+        def transposed(c: Case) -> tuple:
             dA, dW, db = self.reference(c)
             return dA, c["A_prev"].T @ c["dZ"], db
 
@@ -92,25 +94,25 @@ class SoftmaxCrossEntropy(Check):
     outputs = ("loss", "dZ")
     dtypes = {"dZ": "Z"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [Case({"Z": np.array([[0.0, 0.0]]), "Y": np.array([[1.0, 0.0]])}, hand=True),
                 Case({"Z": np.array([[2.0, 1, 0], [0, 0, 3]]),
                       "Y": np.array([[1.0, 0, 0], [0, 1, 0]])}, hand=True),
                 Case({"Z": np.array([[1000.0, 0, -1000]]), "Y": np.array([[0.0, 1, 0]])},
                      hand=True)]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         cases = []
         for n, m in ((2, 3), (4, 5), (8, 10)):
             Y = np.eye(m)[rng.integers(0, m, n)]
             cases.append(Case({"Z": tenths(rng, (n, m)) * 3, "Y": Y}))
         return cases
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         Z, Y = case["Z"], case["Y"]
         return (-float(np.sum(Y * log_softmax(Z))) / len(Z), (softmax(Z) - Y) / len(Z))
 
-    def run(self, call, case):
+    def run(self, call: Callable, case: Case) -> tuple:
         try:
             out = call(self.name, case["Z"], case["Y"])
         except LearnerError as exc:
@@ -122,8 +124,8 @@ class SoftmaxCrossEntropy(Check):
             raise CheckError(OVERFLOW, mistake=OVERFLOW)
         return (float(np.ravel(loss)[0]) if np.size(loss) == 1 else loss), dZ
 
-    def mistakes(self):
-        def axis0(c):
+    def mistakes(self) -> tuple[Mistake, ...]:
+        def axis0(c: Case) -> tuple:
             A = softmax(c["Z"].T).T
             return -float(np.sum(c["Y"] * np.log(A))) / len(A), (A - c["Y"]) / len(A)
 
@@ -138,7 +140,7 @@ class SoftmaxCrossEntropy(Check):
                 Mistake("softmax runs over the batch axis: each row (one sample's scores) "
                         "must sum to 1, so the sums are over axis=1", axis0))
 
-    def numerical(self, call, case):
+    def numerical(self, call: Callable, case: Case) -> list:
         def loss() -> float:
             return self.run(call, case)[0]
 

@@ -118,7 +118,7 @@ def describe_error(exc: Exception, files: set[str], during: str = "") -> Learner
                         f"{during}", details)
 
 
-def call_learner(function: Callable, files: set[str], *args):
+def call_learner(function: Callable, files: set[str], *args: object) -> object:
     """function(*args), with NumPy's overflow, invalid and divide-by-zero raised where they
     happen; NotWrittenError when the learner's function that raised is unwritten,
     LearnerError for any other exception raised in the learner's code."""

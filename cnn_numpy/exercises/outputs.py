@@ -8,7 +8,7 @@ import numpy as np
 from .base import CheckError
 
 
-def describe(value) -> str:
+def describe(value: object) -> str:
     """What a value is, in words: 'None', 'an array of shape (2, 3)', 'a tuple of 3 values'."""
     if value is None:
         return "None (is a `return` missing?)"
@@ -19,7 +19,7 @@ def describe(value) -> str:
     return f"a {type(value).__name__}"
 
 
-def values(value, names: tuple[str, ...], function: str) -> tuple:
+def values(value: object, names: tuple[str, ...], function: str) -> tuple:
     """value as a tuple of len(names) values; CheckError if it is not that."""
     if len(names) == 1:
         if value is None:
@@ -34,6 +34,6 @@ def values(value, names: tuple[str, ...], function: str) -> tuple:
     return tuple(value)
 
 
-def pair(value, function: str, first: str) -> tuple:
+def pair(value: object, function: str, first: str) -> tuple:
     """A forward pass's (output, cache); CheckError otherwise."""
     return values(value, (first, "cache"), function)

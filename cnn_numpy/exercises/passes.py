@@ -4,9 +4,11 @@ central differences of that forward pass."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from .base import Check, CheckError, differing, numerical_pairs
+from .base import Case, Check, CheckError, differing, numerical_pairs
 from .outputs import pair, values
 from .spec import BY_NAME
 
@@ -21,15 +23,15 @@ class BackwardCheck(Check):
 
     upstream: str
 
-    def forward_args(self, case) -> tuple:
+    def forward_args(self, case: Case) -> tuple:
         return tuple(case[p] for p in BY_NAME[self.exercise.forward].call)
 
-    def forward_output(self, call, case) -> tuple:
+    def forward_output(self, call: Callable, case: Case) -> tuple:
         """(output, cache) of the learner's forward pass."""
         forward = self.exercise.forward
         return pair(call(forward, *self.forward_args(case)), forward, "its output")
 
-    def run(self, call, case):
+    def run(self, call: Callable, case: Case) -> tuple:
         cache = self.forward_output(call, case)[1]
         first = values(call(self.name, case[self.upstream], cache), self.outputs, self.name)
         first = tuple(np.array(v, copy=True) for v in first)  # the learner may keep them
@@ -38,7 +40,7 @@ class BackwardCheck(Check):
             raise CheckError(ADDED_EARLIER, mistake=ADDED_EARLIER)
         return first
 
-    def numerical(self, call, case):
+    def numerical(self, call: Callable, case: Case) -> list:
         def loss() -> float:
             return float(np.sum(case[self.upstream] * self.forward_output(call, case)[0]))
 

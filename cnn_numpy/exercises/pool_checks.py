@@ -3,6 +3,8 @@ create_mask_from_window and distribute_value.  The reference is the naive engine
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..engines import naive
@@ -44,7 +46,7 @@ def pool_hand_cases(with_dout: bool = False) -> list[Case]:
     return cases
 
 
-def pool_cases(rng, with_dout: bool = False) -> list[Case]:
+def pool_cases(rng: np.random.Generator, with_dout: bool = False) -> list[Case]:
     """Random pooling cases, smallest first, every value different (no ties)."""
     cases = []
     for shape, fw, s in (((1, 4, 4, 2), 2, 2), ((1, 5, 5, 2), 3, 2), ((2, 6, 5, 3), 2, 1),
@@ -73,7 +75,7 @@ def first_max_mask(window: np.ndarray) -> np.ndarray:
     return mask
 
 
-def pool_grads(case: Case, share, step: int | None = None, write: bool = False) -> tuple:
+def pool_grads(case: Case, share: Callable, step: int | None = None, write: bool = False) -> tuple:
     """(dx,) by loops, each window giving share(window of x, its dout) to its elements."""
     x, dout = case["x"], case["dout"]
     dx = np.zeros_like(x)
@@ -87,7 +89,7 @@ def pool_grads(case: Case, share, step: int | None = None, write: bool = False) 
     return (dx,)
 
 
-def pooled(case: Case, reduce, step: int | None = None) -> tuple:
+def pooled(case: Case, reduce: Callable, step: int | None = None) -> tuple:
     """(A,) by loops, reduce(window) per window and channel."""
     x = case["x"]
     out = np.zeros(naive_out(case).shape)
@@ -105,13 +107,13 @@ class PoolForward(Check):
     layouts = POOL_LAYOUTS
     dtypes = {"A": "x"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return pool_hand_cases()
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return pool_cases(rng)
 
-    def run(self, call, case):
+    def run(self, call: Callable, case: Case) -> tuple:
         return (pair(call(self.name, case["x"], case["fw"], case["stride"]), self.name,
                      "A")[0],)
 
@@ -119,10 +121,10 @@ class PoolForward(Check):
 class MaxPoolForward(PoolForward):
     name = "max_pool_forward"
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (naive.max_pool_forward(case["x"], case["fw"], case["stride"])[0],)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         return (Mistake(STRIDE_FORWARD, lambda c: pooled(c, np.max, step=1)),
                 Mistake("it takes the mean of the window, not its maximum",
                         lambda c: pooled(c, np.mean)),
@@ -136,10 +138,10 @@ class MaxPoolForward(PoolForward):
 class AvgPoolForward(PoolForward):
     name = "avg_pool_forward"
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (naive_out(case),)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         return (Mistake(NOT_DIVIDED, lambda c: (naive_out(c) * c["fw"] ** 2,)),
                 Mistake(DIVIDED_BY_FW, lambda c: (naive_out(c) * c["fw"],)),
                 Mistake(STRIDE_FORWARD, lambda c: pooled(c, np.mean, step=1)))
@@ -149,19 +151,19 @@ class CreateMask(Check):
     name = "create_mask_from_window"
     outputs = ("mask",)
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         windows = ([[1, 3], [4, 2]], [[5, 1], [5, 0]], [[-3, -1], [-2, -5]],
                    [[0, 2, 1], [1, 2, 0], [2, 1, 0]])
         return [Case({"window": np.array(w, dtype=np.float64)}, hand=True) for w in windows]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return [Case({"window": rng.permutation(fw * fw).reshape(fw, fw) / 2.0 - 3})
                 for fw in (2, 3, 4)]
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (first_max_mask(case["window"]),)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         w = "window"
         return (Mistake(GREATER, lambda c: (c[w] > c[w].max(),)),
                 Mistake(ALL_TIES, lambda c: (c[w] == c[w].max(),)),
@@ -176,22 +178,22 @@ class PoolBackward(BackwardCheck):
     upstream = "dout"
     gradient_of = {"dx": "x"}
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return pool_hand_cases(with_dout=True)
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return pool_cases(rng, with_dout=True)
 
 
 class MaxPoolBackward(PoolBackward):
     name = "max_pool_backward"
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (naive.max_pool_backward(case["dout"], naive.max_pool_forward(
             case["x"], case["fw"], case["stride"])[1]),)
 
-    def mistakes(self):
-        def masked(window, g):
+    def mistakes(self) -> tuple[Mistake, ...]:
+        def masked(window: np.ndarray, g: float) -> np.ndarray:
             return first_max_mask(window) * g
 
         return (Mistake(GREATER, lambda c: (np.zeros_like(c["x"]),)),
@@ -207,17 +209,17 @@ class DistributeValue(Check):
     name = "distribute_value"
     outputs = ("shares",)
 
-    def hand_cases(self):
+    def hand_cases(self) -> list[Case]:
         return [Case({"dz": 2.0, "shape": (2, 2)}, hand=True),
                 Case({"dz": 9.0, "shape": (3, 3)}, hand=True)]
 
-    def random_cases(self, rng):
+    def random_cases(self, rng: np.random.Generator) -> list[Case]:
         return [Case({"dz": float(tenths(rng, ())), "shape": (fw, fw)}) for fw in (2, 3, 4)]
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (np.full(case["shape"], case["dz"] / np.prod(case["shape"])),)
 
-    def mistakes(self):
+    def mistakes(self) -> tuple[Mistake, ...]:
         return (Mistake(NOT_DIVIDED, lambda c: (np.full(c["shape"], c["dz"]),)),
                 Mistake(DIVIDED_BY_FW, lambda c: (np.full(c["shape"], c["dz"] / c["shape"][0]),)))
 
@@ -225,12 +227,12 @@ class DistributeValue(Check):
 class AvgPoolBackward(PoolBackward):
     name = "avg_pool_backward"
 
-    def reference(self, case):
+    def reference(self, case: Case) -> tuple:
         return (naive.avg_pool_backward(case["dout"], (case["x"].shape, case["fw"],
                                                        case["stride"])),)
 
-    def mistakes(self):
-        def even(window, g):
+    def mistakes(self) -> tuple[Mistake, ...]:
+        def even(window: np.ndarray, g: float) -> np.ndarray:
             return np.full(window.shape, g / window.size)
 
         return (Mistake(NOT_DIVIDED, lambda c: pool_grads(c, lambda v, g: np.full(v.shape, g))),
