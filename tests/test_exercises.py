@@ -412,11 +412,14 @@ def test_exercises_never_overwrite_a_file_the_learner_changed(tmp_path):
 # -- the checks -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("solutions", [LOOPS, WINDOWS], ids=["loops", "windows"])
-def test_correct_files_pass_every_check(tmp_path, solutions):
-    report = check_exercises(fill(tmp_path / "ex", solutions), every=True)
+def test_correct_files_pass_every_check(tmp_path, solutions, capsys):
+    folder = fill(tmp_path / "ex", solutions)
+    report = check_exercises(folder, every=True)
     assert report.passed, str(report)
     assert [r.name for r in report.results] == list(NAMES)
     assert report.message == "All 13 functions checked pass."
+    assert main(["check", str(folder)]) == 0
+    assert f"Train with them: `cnn-numpy train cnn --engine {folder}" in capsys.readouterr().out
 
 
 def test_the_checks_go_in_order_and_stop_at_the_first_function_not_written(tmp_path):

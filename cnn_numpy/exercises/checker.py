@@ -319,8 +319,7 @@ def _first_difference(got, expected) -> str:
         return f"shape {got.shape}, expected {expected.shape}"
     if got.ndim == 0:
         return f"expected {float(expected):.6g}, got {float(got):.6g}"
-    with np.errstate(invalid="ignore"):
-        gap = np.nan_to_num(np.abs(got.astype(np.float64) - expected), nan=np.inf)
+    gap = np.nan_to_num(np.abs(got.astype(np.float64) - expected), nan=np.inf)  # expected: finite
     index = np.unravel_index(np.argmax(gap), got.shape)
     return (f"at index {tuple(map(int, index))} expected {float(expected[index]):.6g}, got "
             f"{float(got[index]):.6g}")

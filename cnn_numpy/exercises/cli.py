@@ -68,4 +68,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     command = f"cnn-numpy check {args.folder}" + (f" {args.function}" if args.function else "")
     report = check_exercises(args.folder, args.function, every=args.all, command=command)
     print(report, flush=True)
+    if report.passed and args.function is None:
+        print(f"Train with them: `cnn-numpy train cnn --engine {args.folder} --dataset "
+              "mnist-sample --limit 64 --test-limit 100`", flush=True)
     return 0 if report.passed else 1
