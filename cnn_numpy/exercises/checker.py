@@ -221,6 +221,9 @@ def _missing(learner: Source, name: str) -> Result | None:
     problem = learner.problems.get(spec.file)
     if problem is not None and name not in learner.functions:
         return Result(name, FAIL, "", problem.line, problem.details, located=True)
+    if name not in learner.functions and learner.folder is None:
+        return Result(name, FAIL, "", f"there is no function {name} yet: run the cell that "
+                      f"defines it, {spec.signature()}")
     if name not in learner.functions:
         return Result(name, FAIL, spec.file, f"there is no function {name} (renamed or "
                       f"deleted?); the checker calls {spec.signature()}")
