@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .architecture import MAX_LENGTH
 from .data import DATASETS, DataError, available_datasets, load_dataset
-from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, load_images, read_picture
+from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, read_picture
 from .data.images import read_digit_image, save_digit_strip
 from .diagnostics import naive_seconds_per_image
 from .engines import DEFAULT_ENGINE, ENGINES, saved_engine
@@ -56,7 +56,9 @@ from .training import (
     evaluation_data,
     evaluation_warning,
     load_checkpoint,
+    load_run_data,
     prepare_run,
+    record_data,
     replanned_note,
     resume_settings,
     run_settings,
@@ -327,20 +329,6 @@ def _summary_line(cce: float, ce: float) -> str:
     return f"Test set: CCE: {cce:.4f}  CE: {ce:.4f}"
 
 
-def _load_data(where, show_progress: bool | None):
-    """The data a run (Settings) or a saved model (training.evaluation_data) names: a
-    named dataset, or the user's own images."""
-    get = where.get if isinstance(where, dict) else lambda key: getattr(where, key)
-    if get("images") is not None:
-        size = get("image_size") or DEFAULT_SIZE
-        share = get("test_share")
-        return load_images(get("images"), size=tuple(size), channels=get("channels"),
-                           test_share=DEFAULT_TEST_SHARE if share is None else share,
-                           seed=get("seed") or 0, log=_say)
-    return load_dataset(get("dataset"), get("data_dir"), split=get("split"), seed=get("seed"),
-                        progress=show_progress is not False, log=_say)
-
-
 def _layers_text(value: str) -> str:
     """--layers: the text itself, or the text in the file it names."""
     path = Path(value)
@@ -431,17 +419,6 @@ def _resumed_run(args, asked: dict):
     return net, settings, progress, fingerprint, args.save or args.resume
 
 
-def _record_data(settings, data) -> None:
-    """The data's automatic choices, made explicit in the settings for --resume."""
-    settings.dataset = data.name
-    if settings.images is not None:
-        settings.images = str(Path(settings.images).resolve())
-        settings.image_size = list(data.x_train.shape[1:3])
-        settings.channels = 3 if data.x_train.ndim == 4 else 1
-        if settings.test_share is None and not Path(settings.images, "test").is_dir():
-            settings.test_share = DEFAULT_TEST_SHARE
-
-
 def _say_start(run, progress) -> None:
     settings, net = run.settings, run.net
     convolves = any(isinstance(layer, (ConvLayer, PoolLayer)) for layer in net.layers)
@@ -484,10 +461,10 @@ def cmd_train(args) -> int:
     if started is None:
         return 0
     net, settings, progress, fingerprint, save_to = started
-    data = _load_data(settings, False if args.no_progress else None)
+    data = load_run_data(settings, progress=not args.no_progress, log=_say)
     net = net or _build(settings, data.num_classes)
     check_architecture(net, data.x_train.shape[1:] + (1,) * (data.x_train.ndim == 3))
-    _record_data(settings, data)
+    record_data(settings, data)
     run = prepare_run(net, settings, data.x_train, data.y_train, data.x_test, data.y_test,
                       source=data.source, class_names=data.class_names,
                       images_as="resized" if settings.images else "digits",
@@ -537,7 +514,7 @@ def _model_and_data(args):
     net = Net.load(args.model_file)
     saved = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
     where = evaluation_data(saved, args.dataset, args.data_dir, args.split, args.seed)
-    data = _load_data(where, False if args.no_progress else None)
+    data = load_run_data(where, progress=not args.no_progress, log=_say)
     if where["test_limit"] is not None:
         data = dataclasses.replace(data, x_test=data.x_test[: where["test_limit"]],
                                    y_test=data.y_test[: where["test_limit"]])

@@ -42,7 +42,9 @@ from .prepare import (
     evaluation_data,
     evaluation_warning,
     hold_out,
+    load_run_data,
     prepare_run,
+    record_data,
     run_settings,
 )
 from .settings import (
@@ -60,8 +62,8 @@ __all__ = [
     "Callback", "check_setting", "Checkpoint", "CHECKPOINT_VERSION", "data_fingerprint",
     "EarlyStopping", "epoch_line", "EpochLog", "EVAL_CHUNK", "evaluation_data",
     "evaluation_warning", "fit", "History", "HISTORY_KEYS", "HistoryFile", "hold_out",
-    "LIMITS", "load_checkpoint", "LossWarning", "MAX_AUGMENT", "MAX_EPOCHS", "MIN_VALIDATED",
-    "PlotFile", "prepare_run", "PreparedRun", "Progress", "ProgressBar", "Range", "read_run",
-    "replanned_note", "resume_settings", "run_settings", "save_checkpoint", "Settings",
-    "train", "VALIDATION", "weight_arrays", "write_history",
+    "LIMITS", "load_checkpoint", "load_run_data", "LossWarning", "MAX_AUGMENT", "MAX_EPOCHS",
+    "MIN_VALIDATED", "PlotFile", "prepare_run", "PreparedRun", "Progress", "ProgressBar",
+    "Range", "read_run", "record_data", "replanned_note", "resume_settings", "run_settings",
+    "save_checkpoint", "Settings", "train", "VALIDATION", "weight_arrays", "write_history",
 ]

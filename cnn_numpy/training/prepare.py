@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 from ..architecture import parse_layers
+from ..data import load_dataset
+from ..data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, load_images
 from ..engines import DEFAULT_ENGINE
 from ..layers import BatchNorm, ConvLayer, PoolLayer
 from ..models import CUSTOM, MODEL_DEFAULTS, OWN_IMAGES, defaults
@@ -221,3 +225,29 @@ def evaluation_warning(saved: dict, data_name: str, split: float | None) -> str 
         return ("was trained on the bundled sample, which is MNIST's test set: these figures "
                 "are on its own training images")
     return None
+
+
+def load_run_data(where, progress: bool = True, log: Callable[[str], object] = print):
+    """The data a run's Settings (or evaluation_data's dict) names: the user's own images
+    (data.load_images) when `images` is set, else a named dataset (data.load_dataset)."""
+    get = where.get if isinstance(where, dict) else lambda key: getattr(where, key)
+    if get("images") is not None:
+        share = get("test_share")
+        return load_images(get("images"), size=tuple(get("image_size") or DEFAULT_SIZE),
+                           channels=get("channels"), seed=get("seed") or 0, log=log,
+                           test_share=DEFAULT_TEST_SHARE if share is None else share)
+    return load_dataset(get("dataset"), get("data_dir"), split=get("split"), seed=get("seed"),
+                        progress=progress, log=log)
+
+
+def record_data(settings: Settings, data) -> None:
+    """What the data decided, made explicit in the settings, so that a resumed run, an
+    evaluation or a comparison finds the same data again: the dataset's name and, for
+    one's own images, the folder's full path, the size, channels and test share."""
+    settings.dataset = data.name
+    if settings.images is not None:
+        settings.images = str(Path(settings.images).resolve())
+        settings.image_size = list(data.x_train.shape[1:3])
+        settings.channels = 3 if data.x_train.ndim == 4 else 1
+        if settings.test_share is None and not Path(settings.images, "test").is_dir():
+            settings.test_share = DEFAULT_TEST_SHARE
