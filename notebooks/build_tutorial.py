@@ -286,8 +286,8 @@ plt.show()"""),
 
 The trained network, exported for ONNX Runtime (and any other ONNX tool);
 `to_torch(net)` gives the same network as a trainable PyTorch model. Both need
-the optional extras (`pip install ".[onnx]"`, `".[torch]"`); see "Going
-further with PyTorch" in the README."""),
+the optional extras (`pip install ".[onnx]"`, `".[torch]"`); see the
+documentation's page "PyTorch and ONNX" (`docs/pytorch-onnx.md`)."""),
     ("code", """from cnn_numpy.interop import to_onnx
 
 try:
