@@ -23,9 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cnn_numpy.data.shapes import make_shapes  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "images.json"
 
 LOAD = """
@@ -39,31 +41,6 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 arrays = data.x_train.nbytes + data.x_test.nbytes + data.y_train.nbytes + data.y_test.nbytes
 print(seconds, (peak - before) * 1024, arrays, len(data.x_train) + len(data.x_test))
 """
-
-
-def shape_image(kind: str, rng, size: int):
-    from PIL import Image, ImageDraw
-
-    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 80, 3)))
-    r = int(rng.integers(size // 5, size * 2 // 5))
-    cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
-    fill = tuple(int(v) for v in rng.integers(120, 256, 3))
-    draw = ImageDraw.Draw(image)
-    if kind == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif kind == "square":
-        draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    else:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-    return image
-
-
-def make(root: Path, kinds: tuple[str, ...], per_class: int, size: int, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    for kind in kinds:
-        (root / kind).mkdir(parents=True)
-        for i in range(per_class):
-            shape_image(kind, rng, size).save(root / kind / f"{i:05d}.png")
 
 
 def loading(folder: Path) -> dict:
@@ -88,10 +65,10 @@ def training(folder: Path) -> dict:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big"
-        make(big, ("circle", "square"), 5000, 32)
+        make_shapes(big, 5000, size=32, kinds=("circle", "square"))
         load = [loading(big) for _ in range(3)]
         shapes = Path(tmp) / "shapes"
-        make(shapes, ("circle", "square", "triangle"), 200, 40, seed=1)
+        make_shapes(shapes, 200, size=40, seed=1)
         train = training(shapes)
     load_median = sorted(load, key=lambda r: r["seconds"])[1]
     result = {"machine": f"{platform.machine()}, Python {platform.python_version()}",

@@ -19,28 +19,10 @@ from cnn_numpy import Net
 from cnn_numpy.cli import main
 from cnn_numpy.data import DataError, load_images, load_npz, save_npz
 from cnn_numpy.data.folder import MAX_PIXELS
+from cnn_numpy.data.shapes import SHAPES, draw_shape
 from cnn_numpy.models import build_model
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
-ImageDraw = pytest.importorskip("PIL.ImageDraw", reason="Pillow is not installed")
-SHAPES = ("circle", "square", "triangle")
-
-
-def shape(kind: str, rng, size: int, colour: bool):
-    """One drawn shape of random size and place, on a random dark background."""
-    background = tuple(int(v) for v in rng.integers(0, 80, 3)) if colour else (20, 20, 20)
-    image = Image.new("RGB", (size, size), background)
-    r = int(rng.integers(size // 5, size * 2 // 5))
-    cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
-    fill = tuple(int(v) for v in rng.integers(120, 256, 3)) if colour else (230, 230, 230)
-    draw = ImageDraw.Draw(image)
-    if kind == "circle":
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    elif kind == "square":
-        draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=fill)
-    else:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-    return image if colour else image.convert("L")
 
 
 def make_shapes(root: Path, per_class: int, seed: int = 0, broken: bool = True) -> Path:
@@ -53,7 +35,7 @@ def make_shapes(root: Path, per_class: int, seed: int = 0, broken: bool = True) 
         folder = root / kind
         folder.mkdir(parents=True)
         for i in range(per_class):
-            image = shape(kind, rng, int(rng.integers(30, 61)), colour=i % 3 != 0)
+            image = draw_shape(kind, rng, int(rng.integers(30, 61)), colour=i % 3 != 0)
             suffix = suffixes[i % len(suffixes)]
             image.save(folder / f"{i:03d}{suffix}", quality=95) if suffix == ".jpg" \
                 else image.save(folder / f"{i:03d}{suffix}")
@@ -111,7 +93,7 @@ def test_the_command_line_trains_on_a_folder_and_names_the_classes(shapes, tmp_p
     assert net.class_names == SHAPES and net.images_as == "resized"
     assert net.output_layer.num_neurons == 3  # the cnn's 10 outputs became 3
     picture = tmp_path / "t.png"
-    shape("triangle", np.random.default_rng(5), 50, True).save(picture)
+    draw_shape("triangle", np.random.default_rng(5), 50).save(picture)
     assert main(["predict", str(model), str(picture)]) == 0
     assert re.match(r".*t\.png: (circle|square|triangle) \(probability 0\.\d{3}; next: "
                     r"(circle|square|triangle) \(0\.\d{3}\), (circle|square|triangle)",
@@ -157,7 +139,7 @@ def an_empty_class(root: Path) -> Path:
 
 
 def no_class_folders(root: Path) -> Path:
-    shape("circle", np.random.default_rng(0), 30, True).save(root / "a.png")
+    draw_shape("circle", np.random.default_rng(0), 30).save(root / "a.png")
     return root
 
 
@@ -174,7 +156,7 @@ def a_class_unreadable(root: Path) -> Path:
     (root / "a").mkdir()
     (root / "b").mkdir()
     (root / "a" / "x.png").write_text("no")
-    shape("circle", np.random.default_rng(0), 30, True).save(root / "b" / "y.png")
+    draw_shape("circle", np.random.default_rng(0), 30).save(root / "b" / "y.png")
     return root
 
 
