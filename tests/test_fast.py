@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from cnn_numpy import (
@@ -31,7 +31,7 @@ from cnn_numpy import (
 )
 from cnn_numpy.data import load_dataset
 from cnn_numpy.engines import get_engine, im2col
-from cnn_numpy.fast import conv_pool, ops, threads
+from cnn_numpy.fast import blocks, conv_pool, ops, threads
 from cnn_numpy.fast.columns import CHUNK, THIN, weight_gradient
 from cnn_numpy.layers import Layer
 
@@ -99,10 +99,12 @@ def bias_before_batchnorm(layers: list, index: int) -> bool:
     return False
 
 
-def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
+def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1):
     """Train a fast and a reference copy of the same Net (same seed) side by side and
     compare everything a step leaves; shards=True cuts even small batches into shards.
-    Either way a dense layer on the whole batch cuts its products into blocks.
+    Either way a dense layer on the whole batch cuts its products into blocks, and a
+    convolution works on blocks of images holding about `block` numbers (1: an image
+    each), so that these small images take the many-block paths of large ones.
 
     In float32 a float64 reference runs beside them (see close).  With a
     BatchNorm the tolerance is 100 times larger: on these small batches a feature
@@ -115,6 +117,7 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(threads, "MIN_SHARD", 4)
         patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # a dense layer run whole: in blocks
+        patch.setattr(blocks, "BLOCK", block)
         if shards:
             patch.setattr(threads, "MIN_SAMPLE_SIZE", 1)
         nets = [make(fast, dtype) for fast in (True, False)]
@@ -210,25 +213,28 @@ def test_the_fast_path_gives_what_the_reference_gives(name, shards, dtype):
 
 
 @st.composite
-def architectures(draw):
-    """A random architecture that fits 12 x 12 x 2 inputs, users' layers included.
+def architectures(draw, size=12):
+    """A random architecture that fits size x size x 2 inputs, users' layers included:
+    the zoo's shapes ('same' padding, strides, average pools, filters and pools that do
+    not tile the map, activations between a convolution and its pool).
 
     Not drawn: one-filter convolutions and a BatchNorm right after another, which
     normalize a channel with almost no spread: either path's float32 rounding was
     then magnified to a fifth of the largest gradient, and no tolerance can tell
     that from a wrong answer."""
     engines = st.sampled_from([None, "im2col", "stride_groups"])
-    layers, size = [], 12
+    layers = []
     for _ in range(draw(st.integers(1, 2))):
-        fw = draw(st.integers(1, min(3, size)))
+        fw = draw(st.integers(1, min(4, size)))
         kind = draw(st.sampled_from([ConvLayer, ConvLayer_ReLU]))
         layers.append(kind(draw(st.integers(2, 5)), fw, padding=draw(st.sampled_from(
-            [0, 1, "same"])), stride=draw(st.integers(1, 2)), engine=draw(engines)))
+            [0, 1, "same"])), stride=draw(st.integers(1, 3)), engine=draw(engines)))
         shape = layers[-1].output_shape((size, size, 1))
         size = shape[0]
-        for extra in draw(st.lists(st.sampled_from(["bn", "relu", "tanh", "scale"]),
-                                   max_size=2, unique=True)):
+        for extra in draw(st.lists(st.sampled_from(["bn", "relu", "tanh", "leaky", "sigmoid",
+                                                    "scale"]), max_size=2, unique=True)):
             layers.append({"bn": BatchNorm, "relu": ReLULayer, "tanh": TanhLayer,
+                           "leaky": lambda: LeakyReLULayer(0.1), "sigmoid": SigmoidLayer,
                            "scale": Scale}[extra]())
         if size >= 2 and draw(st.booleans()):
             fw = draw(st.integers(1, min(3, size)))
@@ -245,21 +251,28 @@ def architectures(draw):
     return layers
 
 
+#: Image sizes drawn: odd ones, where windows of 2 and strides of 2 leave a rest.
+SIZES = st.sampled_from([11, 12, 13])
+
+
 @settings(max_examples=40, deadline=None)
-@given(layers=architectures(), dtype=st.sampled_from([np.float64, np.float32]),
-       shards=st.booleans(), seed=st.integers(0, 2**16))
+@given(sized=SIZES.flatmap(lambda size: st.tuples(st.just(size), architectures(size))),
+       dtype=st.sampled_from([np.float64, np.float32]), shards=st.booleans(),
+       block=st.sampled_from([1, 600, blocks.BLOCK]), seed=st.integers(0, 2**16))
 # Found by the search: in float32 the reference's gradient of the 1 x 1 conv before
 # BatchNorm was 6% off (the fast path's matched float64), so predictions differed by 4%.
-@example(layers=[ConvLayer(2, 3, padding=1), ConvLayer(3, 1, padding=1), ReLULayer(),
-                 BatchNorm(), FlatLayer(), FCLayer_Sigmoid(5)],
-         dtype=np.float32, shards=False, seed=46121)
-def test_drawn_architectures_agree_on_both_paths(layers, dtype, shards, seed):
-    X, y = images(9, 12, 2, dtype, seed)
+@example(sized=(12, [ConvLayer(2, 3, padding=1), ConvLayer(3, 1, padding=1), ReLULayer(),
+                     BatchNorm(), FlatLayer(), FCLayer_Sigmoid(5)]),
+         dtype=np.float32, shards=False, block=blocks.BLOCK, seed=46121)
+def test_drawn_architectures_agree_on_both_paths(sized, dtype, shards, block, seed):
+    """Blocks of one image, of a few, and of the whole batch."""
+    size, layers = sized
+    X, y = images(9, size, 2, dtype, seed)
     config = [(type(layer), layer.config()) for layer in layers]
     compare(lambda fast, dtype: Net([kind(**args) for kind, args in config], seed=seed,
                                     dtype=dtype, fast=fast, optimizer="momentum",
                                     weight_decay=1e-3),
-            X, y, dtype, shards=shards)
+            X, y, dtype, shards=shards, block=block)
 
 
 
@@ -354,9 +367,11 @@ def test_summary_says_what_runs_each_layer():
     columns = [re.split(r"\s{2,}", row) for row in rows]  # layer, engine, runs as, shape, params
     runs = [f"{layer.split(': ')[1]} / {runs_as}" for layer, _, runs_as, *_ in columns]
     assert runs == ["ConvLayer_ReLU / conv+relu+max_pool (0-1)",
-                    "PoolLayer_Max / conv+relu+max_pool (0-1)", "ConvLayer / conv",
-                    "BatchNorm / batch_norm on shards", "ReLULayer / its own passes",
-                    "PoolLayer_Max / its own passes", "FlatLayer / its own passes",
+                    "PoolLayer_Max / conv+relu+max_pool (0-1)",
+                    "ConvLayer / conv+batch_norm+relu (2-4)",
+                    "BatchNorm / conv+batch_norm+relu (2-4)",
+                    "ReLULayer / conv+batch_norm+relu (2-4)", "PoolLayer_Max / its own passes",
+                    "FlatLayer / its own passes",
                     "FCLayer_ReLU / dense+relu", "Scale / its own passes",
                     "FCLayer_Softmax / its own passes"]
     assert columns[5][1] == "naive" and columns[0][1] == "im2col" and columns[3][1] == "-"
@@ -416,6 +431,51 @@ def test_conv_pool_in_window_order_computes_what_im2col_computes(fw, stride, p, 
         assert got.shape == want.shape and got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
                                    atol=1e-4 * max(1, float(np.abs(want).max())))
+
+
+@settings(max_examples=80, deadline=None)
+@given(fw=st.integers(1, 4), stride=st.integers(1, 3), padding=st.sampled_from([0, 1, 2, "same"]),
+       size=st.tuples(st.integers(1, 9), st.integers(1, 9)), n=st.integers(1, 4),
+       c=st.integers(1, 3), nf=st.integers(1, 3), order=st.integers(1, 3),
+       block=st.sampled_from([1, 100, blocks.BLOCK]), dtype=st.sampled_from([np.float64,
+                                                                             np.float32]),
+       seed=st.integers(0, 2**16))
+def test_blocked_convolution_computes_what_im2col_computes(fw, stride, padding, size, n, c, nf,
+                                                           order, block, dtype, seed):
+    """blocks.py's convolution on blocks of images, with its padding written block by block,
+    its output in pool window order or not, and its input gradient as a convolution of
+    its own (stride 1) or added back window by window: the engine's Z, dx, dW and db on
+    the padded input, up to the order of sums."""
+    pads = ConvLayer(nf, fw, stride, padding).pads(*size)
+    x_shape = (n, *size, c)
+    padded = (size[0] + sum(pads[0]), size[1] + sum(pads[1]))
+    assume(min(padded) >= fw)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    W, b = rng.standard_normal((fw, fw, c, nf)).astype(dtype), rng.standard_normal(nf).astype(dtype)
+    Z_ref, cache = im2col.conv_forward(np.pad(x, ((0, 0), *pads, (0, 0))), W, b, stride)
+    assume(Z_ref.shape[1] % order == 0 and Z_ref.shape[2] % order == 0)
+    geometry = blocks.BlockedConv(x_shape, W, stride, pads, order=order)
+    Z = np.empty(geometry.out_shape(n), dtype=dtype)
+    Wb = np.concatenate([W.reshape(-1, nf), b[None, :]])
+    cuts = blocks.image_blocks(n, geometry.oh * geometry.ow * (geometry.k + 1), block)
+    dZ_ref = rng.standard_normal(Z_ref.shape).astype(dtype)
+    dx_ref, dW_ref, db_ref = im2col.conv_backward(dZ_ref, cache)
+    dx_ref = ops.unpad(dx_ref, pads)
+    arranged = conv_pool.by_pool_window if order > 1 else lambda a, p: a
+    dZ = np.ascontiguousarray(arranged(dZ_ref, order))
+    dx, dWb = np.empty(x_shape, dtype=dtype), 0
+    for rows in cuts:
+        part = (slice(None),) * (2 if order > 1 else 0) + (rows,)
+        cols = geometry.forward(x[rows], Wb, Z[part])
+        dWb = dWb + geometry.backward(x[rows], np.ascontiguousarray(dZ[part]), W, dx[rows],
+                                      cols if geometry.keeps_columns() else None)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    for got, want in [(Z, arranged(Z_ref, order)), (dx, dx_ref),
+                      (dWb[:-1].reshape(W.shape), dW_ref), (dWb[-1], db_ref)]:
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol,
+                                   atol=tol * max(1, float(np.abs(want).max())))
 
 
 @pytest.mark.parametrize("engine", ["im2col", "stride_groups"])

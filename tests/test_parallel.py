@@ -112,10 +112,10 @@ def test_the_deep_blocks_run_as_one_joint_operation_while_training():
     # in inference BatchNorm is per sample: the blocks are per-sample operations on shards
     inference = plan(net, X, training=False, whole_last=False)
     assert inference[0][0] == "shards" and "BatchNorm" in inference[0][1]
-    # a naive pool runs its own loops, so the block around it is not fused
+    # a naive pool runs its own loops, so the block stops before it
     net.layers[3].engine = "naive"
     assert plan(net, X, training=True, whole_last=True)[:2] == [
-        ("shards", ["ConvLayer"]), ("joint", ["BatchNorm"])]
+        ("joint", block[:3]), ("shards", ["PoolLayer_Max"])]
 
 def test_the_first_pass_is_plain_and_builds_the_weights_the_next_ones_use_shards(monkeypatch):
     """Lazily built weights come from the generator in layer order, on the plain loop;
@@ -149,6 +149,45 @@ def test_results_are_identical_whatever_the_number_of_threads(make, mnist):
     X, y = data(192)  # 3 shards
     if mnist:
         X = np.random.default_rng(4).random((192, 28, 28, 1), dtype=np.float32)
+    one = steps(make, X, y, count=1)
+    for count in (2, 3):
+        other = steps(make, X, y, count)
+        assert one[0] == other[0]
+        for a, b in zip(one[1] + one[2], other[1] + other[2], strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(one[3], other[3])
+        assert one[4] == other[4]
+
+
+#: Networks like the zoo's (benchmarks/zoo.py), for 14 x 14 x 2 inputs: "same" padding,
+#: BatchNorm after a convolution without a pool, strides, average and global pools, tanh.
+ZOO_LIKE = {
+    "vgg-bn": "ConvLayer(8, 3, padding='same'), BatchNorm(), ReLULayer(), "
+              "ConvLayer_ReLU(8, 3, padding='same'), PoolLayer_Max(2), "
+              "ConvLayer(12, 3, padding='same'), BatchNorm(), ReLULayer(), PoolLayer_Max(2), "
+              "FlatLayer(), FCLayer_ReLU(16), FCLayer_Softmax(10)",
+    "strided-avg": "ConvLayer_ReLU(8, 3, stride=2, padding='same'), ConvLayer(12, 3), "
+                   "TanhLayer(), PoolLayer_Avg(5), FlatLayer(), FCLayer_Softmax(10)",
+    "odd": "ConvLayer_ReLU(6, 4), PoolLayer_Max(3, stride=2), FlatLayer(), "
+           "FCLayer_Softmax(10)",
+}
+
+
+@pytest.mark.parametrize("name", list(ZOO_LIKE))
+@pytest.mark.parametrize("n", [40, 192], ids=["one-shard", "three-shards"])
+def test_blocks_give_the_same_bits_whatever_the_number_of_threads(name, n, monkeypatch):
+    """A convolution's blocks of images (small here, so that there are several) run on
+    the thread pool at any batch size; the weights after three steps, the predictions and
+    the loss are the same bits on 1, 2 and 3 threads."""
+    from cnn_numpy.architecture import parse_layers
+    from cnn_numpy.fast import blocks
+
+    monkeypatch.setattr(blocks, "BLOCK", 3000)
+    X, y = data(n)
+
+    def make():
+        return Net(parse_layers(ZOO_LIKE[name]), seed=2, optimizer="momentum")
+
     one = steps(make, X, y, count=1)
     for count in (2, 3):
         other = steps(make, X, y, count)
@@ -210,8 +249,10 @@ def test_blas_threads_come_back_after_a_pass():
 
 
 def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkeypatch):
-    """Spinning BLAS threads would take the cores from the workers; a pass without shards,
-    and the plain loop, leave BLAS as it is (whatever the worker count)."""
+    """Spinning BLAS threads would take the cores from the workers: a pass with shards, or
+    with an operation that cuts its work into blocks for the pool (a convolution, at any
+    batch size), runs BLAS on one thread; a pass without either, and the plain loop, leave
+    BLAS as it is (whatever the worker count)."""
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         for count in (1, 2):
             threads.set_threads(count)
@@ -221,11 +262,15 @@ def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkey
             assert net.layers[6].blas == [2]
             net.train(X, y, 0.01)
             assert net.layers[6].blas == [1]
-            net.train(X[:64], y[:64], 0.01)  # one shard: BLAS as it is
-            assert net.layers[6].blas == [2]
+            net.train(X[:64], y[:64], 0.01)  # one shard, but the convolution's blocks
+            assert net.layers[6].blas == [1]
             reference = Net(net.layers, fast=False)
             reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is
             assert reference.layers[6].blas == [2]
+            dense = Net([FlatLayer(), FCLayer_ReLU(12), Halve(), FCLayer_Softmax(10)], seed=0)
+            for _ in range(2):  # small dense layers, one shard: nothing on the pool
+                dense.train(X[:64], y[:64], 0.01)
+            assert dense.layers[2].blas == [2]
 
 
 

@@ -21,8 +21,9 @@ from functools import partial, reduce
 import numpy as np
 
 from ..layers import Layer
-from . import conv_pool, threads
-from .ops import JointOp, fast_engine, in_window_order, pad, relu_mask, unpad
+from . import conv_pool, im2col, threads
+from .blocks import BlockedConv, image_blocks
+from .ops import JointOp, fast_engine, pad, relu_mask, unpad
 
 
 class BatchNormOnShards(JointOp):
@@ -63,96 +64,146 @@ class BatchNormOnShards(JointOp):
 
 
 class ConvBatchNormMaxPool(JointOp):
-    """ConvLayer + BatchNorm [+ ReLULayer] + PoolLayer_Max while training, on the shards of
-    one batch together (the `deep` network's blocks).
+    """ConvLayer + BatchNorm [+ ReLULayer] [+ PoolLayer_Max] while training, on the shards
+    of one batch together (the `deep` network's blocks, and a BatchNorm after any
+    convolution).
 
-    Faster than the four operations apart, for three reasons:
-      - two meetings of the shards each way instead of four and three: the
-        convolution and the statistics' sums in one task per shard; the
-        normalization, ReLU and pool in the next (forward).  Backward, the
-        ReLU mask, the pool's routing and the gradient sums in one, then
-        BatchNorm's input gradient written over dA and the convolution's
-        backward pass;
-      - on im2col, with a p x p pool of stride p that tiles Z, the convolution
-        writes Z in pool window order (conv_pool.py); BatchNorm is per channel,
-        so it runs on that order unchanged and the pool reads contiguous pieces;
+    Faster than the operations apart, for four reasons:
+      - on im2col, each shard is cut into blocks of images (blocks.py) that go
+        through the convolution and the statistics' sums in one task, then
+        through the normalization, ReLU and pool in the next, while in cache;
+        the tasks of every block of every shard share the thread pool, so both
+        cores work at any batch size.  Backward, the ReLU mask, the pool's
+        routing and the gradient sums in one task per block, then BatchNorm's
+        input gradient written over dA and the convolution's backward pass;
+      - two meetings of the threads each way instead of four and three;
+      - with a p x p pool of stride p that tiles Z, the convolution writes Z in
+        pool window order (conv_pool.py); BatchNorm is per channel, so it runs
+        on that order unchanged and the pool reads contiguous pieces;
       - the ReLU runs after the pool (as in ConvMaxPool), and sum(dA) comes from
         the pooled gradient, p*p times shorter.
-    Each layer's engine is its own; the window order needs im2col for both.
+    The statistics are sums over the blocks, combined in block order (ShardStatistics):
+    the blocks depend on the shapes only, so the bits do not depend on the thread
+    count.  A stride-groups convolution takes each shard as one block.
     """
 
-    def __init__(self, conv: Layer, bn: Layer, relu: Layer | None, pool: Layer):
+    def __init__(self, conv: Layer, bn: Layer, relu: Layer | None, pool: Layer | None):
         super().__init__(*(layer for layer in (conv, bn, relu, pool) if layer is not None))
         self.conv, self.bn, self.pool, self.relu = conv, bn, pool, relu is not None
-        self.name = "conv+batch_norm+relu+max_pool" if self.relu else "conv+batch_norm+max_pool"
+        self.name = "+".join(["conv", "batch_norm", *(["relu"] if self.relu else []),
+                              *(["max_pool"] if pool is not None else [])])
 
     def forward_parts(self, parts: list[np.ndarray]) -> list[np.ndarray]:
-        """Each shard's A_prev (n_s, ih, iw, c) -> its pooled output (n_s, ph, pw, nf)."""
+        """Each shard's A_prev (n_s, ih, iw, c) -> its output (n_s, ph, pw, nf)."""
         conv, pool = self.conv, self.pool
-        self.conv_engine, self.pool_engine = fast_engine(conv), fast_engine(pool)
+        self.parts = parts
         self.pads = conv.pads(parts[0].shape[1], parts[0].shape[2])
         oh, ow, nf = conv.output_shape(parts[0].shape[1:])
-        self.window_order = in_window_order(conv, pool, parts[0].shape[1:])
-        convolved = _on_shards(self._convolve, parts)
+        self.p = pool.filter_width if pool is not None else 1
+        self.blocked = fast_engine(conv) is im2col
+        tiles = pool is not None and pool.stride == self.p and oh % self.p == 0 \
+            and ow % self.p == 0
+        self.order = self.p if self.blocked and tiles else 1
+        self.units = [(s, rows) for s, part in enumerate(parts)
+                      for rows in self._blocks(part.shape, oh * ow * (nf + 1))]
+        out = (oh, ow, nf) if pool is None else pool.output_shape((oh, ow, nf))
+        self.outputs = [np.empty((len(part), *out), dtype=part.dtype) for part in parts]
+        convolved = _on_shards(self._convolve, range(len(self.units)))
         self.conv_caches, self.shapes, deviations = zip(*convolved, strict=True)
         self.stats = ShardStatistics(self.bn, deviations, (len(parts[0]), oh, ow, nf))
-        pooled = _on_shards(self._normalize_and_pool, range(len(parts)))
-        self.pool_caches, self.outputs = zip(*pooled, strict=True)
-        return list(self.outputs)
+        self.pool_caches = _on_shards(self._normalize_and_pool, range(len(self.units)))
+        return self.outputs
 
-    def _convolve(self, A: np.ndarray):
-        """One shard: (the convolution's cache, Z's shape, _deviations of Z)."""
-        conv, x = self.conv, pad(A, self.pads)
-        if self.window_order:
-            Z, cache = conv_pool.conv_forward(x, conv.W, conv.b, conv.stride,
-                                              self.pool.filter_width)
+    def _blocks(self, shape: tuple[int, ...], per_image: int) -> list[slice]:
+        """A shard's blocks of images: one for the whole shard on stride groups."""
+        if not self.blocked:
+            return [slice(0, shape[0])]
+        g = BlockedConv(shape, self.conv.W, self.conv.stride, self.pads)
+        return image_blocks(shape[0], g.oh * g.ow * (g.k + 1) + per_image)
+
+    def _convolve(self, u: int):
+        """Unit u (a block of a shard): (the convolution's cache, Z's shape, _deviations
+        of Z)."""
+        s, rows = self.units[u]
+        conv, x = self.conv, self.parts[s][rows]
+        if self.blocked:
+            g = BlockedConv(x.shape, conv.W, conv.stride, self.pads, order=self.order)
+            Z = np.empty(g.out_shape(x.shape[0]), dtype=np.result_type(x, conv.W))
+            Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
+            cols = g.forward(x, Wb, Z)
+            cache = (g, x, cols if g.keeps_columns() else None)
         else:
-            Z, cache = self.conv_engine.conv_forward(x, conv.W, conv.b, conv.stride)
+            Z, cache = self.conv_engine().conv_forward(pad(x, self.pads), conv.W, conv.b,
+                                                       conv.stride)
         return cache, Z.shape, _deviations(Z.reshape(-1, Z.shape[-1]))
 
-    def _normalize_and_pool(self, s: int):
-        """Shard s: (the pool's cache, the pooled output with the ReLU applied)."""
-        Y = self.stats.normalize(s).reshape(self.shapes[s])
-        if self.window_order:
+    def conv_engine(self):
+        return fast_engine(self.conv)
+
+    def _normalize_and_pool(self, u: int):
+        """Unit u: writes its output (the pool's, with the ReLU applied); returns the
+        pool's cache."""
+        s, rows = self.units[u]
+        out = self.outputs[s][rows]
+        Y = self.stats.normalize(u).reshape(self.shapes[u])
+        cache = None
+        if self.pool is None:
+            out[...] = Y
+        elif self.order > 1:
             P, cache = conv_pool.max_pool_forward(Y, argmax=True)
+            out[...] = P
         else:
-            P, cache = self.pool_engine.max_pool_forward(Y, self.pool.filter_width,
-                                                         self.pool.stride, argmax=True)
-        return cache, (np.maximum(P, 0, out=P) if self.relu else P)
+            P, cache = fast_engine(self.pool).max_pool_forward(Y, self.p, self.pool.stride,
+                                                               argmax=True)
+            out[...] = P
+        if self.relu:
+            np.maximum(out, 0, out=out)
+        return cache
 
     def backward_parts(self, dparts: list[np.ndarray], owned: bool,
                        need_dx: bool) -> list[np.ndarray | None]:
         """Each shard's dA (n_s, ph, pw, nf) -> its dA_prev (n_s, ih, iw, c), or None
         without need_dx; the layers' gradients in gradients()."""
-        shards = range(len(dparts))
-        routed = _on_shards(lambda s, dA: self._route(s, dA, owned), shards, dparts)
+        units = range(len(self.units))
+        routed = _on_shards(lambda u: self._route(u, dparts, owned), units)
         self.bn_grads = self.stats.gradients([sums for _, sums in routed])
-        dxs = _on_shards(self._conv_backward, shards, [d for d, _ in routed],
-                         [need_dx] * len(dparts))
-        dWs, dbs = [dW for _, dW, _ in dxs], [db for _, _, db in dxs]
-        self.conv_grads = {"dW": _add(dWs), "db": _add(dbs)}
-        return None if not need_dx else [dx for dx, _, _ in dxs]
+        dxs = [np.empty(part.shape, dtype=dparts[0].dtype) for part in self.parts] \
+            if need_dx else None
+        grads = _on_shards(lambda u, d: self._conv_backward(u, d, dxs), units,
+                           [d for d, _ in routed])
+        self.conv_grads = {"dW": _add([dW for dW, _ in grads]),
+                           "db": _add([db for _, db in grads])}
+        return dxs
 
-    def _route(self, s: int, dA: np.ndarray, owned: bool):
-        """Shard s: dA through the ReLU and the pool -> (BatchNorm's dA (m_s, nf), its sums)."""
+    def _route(self, u: int, dparts: list[np.ndarray], owned: bool):
+        """Unit u: dA through the ReLU and the pool -> (BatchNorm's dA (m_u, nf), its
+        sums)."""
+        s, rows = self.units[u]
+        dA = dparts[s][rows]
         if self.relu:
-            dA = relu_mask(dA, self.outputs[s], owned)
-        if self.window_order:
-            d = conv_pool.max_pool_backward(dA, self.pool_caches[s])
+            dA = relu_mask(dA, self.outputs[s][rows], owned)
+        if self.pool is None:  # BatchNorm's input gradient is written over d
+            d = dA if owned or self.relu else dA.copy()
+        elif self.order > 1:
+            d = conv_pool.max_pool_backward(dA, self.pool_caches[u])
         else:
-            d = self.pool_engine.max_pool_backward(dA, self.pool_caches[s])
+            d = fast_engine(self.pool).max_pool_backward(dA, self.pool_caches[u])
         d = d.reshape(-1, d.shape[-1])
         # Every pooled gradient lands on one element of Z, so sum(d) is sum(dA).
-        return d, self.stats.gradient_sums(s, d, _column_sums(dA.reshape(-1, dA.shape[-1])))
+        return d, self.stats.gradient_sums(u, d, _column_sums(dA.reshape(-1, dA.shape[-1])))
 
-    def _conv_backward(self, s: int, d: np.ndarray, need_dx: bool):
-        """Shard s: BatchNorm's dA -> (the conv's dA_prev or None, dW, db)."""
-        dZ = self.stats.input_gradient(s, d).reshape(self.shapes[s])
-        if self.window_order:
-            dx, dW, db = conv_pool.conv_backward(dZ, self.conv_caches[s], need_dx)
-        else:
-            dx, dW, db = self.conv_engine.conv_backward(dZ, self.conv_caches[s], need_dx)
-        return unpad(dx, self.pads), dW, db
+    def _conv_backward(self, u: int, d: np.ndarray, dxs: list[np.ndarray] | None):
+        """Unit u: BatchNorm's dA -> the conv's (dW, db); its dA_prev into dxs."""
+        s, rows = self.units[u]
+        dZ = self.stats.input_gradient(u, d).reshape(self.shapes[u])
+        if self.blocked:
+            g, x, cols = self.conv_caches[u]
+            dWb = g.backward(x, dZ, self.conv.W, None if dxs is None else dxs[s][rows], cols)
+            return dWb[:-1].reshape(self.conv.W.shape), dWb[-1]
+        dx, dW, db = self.conv_engine().conv_backward(dZ, self.conv_caches[u], dxs is not None)
+        if dxs is not None:
+            dxs[s][rows] = unpad(dx, self.pads)
+        return dW, db
 
     def gradients(self):
         return [self.conv_grads, self.bn_grads] + [{} for _ in self.layers[2:]]

@@ -54,6 +54,11 @@ class Op:
     def gradients(self) -> list[dict[str, np.ndarray]]:
         return [{} for _ in self.layers]
 
+    def on_threads(self, n: int) -> bool:
+        """Whether it cuts its own work on a batch of n into blocks for the thread pool
+        (then the pass runs BLAS on one thread: threads.blas_for_pass)."""
+        return False
+
     def for_shard(self) -> Op:
         return copy.copy(self)
 
@@ -317,11 +322,17 @@ class Dense(Op):
         return dx
 
     def _blocks(self, n: int, weights: int) -> list[slice]:
-        """The batch's row blocks: threads.shard_slices(n) if each is large enough."""
+        """The batch's row blocks: threads.shard_slices(n), or below 128 samples two
+        halves, if each is large enough."""
         slices = threads.shard_slices(n)
+        if len(slices) == 1:
+            slices = threads.even_slices(n, max(1, min(2, n // 16)))
         if len(slices) > 1 and n * weights < self.MIN_BLOCK_WORK * len(slices):
             return [slice(0, n)]
         return slices
+
+    def on_threads(self, n: int) -> bool:
+        return len(self._blocks(n, self.layers[0].W.size)) > 1
 
     def gradients(self):
         return [self.grads]

@@ -45,6 +45,7 @@ from ..layers import (
 )
 from . import threads
 from .batchnorm import BatchNormOnShards, ConvBatchNormMaxPool
+from .conv_chain import chain_at
 from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference, runs_fast
 
 #: Shipped layers whose output sample i depends on input sample i alone and whose passes
@@ -88,6 +89,11 @@ def plan_ops(layers: list[Layer], training: bool) -> list[Op]:
         elif training and _conv_batch_norm(a, b) and _fast_max_pool(c) \
                 and i + 2 < len(layers) - 1:
             op = ConvBatchNormMaxPool(a, b, None, c)
+        elif training and _conv_batch_norm(a, b) and i + 1 < len(layers) - 1:
+            relu = c if type(c) is ReLULayer and i + 2 < len(layers) - 1 else None
+            op = ConvBatchNormMaxPool(a, b, relu, None)
+        elif (chain := chain_at(layers, i, training)) is not None:
+            op = chain
         elif _fast_conv(a) and type(a) is ConvLayer and type(b) is ReLULayer \
                 and _fast_max_pool(c):
             op = ConvMaxPool(a, b, c)
@@ -135,6 +141,7 @@ class FastPath:
         self.layers = layers
         # What forward ran, for backward: (how, the planned ops, each shard's copies).
         self._tape: list[tuple[str, list[Op], list[list[Op]]]] = []
+        self._one_blas_thread = False  # forward's choice, for backward
 
     def describe(self, training: bool = True) -> list[str]:
         """For each layer, the operation that computes it, e.g. 'conv+relu+max_pool (0-1)'."""
@@ -217,7 +224,11 @@ class FastPath:
         slices = threads.shard_slices(X.shape[0])
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        with threads.blas_for_pass(any(how != "whole" for how, _ in plan)):
+        # BLAS on one thread when the pass uses the thread pool: for shards, or for the
+        # blocks of an operation (a function of the batch size and the shapes).
+        self._one_blas_thread = any(how != "whole" for how, _ in plan) \
+            or any(op.on_threads(X.shape[0]) for op in ops)
+        with threads.blas_for_pass(self._one_blas_thread):
             for how, run in plan:
                 if how == "whole":
                     A = run[0].forward(_whole(A), training)
@@ -241,7 +252,7 @@ class FastPath:
         shard order)."""
         slices = threads.shard_slices(dZ.shape[0])
         first = self.layers[0]
-        with threads.blas_for_pass(any(how != "whole" for how, *_ in self._tape)):
+        with threads.blas_for_pass(self._one_blas_thread):
             dA: np.ndarray | list | None = self.layers[-1].backpropagate_dZ(dZ)
             owned = True
             for how, run, shards in reversed(self._tape[:-1]):

@@ -1,0 +1,193 @@
+"""The im2col convolution (cnn_numpy/engines/im2col.py) on blocks of images sized for the
+cache, with the zero padding written in the same pass as the window copy.
+
+The reference copies every window of the whole (padded) batch into one matrix
+and multiplies once.  For a 3 x 3 convolution of 32 channels on 32 x 32
+images that matrix is about 1.2 MB per image: a batch's is far out of cache,
+written once and read again by the product, and the padded input is one more
+copy.  Here a batch is cut into blocks of images (image_blocks: a function of
+the shapes only) whose window matrix holds about BLOCK numbers, and each block
+is copied, multiplied and forgotten while it is still in cache:
+
+    forward   Z[block] = cols_block.T @ [W; b]
+    backward  [dW; db] = sum over blocks, in block order, of cols_block @ dZ[block]
+              (cols_block copied again: cheaper than keeping the batch's);
+              dx[block] = the windows' gradients dZ[block] @ W.T, one product, each
+              added back at its place (col2im) inside the block
+
+Window elements that fall in the padding are written as zeros in the copy and
+skipped when the gradient is added back, so the padded input is never built.
+The blocks run on the thread pool (threads.run_all), and the weight gradient
+is the blocks' sum in block order: the same bits on any number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..engines.geometry import output_size
+from ..engines.im2col import offset_views, window_view
+from . import threads
+from .columns import weight_gradient, window_matrix
+from .conv_pool import by_pool_window
+
+#: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
+#: floats, 2 MB in float32, a core's share of the cache with the product's output.
+BLOCK = 2**19
+
+
+def image_blocks(n: int, per_image: int, block: int = BLOCK) -> list[slice]:
+    """range(n) as consecutive blocks of images, each holding about `block` numbers at
+    most, when one image holds per_image; sizes differ by 1 at most.  A function of
+    the arguments only, so the blocks, and every sum over them, do not depend on the
+    thread count."""
+    size = max(1, block // max(1, per_image))
+    return threads.even_slices(n, max(1, math.ceil(n / size))) if n else [slice(0, 0)]
+
+
+class BlockedConv:
+    """One convolution's geometry on inputs (n, ih, iw, c) and its passes on a block.
+
+    x is the layer's input without padding; pads are ConvLayer.pads's
+    ((top, bottom), (left, right)).  order p > 1 puts the output positions in
+    p x p pool window order (conv_pool.by_pool_window: (p, p, b, oh/p, ow/p));
+    p must divide oh and ow.
+    """
+
+    def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
+                 order: int = 1):
+        n, self.ih, self.iw, self.c = x_shape
+        self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
+        (self.top, self.bottom), (self.left, self.right) = pads
+        self.padded = any(p for side in pads for p in side)
+        self.oh = output_size(self.ih + self.top + self.bottom, self.fw, stride)
+        self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
+        self.k = self.fw * self.fw * self.c
+        self.blocks = image_blocks(n, self.oh * self.ow * (self.k + 1))
+
+    def out_shape(self, n: int) -> tuple[int, ...]:
+        """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""
+        p = self.order
+        if p == 1:
+            return n, self.oh, self.ow, self.nf
+        return p, p, n, self.oh // p, self.ow // p, self.nf
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """The block x with its zero padding, in a new array (in cache: a ninth or less of
+        the window matrix the copy then writes)."""
+        if not self.padded:
+            return x
+        b = x.shape[0]
+        xp = np.empty((b, self.top + self.ih + self.bottom, self.left + self.iw + self.right,
+                       self.c), dtype=x.dtype)
+        xp[:, : self.top] = 0
+        xp[:, self.top + self.ih :] = 0
+        xp[:, self.top : self.top + self.ih, : self.left] = 0
+        xp[:, self.top : self.top + self.ih, self.left + self.iw :] = 0
+        xp[:, self.top : self.top + self.ih, self.left : self.left + self.iw] = x
+        return xp
+
+    def _arranged(self, view: np.ndarray) -> np.ndarray:
+        """A (b, oh, ow, ...) view in this convolution's position order."""
+        return view if self.order == 1 else by_pool_window(view, self.order)
+
+    def columns(self, x: np.ndarray) -> np.ndarray:
+        """x (b, ih, iw, c) -> the (K + 1, M) window matrix of columns.window_matrix (its
+        last row ones), its columns in this convolution's position order."""
+        windows = window_view(self._padded(x), self.fw, self.stride)
+        return window_matrix(self._arranged(windows))
+
+    def forward(self, x: np.ndarray, Wb: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out (out_shape(b)) = the convolution of the block x (b, ih, iw, c).  Returns the
+        block's window matrix."""
+        cols = self.columns(x)
+        np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
+        return cols
+
+    def keeps_columns(self) -> bool:
+        """Whether a training pass keeps each block's window matrix for the backward pass
+        rather than copying it again: when it is no larger than the block's output (few
+        input channels), which the pass holds anyway."""
+        return self.k + 1 <= self.nf
+
+    def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,
+                 dx: np.ndarray | None, cols: np.ndarray | None = None) -> np.ndarray:
+        """The block's [dW; db] (K + 1, nf) from its dZ (out_shape(b)); with dx (the
+        block's input gradient, (b, ih, iw, c)), the windows' gradients are written there.
+        cols: the block's window matrix if forward's was kept."""
+        dZ2 = dZ.reshape(-1, self.nf)
+        dWb = weight_gradient(self.columns(x) if cols is None else cols, dZ2)
+        if dx is not None and self.stride == 1 and self.fw > 1:
+            self.correlate(dZ, W, dx)
+        elif dx is not None:
+            self.add_back(dZ2 @ W.reshape(self.k, self.nf).T, dx)
+        return dWb
+
+    def _plain(self, dZ: np.ndarray) -> np.ndarray:
+        """A block's dZ as (b, oh, ow, nf), from pool window order if it is in that."""
+        if self.order == 1:
+            return dZ
+        plain = np.empty((dZ.shape[2], self.oh, self.ow, self.nf), dtype=dZ.dtype)
+        by_pool_window(plain, self.order)[...] = dZ
+        return plain
+
+    def correlate(self, dZ: np.ndarray, W: np.ndarray, dx: np.ndarray) -> None:
+        """dx (b, ih, iw, c) for stride 1, as a convolution of its own: the input element
+        at (y, x) gets W[a, q] dZ[y + top - a, x + left - q] over every (a, q) whose output
+        exists, which is the window of dZ, padded with fw - 1 - top zeros above (and so
+        on), at (y, x) times W turned by 180 degrees.  One window copy and one product,
+        instead of one strided addition per window element (add_back)."""
+        b, fw = dx.shape[0], self.fw
+        above, left = fw - 1 - self.top, fw - 1 - self.left  # < 0: rows of dZ not needed
+        rows, cols = self.ih + fw - 1, self.iw + fw - 1
+        padded = np.zeros((b, rows, cols, self.nf), dtype=dZ.dtype)
+        h0, w0 = max(0, -above), max(0, -left)  # dZ's first row and column inside
+        h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
+        dZ = self._plain(dZ)
+        padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
+        windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
+        turned = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
+        np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
+
+    def add_back(self, dcols: np.ndarray, dx: np.ndarray) -> None:
+        """col2im: dx (b, ih, iw, c) = each window's gradient dcols (M, K) added back at
+        its place (in a padded block first when there is padding)."""
+        b = dx.shape[0]
+        dxp = dx if not self.padded else np.empty(
+            (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, self.c),
+            dtype=dx.dtype)
+        elements = [self._arranged(view) for view in offset_views(dxp, self.fw, self.stride)]
+        windows = dcols.reshape(*elements[0].shape[:-1], self.fw * self.fw, self.c)
+        if self.fw == self.stride == 1 and not self.padded:  # one element covers dx
+            elements[0][...] = windows[..., 0, :]
+        else:
+            dxp[...] = 0
+            for k, element in enumerate(elements):
+                element += windows[..., k, :]
+        if self.padded:
+            dx[...] = dxp[:, self.top : self.top + self.ih, self.left : self.left + self.iw]
+
+
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pads):
+    """Z (n, oh, ow, nf) of the unpadded input x, block by block on the thread pool.
+    Returns (Z, cache)."""
+    conv = BlockedConv(x.shape, W, stride, pads)
+    Wb = np.concatenate([W.reshape(-1, conv.nf), b[None, :]])
+    Z = np.empty(conv.out_shape(x.shape[0]), dtype=np.result_type(x, W))
+    threads.run_all([lambda s=s: conv.forward(x[s], Wb, Z[s]) for s in conv.blocks])
+    return Z, (conv, x, W)
+
+
+def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
+    """(dx (the unpadded input's gradient) or None, dW, db) from dZ (n, oh, ow, nf)."""
+    conv, x, W = cache
+    dx = np.empty(x.shape, dtype=dZ.dtype) if need_dx else None
+    parts = threads.run_all([
+        lambda s=s: conv.backward(x[s], dZ[s], W, None if dx is None else dx[s])
+        for s in conv.blocks])
+    dWb = parts[0]
+    for part in parts[1:]:
+        dWb += part
+    return dx, dWb[:-1].reshape(W.shape), dWb[-1]

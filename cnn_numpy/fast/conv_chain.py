@@ -1,0 +1,249 @@
+"""A convolution, the activation after it and the pool after that, block by block: one
+operation for any im2col ConvLayer or ConvLayer_ReLU, with or without an activation
+layer (ReLU, leaky ReLU, tanh, sigmoid) and a pooling layer (max or average, any
+window and stride) after it.
+
+Each block of images (blocks.py) goes through the whole chain while it is in
+cache: the window copy (padding written in the same pass), the product, the
+activation and the pool; the convolution's output Z of the batch is never
+stored.  Backward, each block's pooled gradient is spread back over its Z,
+through the activation, and into the weight and input gradients in the same
+way.  The blocks run on the thread pool; the weight gradient is their sum in
+block order, so the bits do not depend on the thread count.
+
+Before a max pool the activation runs after the pool, on the pooled numbers
+(p*p times fewer): every activation here is non-decreasing, so the maximum
+of the activations is the activation of the maximum, and a window's gradient
+reaches the same element either way (where two activations tie but their
+inputs do not, the activation's slope there is 0: the ReLU below 0, tanh and
+the sigmoid where they have rounded to +-1, 0 or 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engines.im2col import offset_views
+from ..layers import (
+    BatchNorm,
+    ConvLayer,
+    ConvLayer_ReLU,
+    Layer,
+    LeakyReLULayer,
+    PoolLayer_Avg,
+    PoolLayer_Max,
+    ReLULayer,
+    SigmoidLayer,
+    TanhLayer,
+)
+from ..layers.activations import sigmoid
+from . import threads
+from .blocks import BlockedConv, image_blocks
+from .columns import first_max_index, index_dtype, route_to_max, window_max
+from .ops import Op, engine_of, runs_fast
+
+#: Activation layers a chain takes over, by the name it gives them.
+ACTIVATIONS = {ReLULayer: "relu", LeakyReLULayer: "leaky_relu", TanhLayer: "tanh",
+               SigmoidLayer: "sigmoid"}
+
+
+def chain_at(layers: list[Layer], i: int, training: bool) -> ConvChain | None:
+    """The chain that starts at layers[i], if one does: an im2col convolution, then in
+    prediction a BatchNorm (a per-channel scale and shift there), then an activation
+    layer (both after a plain ConvLayer only), then a pooling layer on a fast engine.  None for
+    anything else; the Net's last layer is never taken (the loss reads it)."""
+    conv = layers[i]
+    if type(conv) not in (ConvLayer, ConvLayer_ReLU) or engine_of(conv) != "im2col" \
+            or i == len(layers) - 1:
+        return None
+    j, activation, norm = i + 1, None, None
+    if not training and type(conv) is ConvLayer and j < len(layers) - 1 \
+            and type(layers[j]) is BatchNorm:
+        norm, j = layers[j], j + 1
+    if type(conv) is ConvLayer and j < len(layers) - 1 and type(layers[j]) in ACTIVATIONS:
+        activation, j = layers[j], j + 1
+    pool = None
+    if j < len(layers) - 1 and type(layers[j]) in (PoolLayer_Max, PoolLayer_Avg) \
+            and runs_fast(layers[j]):
+        pool = layers[j]
+    return ConvChain(conv, activation, pool, norm)
+
+
+class ConvChain(Op):
+    """conv [+ activation] [+ pool] on blocks of images (see the module docstring)."""
+
+    def __init__(self, conv: Layer, activation: Layer | None, pool: Layer | None,
+                 norm: Layer | None = None):
+        super().__init__(*(layer for layer in (conv, norm, activation, pool)
+                           if layer is not None))
+        self.conv, self.pool, self.norm = conv, pool, norm
+        self.activation = "relu" if type(conv) is ConvLayer_ReLU else \
+            ACTIVATIONS.get(type(activation))
+        self.alpha = getattr(activation, "alpha", None)
+        self.max_pool = type(pool) is PoolLayer_Max
+        self.name = "+".join(["conv", *(["batch_norm"] if norm else []),
+                              *([self.activation] if self.activation else []),
+                              *(["max_pool" if self.max_pool else "avg_pool"] if pool else [])])
+
+    def forward(self, A, training):
+        conv, pool = self.conv, self.pool
+        self.x, self.training = A, training
+        pads = conv.pads(A.shape[1], A.shape[2])
+        g = BlockedConv(A.shape, conv.W, conv.stride, pads)
+        self.fw, self.s = (pool.filter_width, pool.stride) if pool else (1, 1)
+        # Windows that tile Z: the convolution writes Z by window element (conv_pool.py),
+        # which the pool reads in contiguous pieces.
+        self.tiled = self.s == self.fw and g.oh % self.fw == 0 and g.ow % self.fw == 0
+        if pool is not None and self.tiled and self.fw > 1:
+            g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw)
+        self.geometry = g
+        per_image = g.oh * g.ow * (g.k + 1 + 2 * g.nf)
+        self.blocks = image_blocks(A.shape[0], per_image)
+        self.Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
+        shape = (A.shape[0], g.oh, g.ow, g.nf)
+        dtype = np.result_type(A, conv.W)
+        if pool is not None:
+            shape = (shape[0], *pool.output_shape(shape[1:]))
+        self.A = np.empty(shape, dtype=dtype)
+        self.index = np.empty(shape, index_dtype(self.fw ** 2)) \
+            if training and self.max_pool else None
+        # Before an average pool a slope needs the activations (after a max pool, the
+        # output has them).
+        self.keep = bool(training and pool is not None and not self.max_pool
+                         and self.activation)
+        self.kept: list[np.ndarray | None] = [None] * len(self.blocks)
+        self.cols: list[np.ndarray | None] = [None] * len(self.blocks)
+        self.keep_cols = training and g.keeps_columns()
+        threads.run_all([lambda i=i, s=s: self._forward_block(i, s)
+                         for i, s in enumerate(self.blocks)])
+        if not training:
+            self.x = None  # nothing to hold for a backward pass
+        return self.A
+
+    def _forward_block(self, i: int, s: slice) -> None:
+        """Block i (images s): conv, activation, pool; writes self.A[s] (and the index)."""
+        g, out = self.geometry, self.A[s]
+        if self.pool is None:
+            self._convolve(i, s, out)
+            self._activate(out)
+            return
+        Z = np.empty(g.out_shape(out.shape[0]), dtype=out.dtype)
+        if self.keep:
+            self.kept[i] = Z
+        self._convolve(i, s, Z)
+        views = self._views(Z)
+        if self.max_pool:
+            window_max(views, out=out)
+            if self.index is not None:
+                first_max_index(views, out, out=self.index[s])
+            self._activate(out)
+        else:
+            self._activate(Z)
+            _mean(views, out)
+
+    def _convolve(self, i: int, s: slice, Z: np.ndarray) -> None:
+        cols = self.geometry.forward(self.x[s], self.Wb, Z)
+        if self.keep_cols:
+            self.cols[i] = cols
+        if self.norm is not None:  # BatchNorm in prediction: its running statistics
+            bn = self.norm
+            Z -= bn.running_mean
+            Z /= np.sqrt(bn.running_var + bn.eps)
+            Z *= bn.gamma
+            Z += bn.beta
+
+    def _activate(self, Z: np.ndarray) -> None:
+        """The activation, in place."""
+        kind = self.activation
+        if kind == "relu":
+            np.maximum(Z, 0, out=Z)
+        elif kind == "leaky_relu":
+            np.multiply(Z, np.asarray(self.alpha, dtype=Z.dtype), out=Z, where=~(Z > 0))
+        elif kind == "tanh":
+            np.tanh(Z, out=Z)
+        elif kind == "sigmoid":
+            Z[...] = sigmoid(Z)
+
+    def _slope(self, dA: np.ndarray, A: np.ndarray, owned: bool) -> np.ndarray:
+        """dA through the activation, given its output A: in place when dA is owned."""
+        kind, out = self.activation, dA if owned else None
+        if kind == "relu":
+            return np.multiply(dA, A > 0, out=out)
+        if kind == "leaky_relu":
+            return np.where(A > 0, dA, dA * np.asarray(self.alpha, dtype=dA.dtype))
+        if kind == "tanh":
+            return np.multiply(dA, 1 - A * A, out=out)
+        if kind == "sigmoid":
+            return np.multiply(dA * A, 1 - A, out=out)
+        return dA
+
+    def backward(self, dA, owned, need_dx):
+        dx = np.empty(self.x.shape, dtype=dA.dtype) if need_dx else None
+        parts = threads.run_all([lambda i=i, s=s: self._backward_block(i, s, dA[s], owned, dx)
+                                 for i, s in enumerate(self.blocks)])
+        dWb = parts[0]
+        for part in parts[1:]:
+            dWb += part
+        self.grads = {"dW": dWb[:-1].reshape(self.conv.W.shape), "db": dWb[-1]}
+        return dx
+
+    def _backward_block(self, i: int, s: slice, dA: np.ndarray, owned: bool,
+                        dx: np.ndarray | None) -> np.ndarray:
+        """Block i (images s): dA through the pool and activation, then the convolution's
+        [dW; db] (returned) and input gradient (written to dx[s])."""
+        g = self.geometry
+        if self.pool is None:
+            dZ = self._slope(dA, self.A[s], owned)
+        elif self.max_pool:
+            dP = self._slope(dA, self.A[s], owned)
+            dZ = self._spread(dP, g, lambda views: route_to_max(
+                dP, self.index[s], views, write=self.tiled))
+        else:
+            share = dA / np.asarray(self.fw ** 2, dtype=dA.dtype)
+            dZ = self._spread(share, g, lambda views: _add_to_each(share, views,
+                                                                   self.tiled))
+            if self.keep:
+                dZ = self._slope(dZ, self.kept[i], owned=True)
+        return g.backward(self.x[s], dZ, self.conv.W, None if dx is None else dx[s],
+                          self.cols[i])
+
+    def _spread(self, dP: np.ndarray, g: BlockedConv, fill) -> np.ndarray:
+        """The block's dZ (b, oh, ow, nf) from the pooled gradient: fill(views) writes or
+        adds into the pool's offset views of it."""
+        dZ = np.empty(g.out_shape(dP.shape[0]), dtype=dP.dtype)
+        if not self.tiled:
+            dZ[...] = 0
+        fill(self._views(dZ))
+        return dZ
+
+    def _views(self, Z: np.ndarray) -> list[np.ndarray]:
+        """The pool's window elements of a block's Z (in window order: its pieces)."""
+        if self.geometry.order > 1:
+            return [Z[a, q] for a in range(self.fw) for q in range(self.fw)]
+        return offset_views(Z, self.fw, self.s)
+
+    def gradients(self):
+        return [self.grads] + [{} for _ in self.layers[1:]]
+
+    def on_threads(self, n: int) -> bool:
+        return True
+
+
+def _mean(views: list[np.ndarray], out: np.ndarray) -> None:
+    """The mean of the views, elementwise, written to out (the average pool)."""
+    if len(views) == 1:
+        out[...] = views[0]
+        return
+    np.add(views[0], views[1], out=out)
+    for view in views[2:]:
+        out += view
+    out /= np.asarray(len(views), dtype=out.dtype)
+
+
+def _add_to_each(share: np.ndarray, views: list[np.ndarray], write: bool) -> None:
+    """Each view gets share: written where the views tile their array, else added."""
+    for view in views:
+        if write:
+            view[...] = share
+        else:
+            view += share
