@@ -397,27 +397,18 @@ def test_a_naive_layer_runs_the_naive_loops_on_the_fast_path(monkeypatch):
 
 
 @settings(max_examples=60, deadline=None)
-@given(fw=st.integers(1, 4), stride=st.integers(1, 3), p=st.integers(2, 3),
-       n=st.integers(1, 3), c=st.integers(1, 3), nf=st.integers(1, 3), ties=st.booleans(),
+@given(p=st.integers(2, 3), n=st.integers(1, 3), c=st.integers(1, 3), ties=st.booleans(),
        dtype=st.sampled_from([np.float64, np.float32]), seed=st.integers(0, 2**16))
-def test_conv_pool_in_window_order_computes_what_im2col_computes(fw, stride, p, n, c, nf,
-                                                                   ties, dtype, seed):
-    """conv_pool's convolution writes Z by p x p window element; its max pool reads that
-    and gives the gradient back in it: the same pooled output, dx, dW and db as im2col
-    in the usual layout (up to the order of sums)."""
+def test_max_pool_in_window_order_computes_what_im2col_computes(p, n, c, ties, dtype, seed):
+    """conv_pool's max pool reads Z by p x p window element and gives the gradient back
+    in it: the same pooled output and dZ as im2col's in the usual layout, exactly."""
     rng = np.random.default_rng(seed)
     oh, ow = p * rng.integers(1, 4), p * rng.integers(1, 4)
-    x = rng.standard_normal((n, (oh - 1) * stride + fw, (ow - 1) * stride + fw, c))
-    W, b = rng.standard_normal((fw, fw, c, nf)), rng.standard_normal(nf)
+    Z = rng.standard_normal((n, oh, ow, c))
     if ties:  # many equal maxima, as after a ReLU
-        x, W = np.round(x), np.round(W)
-    x, W, b = x.astype(dtype), W.astype(dtype), b.astype(dtype)
-    Z, conv_cache = im2col.conv_forward(x, W, b, stride)
-    Zw, conv_cache_w = conv_pool.conv_forward(x, W, b, stride, p)
-    assert Zw.shape == (p, p, n, oh // p, ow // p, nf)
-    close(Zw, conv_pool.by_pool_window(Z, p), dtype if dtype == np.float64 else np.float32,
-          "Z")
-    Zw = np.ascontiguousarray(conv_pool.by_pool_window(Z, p))  # the same maxima for both
+        Z = np.maximum(np.round(Z), 0)
+    Z = Z.astype(dtype)
+    Zw = np.ascontiguousarray(conv_pool.by_pool_window(Z, p))
     out, pool_cache = im2col.max_pool_forward(Z, p, p)
     for argmax in (True, False):
         out_w, pool_cache_w = conv_pool.max_pool_forward(Zw, argmax=argmax)
@@ -426,11 +417,6 @@ def test_conv_pool_in_window_order_computes_what_im2col_computes(fw, stride, p, 
         dZ = im2col.max_pool_backward(dout, pool_cache)
         dZw = conv_pool.max_pool_backward(dout, pool_cache_w)
         np.testing.assert_array_equal(dZw, conv_pool.by_pool_window(dZ, p))
-    for got, want in zip(conv_pool.conv_backward(dZw, conv_cache_w, True),
-                         im2col.conv_backward(dZ, conv_cache), strict=True):
-        assert got.shape == want.shape and got.dtype == dtype
-        np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10,
-                                   atol=1e-4 * max(1, float(np.abs(want).max())))
 
 
 @settings(max_examples=80, deadline=None)

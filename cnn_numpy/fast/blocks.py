@@ -103,7 +103,10 @@ class BlockedConv:
         """out (out_shape(b)) = the convolution of the block x (b, ih, iw, c).  Returns the
         block's window matrix."""
         cols = self.columns(x)
-        np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
+        if out.flags.c_contiguous:
+            np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
+        else:  # (a block of a larger array in pool window order)
+            out[...] = (cols.T @ Wb).reshape(out.shape)
         return cols
 
     def keeps_columns(self) -> bool:
@@ -149,7 +152,10 @@ class BlockedConv:
         padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
         windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
         turned = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
-        np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
+        if dx.flags.c_contiguous:
+            np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
+        else:
+            dx[...] = (windows.T @ turned).reshape(dx.shape)
 
     def add_back(self, dcols: np.ndarray, dx: np.ndarray) -> None:
         """col2im: dx (b, ih, iw, c) = each window's gradient dcols (M, K) added back at

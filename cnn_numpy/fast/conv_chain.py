@@ -38,7 +38,7 @@ from ..layers import (
 )
 from ..layers.activations import sigmoid
 from . import threads
-from .blocks import BlockedConv, image_blocks
+from .blocks import BlockedConv
 from .columns import first_max_index, index_dtype, route_to_max, window_max
 from .ops import Op, engine_of, runs_fast
 
@@ -97,8 +97,7 @@ class ConvChain(Op):
         if pool is not None and self.tiled and self.fw > 1:
             g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw)
         self.geometry = g
-        per_image = g.oh * g.ow * (g.k + 1 + 2 * g.nf)
-        self.blocks = image_blocks(A.shape[0], per_image)
+        self.blocks = g.blocks
         self.Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
         shape = (A.shape[0], g.oh, g.ow, g.nf)
         dtype = np.result_type(A, conv.W)

@@ -1,6 +1,5 @@
-"""A convolution and the p x p max pool after it, with the convolution's output arranged
-by pool window element: the math of cnn_numpy/engines/im2col.py, in another order, on
-the fast path's im2col.py and columns.py.
+"""A convolution's output arranged by the p x p pool window element after it, and max
+pooling in that order: blocks.py writes Z so when the pool tiles it.
 
 Z[i, h, w, f] is stored at (h % p, w % p, i, h // p, w // p, f): one contiguous
 (n, oh/p, ow/p, nf) array per window element (a, q).  Max pooling with stride
@@ -14,10 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engines.columns import add_window_gradients
-from ..engines.im2col import offset_views, window_view
-from . import im2col
-from .columns import first_max_index, route_to_max, window_matrix, window_max
+from .columns import first_max_index, route_to_max, window_max
 
 
 def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
@@ -26,29 +22,6 @@ def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
     n, oh, ow, *rest = a.shape
     split = a.reshape(n, oh // p, p, ow // p, p, *rest)
     return split.transpose(2, 4, 0, 1, 3, *range(5, split.ndim))
-
-
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, p: int):
-    """im2col's Z = cols.T @ [W; b], with cols' columns in pool window order:
-    x (n, ih, iw, c) -> Z (p, p, n, oh/p, ow/p, nf).  Returns (Z, cache)."""
-    fw, nf = W.shape[0], W.shape[3]
-    windows = by_pool_window(window_view(x, fw, stride), p)
-    cols = window_matrix(windows)
-    Z = cols.T @ np.concatenate([W.reshape(-1, nf), b[None, :]])
-    return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride, p)
-
-
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
-    """(dx or None, dW, db) from dZ (p, p, n, oh/p, ow/p, nf), as im2col's conv_backward."""
-    x_shape, cols, W, stride, p = cache
-    # dW and db: im2col's product, whose rows (cols' columns) are in this order already.
-    _, dW, db = im2col.conv_backward(dZ, (x_shape, cols, W, stride), need_dx=False)
-    if not need_dx:
-        return None, dW, db
-    dx = np.zeros(x_shape, dtype=dZ.dtype)
-    add_window_gradients(dZ.reshape(-1, W.shape[3]), W, [
-        by_pool_window(view, p) for view in offset_views(dx, W.shape[0], stride)])
-    return dx, dW, db
 
 
 def max_pool_forward(Z: np.ndarray, argmax: bool):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..engines import DEFAULT_ENGINE
 from ..layers import ConvLayer_ReLU, FCLayer_ReLU, Layer
-from . import conv_pool, im2col, stride_groups, threads
+from . import im2col, stride_groups, threads
 
 #: The fast path's version of each engine it runs (a naive layer runs as its own passes).
 ENGINES: dict[str, ModuleType] = {"im2col": im2col, "stride_groups": stride_groups}
@@ -151,17 +151,9 @@ def fast_engine(layer: Layer) -> ModuleType:
     return ENGINES[engine_of(layer)]
 
 
-def in_window_order(conv: Layer, pool: Layer, input_shape: tuple[int, ...]) -> bool:
-    """Whether conv's output can be written in pool window order (conv_pool.py): both
-    layers on im2col, and a p x p pool of stride p that tiles the conv's output."""
-    oh, ow, _ = conv.output_shape(input_shape)
-    p = pool.filter_width
-    return (engine_of(conv) == engine_of(pool) == "im2col"
-            and pool.stride == p and oh % p == 0 and ow % p == 0)
-
-
 class Conv(Op):
-    """ConvLayer or ConvLayer_ReLU on its engine (stride groups or im2col).
+    """ConvLayer or ConvLayer_ReLU on the stride-group engine (an im2col convolution runs
+    as conv_chain.ConvChain, on blocks of images).
 
     Faster than the layer's passes: the ReLU overwrites Z (its mask needs only
     A > 0), the mask overwrites an owned dA, no padding copy without padding,
@@ -195,18 +187,14 @@ class Conv(Op):
 
 
 class ConvMaxPool(Op):
-    """A convolution, a ReLU (ConvLayer_ReLU's or a ReLULayer's, if any) and a max pool:
-    replaces ConvLayer[_ReLU] [+ ReLULayer] + PoolLayer_Max.
+    """A stride-group convolution, a ReLU (ConvLayer_ReLU's or a ReLULayer's, if any) and a
+    max pool: replaces ConvLayer[_ReLU] [+ ReLULayer] + PoolLayer_Max.
 
-    Faster than the layers one by one, for two reasons:
-      - the ReLU runs after the pool, on p*p times fewer numbers, and its mask
-        on the pooled gradient (max and ReLU commute: max(relu(Z)) =
-        relu(max(Z)); a window whose maximum is positive sends its gradient to
-        an element the ReLU kept, one whose maximum is not sends 0 either way);
-      - on im2col, for a p x p pool with stride p that tiles Z, the
-        convolution writes Z arranged by pool window element (conv_pool.py),
-        which the pool reads in contiguous pieces.
-    Each layer's engine is its own: the window order needs im2col for both.
+    Faster than the layers one by one: the ReLU runs after the pool, on p*p
+    times fewer numbers, and its mask on the pooled gradient (max and ReLU
+    commute: max(relu(Z)) = relu(max(Z)); a window whose maximum is positive
+    sends its gradient to an element the ReLU kept, one whose maximum is not
+    sends 0 either way).  Each layer's engine is its own.
     """
 
     def __init__(self, conv: Layer, relu: Layer | None, pool: Layer):
@@ -220,27 +208,17 @@ class ConvMaxPool(Op):
         self.conv_engine, self.pool_engine = fast_engine(conv), fast_engine(pool)
         self.pads = conv.pads(A.shape[1], A.shape[2])
         x = pad(A, self.pads)
-        p = pool.filter_width
-        self.window_order = in_window_order(conv, pool, A.shape[1:])
-        if self.window_order:
-            Z, self.conv_cache = conv_pool.conv_forward(x, conv.W, conv.b, conv.stride, p)
-            P, self.pool_cache = conv_pool.max_pool_forward(Z, argmax=training)
-        else:
-            Z, self.conv_cache = self.conv_engine.conv_forward(x, conv.W, conv.b, conv.stride)
-            P, self.pool_cache = self.pool_engine.max_pool_forward(Z, p, pool.stride,
-                                                                   argmax=training)
+        Z, self.conv_cache = self.conv_engine.conv_forward(x, conv.W, conv.b, conv.stride)
+        P, self.pool_cache = self.pool_engine.max_pool_forward(Z, pool.filter_width,
+                                                               pool.stride, argmax=training)
         self.A = np.maximum(P, 0, out=P) if self.relu else P
         return self.A
 
     def backward(self, dA, owned, need_dx):
         if self.relu:
             dA = relu_mask(dA, self.A, owned)
-        if self.window_order:
-            dZ = conv_pool.max_pool_backward(dA, self.pool_cache)
-            dx, dW, db = conv_pool.conv_backward(dZ, self.conv_cache, need_dx)
-        else:
-            dZ = self.pool_engine.max_pool_backward(dA, self.pool_cache)
-            dx, dW, db = self.conv_engine.conv_backward(dZ, self.conv_cache, need_dx)
+        dZ = self.pool_engine.max_pool_backward(dA, self.pool_cache)
+        dx, dW, db = self.conv_engine.conv_backward(dZ, self.conv_cache, need_dx)
         self.grads = {"dW": dW, "db": db}
         return unpad(dx, self.pads)
 
@@ -322,11 +300,8 @@ class Dense(Op):
         return dx
 
     def _blocks(self, n: int, weights: int) -> list[slice]:
-        """The batch's row blocks: threads.shard_slices(n), or below 128 samples two
-        halves, if each is large enough."""
+        """The batch's row blocks: threads.shard_slices(n) if each is large enough."""
         slices = threads.shard_slices(n)
-        if len(slices) == 1:
-            slices = threads.even_slices(n, max(1, min(2, n // 16)))
         if len(slices) > 1 and n * weights < self.MIN_BLOCK_WORK * len(slices):
             return [slice(0, n)]
         return slices
