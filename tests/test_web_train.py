@@ -158,7 +158,7 @@ def test_one_training_at_a_time_and_reset(http):
     assert http.get("/api/model").status_code == 200  # other requests are answered meanwhile
     assert http.post("/api/train/reset").json() == {"stopped": True}
     run = http.get("/api/train/state").json()["run"]
-    assert run["status"] == "stopped" and run["message"].startswith("stopped by Reset")
+    assert run["status"] == "stopped" and run["message"].startswith("stopped by Stop")
     assert http.get("/api/runs/1/model.npz").status_code == 200
     assert http.post("/api/train/pause").status_code == 409  # nothing runs now
 
@@ -496,6 +496,9 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
                    ".toDataURL()"
     loss = browser.execute_script("return document.getElementById('loss-chart').toDataURL()")
     first_map, points = browser.execute_script(gradient_map), len(_run(browser, "train"))
+    # while it trains, Start and Step would be refused: they are disabled
+    assert not browser.find_element(By.ID, "t-start").is_enabled()
+    assert not browser.find_element(By.ID, "t-step").is_enabled()
     browser.execute_script("document.getElementById('train-card').scrollIntoView()")
     browser.save_screenshot(str(shots / "desktop-training.png"))
     _wait(browser, lambda d: len(_run(d, "train")) > points + 20
@@ -510,8 +513,7 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
     paused_at = _run(browser, "step")
     assert browser.find_element(By.ID, "t-start").text == "Resume"
     rate = browser.find_element(By.ID, "t-learning_rate")
-    rate.clear()
-    rate.send_keys("0.0005", Keys.TAB)
+    rate.send_keys(Keys.CONTROL, "a", Keys.NULL, "0.0005", Keys.TAB)  # leaving the field applies
     _wait(browser, lambda d: _run(d, "edits") == [
         {"after_step": paused_at, "name": "learning_rate", "value": 0.0005}])
     browser.find_element(By.ID, "t-step").click()
@@ -532,7 +534,7 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
     note = browser.find_element(By.ID, "explain-note").text
     assert "Nudge: every pixel moved by" in note
     assert browser.find_element(By.ID, "nudge-box").is_displayed()
-    _wait(browser, lambda d: "your digit" in d.find_element(By.ID, "probe-note").text)
+    _wait(browser, lambda d: "your drawing" in d.find_element(By.ID, "probe-note").text)
 
     # a second run, of a network without a conv layer, overlaid on the first
     layers = browser.find_element(By.ID, "t-layers")
@@ -543,7 +545,7 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
     browser.find_element(By.ID, "t-limit").send_keys("1500")
     browser.find_element(By.ID, "t-start").click()
     _wait(browser, lambda d: _run(d, "number") == second and _run(d, "status") == "done", 120)
-    assert "test CE" in browser.find_element(By.ID, "run-status").text
+    assert "test error rate" in browser.find_element(By.ID, "run-status").text
     _wait(browser, lambda d: not d.find_element(By.ID, "groups-card").is_displayed())
     assert not browser.find_element(By.ID, "engines-card").is_displayed()
     assert not browser.find_element(By.ID, "mac").is_displayed()  # conv-only panels hidden

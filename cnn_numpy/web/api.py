@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import io
 import threading
 import time
@@ -22,6 +23,7 @@ from ..engines import ENGINES
 from ..layers import ConvLayer, PoolLayer
 from ..models import CUSTOM, defaults, model_name
 from ..net import Net
+from ..training import LIMITS
 from ..visual import saliency
 from ..visual.explain import stride_group_table
 
@@ -30,6 +32,9 @@ MAX_EXPLAIN_INPUT = 32         # the stride-group panel draws an N x N grid
 MAX_EXPLAIN_PAD = 4            # ... plus this much zero padding on each side at most
 MAX_PNG_PIXELS = 4_000_000     # 2000 x 2000 (about 110 MB to decode): a PNG compresses far more
 PNG_PREFIX = "data:image/png;base64,"
+#: The settings a run takes live edits of: their ranges go to the page, which says at once
+#: what it would refuse.
+LIVE_LIMITS = ("learning_rate", "momentum", "batch_size", "weight_decay")
 
 
 class RequestError(ValueError):
@@ -60,7 +65,11 @@ def describe_model(net: Net) -> dict:
     return {"input_shape": list(net.input_shape), "layers": layers, "first_conv": first,
             "engines": sorted(ENGINES), "engine": _engine_of(net), "layers_text": text,
             "class_names": None if net.class_names is None else list(net.class_names),
-            "defaults": defaults(CUSTOM if text is None else model_name(text))}
+            "defaults": defaults(CUSTOM if text is None else model_name(text)),
+            "limits": {name: {"whole": LIMITS[name].kind is int, "low": LIMITS[name].low,
+                              "high": LIMITS[name].high, "low_open": LIMITS[name].low_open,
+                              "high_open": LIMITS[name].high_open,
+                              "text": LIMITS[name].describe()} for name in LIVE_LIMITS}}
 
 
 def _engine_of(net: Net) -> str | None:
@@ -117,33 +126,76 @@ def _read_png(url) -> np.ndarray:
         raise RequestError(str(exc)) from None
 
 
+class Turns:
+    """A lock handed over first come, first served (a ticket lock): a run's thread that
+    lets go of it between two steps and takes it again at once waits behind a request
+    that was already waiting, so the request waits one step at most."""
+
+    def __init__(self):
+        self._changed = threading.Condition(threading.Lock())
+        self._issued = self._serving = 0
+
+    def acquire(self) -> None:
+        with self._changed:
+            ticket, self._issued = self._issued, self._issued + 1
+            self._changed.wait_for(lambda: self._serving == ticket)
+
+    def release(self) -> None:
+        with self._changed:
+            self._serving += 1
+            self._changed.notify_all()
+
+    def __enter__(self) -> Turns:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class Model:
     """A Net shared by the server's threads: one forward pass at a time.
 
     Layers keep what their last pass computed (for the backward pass), so two
     threads must not run the same Net at once; the lock makes them take turns.
+
+    `compute` is held by a page run's thread while it takes a step, and by the requests
+    whose passes may set NumPy's BLAS to one thread (the fast path does, for the whole
+    process, while a pass runs on shards): such a pass never overlaps a step, so a run
+    ends with the same weights whatever the page asks meanwhile.  Take it before `lock`.
     """
 
     def __init__(self, net: Net):
         self.net = net
         self.lock = threading.Lock()
+        self.compute = Turns()
         self.version = 1  # a new net (a run of the Train panel) makes a new version
+        self.weights = 1  # ... and so does every change of its weights (a run's snapshot)
+        self.dataset: str | None = None  # what the net shown was trained on (None: unknown)
 
     def describe(self, _=None) -> dict:
         """GET /api/model for the net shown now."""
         with self.lock:
-            return {**describe_model(self.net), "version": self.version}
+            return {**describe_model(self.net), "version": self.version,
+                    "weights_version": self.weights, "dataset": self.dataset}
 
-    def replace(self, net: Net) -> None:
-        """Show `net` from now on (the caller holds the lock)."""
-        self.net = net
+    def replace(self, net: Net, dataset: str | None = None) -> None:
+        """Show `net`, trained on `dataset`, from now on (the caller holds the lock)."""
+        self.net, self.dataset = net, dataset
         self.version += 1
+        self.weights += 1
+
+    def copy(self) -> tuple[Net, tuple[int, int]]:
+        """A copy of the net shown now (weights, optimizer state, random generator) and its
+        (version, weights version): what the inspector traces a step on, never the net."""
+        with self.lock:
+            return copy.deepcopy(self.net), (self.version, self.weights)
 
     def explain_gradients(self, body) -> dict:
         """POST /api/saliency: the drawn digit's saliency map and the smallest FGSM nudge
         that changes its prediction, from the layers' own backward pass."""
         image = read_image(body)
-        with self.lock:
+        with self.compute, self.lock:  # FGSM tries its steps with net.predict
             if len(self.net.input_shape) != 3 or self.net.input_shape[:2] != image.shape:
                 raise RequestError(f"the model takes samples of shape {self.net.input_shape}")
             found = saliency.saliency(self.net, image[..., None])
@@ -162,7 +214,7 @@ class Model:
         if engine is not None and (not isinstance(engine, str) or engine not in ENGINES):
             raise RequestError(f"unknown engine {engine!r}: choose one of "
                                f"{', '.join(sorted(ENGINES))}")
-        with self.lock, self.net.using_engine(engine):
+        with self.compute, self.lock, self.net.using_engine(engine):
             start = time.perf_counter()
             outputs = self.net.layer_outputs(image[None])
             milliseconds = (time.perf_counter() - start) * 1000

@@ -20,6 +20,7 @@ instead of queueing them; and a poll is an ordinary JSON request, tested like th
 from __future__ import annotations
 
 import base64
+import copy
 import csv
 import dataclasses
 import io
@@ -32,11 +33,13 @@ import numpy as np
 
 from .. import diagnostics, saving
 from ..architecture import MAX_LENGTH, parse_layers
+from ..data.augment import random_shift
 from ..engines import ENGINES
+from ..layers import Dropout
 from ..models import build_model, check_architecture, model_name
 from ..net import DivergenceError, Net
 from ..optimizers import OPTIMIZERS
-from ..schedules import SCHEDULES
+from ..schedules import SCHEDULES, learning_rate
 from ..training import (
     Callback,
     Settings,
@@ -100,7 +103,7 @@ def read_settings(body, datasets: list[str], default_layers: str) -> Settings:
     given = {"dataset": datasets[0]}
     for name, value in body.items():
         if name in NUMBERS:
-            given[name] = None if value is None and name in ("limit", "validation") \
+            given[name] = None if value is None and name in ("limit", "validation", "momentum") \
                 else _number(name, value)
         elif name in CHOICES:
             if value not in CHOICES[name]:
@@ -236,11 +239,13 @@ def _packed_filters(filters: dict | None, dW_from: Net | None) -> dict | None:
 
 @dataclasses.dataclass
 class Run:
-    """One run of the session as the page lists it: its settings, edits, curves and (once
-    done) its model."""
+    """One run of the session as the page lists it: the settings it started with (a copy:
+    live edits change the loop's settings, not these), its edits, the live values in force
+    now, its curves and (once done) its model."""
 
     number: int
     settings: Settings
+    live: dict = dataclasses.field(default_factory=dict)
     status: str = "starting"      # starting running paused done stopped diverged failed
     message: str = ""
     step: int = 0
@@ -263,7 +268,8 @@ class Run:
     def summary(self) -> dict:
         """What the runs list shows and overlays: no maps."""
         return {"number": self.number, "status": self.status, "message": self.message,
-                "settings": self.page_settings(), "edits": self.edits, "step": self.step,
+                "settings": self.page_settings(), "edits": self.edits, "live": self.live,
+                "step": self.step,
                 "epoch": self.epoch, "images": self.images, "images_per_s": self.images_per_s,
                 "train": self.train.points, "validation": self.validation.points,
                 "epochs": self.epochs, "test": self.test, "has_model": self.model is not None}
@@ -285,7 +291,8 @@ class LiveRun(Callback):
 
     Public, for request threads: start(), pause(), resume(), step() (one step while
     paused), edit(changes) (from the next step; a batch size from the next epoch),
-    stop() (Reset: ends the run and waits for its thread).  `record` is the page's
+    stop() (Stop: ends the run and waits for its thread), next_step() (a copy of the
+    paused run's net and the batch it would take next, for the inspector).  `record` is the page's
     record of the run; `session` is told of every change (changed(), show(views),
     finished(live)).  Only this run's thread touches the training net.
     """
@@ -299,6 +306,9 @@ class LiveRun(Callback):
         s = record.settings
         self.live = {"learning_rate": s.learning_rate, "momentum": s.momentum,
                      "batch_size": s.batch_size, "weight_decay": s.weight_decay}
+        record.live = dict(self.live)
+        self.parked = False                 # waiting while paused, the lock released
+        self.holds_compute = False          # Model.compute, held while taking steps
         self.view = Net(parse_layers(s.layers), optimizer=s.optimizer,
                         weight_decay=s.weight_decay)
         for shown, trained in zip(self.view.layers, prepared.net.layers, strict=True):
@@ -354,13 +364,48 @@ class LiveRun(Callback):
         with self.lock:
             self.lock.notify_all()
 
+    def inspection(self, wait: float = 10.0) -> tuple[Net, dict | None]:
+        """A copy of the paused run's net (weights, optimizer state, random generator) and
+        the step it would take next ({"x", "y", "learning_rate", "epoch", "batch",
+        "indices"}; None after its last step).  The run is left as it was.  ConflictError
+        unless the run is paused (a Pause, Step or edit on its way is waited for up to
+        `wait` seconds)."""
+        with self.lock:
+            self.lock.wait_for(lambda: self.stopping or not self.paused
+                               or (self.parked and not self.pending), wait)
+            if self.stopping or not self.parked or self.pending:
+                raise ConflictError(f"run {self.record.number} is not paused now; pause it "
+                                    "to inspect its next step")
+            return copy.deepcopy(self.prepared.net), self._next_batch()
+
     # -- the loop's callbacks, on the run's thread -------------------------------------
     def on_train_begin(self, net: Net) -> None:
+        self._computing(True)
+        self.before = initial_weights(net, self.prepared.x_train.shape[1:])
         self._replay_until(0)
         self.record.status = "running"  # a paused start takes its first step, then waits
         self.session.changed()
 
     def on_batch_end(self, net: Net, batch: int, cce: float, ce: float) -> bool:
+        """Between two steps: the page's passes may run (Model.compute is let go)."""
+        self._computing(False)
+        try:
+            return self._between_steps(net, batch, cce, ce)
+        finally:
+            self._computing(True)
+
+    def on_train_end(self, net: Net) -> None:
+        self._computing(False)
+
+    def _computing(self, steps: bool) -> None:
+        """Hold Model.compute while the run's thread takes steps (see api.Model)."""
+        if steps and not self.holds_compute:
+            self.session.model.compute.acquire()
+        elif not steps and self.holds_compute:
+            self.session.model.compute.release()
+        self.holds_compute = steps
+
+    def _between_steps(self, net: Net, batch: int, cce: float, ce: float) -> bool:
         record = self.record
         record.step += 1
         record.images += min(self.prepared.settings.batch_size,
@@ -387,14 +432,36 @@ class LiveRun(Callback):
             self.prepared.settings.batch_size, self.new_batch_size = self.new_batch_size, None
 
     # -- inside ----------------------------------------------------------------------
+    def _next_batch(self) -> dict | None:
+        """The step the loop takes next, as training.loop._step takes it (the epoch's
+        shuffled order, the schedule's rate, the seeded shifts); None after the last one.
+        Called while the run is parked in on_batch_end (progress.batch steps are done)."""
+        run, progress, s = self.prepared, self.progress, self.prepared.settings
+        rng = np.random.default_rng(s.seed)
+        rng.bit_generator.state = progress.epoch_rng_state
+        order = rng.permutation(len(run.x_train))
+        epoch, b, size = progress.epoch, progress.batch, s.batch_size
+        if b >= run.batches:  # the epoch is done: the next one's first step
+            if epoch + 1 >= s.epochs:
+                return None
+            order, epoch, b = rng.permutation(len(run.x_train)), epoch + 1, 0
+            size = self.new_batch_size or size
+        batches = -(-len(run.x_train) // size)
+        idx = order[b * size : (b + 1) * size]
+        rate = learning_rate(s.schedule, s.learning_rate, epoch * batches + b,
+                             s.epochs * batches)
+        x = random_shift(run.x_train[idx], s.augment, np.random.default_rng([s.seed, epoch, b]))
+        return {"x": x, "y": run.y_train[idx], "learning_rate": rate, "epoch": epoch + 1,
+                "batch": b + 1, "indices": idx}
+
     def _run_to_end(self) -> None:
-        """Train to the last epoch, a Reset or an error, then record how it ended."""
+        """Train to the last epoch, a Stop or an error, then record how it ended."""
         record, net = self.record, self.prepared.net
         status, message = "done", ""
         try:
             progress = train(self.prepared, [self])
             if self.outcome == "stopped":
-                status, message = "stopped", f"stopped by Reset after step {record.step}"
+                status, message = "stopped", f"stopped by Stop after step {record.step}"
             elif progress.history:
                 last = progress.history[-1]
                 record.test = {"cce": last["test_cce"], "ce": last["test_ce"],
@@ -424,6 +491,7 @@ class LiveRun(Callback):
                 self.new_batch_size = int(value)
             self.record.edits.append({"after_step": self.record.step, "name": name,
                                       "value": value})
+        self.record.live = dict(self.live)
 
     def _replay_until(self, step: int) -> None:
         while self.replay and self.replay[0]["after_step"] <= step:
@@ -432,7 +500,7 @@ class LiveRun(Callback):
 
     def _wait_while_paused(self) -> bool:
         """Pending edits applied, and while paused the lock released until Resume, Step or
-        Reset (a snapshot when the pause begins or the probe changes).  True on Reset."""
+        Stop (a snapshot when the pause begins or the probe changes).  True on Stop."""
         with self.lock:
             while True:
                 if self.pending:
@@ -454,7 +522,10 @@ class LiveRun(Callback):
                     finally:
                         self.lock.acquire()
                     continue
+                self.parked = True
+                self.lock.notify_all()  # an inspection waiting for the pause goes on
                 self.lock.wait()
+                self.parked = False
                 self.mark, self.marked_images = time.perf_counter(), self.record.images
 
     def snapshot(self, last: bool = False) -> None:
@@ -471,7 +542,8 @@ class LiveRun(Callback):
                                       strict=True):
                 target[...] = source
             if model.net is not view:
-                model.replace(view)
+                model.replace(view, record.settings.dataset)
+            model.weights += 1
             self.session.probe.changed = False
             views = {**probe_views(view, self.session.probe, self.test),
                      "filters": _packed_filters(diagnostics.first_filters(view),
@@ -499,6 +571,19 @@ class LiveRun(Callback):
         return [{"name": f"{i}: {type(layer).__name__}",
                  **{key: list(values) for key, values in spark.items()}}
                 for i, (layer, spark) in enumerate(zip(net.layers, self.sparks, strict=True))]
+
+
+def initial_weights(net: Net, sample_shape: tuple[int, ...]) -> list[np.ndarray] | None:
+    """The weights before a run's first step, for its |update| / |W|: the net's own once
+    built; else those a copy builds, which are what the first step's own build draws
+    (None when a Dropout layer draws masks from the same generator in between)."""
+    if net.input_shape is not None:
+        return diagnostics.trained_weights(net)
+    if any(isinstance(layer, Dropout) for layer in net.layers):
+        return None
+    probe = copy.deepcopy(net)
+    probe.build((*sample_shape, 1) if len(sample_shape) == 2 else tuple(sample_shape))
+    return diagnostics.trained_weights(probe)
 
 
 def stream(view: Net, test, version: int) -> list[dict]:
@@ -539,6 +624,8 @@ class Trainer:
         self.version = 0                   # bumped whenever the state answer changes
         self.views: dict = {}              # the live views of the last snapshot
         self._answer: bytes | None = None  # the encoded state answer for self.version
+        #: (viewing net, training net, record) of the last run that ended with a model
+        self.trained: tuple[Net, Net, Run] | None = None
         self.encode: Callable[[dict], bytes] | None = None
 
     # -- what a run tells the session -----------------------------------------------------
@@ -558,6 +645,8 @@ class Trainer:
         with self.lock:
             if self.active is live:
                 self.active = None
+            if live.record.model is not None:  # its trained net, optimizer state and all
+                self.trained = (live.view, live.prepared.net, live.record)
             total = 0
             for run in reversed(self.runs):
                 if run.model is not None:
@@ -578,7 +667,7 @@ class Trainer:
             if self.active is not None:
                 raise self._conflict()
             record = Run(number=(self.runs[-1].number + 1 if self.runs else 1),
-                         settings=prepared.settings)
+                         settings=dataclasses.replace(prepared.settings))
             self.runs.append(record)
             del self.runs[:-MAX_RUNS]
             self.active = LiveRun(record, prepared, self, test, paused, replay)
@@ -621,7 +710,8 @@ class Trainer:
         return {"run": live.record.number, "after_step": live.record.step}
 
     def reset(self, _=None) -> dict:
-        """POST /api/train/reset: end the run (it stays in the list, as stopped)."""
+        """POST /api/train/reset (the Stop button): end the run; it stays in the list, as
+        stopped, with its model, and the page keeps showing its weights."""
         with self.lock:
             live = self.active
         if live is not None:
@@ -667,12 +757,16 @@ class Trainer:
 
     def model_file(self, number: str) -> bytes:
         run = self.find(number)
-        if run.model is None:
-            alive = self.active is not None and self.active.record is run
-            raise ConflictError(f"run {run.number} has no model to download"
-                                + (" yet: it ends with one (or press Reset)" if alive else
-                                   " (models of old runs are dropped to bound memory)"))
-        return run.model
+        if run.model is not None:
+            return run.model
+        alive = self.active is not None and self.active.record is run
+        if alive:
+            why = " yet: it ends with one (or press Stop)"
+        elif run.status in ("failed", "diverged"):
+            why = f": it {run.status} ({run.message})"
+        else:
+            why = " any more: the models of old runs are dropped to bound memory"
+        raise ConflictError(f"run {run.number} has no model to download{why}")
 
     def history_csv(self, number: str) -> str:
         """The run's curves, one row per point: step, images, training and validation
@@ -701,7 +795,7 @@ class Trainer:
     def _conflict(self) -> ConflictError:
         return ConflictError(f"run {self.active.record.number} is "
                              f"{self.active.record.status}: one training at a time; press "
-                             "Reset to end it first")
+                             "Stop to end it first")
 
     def _refuse_a_second(self) -> None:
         with self.lock:
@@ -735,7 +829,7 @@ class Trainer:
     def _snapshot_idle(self) -> None:
         """The probe's views with the page's current model, when no run is training."""
         test = self.load_data(self.datasets[0])
-        with self.model.lock:
+        with self.model.compute, self.model.lock:  # net.predict: the fast path
             net = self.model.net
             self.probe.changed = False
             views = {**probe_views(net, self.probe, test),
@@ -748,4 +842,5 @@ class Trainer:
         return {"version": self.version, "run": None if run is None else run.summary(),
                 "paused": live is not None and live.paused,
                 "views": self.views, "datasets": self.datasets,
-                "model_version": self.model.version}
+                "model_version": self.model.version, "weights_version": self.model.weights,
+                "dataset": self.model.dataset}

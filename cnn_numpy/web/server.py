@@ -16,10 +16,11 @@ import numpy as np
 
 from ..interop.common import require
 from ..net import Net
-from . import api, live, own
+from . import api, errors, inspector, live, own
 
 MAX_BODY = 1 << 20
-STATIC = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html",
+STATIC = {"app.js": "text/javascript", "inspector.js": "text/javascript",
+          "share.js": "text/javascript", "style.css": "text/css", "index.html": "text/html",
           "favicon.svg": "image/svg+xml"}
 
 
@@ -79,13 +80,25 @@ def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed:
     trainer.encode = endpoints.encode
     rng = np.random.default_rng(seed)
 
+    def random_image(_):
+        """A test image of the dataset the net shown learned (the served set's for the
+        served model)."""
+        if model.dataset is not None:
+            try:
+                data = load(model.dataset)
+            except api.RequestError:  # your classes changed since
+                data = None
+            if data is not None and len(data.x_test):
+                return {**api.random_test_image(data.x_test, data.y_test, rng),
+                        "dataset": model.dataset}
+        return {**api.random_test_image(test_images, test_labels, rng), "dataset": None}
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         await run_in_threadpool(trainer.reset)  # a run in progress ends with the server
 
-    app = Starlette(routes=endpoints.routes(lambda _: api.random_test_image(
-                        test_images, test_labels, rng)),
+    app = Starlette(routes=endpoints.routes(random_image),
                     exception_handlers={HTTPException: endpoints.http_error},
                     lifespan=lifespan)
     app.state.trainer = trainer
@@ -102,6 +115,8 @@ class _Endpoints:
     def __init__(self, model: api.Model, trainer: live.Trainer, drawn: own.OwnClasses):
         self.orjson = require("orjson", "web")
         self.model, self.trainer, self.drawn = model, trainer, drawn
+        self.inspector = inspector.Inspector(model, trainer)
+        self.errors = errors.ErrorAnalysis(model, trainer.datasets[0], trainer.load_data)
         self.static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
                        for name in STATIC}
 
@@ -239,6 +254,16 @@ class _Endpoints:
             Route("/api/engines", handler(model.compare_engines, body=True), methods=post),
             Route("/api/stride-groups", handler(api.stride_groups, body=False), methods=get),
             Route("/api/random-image", handler(random_image, body=False), methods=get),
+            Route("/api/inspect", handler(self.inspector.last, body=False), methods=get),
+            Route("/api/inspect/step", handler(self.inspector.step, body=True), methods=post),
+            Route("/api/inspect/array", handler(self.inspector.array, body=False),
+                  methods=get),
+            Route("/api/inspect/explain", handler(self.inspector.explain, body=False),
+                  methods=get),
+            Route("/api/inspect/pixel", handler(self.inspector.pixel, body=True),
+                  methods=post),
+            Route("/api/confusion", handler(self.errors.confusion, body=False), methods=get),
+            Route("/api/confusion/cell", handler(self.errors.cell, body=False), methods=get),
             Route("/api/own", handler(self.drawn.state, body=False), methods=get),
             Route("/api/own/classes", handler(self.drawn.set_classes, body=True), methods=post),
             Route("/api/own/examples", handler(self.drawn.add, body=True), methods=post),

@@ -10,6 +10,7 @@ const ink = pad.getContext("2d");
 let model = null;      // GET /api/model
 let last = null;       // the last POST /api/predict answer
 let busy = false, pending = false, drawing = false, previous = null;
+let padShowsTestImage = false;   // the pad holds a test image: the first stroke clears it
 
 async function call(path, body) {
   const options = body === undefined ? {} : {
@@ -33,6 +34,8 @@ function point(event) {
 }
 
 pad.addEventListener("pointerdown", (event) => {
+  if (padShowsTestImage) clearPad();   // a drawing starts on a clean pad
+  padShowsTestImage = false;
   drawing = true;
   previous = point(event);
   pad.setPointerCapture(event.pointerId);
@@ -89,6 +92,7 @@ async function predict(body) {
 
 $("clear").addEventListener("click", () => {
   clearPad();
+  padShowsTestImage = false;
   $("truth").textContent = "";
   predict({image: Array.from({length: 28}, () => new Array(28).fill(0))});
 });
@@ -102,7 +106,10 @@ $("random").addEventListener("click", async () => {
     ink.fillStyle = `rgb(${g},${g},${g})`;
     ink.fillRect(c * cell, r * cell, cell, cell);
   }));
-  $("truth").textContent = `Test image ${answer.index}: its true label is ${answer.label}.`;
+  padShowsTestImage = true;
+  const from = answer.dataset ? ` of ${answer.dataset}` : "";
+  $("truth").textContent = `Test image ${answer.index}${from}: its true label is ` +
+    `${className(answer.label)}. Drawing on the pad clears it.`;
   predict({image: answer.image});
   if (model.input_shape[0] === 28) setProbe(answer.image, answer.label);
 });
@@ -186,6 +193,7 @@ function renderLayers(answer) {
       for (const name of ["pointermove", "pointerdown"]) {
         canvas.addEventListener(name, (event) => explainPixel(event, canvas));
       }
+      canvas.addEventListener("pointerleave", () => { $("seen-mark").hidden = true; });
     });
     box.dataset.built = "yes";
   }
@@ -251,42 +259,68 @@ function renderFilters() {
   });
 }
 
-// The multiply-adds behind one output of the first conv layer, with the layer's numbers.
+// The multiply-adds behind one output of the first conv layer: the server's trace of the
+// network shown explains Z there (cnn_numpy.trace), so the panel always agrees with the maps.
+let pixelBusy = false, pixelNext = null, pixelShown = null;
+
 function explainPixel(event, canvas) {
   if (!last) return;
   const first = model.first_conv, f = +canvas.dataset.filter;
-  const layer = last.layers[first.layer], [h, w] = layer.shape;
+  const [h, w] = last.layers[first.layer].shape;
   const box = canvas.getBoundingClientRect();
-  const r = Math.min(h - 1, Math.floor((event.clientY - box.top) / box.height * h));
-  const c = Math.min(w - 1, Math.floor((event.clientX - box.left) / box.width * w));
+  const r = Math.max(0, Math.min(h - 1, Math.floor((event.clientY - box.top) / box.height * h)));
+  const c = Math.max(0, Math.min(w - 1, Math.floor((event.clientX - box.left) / box.width * w)));
   const fw = first.filter_width, top = r * first.stride - first.pad_top;
   const left = c * first.stride - first.pad_left;
-  const window_ = [], filter = [], products = [];
-  let sum = 0;
-  for (let a = 0; a < fw; a++) {
-    window_.push([]); filter.push([]); products.push([]);
-    for (let b = 0; b < fw; b++) {
-      const y = top + a, x = left + b;
-      const v = y >= 0 && y < 28 && x >= 0 && x < 28 ? last.image[y][x] : 0;
-      const k = first.weights[a][b][0][f];
-      window_[a].push(v); filter[a].push(k); products[a].push(v * k);
-      sum += v * k;
-    }
-  }
-  const bias = first.bias[f], z = sum + bias, value = layer.values[r][c][f];
-  const table = (caption, rows, digits) => `<table><caption>${caption}</caption>${rows.map(
-    (row) => `<tr>${row.map((v) => `<td>${v.toFixed(digits)}</td>`).join("")}</tr>`).join("")}
-    </table>`;
-  $("mac").innerHTML = `<div><b>${layer.name}</b>, filter ${f}, output row ${r}, column ${c}</div>
-    ${table("input window", window_, 3)} ${table("x filter", filter, 3)}
-    ${table("= products", products, 3)}
-    <div>sum of products ${sum.toFixed(4)} + bias ${bias.toFixed(4)} = ${z.toFixed(4)}` +
-    (first.relu ? `; ReLU: max(${z.toFixed(4)}, 0) = ${Math.max(z, 0).toFixed(4)}` : "") +
-    `<br>the layer computed <b id="mac-value">${value.toFixed(4)}</b></div>`;
   const mark = $("seen-mark");
   mark.hidden = false;
   Object.assign(mark.style, {left: `${100 * left / 28}%`, top: `${100 * top / 28}%`,
     width: `${100 * fw / 28}%`, height: `${100 * fw / 28}%`});
+  askPixel({layer: first.layer, r, c, f});
+}
+
+// One request at a time; the pixel the pointer reached meanwhile is asked for next.
+async function askPixel(asked) {
+  if (pixelBusy) { pixelNext = asked; return; }
+  pixelBusy = true;
+  try {
+    const found = await call("/api/inspect/pixel", {image: last.image, layer: asked.layer,
+      index: [asked.r, asked.c, asked.f]});
+    pixelShown = asked;
+    renderMac(found, asked);
+  } catch (error) {
+    $("mac").textContent = "Error: " + error.message;
+  }
+  pixelBusy = false;
+  if (pixelNext) { const next = pixelNext; pixelNext = null; askPixel(next); }
+}
+
+// The explanation as the window, the filter and their products, the sum first.
+function renderMac(found, {r, c, f}) {
+  const fw = found.details.filter_width;
+  const grid = () => Array.from({length: fw}, () => new Array(fw).fill(0));
+  const window_ = grid(), filter = grid(), products = grid();
+  let bias = 0;
+  for (const term of found.terms) {
+    const weight = term.inputs.find((n) => n.name === "W");
+    if (!weight) { bias += term.value; continue; }
+    const [a, b] = weight.index;
+    window_[a][b] += term.inputs[0].value;
+    filter[a][b] += weight.value;
+    products[a][b] += term.value;
+  }
+  const sum = found.total - bias, z = found.total, relu = last && found.layer_type === "ConvLayer_ReLU";
+  const table = (caption, rows) => `<table><caption>${caption}</caption>${rows.map(
+    (row) => `<tr>${row.map((v) => `<td>${v.toFixed(3)}</td>`).join("")}</tr>`).join("")}</table>`;
+  const code = found.source;
+  $("mac").innerHTML = `<div class="mac-total"><div><b>${escape(last.layers[found.layer].name)}</b>,
+    filter ${f}, output row ${r}, column ${c}</div>
+    <div>sum of products ${sum.toFixed(4)} + bias ${bias.toFixed(4)} = ${z.toFixed(4)}` +
+    (relu ? `; ReLU: max(${z.toFixed(4)}, 0) = ${Math.max(z, 0).toFixed(4)}` : "") +
+    `<br>the layer computed <b id="mac-value">${found.A.toFixed(4)}</b> (the map's value)</div></div>
+    ${table("input window", window_)} ${table("x filter", filter)} ${table("= products", products)}
+    <div class="note">code: ${escape(code.file)}:${code.line} (${escape(code.function)}):
+      <code>${escape(code.code)}</code></div>`;
 }
 
 function render(answer) {
@@ -376,6 +410,11 @@ async function loadModel() {
   document.querySelectorAll(".conv-only").forEach((e) => { e.hidden = !conv; });
   $("layers").dataset.built = "";
   $("filters").innerHTML = "";
+  if (pixelShown) {   // another net: the last explained pixel may not exist in it
+    pixelShown = null;
+    $("mac").innerHTML = `<span class="note">The multiply-adds of the pixel under the pointer
+      appear here.</span>`;
+  }
   if (conv) {
     const first = model.first_conv;
     $("g-filter").value = first.filter_width;
@@ -385,6 +424,25 @@ async function loadModel() {
     renderFilters();
     loadGroups();
   }
+  drawNote();
+}
+
+// The weights shown changed (a run's snapshot, its end): the filters, the prediction, the
+// maps and the multiply-add panel are computed again with them.
+async function refreshWeights() {
+  model = await call("/api/model");
+  renderFilters();
+  if (last) predict({image: last.image});
+  if (pixelShown && model.first_conv) askPixel(pixelShown);
+}
+
+// A network that learned something other than digits still reads the pad as a digit: say so.
+function drawNote() {
+  const digits = !model.dataset || ["mnist", "mnist-sample"].includes(model.dataset);
+  const names = model.class_names ? ` (${model.class_names.slice(0, 4).join(", ")}, ...)` : "";
+  $("draw-note").textContent = digits ? "" : `The network shown learned ${model.dataset === "own"
+    ? "your classes" : model.dataset}${names}: a drawing is read as the pad reads digits (white ` +
+    "on black, centred); Random test image shows one of its own test images.";
 }
 
 (async () => {
@@ -430,16 +488,31 @@ async function explainDrawing() {
 }
 
 // ---------------------------------------------------------------- charts
-// A small line chart: series [{points: [[x, y], ...], color, label, dots}], axes from the data.
-function lineChart(canvas, series, {xLabel = "images", yMin = null} = {}) {
+// A small line chart: series [{points: [[x, y], ...], color, label, dots}], axes from the
+// data, the y axis named, the legend below (wrapped onto more rows when it must).
+function lineChart(canvas, series, {xLabel = "images", yLabel = "", yMin = null,
+                                    empty = "no data yet"} = {}) {
   const width = canvas.clientWidth || 400, height = canvas.clientHeight || 200;
   canvas.width = width; canvas.height = height;
   const c = canvas.getContext("2d");
   c.fillStyle = "#0b0f13"; c.fillRect(0, 0, width, height);
+  c.font = "11px system-ui";
+  const rows = legendRows(c, series, width - 56);
+  canvas.dataset.legend = series.map((s) => s.label).join("|");
   const all = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p[1]));
-  const left = 46, right = 10, top = 10, bottom = 30;
-  c.font = "11px system-ui"; c.fillStyle = "#8b98a5";
-  if (!all.length) { c.fillText("no data yet", left, top + 20); return; }
+  const left = 56, right = 10, top = 10, bottom = 18 + 13 * Math.max(rows.length, 1);
+  c.fillStyle = "#8b98a5";
+  if (yLabel) {
+    c.save(); c.translate(12, top + (height - top - bottom) / 2); c.rotate(-Math.PI / 2);
+    c.textAlign = "center"; c.fillText(yLabel, 0, 0); c.restore();
+  }
+  if (!all.length) {
+    c.strokeStyle = "#2b3640";
+    c.strokeRect(left, top, width - left - right, height - top - bottom);
+    c.textAlign = "left"; c.fillText(empty, left + 8, top + 20);
+    c.fillText(xLabel, width - right - c.measureText(xLabel).width, height - bottom + 14);
+    return;
+  }
   const x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]), x0 + 1);
   const y0 = yMin === null ? Math.min(...all.map((p) => p[1])) : yMin;
   const y1 = Math.max(...all.map((p) => p[1]), y0 + 1e-6);
@@ -451,22 +524,40 @@ function lineChart(canvas, series, {xLabel = "images", yMin = null} = {}) {
     c.beginPath(); c.moveTo(left, Y(y)); c.lineTo(width - right, Y(y)); c.stroke();
     c.textAlign = "right"; c.fillText(y.toPrecision(2), left - 4, Y(y) + 4);
   }
-  c.textAlign = "left"; c.fillText(Math.round(x0).toLocaleString(), left, height - 14);
-  c.textAlign = "right"; c.fillText(Math.round(x1).toLocaleString() + " " + xLabel, width - right, height - 14);
-  let legend = left + 6;
-  for (const s of series) {
-    c.strokeStyle = c.fillStyle = s.color; c.lineWidth = 1.6;
-    const points = s.points.filter((p) => Number.isFinite(p[1]));
-    if (s.dots) {
-      for (const p of points) { c.beginPath(); c.arc(X(p[0]), Y(p[1]), 2.5, 0, 7); c.fill(); }
-    } else {
-      c.beginPath();
-      points.forEach((p, i) => (i ? c.lineTo(X(p[0]), Y(p[1])) : c.moveTo(X(p[0]), Y(p[1]))));
-      c.stroke();
-    }
-    c.textAlign = "left"; c.fillText(s.label, legend, height - 2);
-    legend += c.measureText(s.label).width + 16;
+  const axis = height - bottom + 14;
+  c.textAlign = "left"; c.fillText(Math.round(x0).toLocaleString(), left, axis);
+  c.textAlign = "right"; c.fillText(Math.round(x1).toLocaleString() + " " + xLabel, width - right, axis);
+  for (const s of series) plotSeries(c, s, X, Y);
+  rows.forEach((row, k) => row.forEach(({s, x}) => {
+    c.fillStyle = s.color; c.textAlign = "left";
+    c.fillText(s.label, left + x, height - 4 - 13 * (rows.length - 1 - k));
+  }));
+}
+
+function plotSeries(c, s, X, Y) {
+  c.strokeStyle = c.fillStyle = s.color; c.lineWidth = 1.6;
+  const points = s.points.filter((p) => Number.isFinite(p[1]));
+  if (s.dots) {
+    for (const p of points) { c.beginPath(); c.arc(X(p[0]), Y(p[1]), 2.5, 0, 7); c.fill(); }
+  } else {
+    c.beginPath();
+    points.forEach((p, i) => (i ? c.lineTo(X(p[0]), Y(p[1])) : c.moveTo(X(p[0]), Y(p[1]))));
+    c.stroke();
   }
+}
+
+// The legend's labels placed left to right, a new row when one would not fit.
+function legendRows(c, series, room) {
+  const rows = [];
+  let row = [], x = 6;
+  for (const s of series) {
+    const w = c.measureText(s.label).width + 16;
+    if (row.length && x + w > room) { rows.push(row); row = []; x = 6; }
+    row.push({s, x});
+    x += w;
+  }
+  if (row.length) rows.push(row);
+  return rows;
 }
 
 function smooth(points, key, alpha = 0.1) {   // exponential moving average, as TensorBoard does
@@ -515,12 +606,20 @@ function formSettings() {
   const settings = {layers: $("t-layers").value, dataset: $("t-dataset").value,
     optimizer: $("t-optimizer").value, schedule: $("t-schedule").value,
     engine: $("t-engine").value || null};
-  for (const name of [...LIVE, "epochs", "limit"]) {
+  for (const name of [...LIVE, "epochs", "limit", "seed"]) {
     const text = $("t-" + name).value.trim();
     if (text !== "") settings[name] = Number(text);
   }
   if (settings.optimizer === "sgd") delete settings.momentum;
   if (settings.dataset === "own" && own) settings.augment = own.suggested.augment;
+  return settings;
+}
+
+// What Start and Step send: the form, and what a link or a loaded run replays (share.js).
+function runSettings() {
+  const settings = {...formSettings(), ...replayExtra()};
+  const edits = replayEdits();
+  if (edits.length) settings.edits = edits;
   return settings;
 }
 
@@ -539,17 +638,54 @@ async function trainCall(path, body) {
 $("t-start").addEventListener("click", () => {
   const state = trainState && trainState.run;
   if (state && state.status === "paused") trainCall("/api/train/resume");
-  else trainCall("/api/train/start", formSettings());
+  else trainCall("/api/train/start", runSettings());
 });
 $("t-pause").addEventListener("click", () => trainCall("/api/train/pause"));
-$("t-step").addEventListener("click", () => trainCall("/api/train/step", formSettings()));
+$("t-step").addEventListener("click", () => {
+  const alive = trainState && trainState.run && ["running", "paused", "starting"]
+    .includes(trainState.run.status);
+  trainCall("/api/train/step", alive ? {} : runSettings());
+});
 $("t-reset").addEventListener("click", () => trainCall("/api/train/reset"));
-for (const name of LIVE) {
-  $("t-" + name).addEventListener("change", () => {
-    const run = trainState && trainState.run;
-    if (!run || !["running", "paused"].includes(run.status)) return;
-    trainCall("/api/train/set", {[name]: Number($("t-" + name).value)});
-  });
+$("t-inspect").addEventListener("click", () => inspectStep({source: "next"}, true));
+for (const name of LIVE) $("t-" + name).addEventListener("change", () => applyLive(name));
+
+// What the server would say of a live setting's value (its range, from /api/model), or "".
+function outOfRange(name, value) {
+  const limit = model.limits && model.limits[name];
+  if (!limit) return "";
+  const inside = (limit.low_open ? value > limit.low : value >= limit.low) &&
+    (limit.high_open ? value < limit.high : value <= limit.high) &&
+    (!limit.whole || Number.isInteger(value));
+  return inside ? "" : `must be ${limit.text}, got ${value}`;
+}
+
+// A live edit (Enter or leaving the field): a number the run takes from its next step; a
+// refused one puts back the value the run keeps, and says so.
+async function applyLive(name) {
+  const run = trainState && trainState.run, field = $("t-" + name);
+  if (!run || !["running", "paused"].includes(run.status)) return;
+  const label = name.replace("_", " "), kept = run.live[name], text = field.value.trim();
+  const keep = () => { field.value = kept === null || kept === undefined ? "" : kept; };
+  if (text === "" || !Number.isFinite(Number(text))) {
+    keep();
+    $("t-message").textContent = `${label}: not a number (the field was empty or held text); ` +
+      `the run keeps ${label} ${kept}.`;
+    return;
+  }
+  const refused = outOfRange(name, Number(text));
+  if (refused) {
+    keep();
+    $("t-message").textContent = `${label} ${refused}; the run keeps ${label} ${kept}.`;
+    return;
+  }
+  const answer = await trainCall("/api/train/set", {[name]: Number(text)});
+  if (answer) {
+    $("t-message").textContent = `${label} ${Number(text)} from step ${answer.after_step + 1}.`;
+  } else {
+    keep();
+    $("t-message").textContent += ` The run keeps ${label} ${kept}.`;
+  }
 }
 
 function pollSoon() { setTimeout(poll, 50); }
@@ -575,6 +711,81 @@ function startTraining() {
   poll();
 }
 
+// The charts are drawn at their size on screen: again when it changes (a phone turned).
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => {
+    if (!trainState) return;
+    renderCharts(trainState.run);
+    runsSignature = "";
+    renderRuns();
+  }, 150);
+});
+
+let weightsVersion = null;
+
+// The panels of the net shown (prediction, every layer, filters, multiply-adds) follow its
+// weights once they settle: when a run pauses or ends, not at each snapshot of a running
+// one. (A forward pass in another thread while a run trains can change BLAS's threads
+// under it, and with them the last bits of the run.)
+async function followTheNet(state, run) {
+  if (run && run.status === "running") return;
+  if (state.model_version !== modelVersion) {
+    const first = modelVersion === null;
+    modelVersion = state.model_version;
+    weightsVersion = state.weights_version;
+    if (!first) {   // another net is shown now: rebuild the panels, predict the digit again
+      await loadModel();
+      if (last) predict({image: last.image});
+    }
+  } else if (state.weights_version !== weightsVersion) {
+    weightsVersion = state.weights_version;
+    await refreshWeights();
+  }
+}
+
+// Start, Pause, Step and Stop enabled only when the server would do what they say.
+function renderButtons(run) {
+  const status = run ? run.status : null;
+  const active = ["running", "paused", "starting"].includes(status);
+  $("t-start").textContent = status === "paused" ? "Resume" : "Start";
+  $("t-start").disabled = active && status !== "paused";
+  $("t-pause").disabled = status !== "running";
+  $("t-step").disabled = active && status !== "paused";
+  $("t-reset").disabled = !active;
+  $("t-inspect").disabled = status !== "paused";
+  for (const id of ["t-layers", "t-dataset", "t-optimizer", "t-schedule", "t-epochs", "t-limit",
+                    "t-engine", "t-seed", "t-replay"]) {
+    $(id).disabled = active;
+  }
+}
+
+const percent = (value) => `${(100 * value).toFixed(1)}%`;
+
+function runStatus(run) {
+  if (!run) return "no run yet";
+  const total = run.settings.epochs, going = ["running", "paused", "starting"].includes(run.status);
+  return `run ${run.number}: ${run.status}, step ${run.step}, ` + (going
+    ? `epoch ${Math.min(run.epoch + 1, total)} of ${total}` : `${run.epoch} of ${total} epochs`) +
+    `, ${run.images.toLocaleString()} images` +
+    (run.status === "running" ? `, ${Math.round(run.images_per_s).toLocaleString()} images/s` : "") +
+    (run.test ? `, test error rate ${percent(run.test.ce)} on ${run.test.images.toLocaleString()} ` +
+     "test images" : "");
+}
+
+function renderCharts(run) {
+  const none = {empty: "No run yet: press Start (or Step) above."};
+  lineChart($("loss-chart"), run ? [
+    {points: smooth(run.train, "cce"), color: "#f0883e", label: "training"},
+    {points: run.validation.map((p) => [p.images, p.cce]), color: "#3fb0ff",
+     label: "validation", dots: true}] : [], {yMin: 0, yLabel: "loss", ...none});
+  lineChart($("error-chart"), run ? [
+    {points: smooth(run.train, "ce"), color: "#f0883e", label: "training"},
+    {points: run.validation.map((p) => [p.images, p.ce]), color: "#3fb0ff",
+     label: "validation", dots: true}] : [], {yMin: 0, yLabel: "error rate", ...none});
+}
+
 async function renderTraining(state) {
   const select = $("t-dataset");
   if (!select.options.length) {
@@ -582,41 +793,20 @@ async function renderTraining(state) {
       `<option value="${d}">${d === "own" ? "your classes" : d}</option>`).join("");
     $("t-engine").innerHTML = ["<option value=''>default</option>",
       ...model.engines.map((e) => `<option>${e}</option>`)].join("");
+    applyHash();   // a shared link's settings fill the form (share.js)
   }
-  const run = state.run, active = run && ["running", "paused", "starting"].includes(run.status);
-  $("run-status").textContent = run ? `run ${run.number}: ${run.status}, step ${run.step}, ` +
-    `epoch ${run.epoch}, ${run.images.toLocaleString()} images` +
-    (run.status === "running" ? `, ${Math.round(run.images_per_s).toLocaleString()} images/s` : "") +
-    (run.test ? `, test CE ${run.test.ce.toFixed(4)}` : "") : "no run yet";
+  const run = state.run;
+  $("run-status").textContent = runStatus(run);
   if (run && run.message) $("t-message").textContent = run.message;
-  $("t-start").textContent = run && run.status === "paused" ? "Resume" : "Start";
-  $("t-pause").disabled = !(run && run.status === "running");
-  $("t-reset").disabled = !active;
-  for (const id of ["t-layers", "t-dataset", "t-optimizer", "t-schedule", "t-epochs", "t-limit", "t-engine"]) {
-    $(id).disabled = !!active;
-  }
-  if (run) {
-    const validation = run.validation.map((p) => [p.images, p.cce]);
-    lineChart($("loss-chart"), [
-      {points: smooth(run.train, "cce"), color: "#f0883e", label: "training"},
-      {points: validation, color: "#3fb0ff", label: "validation", dots: true}], {yMin: 0});
-    lineChart($("error-chart"), [
-      {points: smooth(run.train, "ce"), color: "#f0883e", label: "training"},
-      {points: run.validation.map((p) => [p.images, p.ce]), color: "#3fb0ff",
-       label: "validation", dots: true}], {yMin: 0});
-  }
+  renderButtons(run);
+  inspectorRunState(run);
+  sharedRun(run);
+  renderCharts(run);
   const views = state.views || {};
   if (views.stream) renderStream(views.stream);
   if (views.probe) renderProbe(views);
   if (views.stats) renderStats(views.stats);
-  if (state.model_version !== modelVersion) {
-    const first = modelVersion === null;
-    modelVersion = state.model_version;
-    if (!first) {   // a run's net is shown now: rebuild the panels, predict the digit again
-      await loadModel();
-      if (last) predict({image: last.image});
-    }
-  }
+  await followTheNet(state, run);
   renderRuns();
 }
 
@@ -690,8 +880,9 @@ function renderStats(stats) {
   const keys = ["mean", "std", "dead", "grad_norm", "update_ratio"];
   const heads = ["mean A", "spread A", "dead ReLU", "|dW|", "|step| / |W|"];
   const table = $("stats");
-  if (table.dataset.rows !== String(stats.length)) {
-    table.dataset.rows = String(stats.length);
+  const names = stats.map((s) => s.name).join("|");
+  if (table.dataset.rows !== names) {
+    table.dataset.rows = names;
     table.innerHTML = `<tr><th>layer</th>${heads.map((h) => `<th>${h}</th>`).join("")}</tr>` +
       stats.map((s, i) => `<tr><td>${s.name}</td>${keys.map((k) =>
         `<td><canvas data-stat="${i}-${k}" width="90" height="22" hidden></canvas><span data-value="${i}-${k}"></span></td>`).join("")}</tr>`).join("");
@@ -712,7 +903,8 @@ let runsSignature = "";
 async function renderRuns() {
   const {runs} = await call("/api/runs");
   const table = $("runs");
-  const signature = runs.map((r) => `${r.number}:${r.status}:${r.has_model}:${overlaid.has(r.number)}`).join() +
+  const signature = runs.map((r) => `${r.number}:${r.status}:${r.epoch}:${r.has_model}:` +
+    `${overlaid.has(r.number)}`).join() +
     (runs.length ? Math.floor(runs[runs.length - 1].step / 200) : "");
   if (signature !== runsSignature) {
     runsSignature = signature;
@@ -721,19 +913,35 @@ async function renderRuns() {
   drawOverlay(runs);
 }
 
+// One row per run: its settings, how far it got, its error rates (which is which: the
+// card's note), its downloads; a failed run's reason on a row of its own.
+function runRow(r) {
+  const s = r.settings, val = r.validation[r.validation.length - 1];
+  const edits = r.edits.length ? `, ${r.edits.length} edit${r.edits.length > 1 ? "s" : ""}` : "";
+  const row = `<tr><td><input type="checkbox" data-run="${r.number}" aria-label="overlay run ${r.number}"
+      ${overlaid.has(r.number) ? "checked" : ""}></td>
+    <td>${r.number}</td><td>${r.status}</td>
+    <td class="layers-cell" title="${escape(s.layers)}">${escape(s.layers)}</td>
+    <td>${s.optimizer} lr ${s.learning_rate}, batch ${s.batch_size}, ${escape(s.dataset)}, seed ${s.seed}${edits}</td>
+    <td>${r.epoch} of ${s.epochs}</td><td>${r.step}</td>
+    <td>${val ? percent(val.ce) : "-"}</td><td>${r.test ? percent(r.test.ce) : "-"}</td>
+    <td>${r.has_model ? `<a href="/api/runs/${r.number}/model.npz" download>model</a> ` : ""}
+      <a href="/api/runs/${r.number}/history.csv" download>csv</a>
+      <a href="/api/runs/${r.number}/history.json" download>json</a></td></tr>`;
+  const failed = ["failed", "diverged"].includes(r.status) && r.message;
+  return row + (failed ? `<tr class="reason"><td></td><td colspan="9">run ${r.number} ` +
+    `${r.status}: ${escape(r.message)}</td></tr>` : "");
+}
+
 function buildRuns(table, runs) {
-  table.innerHTML = "<tr><th>overlay</th><th>run</th><th>status</th><th>layers</th><th>settings</th>" +
-    "<th>steps</th><th>validation CE</th><th>download</th></tr>" + runs.map((r) => {
-    const s = r.settings, val = r.validation[r.validation.length - 1];
-    const edits = r.edits.length ? `, ${r.edits.length} edit${r.edits.length > 1 ? "s" : ""}` : "";
-    return `<tr><td><input type="checkbox" data-run="${r.number}" ${overlaid.has(r.number) ? "checked" : ""}></td>
-      <td>${r.number}</td><td>${r.status}</td><td class="layers-cell" title="${s.layers}">${s.layers}</td>
-      <td>${s.optimizer} lr ${s.learning_rate}, batch ${s.batch_size}, ${s.dataset}${edits}</td>
-      <td>${r.step}</td><td>${val ? val.ce.toFixed(4) : "-"}</td>
-      <td>${r.has_model ? `<a href="/api/runs/${r.number}/model.npz" download>model</a> ` : ""}
-        <a href="/api/runs/${r.number}/history.csv" download>csv</a>
-        <a href="/api/runs/${r.number}/history.json" download>json</a></td></tr>`;
-  }).join("");
+  if (!runs.length) {
+    table.innerHTML = `<tr><td class="note">No runs yet: press Start (or Step) in the Train
+      panel.</td></tr>`;
+    return;
+  }
+  table.innerHTML = "<tr><th>overlay</th><th>run</th><th>status</th><th>layers</th>" +
+    "<th>settings</th><th>epochs</th><th>steps</th><th>validation error</th>" +
+    "<th>test error</th><th>download</th></tr>" + runs.map(runRow).join("");
   table.querySelectorAll("input[data-run]").forEach((box) => box.addEventListener("change", () => {
     box.checked ? overlaid.add(+box.dataset.run) : overlaid.delete(+box.dataset.run);
     renderRuns();
@@ -742,13 +950,13 @@ function buildRuns(table, runs) {
 
 function drawOverlay(runs) {
   const chosen = runs.filter((r) => overlaid.has(r.number));
-  $("overlay-chart").hidden = chosen.length < 2;
+  $("overlay-chart").hidden = $("overlay-title").hidden = chosen.length < 2;
   if (chosen.length >= 2) {
     const colors = ["#f0883e", "#3fb0ff", "#7ee787", "#d2a8ff", "#ffa198", "#e3b341"];
     lineChart($("overlay-chart"), chosen.flatMap((r, k) => [
       {points: smooth(r.train, "cce"), color: colors[k % colors.length], label: `run ${r.number} training`},
       {points: r.validation.map((p) => [p.images, p.cce]), color: colors[k % colors.length],
-       label: `validation`, dots: true}]), {yMin: 0});
+       label: `run ${r.number} validation`, dots: true}]), {yMin: 0, yLabel: "loss"});
   }
 }
 

@@ -1,0 +1,109 @@
+"""The page's error analysis: the confusion matrix of the net shown on held-out images of
+the dataset it was trained on (the test set's first MAX_IMAGES), and the images of one
+cell sorted by their loss, each with its top three classes and its saliency map."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import numpy as np
+
+from ..visual import saliency
+from .api import Model, RequestError
+from .live import _as_batch, _labels, packed
+
+MAX_IMAGES = 1000      # held-out images the matrix counts: the first of the test set
+CELL_IMAGES = 12       # images a cell lists unless asked for fewer
+MAX_CELL_IMAGES = 24
+
+
+class ErrorAnalysis:
+    """GET /api/confusion and /api/confusion/cell for the net the page shows; the
+    predictions are kept until the weights change (one set: bounded memory)."""
+
+    def __init__(self, model: Model, default_dataset: str, load_data: Callable):
+        self.model, self.default, self.load_data = model, default_dataset, load_data
+        self.lock = threading.Lock()
+        self.found: dict | None = None
+
+    def confusion(self, _=None) -> dict:
+        """The counts: counts[t][p] images of true class t predicted as p."""
+        found = self._predictions()
+        k = found["probabilities"].shape[1]
+        counts = np.zeros((k, k), np.int64)
+        np.add.at(counts, (found["labels"], found["predicted"]), 1)
+        errors = int(len(found["labels"]) - np.trace(counts))
+        return {"dataset": found["dataset"], "images": len(found["labels"]),
+                "test_images": found["test_images"], "class_names": found["class_names"],
+                "counts": counts.tolist(), "errors": errors,
+                "error_rate": errors / max(len(found["labels"]), 1),
+                "weights_version": found["key"][1]}
+
+    def cell(self, query) -> dict:
+        """The images of true class `true` predicted as `pred`, highest loss first (the
+        most confident mistakes), each with its top three and saliency map."""
+        found = self._predictions()
+        k = found["probabilities"].shape[1]
+        true, pred = (_class(query, name, k) for name in ("true", "pred"))
+        limit = _class(query, "limit", MAX_CELL_IMAGES + 1, CELL_IMAGES)
+        where = np.flatnonzero((found["labels"] == true) & (found["predicted"] == pred))
+        loss = -np.log(np.maximum(found["probabilities"][where, true], 1e-30))
+        order = where[np.argsort(-loss, kind="stable")][:limit]
+        data = self.load_data(found["dataset"])
+        if len(data.x_test) != found["test_images"]:
+            raise RequestError(f"{found['dataset']} changed: compute the matrix again")
+        images = _as_batch(data.x_test[order])
+        shown = []
+        with self.model.compute, self.model.lock:  # one net for the maps and the top three
+            for i, image in zip(order, images, strict=True):
+                seen = saliency.saliency(self.model.net, image)
+                p = seen.probabilities
+                shown.append({"index": int(i), "label": true, "prediction": seen.prediction,
+                              "loss": float(-np.log(max(float(p[true]), 1e-30))),
+                              "top": [[int(c), float(p[c])] for c in np.argsort(-p)[:3]],
+                              "image": packed(image[..., 0]),
+                              "saliency": packed(seen.gradient[..., 0])})
+        return {"dataset": found["dataset"], "true": true, "pred": pred,
+                "count": len(where), "images": shown}
+
+    def _predictions(self) -> dict:
+        """The net shown's probabilities on the held-out images, made again when the net
+        or its weights change."""
+        name = self.model.dataset or self.default
+        key = (self.model.version, self.model.weights, name)
+        with self.lock:
+            if self.found is not None and self.found["key"] == key:
+                return self.found
+        data = self.load_data(name)  # outside the model's lock: a first read takes time
+        x, y = _as_batch(data.x_test[:MAX_IMAGES]), _labels(data.y_test[:MAX_IMAGES])
+        with self.model.compute, self.model.lock:  # net.predict: the fast path
+            key = (self.model.version, self.model.weights, name)
+            net = self.model.net
+            if net.input_shape is not None and tuple(net.input_shape) != x.shape[1:]:
+                raise RequestError(f"the net shown takes {net.input_shape} images; {name}'s "
+                                   f"are {x.shape[1:]}")
+            probabilities = net.predict(x)
+            names = net.class_names
+        if len(y) and y.max() >= probabilities.shape[1]:
+            raise RequestError(f"{name} has classes the net shown has no output for")
+        found = {"key": key, "dataset": name, "probabilities": probabilities, "labels": y,
+                 "predicted": probabilities.argmax(axis=1), "test_images": len(data.x_test),
+                 "class_names": list(names) if names is not None else None}
+        with self.lock:
+            self.found = found
+        return found
+
+
+def _class(query, name: str, below: int, default: int | None = None) -> int:
+    text = query.get(name)
+    if text is None and default is not None:
+        return default
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise RequestError(f"{name} must be a whole number, got {text!r}") from None
+    low = 1 if default is not None else 0
+    if not low <= value < below:
+        raise RequestError(f"{name} must be in {low}..{below - 1}, got {value}")
+    return value
