@@ -154,11 +154,12 @@ def run_all(tasks: Sequence[Callable[[], T]]) -> list[T]:
         def work() -> None:
             _in_task.active = True
             try:
-                for i in order:  # the next task no thread has taken yet
-                    try:
-                        results[i] = tasks[i]()
-                    except Exception as error:  # raised below, in task order
-                        errors[i] = error
+                with single_threaded_blas():  # this thread's own BLAS count
+                    for i in order:  # the next task no thread has taken yet
+                        try:
+                            results[i] = tasks[i]()
+                        except Exception as error:  # raised below, in task order
+                            errors[i] = error
             finally:
                 _in_task.active = False
 
@@ -202,15 +203,37 @@ def _helpers(work: Callable[[], None], count: int) -> list:
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """NumPy's BLAS on one thread inside the block: a fast pass with shards
-    (blas_for_pass) and the work on shards (run_all).
+    """NumPy's BLAS on one thread inside the block, for the calling thread: a fast pass
+    with shards or blocks (blas_for_pass) and each task of run_all, on whichever thread
+    runs it.
 
-    Whatever the number of workers: BLAS's own threads would fight the
-    workers for the cores, and a BLAS sum split over threads (a
-    matrix-vector product, for one) may add in another order.  Nested and
-    concurrent blocks are counted; the setting before the first comes back
-    after the last.
+    Whatever the number of workers: BLAS's own threads would fight the workers for
+    the cores, and BLAS may add a product's sums in another order on one thread than
+    on two, so the setting must not depend on what other threads do.  OpenBLAS keeps
+    a thread count per calling thread (openblas_set_num_threads_local), which is used
+    where the library has it: a process-wide count, changed from one thread, was seen
+    to be ignored by OpenBLAS once the main thread had changed it, so a step's bits
+    depended on what the process had done before.  Other libraries get the
+    process-wide setting, counted over nested and concurrent blocks.
     """
+    setters = _local_setters()
+    if setters:
+        before = [set_local(1) for set_local in setters]
+        try:
+            yield
+        finally:
+            for set_local, count in zip(setters, before, strict=True):
+                set_local(count)
+        return
+    with _process_wide_single_blas():
+        yield
+
+
+@contextmanager
+def _process_wide_single_blas() -> Iterator[None]:
+    """BLAS on one thread for the whole process, for a library without a per-thread
+    count; the setting before the first of nested and concurrent blocks comes back
+    after the last."""
     global _blas_users
     with _lock:
         if _blas_users == 0:
@@ -254,6 +277,28 @@ def _blas_libraries() -> list:
 
         _blas = ThreadpoolController().select(user_api="blas").lib_controllers
     return _blas
+
+
+_setters: list | None = None  # each BLAS library's per-thread count setter, if all have one
+
+
+def _local_setters() -> list:
+    """openblas_set_num_threads_local of every BLAS library NumPy uses, as functions that
+    set the calling thread's count and return the previous one; [] unless every
+    library has it (OpenBLAS 0.3.26 and later)."""
+    global _setters
+    if _setters is None:
+        found = []
+        for lib in _blas_libraries():
+            try:
+                setter = ctypes.CDLL(lib.filepath).openblas_set_num_threads_local
+            except (OSError, AttributeError):
+                found = []
+                break
+            setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+            found.append(setter)
+        _setters = found
+    return _setters
 
 
 #: Set CNN_NUMPY_KEEP_MEMORY=0 to leave the C allocator's settings alone.
