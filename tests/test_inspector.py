@@ -410,31 +410,19 @@ def test_fuzzed_inspector_requests_never_answer_500(http, path, query, body):
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory, served):
-    """`cnn-numpy serve` of the served net, and a headless Chromium.
-
-    The server's OpenBLAS runs on one thread: with two, the fast path's training steps
-    may differ in their last bits after other passes of the process (a prediction on
-    another thread, say), so two runs with the same settings would not always end with the
-    same weights, whatever the page does.  These tests check that a link and a run's JSON
-    replay the run's settings and edits exactly."""
-    import os
-
+    """`cnn-numpy serve` of the served net, and a headless Chromium.  The tests check that
+    a link and a run's JSON replay the run's settings and edits exactly, in a server
+    whose other passes (predictions, traces) run between the two runs."""
     from test_web import _chromium, serving
 
     path = tmp_path_factory.mktemp("inspector") / "cnn.npz"
     served.save(path)
     browser = _chromium()
-    before = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     try:
         with serving(path) as url:
             yield browser, url
     finally:
         browser.quit()
-        if before is None:
-            del os.environ["OPENBLAS_NUM_THREADS"]
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = before
 
 
 def _wait(driver, condition, timeout=60):
