@@ -118,6 +118,7 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1):
         patch.setattr(threads, "MIN_SHARD", 4)
         patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # a dense layer run whole: in blocks
         patch.setattr(blocks, "BLOCK", block)
+        patch.setattr(blocks, "LARGE", 1)
         if shards:
             patch.setattr(threads, "MIN_SAMPLE_SIZE", 1)
         nets = [make(fast, dtype) for fast in (True, False)]

@@ -183,6 +183,7 @@ def test_blocks_give_the_same_bits_whatever_the_number_of_threads(name, n, monke
     from cnn_numpy.fast import blocks
 
     monkeypatch.setattr(blocks, "BLOCK", 3000)
+    monkeypatch.setattr(blocks, "LARGE", 1)
     X, y = data(n)
 
     def make():
@@ -268,6 +269,7 @@ def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkey
             assert net.layers[6].blas == [2]
             with monkeypatch.context() as patch:
                 patch.setattr(blocks, "LARGE", 1)  # the convolution large: in blocks
+                patch.setattr(blocks, "BLOCK", 3000)
                 net.train(X[:64], y[:64], 0.01)
                 assert net.layers[6].blas == [1]
             reference = Net(net.layers, fast=False)

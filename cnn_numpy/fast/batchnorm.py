@@ -22,7 +22,7 @@ import numpy as np
 
 from ..layers import Layer
 from . import conv_pool, im2col, threads
-from .blocks import BlockedConv, image_blocks
+from .blocks import BlockedConv
 from .ops import JointOp, fast_engine, pad, relu_mask, unpad
 
 
@@ -105,7 +105,7 @@ class ConvBatchNormMaxPool(JointOp):
             and ow % self.p == 0
         self.order = self.p if self.blocked and tiles else 1
         self.units = [(s, rows) for s, part in enumerate(parts)
-                      for rows in self._blocks(part.shape, oh * ow * (nf + 1))]
+                      for rows in self._blocks(part.shape)]
         out = (oh, ow, nf) if pool is None else pool.output_shape((oh, ow, nf))
         self.outputs = [np.empty((len(part), *out), dtype=part.dtype) for part in parts]
         convolved = _on_shards(self._convolve, range(len(self.units)))
@@ -114,12 +114,17 @@ class ConvBatchNormMaxPool(JointOp):
         self.pool_caches = _on_shards(self._normalize_and_pool, range(len(self.units)))
         return self.outputs
 
-    def _blocks(self, shape: tuple[int, ...], per_image: int) -> list[slice]:
-        """A shard's blocks of images: one for the whole shard on stride groups."""
+    def _blocks(self, shape: tuple[int, ...]) -> list[slice]:
+        """A shard's blocks of images (blocks.py): one for the whole shard on stride groups
+        and for small convolutions."""
         if not self.blocked:
             return [slice(0, shape[0])]
-        g = BlockedConv(shape, self.conv.W, self.conv.stride, self.pads)
-        return image_blocks(shape[0], g.oh * g.ow * (g.k + 1) + per_image)
+        return BlockedConv(shape, self.conv.W, self.conv.stride, self.pads).blocks
+
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        conv = self.conv
+        return fast_engine(conv) is im2col and len(BlockedConv(
+            shape, conv.W, conv.stride, conv.pads(shape[1], shape[2])).blocks) > 1
 
     def _convolve(self, u: int):
         """Unit u (a block of a shard): (the convolution's cache, Z's shape, _deviations

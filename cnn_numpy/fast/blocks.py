@@ -36,14 +36,20 @@ from .conv_pool import by_pool_window
 #: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
 #: floats, 2 MB in float32, a core's share of the cache with the product's output.
 BLOCK = 2**19
+#: A batch whose window matrix holds fewer numbers than this (16 M floats, 64 MB in
+#: float32: a small VGG's second convolution at batch 64) runs as one block, its products
+#: on BLAS's own threads: measured on 2 cores, the blocks on the thread pool only paid
+#: for themselves above about this size; below it the elementwise work of the blocks,
+#: bound by memory and by Python's lock, kept two threads from doing twice the work.
+LARGE = 2**24
 
 
-def image_blocks(n: int, per_image: int, block: int = BLOCK) -> list[slice]:
-    """range(n) as consecutive blocks of images, each holding about `block` numbers at
-    most, when one image holds per_image; sizes differ by 1 at most.  A function of
-    the arguments only, so the blocks, and every sum over them, do not depend on the
-    thread count."""
-    size = max(1, block // max(1, per_image))
+def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
+    """range(n) as consecutive blocks of images, each holding about `block` numbers
+    (default BLOCK) at most, when one image holds per_image; sizes differ by 1 at most.
+    A function of the arguments only, so the blocks, and every sum over them, do not
+    depend on the thread count."""
+    size = max(1, (BLOCK if block is None else block) // max(1, per_image))
     return threads.even_slices(n, max(1, math.ceil(n / size))) if n else [slice(0, 0)]
 
 
@@ -65,7 +71,9 @@ class BlockedConv:
         self.oh = output_size(self.ih + self.top + self.bottom, self.fw, stride)
         self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
         self.k = self.fw * self.fw * self.c
-        self.blocks = image_blocks(n, self.oh * self.ow * (self.k + 1))
+        per_image = self.oh * self.ow * (self.k + 1)
+        self.blocks = image_blocks(n, per_image) if n * per_image >= LARGE \
+            else [slice(0, n)]
 
     def out_shape(self, n: int) -> tuple[int, ...]:
         """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""

@@ -54,9 +54,9 @@ class Op:
     def gradients(self) -> list[dict[str, np.ndarray]]:
         return [{} for _ in self.layers]
 
-    def on_threads(self, n: int) -> bool:
-        """Whether it cuts its own work on a batch of n into blocks for the thread pool
-        (then the pass runs BLAS on one thread: threads.blas_for_pass)."""
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        """Whether it cuts its own work on a batch of this shape (its input's) into blocks
+        for the thread pool (then the pass runs BLAS on one thread: threads.blas_for_pass)."""
         return False
 
     def for_shard(self) -> Op:
@@ -306,8 +306,8 @@ class Dense(Op):
             return [slice(0, n)]
         return slices
 
-    def on_threads(self, n: int) -> bool:
-        return len(self._blocks(n, self.layers[0].W.size)) > 1
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        return len(self._blocks(shape[0], self.layers[0].W.size)) > 1
 
     def gradients(self):
         return [self.grads]

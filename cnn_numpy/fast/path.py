@@ -226,8 +226,8 @@ class FastPath:
         A: np.ndarray | list[np.ndarray] = X
         # BLAS on one thread when the pass uses the thread pool: for shards, or for the
         # blocks of an operation (a function of the batch size and the shapes).
-        self._one_blas_thread = any(how != "whole" for how, _ in plan) \
-            or any(op.on_threads(X.shape[0]) for op in ops)
+        self._one_blas_thread = any(how != "whole" for how, _ in plan) or any(
+            op.on_threads(shape) for op, shape in zip(ops, _inputs(ops, X.shape), strict=True))
         with threads.blas_for_pass(self._one_blas_thread):
             for how, run in plan:
                 if how == "whole":
@@ -273,6 +273,16 @@ class FastPath:
                         _store(op.layers, _add_shards([ops[k].gradients() for ops in shards]))
                 owned = _owned_after(run, owned)
         self._tape = []
+
+
+def _inputs(ops: list[Op], shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The shape of each operation's input, for a batch of `shape`."""
+    shapes = []
+    for op in ops:
+        shapes.append(shape)
+        for layer in op.layers:
+            shape = (shape[0], *layer.output_shape(shape[1:]))
+    return shapes
 
 
 def _forget(layer: Layer) -> None:
