@@ -119,9 +119,10 @@ class BlockedConv:
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps each block's window matrix for the backward pass
-        rather than copying it again: when it is no larger than the block's output (few
-        input channels), which the pass holds anyway."""
-        return self.k + 1 <= self.nf
+        rather than copying it again: when the batch is one block (a window matrix below
+        LARGE), or when it is no larger than the block's output (few input channels),
+        which the pass holds anyway."""
+        return len(self.blocks) == 1 or self.k + 1 <= self.nf
 
     def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,
                  dx: np.ndarray | None, cols: np.ndarray | None = None) -> np.ndarray:
