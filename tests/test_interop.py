@@ -348,15 +348,14 @@ def test_ddp_example_refuses_mistakes_before_training(model_file, tmp_path, args
     assert not (tmp_path / "more.npz").exists()
 
 
-def test_readme_going_further_example_runs(model_file, tmp_path, monkeypatch):
+def test_the_pytorch_page_example_runs(model_file, tmp_path, monkeypatch):
     import re
 
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("\n## Going further with PyTorch\n"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    text = (ROOT / "docs" / "pytorch-onnx.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "model.npz").write_bytes(model_file.read_bytes())
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/pytorch-onnx.md", "exec"), namespace)
     assert isinstance(namespace["model"], torch.nn.Sequential)
     assert ort.InferenceSession("model.onnx").get_inputs()[0].shape == ["batch", 28, 28, 1]
