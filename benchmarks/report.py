@@ -179,12 +179,84 @@ def trace_table(results: dict) -> str:
     ]) + "\n"
 
 
+def zoo_table(results: dict) -> str:
+    """zoo.json as Markdown: the networks, a table of images per second against PyTorch at
+    each batch size, where cnn-numpy is faster and where it is not, peak memory, and how
+    busy the machine was."""
+    networks = results["networks"]
+    lines = [f"Machine: {results['machine']}.  ",
+             f"Threads: {results['threads']}.  ",
+             f"float32, plain SGD, median of {results['repeats']} interleaved repeats.", "",
+             "| network | batch | training (images/s) | PyTorch | ratio | prediction (images/s) "
+             "| PyTorch | ratio |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    ratios = []  # (ratio, network, mode, batch)
+    for name, network in networks.items():
+        for batch, figures in network["speed"].items():
+            cells = []
+            for mode in ("train", "predict"):
+                ours, theirs = figures[mode]["cnn-numpy"], figures[mode]["pytorch"]
+                ratios.append((ours / theirs, name, mode, int(batch)))
+                ratio = _ratio(ours, theirs)
+                cells += [_number(ours), _number(theirs),
+                          ratio if ours >= theirs else f"**{ratio}**"]
+            lines.append(f"| {name} | {batch} | " + " | ".join(cells) + " |")
+    lines += ["", _zoo_summary(ratios), "", "| network | input | what it is | layers |",
+              "|---|---|---|---|"]
+    for name, network in networks.items():
+        shape = " x ".join(map(str, network["shape"]))
+        lines.append(f"| {name} | {shape} | {network['about']} | `{network['layers']}` |")
+    memory = {name: n["memory"] for name, n in networks.items() if "memory" in n}
+    if memory:
+        lines += ["", "| network | peak memory, cnn-numpy | peak memory, PyTorch |",
+                  "|---|---:|---:|"]
+        for name, m in memory.items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{m[k]['peak_mib']:,.0f} MiB ({m[k]['growth_mib']:,.0f} MiB in training)"
+                for k in ("cnn-numpy", "pytorch")) + " |")
+    return "\n".join(lines + ["", _zoo_noise(results)]) + "\n"
+
+
+def _zoo_summary(ratios: list[tuple[float, str, str, int]]) -> str:
+    """Where cnn-numpy was faster than PyTorch in the run and where it was not."""
+    slower = sorted(r for r in ratios if r[0] < 1)
+    faster = len(ratios) - len(slower)
+    words = {"train": "training", "predict": "prediction"}
+    text = (f"In this run cnn-numpy was faster than PyTorch in {faster} of the {len(ratios)} "
+            f"figures (ratio 1.00x or more)")
+    if not slower:
+        return text + "."
+    worst = slower[0]
+    return (text + f" and slower in {len(slower)} (in bold above): " + "; ".join(
+        f"{name} {words[mode]} at batch {batch} ({ratio:.2f}x)"
+        for ratio, name, mode, batch in sorted(slower, key=lambda r: (r[1], r[3], r[2])))
+        + f".  The worst ratio: {worst[0]:.2f}x ({worst[1]}, {words[worst[2]]}, "
+          f"batch {worst[3]}).")
+
+
+def _zoo_noise(results: dict) -> str:
+    """How busy the machine was during the run."""
+    again = sum(n.get("repeats_measured_again", 0) for n in results["networks"].values())
+    others, stolen = results.get("cpu_used_by_others"), results.get("cpu_time_stolen")
+    parts = [f"{again} repeats were measured again because other processes were busy"]
+    if others is not None:
+        parts.append(f"other processes used {others:.0%} of the machine's CPU time during the "
+                     "run (the repeats that count included)")
+    if stolen is not None:
+        parts.append(f"the hypervisor took {stolen:.1%}")
+    return ("Peak memory: each contender trains each network at batch 128 in a process of "
+            "its own that imports only its own library; the operating system's peak "
+            "resident set size (VmHWM), and in brackets how much it grew during the "
+            "training steps.  " if "memory" in next(iter(results["networks"].values()))
+            else "") + "How busy the machine was: " + "; ".join(parts) + "."
+
+
 #: Each results file this script knows -> (the table it writes, how).
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "speed.json": ("performance-table.md", speed_table),
     "accuracy.json": ("accuracy-table.md", accuracy_table),
     "images.json": ("images-table.md", images_table),
     "trace.json": ("trace-table.md", trace_table),
+    "zoo.json": ("zoo-table.md", zoo_table),
 }
 
 
