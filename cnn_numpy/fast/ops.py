@@ -54,11 +54,6 @@ class Op:
     def gradients(self) -> list[dict[str, np.ndarray]]:
         return [{} for _ in self.layers]
 
-    def on_threads(self, shape: tuple[int, ...]) -> bool:
-        """Whether it cuts its own work on a batch of this shape (its input's) into blocks
-        for the thread pool (then the pass runs BLAS on one thread: threads.blas_for_pass)."""
-        return False
-
     def for_shard(self) -> Op:
         return copy.copy(self)
 
@@ -257,18 +252,19 @@ class Dense(Op):
     overwriting Z, its mask overwriting an owned dA, dW's products written in place,
     and no input gradient for the Net's first layer.
 
-    A batch of 128 or more that runs whole (as the `deep` network's dense layer
-    between its joint BatchNorms) has large products cut into the blocks of
-    threads.shard_slices, run on the thread pool: by rows of the batch for Z and
-    dx, by rows of W for dW.  The blocks depend on the shapes only, so the bits
-    do not depend on the thread count.  In a shard of 64 there is one block; a
-    shard of 128 or more (batches of 1,024 or more) has blocks too, run one
-    after another by the thread that runs the shard.
+    Large products are cut into blocks run on the thread pool (a fast pass runs
+    BLAS on one thread): by rows of the batch for Z and dx, by rows of W for dW,
+    as many blocks as the work holds MIN_BLOCK_WORK multiply-adds, each of at
+    least MIN_ROWS rows, at most threads.MAX_SHARDS.  The blocks depend on the
+    shapes only, so the bits do not depend on the thread count.  Inside a shard
+    the blocks run one after another on the thread that runs the shard.
     """
 
-    #: Multiply-adds per block, at least: smaller products (the `flat` network's,
-    #: 128 x 784 x 100) ran slower in blocks than on BLAS's own threads.
+    #: Multiply-adds per block, at least: on smaller ones the blocks' own costs (each
+    #: call packs W again) ate what a second core won.
     MIN_BLOCK_WORK = 2**23
+    #: Rows of the batch per block, at least: fewer make the product run short of rows.
+    MIN_ROWS = 32
 
     def __init__(self, dense: Layer):
         super().__init__(dense)
@@ -300,14 +296,9 @@ class Dense(Op):
         return dx
 
     def _blocks(self, n: int, weights: int) -> list[slice]:
-        """The batch's row blocks: threads.shard_slices(n) if each is large enough."""
-        slices = threads.shard_slices(n)
-        if len(slices) > 1 and n * weights < self.MIN_BLOCK_WORK * len(slices):
-            return [slice(0, n)]
-        return slices
-
-    def on_threads(self, shape: tuple[int, ...]) -> bool:
-        return len(self._blocks(shape[0], self.layers[0].W.size)) > 1
+        """The batch's row blocks (see the class docstring)."""
+        count = min(threads.MAX_SHARDS, n // self.MIN_ROWS, n * weights // self.MIN_BLOCK_WORK)
+        return threads.even_slices(n, max(1, count))
 
     def gradients(self):
         return [self.grads]
