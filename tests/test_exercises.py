@@ -684,3 +684,5 @@ def test_the_pages_engine_panel_compares_a_learners_engine(tmp_path, sample, for
     rows = {row["engine"]: row for row in answer["engines"]}
     assert set(rows) >= {name, "naive", "stride_groups", "im2col"}
     assert rows[name]["largest_difference"] < 1e-5 and rows[name]["milliseconds"] > 0
+    # a learner's loops are timed as few times as the naive loops, not as often as im2col
+    assert rows[name]["repeats"] == rows["naive"]["repeats"] < rows["im2col"]["repeats"]

@@ -235,3 +235,26 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
         browser.quit()
     with capsys.disabled():
         print(f"\nscreenshots in {tmp_path}")
+
+
+@pytest.mark.parametrize("per_class", [2, 7, 15, 40])
+def test_the_suggested_epochs_make_the_steps_a_drawn_set_needs(per_class):
+    """The page's suggestion counts the images a run really trains on (prepare_run's split)."""
+    from cnn_numpy.models import OWN_IMAGES
+    from cnn_numpy.training import prepare_run, run_settings
+    from cnn_numpy.web.own import OwnClasses
+
+    drawn, rng = OwnClasses(), np.random.default_rng(per_class)
+    drawn.set_classes({"names": list(KINDS)})
+    for k in range(len(KINDS)):
+        for _ in range(per_class):
+            drawn.add({"class": k, "image": rng.random((28, 28)).tolist()})
+    epochs = drawn.state()["suggested"]["epochs"]
+    data = drawn.dataset()
+    net = build_model("cnn", seed=0, classes=len(KINDS))
+    steps = []
+    for tried in (epochs - 1, epochs):
+        run = prepare_run(net, run_settings("cnn", epochs=max(tried, 1), batch_size=32),
+                          data.x_train, data.y_train)
+        steps.append(run.settings.epochs * -(-len(run.x_train) // 32))
+    assert steps[1] >= OWN_IMAGES["min_steps"] > (steps[0] if epochs > 1 else 0)

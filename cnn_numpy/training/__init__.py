@@ -39,6 +39,7 @@ from .prepare import (
     VALIDATION,
     PreparedRun,
     data_fingerprint,
+    default_validation,
     evaluation_data,
     evaluation_warning,
     hold_out,
@@ -60,10 +61,11 @@ from .settings import (
 
 __all__ = [
     "Callback", "check_setting", "Checkpoint", "CHECKPOINT_VERSION", "data_fingerprint",
-    "EarlyStopping", "epoch_line", "EpochLog", "EVAL_CHUNK", "evaluation_data",
-    "evaluation_warning", "fit", "History", "HISTORY_KEYS", "HistoryFile", "hold_out",
-    "LIMITS", "load_checkpoint", "load_run_data", "LossWarning", "MAX_AUGMENT", "MAX_EPOCHS",
-    "MIN_VALIDATED", "PlotFile", "prepare_run", "PreparedRun", "Progress", "ProgressBar",
-    "Range", "read_run", "record_data", "replanned_note", "resume_settings", "run_settings",
-    "save_checkpoint", "Settings", "train", "VALIDATION", "weight_arrays", "write_history",
+    "default_validation", "EarlyStopping", "epoch_line", "EpochLog", "EVAL_CHUNK",
+    "evaluation_data", "evaluation_warning", "fit", "History", "HISTORY_KEYS", "HistoryFile",
+    "hold_out", "LIMITS", "load_checkpoint", "load_run_data", "LossWarning", "MAX_AUGMENT",
+    "MAX_EPOCHS", "MIN_VALIDATED", "PlotFile", "prepare_run", "PreparedRun", "Progress",
+    "ProgressBar", "Range", "read_run", "record_data", "replanned_note", "resume_settings",
+    "run_settings", "save_checkpoint", "Settings", "train", "VALIDATION", "weight_arrays",
+    "write_history",
 ]

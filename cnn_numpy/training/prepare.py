@@ -94,7 +94,7 @@ def prepare_run(net: Net, settings: Settings, x_train: np.ndarray, y_train: np.n
     else:
         share = settings.validation
         if share is None:
-            share = VALIDATION if len(x_train) >= MIN_VALIDATED else 0.0
+            share = default_validation(len(x_train))
             if len(x_train) < MIN_VALIDATED:
                 notes.append(f"{len(x_train)} training images are too few to hold out a "
                              "validation set: the test set is reported every epoch")
@@ -148,6 +148,12 @@ def architecture_text(net: Net) -> str | None:
         return net.describe()
     except ValueError:
         return None
+
+
+def default_validation(n: int) -> float:
+    """The validation share of n training images when none is asked for: VALIDATION, or
+    none below MIN_VALIDATED images."""
+    return VALIDATION if n >= MIN_VALIDATED else 0.0
 
 
 def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):

@@ -18,6 +18,7 @@ from ..data.augment import random_shift
 from ..data.datasets import Dataset
 from ..data.folder import DEFAULT_TEST_SHARE, held_out_mask
 from ..models import OWN_IMAGES
+from ..training import default_validation
 from .api import RequestError, read_image
 
 MIN_CLASSES, MAX_CLASSES = 2, 10
@@ -157,8 +158,12 @@ class OwnClasses:
         return len(counts) >= MIN_CLASSES and min(counts) >= 2
 
     def _suggested(self) -> dict:
-        """Epochs for at least OWN_IMAGES' steps in batches of 32, and its shifts."""
-        batches = max(1, math.ceil(len(self.examples) * 0.72 / 32))  # less test and validation
+        """Epochs for at least OWN_IMAGES' steps in batches of 32 on the images left for
+        training once the test and validation images are held out, and its shifts."""
+        y = np.array([e["class"] for e in self.examples], np.int64)
+        n = int((~held_out_mask(y, DEFAULT_TEST_SHARE, 0)).sum()) if len(y) else 0
+        n -= int(round(n * default_validation(n)))
+        batches = max(1, math.ceil(n / 32))
         return {"epochs": max(1, math.ceil(OWN_IMAGES["min_steps"] / batches)),
                 "augment": OWN_IMAGES["augment"]}
 

@@ -1,6 +1,6 @@
 // cnn-numpy live: draw a digit, see every layer, train a network and watch it learn.  Plain
 // JavaScript and canvas, no libraries: every number shown comes from the server, which runs
-// cnn-numpy's NumPy layers (see /api/* in the README).  One sign convention everywhere:
+// cnn-numpy's NumPy layers (see /api/* in docs/live-page.md).  One sign convention everywhere:
 // blue negative, dark zero, orange positive (signed()).
 "use strict";
 
