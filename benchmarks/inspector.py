@@ -18,10 +18,7 @@ import argparse
 import http.client
 import json
 import platform
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,15 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from web_load import served_model  # noqa: E402  (beside this script)
+
 from cnn_numpy.data import load_dataset  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inspector.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def timed(connection, method: str, path: str, body: dict | None = None) -> tuple[float, dict]:
@@ -93,26 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-array", type=int, default=5)
     options = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        model = str(Path(folder) / "cnn.npz")
-        subprocess.run([sys.executable, "-m", "cnn_numpy", "train", "cnn", "--dataset",
-                        "mnist-sample", "--epochs", "1", "--no-progress", "--save", model],
-                       check=True, capture_output=True)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "cnn_numpy", "serve", model,
-                                   "--port", str(port)], stdout=subprocess.DEVNULL)
-        try:
-            deadline = time.time() + 60
-            while time.time() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
-            result = measure(port, options.per_array)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with served_model() as port:
+        result = measure(port, options.per_array)
     e = result["explain"]
     print(f"trace of one step at batch {result['batch']}: {result['trace_step_ms']:.0f} ms; "
           f"{e['requests']} explanations: p50 {e['p50_ms']} ms, p95 {e['p95_ms']} ms (target "
