@@ -12,8 +12,10 @@ is copied, multiplied and forgotten while it is still in cache:
     forward   Z[block] = cols_block.T @ [W; b]
     backward  [dW; db] = sum over blocks, in block order, of cols_block @ dZ[block]
               (cols_block copied again: cheaper than keeping the batch's);
-              dx[block] = the windows' gradients dZ[block] @ W.T, one product, each
-              added back at its place (col2im) inside the block
+              dx[block] = a convolution of dZ[block] with the turned filters
+              (correlate), or, with more filters than channels or a stride, the
+              windows' gradients by window element, each added back at its place
+              (col2im, add_back) inside the block
 
 Window elements that fall in the padding are written as zeros in the copy and
 skipped when the gradient is added back, so the padded input is never built.
@@ -130,10 +132,10 @@ class BlockedConv:
         cols: the block's window matrix if forward's was kept."""
         dZ2 = dZ.reshape(-1, self.nf)
         dWb = weight_gradient(self.columns(x) if cols is None else cols, dZ2)
-        if dx is not None and self.stride == 1 and self.fw > 1:
+        if dx is not None and self.stride == 1 and self.fw > 1 and self.nf <= self.c:
             self.correlate(dZ, W, dx)
         elif dx is not None:
-            self.add_back(dZ2 @ W.reshape(self.k, self.nf).T, dx)
+            self.add_back(dZ2, W, dx)
         return dWb
 
     def _plain(self, dZ: np.ndarray) -> np.ndarray:
@@ -165,21 +167,27 @@ class BlockedConv:
         else:
             dx[...] = (windows.T @ turned).reshape(dx.shape)
 
-    def add_back(self, dcols: np.ndarray, dx: np.ndarray) -> None:
-        """col2im: dx (b, ih, iw, c) = each window's gradient dcols (M, K) added back at
-        its place (in a padded block first when there is padding)."""
-        b = dx.shape[0]
+    def add_back(self, dZ2: np.ndarray, W: np.ndarray, dx: np.ndarray) -> None:
+        """col2im: dx (b, ih, iw, c) = each window's gradient added back at its place (in
+        a padded block first when there is padding), from dZ2 (M, nf).
+
+        The gradients come by window element, one contiguous (M, c) slab each (one
+        stacked product), so each addition reads whole rows of the slab: the windows'
+        (M, K) matrix would give it runs of c numbers.  Chosen over correlate when the
+        slabs are smaller than correlate's window matrix (more filters than channels)
+        or the stride is not 1."""
+        b, fw, c = dx.shape[0], self.fw, self.c
+        slabs = np.matmul(dZ2, W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1))
         dxp = dx if not self.padded else np.empty(
-            (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, self.c),
+            (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, c),
             dtype=dx.dtype)
-        elements = [self._arranged(view) for view in offset_views(dxp, self.fw, self.stride)]
-        windows = dcols.reshape(*elements[0].shape[:-1], self.fw * self.fw, self.c)
-        if self.fw == self.stride == 1 and not self.padded:  # one element covers dx
-            elements[0][...] = windows[..., 0, :]
+        elements = [self._arranged(view) for view in offset_views(dxp, fw, self.stride)]
+        if fw == self.stride == 1 and not self.padded:  # one element covers dx
+            elements[0][...] = slabs[0].reshape(elements[0].shape)
         else:
             dxp[...] = 0
-            for k, element in enumerate(elements):
-                element += windows[..., k, :]
+            for slab, element in zip(slabs, elements, strict=True):
+                element += slab.reshape(element.shape)
         if self.padded:
             dx[...] = dxp[:, self.top : self.top + self.ih, self.left : self.left + self.iw]
 
