@@ -175,7 +175,9 @@ def test_no_network_is_one_short_line(tmp_path):
                                  "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "no network (cannot resolve mirror.invalid)" in result.stderr
-    assert "--dataset mnist-sample" in result.stderr and len(result.stderr) < 700
+    # short, apart from the two folders it names (their length is the test's temp folder's)
+    assert "--dataset mnist-sample" in result.stderr
+    assert len(result.stderr.replace(str(tmp_path), "T")) < 500
 
 
 def test_every_option_is_described_with_its_default():
