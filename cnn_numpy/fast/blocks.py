@@ -135,7 +135,7 @@ class BlockedConv:
         if dx is not None and self.stride == 1 and self.fw > 1 and self.nf <= self.c:
             self.correlate(dZ, W, dx)
         elif dx is not None:
-            self.add_back(dZ2, W, dx)
+            self.add_back(dZ, W, dx)
         return dWb
 
     def _plain(self, dZ: np.ndarray) -> np.ndarray:
@@ -167,21 +167,23 @@ class BlockedConv:
         else:
             dx[...] = (windows.T @ turned).reshape(dx.shape)
 
-    def add_back(self, dZ2: np.ndarray, W: np.ndarray, dx: np.ndarray) -> None:
+    def add_back(self, dZ: np.ndarray, W: np.ndarray, dx: np.ndarray) -> None:
         """col2im: dx (b, ih, iw, c) = each window's gradient added back at its place (in
-        a padded block first when there is padding), from dZ2 (M, nf).
+        a padded block first when there is padding), from the block's dZ.
 
         The gradients come by window element, one contiguous (M, c) slab each (one
-        stacked product), so each addition reads whole rows of the slab: the windows'
-        (M, K) matrix would give it runs of c numbers.  Chosen over correlate when the
+        stacked product), in plain position order, so each addition runs along whole
+        rows of the slab and of dx: the windows' (M, K) matrix, or positions in pool
+        window order, would give it runs of c numbers.  Chosen over correlate when the
         slabs are smaller than correlate's window matrix (more filters than channels)
         or the stride is not 1."""
         b, fw, c = dx.shape[0], self.fw, self.c
+        dZ2 = self._plain(dZ).reshape(-1, self.nf)
         slabs = np.matmul(dZ2, W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1))
         dxp = dx if not self.padded else np.empty(
             (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, c),
             dtype=dx.dtype)
-        elements = [self._arranged(view) for view in offset_views(dxp, fw, self.stride)]
+        elements = offset_views(dxp, fw, self.stride)
         if fw == self.stride == 1 and not self.padded:  # one element covers dx
             elements[0][...] = slabs[0].reshape(elements[0].shape)
         else:
