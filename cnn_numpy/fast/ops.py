@@ -253,18 +253,18 @@ class Dense(Op):
     and no input gradient for the Net's first layer.
 
     Large products are cut into blocks run on the thread pool (a fast pass runs
-    BLAS on one thread): by rows of the batch for Z and dx, by rows of W for dW,
-    as many blocks as the work holds MIN_BLOCK_WORK multiply-adds, each of at
-    least MIN_ROWS rows, at most threads.MAX_SHARDS.  The blocks depend on the
-    shapes only, so the bits do not depend on the thread count.  Inside a shard
-    the blocks run one after another on the thread that runs the shard.
+    BLAS on one thread), each block a slice of W's units or inputs: columns of Z,
+    rows of dW, columns of dx.  So each block reads its own part of W, which is
+    usually the largest operand (blocks of the batch's rows would each read all
+    of it).  As many blocks as the work holds MIN_BLOCK_WORK multiply-adds, at
+    most threads.MAX_SHARDS; they depend on the shapes only, so the bits do not
+    depend on the thread count.  Inside a shard the blocks run one after another
+    on the thread that runs the shard.
     """
 
-    #: Multiply-adds per block, at least: on smaller ones the blocks' own costs (each
-    #: call packs W again) ate what a second core won.
+    #: Multiply-adds per block, at least: on smaller ones the blocks' own costs ate
+    #: what a second core won.
     MIN_BLOCK_WORK = 2**23
-    #: Rows of the batch per block, at least: fewer make the product run short of rows.
-    MIN_ROWS = 32
 
     def __init__(self, dense: Layer):
         super().__init__(dense)
@@ -275,8 +275,9 @@ class Dense(Op):
         W = self.layers[0].W
         self.A_prev = A
         Z = np.empty((A.shape[0], W.shape[0]), dtype=np.result_type(A, W))
-        self.blocks = self._blocks(A.shape[0], W.size)
-        _in_blocks(lambda rows: np.matmul(A[rows], W[:, :-1].T, out=Z[rows]), self.blocks)
+        self.count = self._count(A.shape[0], W.size)
+        _in_blocks(lambda units: np.matmul(A, W[units, :-1].T, out=Z[:, units]),
+                   threads.even_slices(W.shape[0], self.count))
         Z += W[:, -1]
         self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
         return self.A
@@ -286,19 +287,19 @@ class Dense(Op):
         dZ = relu_mask(dA, self.A, owned) if self.relu else dA
         dW = np.empty_like(W)
         _in_blocks(lambda units: np.matmul(dZ[:, units].T, self.A_prev, out=dW[units, :-1]),
-                   threads.even_slices(W.shape[0], len(self.blocks)))
+                   threads.even_slices(W.shape[0], self.count))
         dW[:, -1] = dZ.sum(axis=0)
         self.grads = {"dW": dW}
         if not need_dx:
             return None
         dx = np.empty((dZ.shape[0], W.shape[1] - 1), dtype=dZ.dtype)
-        _in_blocks(lambda rows: np.matmul(dZ[rows], W[:, :-1], out=dx[rows]), self.blocks)
+        _in_blocks(lambda inputs: np.matmul(dZ, W[:, inputs], out=dx[:, inputs]),
+                   threads.even_slices(W.shape[1] - 1, self.count))
         return dx
 
-    def _blocks(self, n: int, weights: int) -> list[slice]:
-        """The batch's row blocks (see the class docstring)."""
-        count = min(threads.MAX_SHARDS, n // self.MIN_ROWS, n * weights // self.MIN_BLOCK_WORK)
-        return threads.even_slices(n, max(1, count))
+    def _count(self, n: int, weights: int) -> int:
+        """How many blocks each product is cut into (see the class docstring)."""
+        return max(1, min(threads.MAX_SHARDS, n * weights // self.MIN_BLOCK_WORK))
 
     def gradients(self):
         return [self.grads]
