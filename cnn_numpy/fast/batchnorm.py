@@ -69,30 +69,23 @@ class ConvBatchNormMaxPool(JointOp):
     convolution).
 
     Faster than the operations apart, for four reasons:
-      - on im2col, each shard is cut into units of images that go through the
-        convolution (in blocks.py's cache-sized blocks) and the statistics' sums
-        in one task, then through the normalization, ReLU and pool in the next;
-        the tasks of every unit of every shard share the thread pool, so both
+      - on im2col, each shard is cut into blocks of images (blocks.py) that go
+        through the convolution and the statistics' sums in one task, then
+        through the normalization, ReLU and pool in the next, while in cache;
+        the tasks of every block of every shard share the thread pool, so both
         cores work at any batch size.  Backward, the ReLU mask, the pool's
-        routing and the gradient sums in one task per unit, then BatchNorm's
-        input gradient written over dA and the convolution's backward pass.  A
-        unit holds UNIT numbers of window matrix or more (several blocks): the
-        elementwise steps on each unit are a few dozen NumPy calls, which on
-        smaller units the threads spent waiting for Python's lock;
+        routing and the gradient sums in one task per block, then BatchNorm's
+        input gradient written over dA and the convolution's backward pass;
       - two meetings of the threads each way instead of four and three;
       - with a p x p pool of stride p that tiles Z, the convolution writes Z in
         pool window order (conv_pool.py); BatchNorm is per channel, so it runs
         on that order unchanged and the pool reads contiguous pieces;
       - the ReLU runs after the pool (as in ConvMaxPool), and sum(dA) comes from
         the pooled gradient, p*p times shorter.
-    The statistics are sums over the units, combined in unit order (ShardStatistics):
-    the units and blocks depend on the shapes only, so the bits do not depend on the
-    thread count.  A stride-groups convolution takes each shard as one unit.
+    The statistics are sums over the blocks, combined in block order (ShardStatistics):
+    the blocks depend on the shapes only, so the bits do not depend on the thread
+    count.  A stride-groups convolution takes each shard as one block.
     """
-
-    #: Numbers of window matrix per unit, at least (unless the shard holds fewer, or
-    #: fewer than two units' worth of blocks.LARGE).
-    UNIT = 2**22
 
     def __init__(self, conv: Layer, bn: Layer, relu: Layer | None, pool: Layer | None):
         super().__init__(*(layer for layer in (conv, bn, relu, pool) if layer is not None))
@@ -122,27 +115,23 @@ class ConvBatchNormMaxPool(JointOp):
         return self.outputs
 
     def _blocks(self, shape: tuple[int, ...]) -> list[slice]:
-        """A shard's units of images: one for the whole shard on stride groups and for
-        small convolutions, else as many as it holds UNIT numbers of window matrix,
-        at least two."""
-        g = BlockedConv(shape, self.conv.W, self.conv.stride, self.pads)
-        if not self.blocked or len(g.blocks) == 1:
+        """A shard's blocks of images (blocks.py): one for the whole shard on stride groups
+        and for small convolutions."""
+        if not self.blocked:
             return [slice(0, shape[0])]
-        numbers = shape[0] * g.oh * g.ow * (g.k + 1)
-        return threads.even_slices(shape[0], min(len(g.blocks), max(2, numbers // self.UNIT)))
+        return BlockedConv(shape, self.conv.W, self.conv.stride, self.pads).blocks
 
     def _convolve(self, u: int):
-        """Unit u (images of a shard): (the convolution's cache, Z's shape, _deviations
-        of Z); the convolution block by block (blocks.py), each block's window matrix
-        kept."""
+        """Unit u (a block of a shard): (the convolution's cache, Z's shape, _deviations
+        of Z)."""
         s, rows = self.units[u]
         conv, x = self.conv, self.parts[s][rows]
         if self.blocked:
             g = BlockedConv(x.shape, conv.W, conv.stride, self.pads, order=self.order)
             Z = np.empty(g.out_shape(x.shape[0]), dtype=np.result_type(x, conv.W))
             Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
-            cols = [g.forward(x[r], Wb, _images(Z, r, self.order)) for r in g.blocks]
-            cache = (g, x, cols)
+            cols = g.forward(x, Wb, Z)
+            cache = (g, x, cols if g.keeps_columns() else None)
         else:
             Z, cache = self.conv_engine().conv_forward(pad(x, self.pads), conv.W, conv.b,
                                                        conv.stride)
@@ -209,10 +198,7 @@ class ConvBatchNormMaxPool(JointOp):
         dZ = self.stats.input_gradient(u, d).reshape(self.shapes[u])
         if self.blocked:
             g, x, cols = self.conv_caches[u]
-            dx = None if dxs is None else dxs[s][rows]
-            dWb = _add([g.backward(x[r], _images(dZ, r, self.order), self.conv.W,
-                                   None if dx is None else dx[r], c)
-                        for r, c in zip(g.blocks, cols, strict=True)])
+            dWb = g.backward(x, dZ, self.conv.W, None if dxs is None else dxs[s][rows], cols)
             return dWb[:-1].reshape(self.conv.W.shape), dWb[-1]
         dx, dW, db = self.conv_engine().conv_backward(dZ, self.conv_caches[u], dxs is not None)
         if dxs is not None:
@@ -286,11 +272,6 @@ class ShardStatistics:
         d_wide -= shift
         d_wide -= centered * slope
         return d
-
-
-def _images(Z: np.ndarray, rows: slice, order: int) -> np.ndarray:
-    """The images `rows` of a convolution's output Z, in pool window order or not."""
-    return Z[rows] if order == 1 else Z[:, :, rows]
 
 
 def _on_shards(fn, *shard_lists):
