@@ -258,13 +258,16 @@ class Dense(Op):
     usually the largest operand (blocks of the batch's rows would each read all
     of it).  As many blocks as the work holds MIN_BLOCK_WORK multiply-adds, at
     most threads.MAX_SHARDS; they depend on the shapes only, so the bits do not
-    depend on the thread count.  Inside a shard the blocks run one after another
-    on the thread that runs the shard.
+    depend on the thread count.  A copy for a shard (for_shard) runs its products
+    whole: its thread is one of the pool's already, and blocks would only read the
+    other operand again.
     """
 
     #: Multiply-adds per block, at least: on smaller ones the blocks' own costs ate
     #: what a second core won.
     MIN_BLOCK_WORK = 2**23
+    #: True for a copy that runs on a shard (the plan's choice, not the thread count's).
+    on_shard = False
 
     def __init__(self, dense: Layer):
         super().__init__(dense)
@@ -299,7 +302,14 @@ class Dense(Op):
 
     def _count(self, n: int, weights: int) -> int:
         """How many blocks each product is cut into (see the class docstring)."""
+        if self.on_shard:
+            return 1
         return max(1, min(threads.MAX_SHARDS, n * weights // self.MIN_BLOCK_WORK))
+
+    def for_shard(self) -> Dense:
+        shard = copy.copy(self)
+        shard.on_shard = True
+        return shard
 
     def gradients(self):
         return [self.grads]
