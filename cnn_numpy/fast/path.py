@@ -247,11 +247,17 @@ class FastPath:
         forward(training=True); stores each layer's gradients (the shards' added in
         shard order)."""
         slices = threads.shard_slices(dZ.shape[0])
-        first = self.layers[0]
+        first = _first_learner(self.layers)
         with threads.single_threaded_blas():
             dA: np.ndarray | list | None = self.layers[-1].backpropagate_dZ(dZ)
             owned = True
             for how, run, shards in reversed(self._tape[:-1]):
+                # Operations before the first layer that learns get no gradient: nothing
+                # there would use it (the input's gradient, a Flat layer's).
+                skip = _before(run, first, self.layers)
+                if skip == len(run):
+                    break
+                run, shards = run[skip:], [ops[skip:] for ops in shards]
                 need_dx = [first not in op.layers for op in run]
                 if how == "whole":
                     dA = run[0].backward(_whole(dA), owned, need_dx[0])
@@ -269,6 +275,21 @@ class FastPath:
                         _store(op.layers, _add_shards([ops[k].gradients() for ops in shards]))
                 owned = _owned_after(run, owned)
         self._tape = []
+
+
+def _first_learner(layers: list[Layer]) -> Layer:
+    """The first layer whose input gradient's path matters: one with parameters, or a
+    layer the fast path does not know (a user's, which may want its gradient)."""
+    for layer in layers:
+        if layer.params() or type(layer) not in PER_SAMPLE | PASS_GRADIENT | {BatchNorm}:
+            return layer
+    return layers[-1]
+
+
+def _before(run: list[Op], first: Layer, layers: list[Layer]) -> int:
+    """How many of the run's operations (in forward order) come wholly before `first`."""
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    return sum(index[id(op.layers[-1])] < index[id(first)] for op in run)
 
 
 def _forget(layer: Layer) -> None:
