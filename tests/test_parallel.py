@@ -249,10 +249,13 @@ def test_blas_threads_come_back_after_a_pass():
     assert [p["num_threads"] for p in threadpoolctl.threadpool_info()] == before
 
 
-def test_a_fast_pass_runs_blas_on_one_thread():
-    """A fast pass runs BLAS on one thread (its threads are the pool's), with shards or
-    without, in blocks or not, whatever the worker count; the plain loop leaves BLAS
-    as it is."""
+def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkeypatch):
+    """Spinning BLAS threads would take the cores from the workers: a pass with shards, or
+    with an operation that cuts its work into blocks for the pool (a large convolution, at
+    any batch size), runs BLAS on one thread; a pass without either, and the plain loop,
+    leave BLAS as it is (whatever the worker count)."""
+    from cnn_numpy.fast import blocks
+
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         for count in (1, 2):
             threads.set_threads(count)
@@ -260,10 +263,15 @@ def test_a_fast_pass_runs_blas_on_one_thread():
             X, y = data(128)
             net.train(X, y, 0.01)  # builds the weights, on the plain loop: BLAS as it is
             assert net.layers[6].blas == [2]
-            net.train(X, y, 0.01)  # on shards
+            net.train(X, y, 0.01)
             assert net.layers[6].blas == [1]
-            net.train(X[:4], y[:4], 0.01)  # one shard, a small convolution: one block
-            assert net.layers[6].blas == [1]
+            net.train(X[:64], y[:64], 0.01)  # one shard, a small convolution: one block
+            assert net.layers[6].blas == [2]
+            with monkeypatch.context() as patch:
+                patch.setattr(blocks, "LARGE", 1)  # the convolution large: in blocks
+                patch.setattr(blocks, "BLOCK", 3000)
+                net.train(X[:64], y[:64], 0.01)
+                assert net.layers[6].blas == [1]
             reference = Net(net.layers, fast=False)
             reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is
             assert reference.layers[6].blas == [2]
@@ -399,8 +407,8 @@ def test_training_on_the_command_line_is_the_same_for_any_threads(tmp_path, caps
 @pytest.mark.parametrize("model, last", [("cnn", 28), ("deep", 32)])
 def test_how_busy_the_machine_is_changes_no_result(model, last):
     """The same bits beside a process that keeps a core busy as on a quiet machine: BLAS's
-    threads, which may split long sums differently, never depend on the load (one
-    thread in every fast pass)."""
+    threads, which may split long sums differently, depend on the batch size only (one
+    thread in a pass with shards, BLAS's own setting otherwise), never on the load."""
     import subprocess
     import sys
 

@@ -121,6 +121,11 @@ class ConvBatchNormMaxPool(JointOp):
             return [slice(0, shape[0])]
         return BlockedConv(shape, self.conv.W, self.conv.stride, self.pads).blocks
 
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        conv = self.conv
+        return fast_engine(conv) is im2col and len(BlockedConv(
+            shape, conv.W, conv.stride, conv.pads(shape[1], shape[2])).blocks) > 1
+
     def _convolve(self, u: int):
         """Unit u (a block of a shard): (the convolution's cache, Z's shape, _deviations
         of Z)."""

@@ -38,11 +38,12 @@ from .conv_pool import by_pool_window
 #: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
 #: floats, 2 MB in float32, a core's share of the cache with the product's output.
 BLOCK = 2**19
-#: A batch whose window matrix holds fewer numbers than this (two blocks' worth) runs as
-#: one block, on one thread: a fast pass runs BLAS on one thread (threads.py), so a
-#: product uses both cores only when it is cut into blocks, and below this the blocks'
-#: own costs (Python's lock, per-call work) left little to win.
-LARGE = 2**20
+#: A batch whose window matrix holds fewer numbers than this (16 M floats, 64 MB in
+#: float32: a small VGG's second convolution at batch 64) runs as one block, its products
+#: on BLAS's own threads: measured on 2 cores, the blocks on the thread pool only paid
+#: for themselves above about this size; below it the elementwise work of the blocks,
+#: bound by memory and by Python's lock, kept two threads from doing twice the work.
+LARGE = 2**24
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:

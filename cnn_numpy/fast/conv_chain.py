@@ -225,6 +225,11 @@ class ConvChain(Op):
     def gradients(self):
         return [self.grads] + [{} for _ in self.layers[1:]]
 
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        conv = self.conv
+        return len(BlockedConv(shape, conv.W, conv.stride,
+                               conv.pads(shape[1], shape[2])).blocks) > 1
+
 
 def _mean(views: list[np.ndarray], out: np.ndarray) -> None:
     """The mean of the views, elementwise, written to out (the average pool)."""

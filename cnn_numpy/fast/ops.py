@@ -54,6 +54,11 @@ class Op:
     def gradients(self) -> list[dict[str, np.ndarray]]:
         return [{} for _ in self.layers]
 
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        """Whether it cuts its own work on a batch of this shape (its input's) into blocks
+        for the thread pool (then the pass runs BLAS on one thread: threads.blas_for_pass)."""
+        return False
+
     def for_shard(self) -> Op:
         return copy.copy(self)
 
@@ -252,19 +257,19 @@ class Dense(Op):
     overwriting Z, its mask overwriting an owned dA, dW's products written in place,
     and no input gradient for the Net's first layer.
 
-    Large products are cut into blocks run on the thread pool (a fast pass runs
-    BLAS on one thread), each block a slice of W's units or inputs: columns of Z,
-    rows of dW, columns of dx.  So each block reads its own part of W, which is
-    usually the largest operand (blocks of the batch's rows would each read all
-    of it).  As many blocks as the work holds MIN_BLOCK_WORK multiply-adds, at
-    most threads.MAX_SHARDS; they depend on the shapes only, so the bits do not
-    depend on the thread count.  A copy for a shard (for_shard) runs its products
-    whole: its thread is one of the pool's already, and blocks would only read the
-    other operand again.
+    A batch of 128 or more that runs whole (as the `deep` network's dense layer
+    between its joint BatchNorms) has large products cut into as many blocks as
+    threads.shard_slices cuts the batch into, run on the thread pool, each block
+    a slice of W's units or inputs: columns of Z, rows of dW, columns of dx.  So
+    each block reads its own part of W, which is usually the largest operand
+    (blocks of the batch's rows would each read all of it).  The blocks depend on
+    the shapes only, so the bits do not depend on the thread count.  A copy for a
+    shard (for_shard) runs its products whole: its thread is one of the pool's
+    already, and blocks would only read the other operand again.
     """
 
-    #: Multiply-adds per block, at least: on smaller ones the blocks' own costs ate
-    #: what a second core won.
+    #: Multiply-adds per block, at least: smaller products (the `flat` network's,
+    #: 128 x 784 x 100) ran slower in blocks than on BLAS's own threads.
     MIN_BLOCK_WORK = 2**23
     #: True for a copy that runs on a shard (the plan's choice, not the thread count's).
     on_shard = False
@@ -302,9 +307,13 @@ class Dense(Op):
 
     def _count(self, n: int, weights: int) -> int:
         """How many blocks each product is cut into (see the class docstring)."""
-        if self.on_shard:
+        count = len(threads.shard_slices(n))
+        if self.on_shard or n * weights < self.MIN_BLOCK_WORK * count:
             return 1
-        return max(1, min(threads.MAX_SHARDS, n * weights // self.MIN_BLOCK_WORK))
+        return count
+
+    def on_threads(self, shape: tuple[int, ...]) -> bool:
+        return self._count(shape[0], self.layers[0].W.size) > 1
 
     def for_shard(self) -> Dense:
         shard = copy.copy(self)

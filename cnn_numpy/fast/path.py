@@ -141,6 +141,7 @@ class FastPath:
         self.layers = layers
         # What forward ran, for backward: (how, the planned ops, each shard's copies).
         self._tape: list[tuple[str, list[Op], list[list[Op]]]] = []
+        self._one_blas_thread = False  # forward's choice, for backward
 
     def describe(self, training: bool = True) -> list[str]:
         """For each layer, the operation that computes it, e.g. 'conv+relu+max_pool (0-1)'."""
@@ -210,8 +211,7 @@ class FastPath:
         """X (n, ...) -> the last layer's output (n, k), every layer in `training` mode.
 
         Needs every layer built (the Net's first pass, on the plain loop, builds
-        them).  BLAS runs on one thread (threads.single_threaded_blas): the pass's
-        threads are the pool's, on shards and on an operation's blocks.
+        them).  BLAS runs on one thread in a pass with shards (threads.blas_for_pass).
         """
         ops = plan_ops(self.layers, training)
         plan = self.steps(ops, X, training, whole_last)
@@ -224,7 +224,11 @@ class FastPath:
         slices = threads.shard_slices(X.shape[0])
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        with threads.single_threaded_blas():
+        # BLAS on one thread when the pass uses the thread pool: for shards, or for the
+        # blocks of an operation (a function of the batch size and the shapes).
+        self._one_blas_thread = any(how != "whole" for how, _ in plan) or any(
+            op.on_threads(shape) for op, shape in zip(ops, _inputs(ops, X.shape), strict=True))
+        with threads.blas_for_pass(self._one_blas_thread):
             for how, run in plan:
                 if how == "whole":
                     A = run[0].forward(_whole(A), training)
@@ -248,7 +252,7 @@ class FastPath:
         shard order)."""
         slices = threads.shard_slices(dZ.shape[0])
         first = _first_learner(self.layers)
-        with threads.single_threaded_blas():
+        with threads.blas_for_pass(self._one_blas_thread):
             dA: np.ndarray | list | None = self.layers[-1].backpropagate_dZ(dZ)
             owned = True
             for how, run, shards in reversed(self._tape[:-1]):
@@ -275,6 +279,16 @@ class FastPath:
                         _store(op.layers, _add_shards([ops[k].gradients() for ops in shards]))
                 owned = _owned_after(run, owned)
         self._tape = []
+
+
+def _inputs(ops: list[Op], shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The shape of each operation's input, for a batch of `shape`."""
+    shapes = []
+    for op in ops:
+        shapes.append(shape)
+        for layer in op.layers:
+            shape = (shape[0], *layer.output_shape(shape[1:]))
+    return shapes
 
 
 def _first_learner(layers: list[Layer]) -> Layer:

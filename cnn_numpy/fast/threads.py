@@ -13,9 +13,9 @@ training, the loss) run once on the batch.
 Identical results whatever the number of threads: the shards depend on the
 batch size only (`shard_slices`), each shard is computed by the same code
 on whichever thread takes it, and the Net adds the shards' weight
-gradients in shard order.  While a fast pass runs, NumPy's BLAS computes on
-one thread: the pass's threads are these, on shards and on an operation's
-blocks of work (single_threaded_blas).
+gradients in shard order.  While a pass runs operations on shards,
+NumPy's BLAS computes on one thread, so that its own threads do not fight
+the workers for the cores (blas_for_pass).
 
     CNN_NUMPY_THREADS=1 python -m cnn_numpy train cnn   # or --threads 1, or set_threads(1)
 
@@ -31,7 +31,7 @@ import platform
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -204,19 +204,17 @@ def _helpers(work: Callable[[], None], count: int) -> list:
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """NumPy's BLAS on one thread inside the block, for the calling thread: a fast pass
-    (path.py) and each task of run_all, on whichever thread runs it.
+    with shards or blocks (blas_for_pass) and each task of run_all, on whichever thread
+    runs it.
 
     Whatever the number of workers: BLAS's own threads would fight the workers for
-    the cores; every product on them ends with the threads waiting for each other,
-    which beside another busy process can last a scheduler time slice (small
-    products became many times slower); and BLAS may add a product's sums in another
-    order on one thread than on two, so the setting must not depend on what other
-    threads do.  OpenBLAS keeps a thread count per calling thread
-    (openblas_set_num_threads_local), which is used where the library has it: a
-    process-wide count, changed from one thread, was seen to be ignored by OpenBLAS
-    once the main thread had changed it, so a step's bits depended on what the
-    process had done before.  Other libraries get the process-wide setting, counted
-    over nested and concurrent blocks.
+    the cores, and BLAS may add a product's sums in another order on one thread than
+    on two, so the setting must not depend on what other threads do.  OpenBLAS keeps
+    a thread count per calling thread (openblas_set_num_threads_local), which is used
+    where the library has it: a process-wide count, changed from one thread, was seen
+    to be ignored by OpenBLAS once the main thread had changed it, so a step's bits
+    depended on what the process had done before.  Other libraries get the
+    process-wide setting, counted over nested and concurrent blocks.
     """
     setters = _local_setters()
     if setters:
@@ -251,6 +249,20 @@ def _process_wide_single_blas() -> Iterator[None]:
             if _blas_users == 0:
                 for lib, default in zip(_blas_libraries(), _blas_default, strict=True):
                     lib.set_num_threads(default)
+
+
+def blas_for_pass(sharded: bool) -> AbstractContextManager:
+    """BLAS's threads for a fast pass: one thread (single_threaded_blas) when some of its
+    operations run on shards, for those on the whole batch too; else BLAS's own setting.
+
+    Whole-batch work between the shards would otherwise wake BLAS's own
+    threads, which keep spinning for a while after each product and take
+    the cores from the workers.  The choice depends on the batch size only,
+    never on how busy the machine is: OpenBLAS splits some long sums between
+    its threads, so one thread or two may differ in the last bits, and a
+    result must not depend on what else the machine runs.
+    """
+    return single_threaded_blas() if sharded else nullcontext()
 
 
 _blas_users = 0  # blocks inside single_threaded_blas now
