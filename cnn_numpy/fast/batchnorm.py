@@ -223,10 +223,14 @@ class ShardStatistics:
         mu = sum_s m_s mu_s / m,   m var = sum_s (M2_s + m_s (mu_s - mu)^2)
 
     where shard s has m_s values per channel, mean mu_s and squared deviations
-    M2_s.  Each shard keeps x - mu_s (`centered`); x - mu is that less
-    delta_s = mu - mu_s, which the per-channel terms below take in instead of
-    a pass over the data.  With one shard delta is 0: the plain two-pass formula.
-    Updates the layer's running statistics.
+    M2_s.  Each shard keeps x - mu_s (`centered`), and normalize turns it into
+    x - mu by subtracting delta_s = mu - mu_s, on the shard's own thread.  Folding
+    delta_s into the per-channel terms instead would save that pass, but the
+    sums of the backward pass would then subtract delta_s * sum(dA) from
+    sum(dA (x - mu_s)): where a shard's mean is far from the batch's, two large,
+    nearly equal numbers, and float32 lost three digits of dW that way.  With
+    one shard delta is 0: the plain two-pass formula.  Updates the layer's
+    running statistics.
     """
 
     def __init__(self, bn: Layer, deviations: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -246,19 +250,23 @@ class ShardStatistics:
         bn.running_var *= 1 - bn.momentum
         bn.running_var += bn.momentum * var * (m / (m - 1))
         self.bn, self.m, self.centered = bn, m, list(centered)
-        self.deltas = [mu - mean for mean in means]
+        self.deltas = [mu - mean for mean in means] if len(counts) > 1 else [None]
         self.inv_std = (1 / np.sqrt(var + bn.eps)).astype(centered[0].dtype, copy=False)
         self.scale = bn.gamma * self.inv_std
 
     def normalize(self, s: int) -> np.ndarray:
-        """Shard s's A (m_s, c) = (x - mu) * gamma / std + beta."""
-        shift = self.bn.beta - self.deltas[s] * self.scale
-        return _scale_shift(self.centered[s], self.scale, shift)
+        """Shard s's A (m_s, c) = (x - mu) * gamma / std + beta; its `centered` becomes
+        x - mu."""
+        if self.deltas[s] is not None:
+            centered, delta = _channelwise(self.centered[s], self.deltas[s])
+            centered -= delta
+            self.deltas[s] = None
+        return _scale_shift(self.centered[s], self.scale, self.bn.beta)
 
     def gradient_sums(self, s: int, d: np.ndarray, dbeta: np.ndarray):
         """Shard s's (sum(dA), sum(dA (x - mu))) per channel, from its dA (m_s, c) and
         its sum dbeta."""
-        return dbeta, np.einsum("ij,ij->j", d, self.centered[s]) - self.deltas[s] * dbeta
+        return dbeta, np.einsum("ij,ij->j", d, self.centered[s])
 
     def gradients(self, sums) -> dict[str, np.ndarray]:
         """The batch's dbeta = sum(dA) and dgamma = sum(dA x_hat) from the shards' sums."""
@@ -270,7 +278,7 @@ class ShardStatistics:
         """Shard s's dx = gamma / std (dA - dbeta / m - x_hat dgamma / m), written over its
         dA d (m_s, c), after gradients."""
         slope = self.scale * self.inv_std * self.dgamma / self.m
-        shift = self.scale * self.dbeta / self.m - self.deltas[s] * slope
+        shift = self.scale * self.dbeta / self.m
         d_wide, centered, scale, shift, slope = _channelwise(
             d, self.centered[s], self.scale, shift, slope)
         d_wide *= scale
