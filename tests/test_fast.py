@@ -548,3 +548,16 @@ def test_by_pool_window_arranges_the_elements_of_each_window():
     for i in range(2):
         for j in range(2):
             np.testing.assert_array_equal(w[i, j], a[:, i::2, j::2])
+
+
+@pytest.mark.parametrize("n, size, fw, c, nf, blocked", [
+    (64, 32, 3, 32, 32, True),    # a small VGG's second convolution: 604 M multiply-adds
+    (32, 32, 3, 32, 32, False),   # the same at batch 32: one block, BLAS's own threads
+    (128, 14, 5, 6, 16, False),   # LeNet-5's second convolution: 30 M multiply-adds
+    (16, 32, 3, 256, 8, True),    # a window matrix of 16 M numbers or more, at any batch
+])
+def test_a_convolution_runs_in_blocks_when_its_work_pays_for_them(n, size, fw, c, nf,
+                                                                  blocked):
+    W = np.zeros((fw, fw, c, nf), np.float32)
+    conv = blocks.BlockedConv((n, size, size, c), W, 1, ((0, 0), (0, 0)))
+    assert (len(conv.blocks) > 1) is blocked

@@ -38,12 +38,16 @@ from .conv_pool import by_pool_window
 #: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
 #: floats, 2 MB in float32, a core's share of the cache with the product's output.
 BLOCK = 2**19
-#: A batch whose window matrix holds fewer numbers than this (16 M floats, 64 MB in
-#: float32: a small VGG's second convolution at batch 64) runs as one block, its products
-#: on BLAS's own threads: measured on 2 cores, the blocks on the thread pool only paid
-#: for themselves above about this size; below it the elementwise work of the blocks,
-#: bound by memory and by Python's lock, kept two threads from doing twice the work.
+#: When a convolution runs in blocks on the thread pool (BlockedConv.blocks), rather than
+#: as one block with its products on BLAS's own threads: when its batch's window matrix
+#: holds LARGE numbers or more (64 MB in float32: out of any cache), or when a batch of
+#: BATCH images or more takes WORK multiply-adds or more.  Below both, the elementwise
+#: work of the blocks, bound by memory and by Python's lock, kept two threads from doing
+#: twice the work; at batch 32 the blocks of a BatchNorm stack were slower too (measured
+#: on 2 cores, the zoo's networks; see docs/performance.md).
 LARGE = 2**24
+WORK = 2**26
+BATCH = 64
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
@@ -74,8 +78,8 @@ class BlockedConv:
         self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
         self.k = self.fw * self.fw * self.c
         per_image = self.oh * self.ow * (self.k + 1)
-        self.blocks = image_blocks(n, per_image) if n * per_image >= LARGE \
-            else [slice(0, n)]
+        pooled = n * per_image >= LARGE or (n >= BATCH and n * per_image * self.nf >= WORK)
+        self.blocks = image_blocks(n, per_image) if pooled else [slice(0, n)]
 
     def out_shape(self, n: int) -> tuple[int, ...]:
         """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""
@@ -121,8 +125,8 @@ class BlockedConv:
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps each block's window matrix for the backward pass
-        rather than copying it again: when the batch is one block (a window matrix below
-        LARGE), or when it is no larger than the block's output (few input channels),
+        rather than copying it again: when the batch is one block (not on the thread
+        pool), or when it is no larger than the block's output (few input channels),
         which the pass holds anyway."""
         return len(self.blocks) == 1 or self.k + 1 <= self.nf
 
