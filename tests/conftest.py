@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cnn_numpy.cli import main
+from cnn_numpy.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +26,12 @@ def subprocesses_import_this_checkout():
         del os.environ["PYTHONPATH"]
     else:
         os.environ["PYTHONPATH"] = before
+
+
+@pytest.fixture(scope="module")
+def sample():
+    """The bundled MNIST sample (10,000 real digits), loaded once per test module."""
+    return load_dataset("mnist-sample", progress=False)
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,6 @@ from cnn_numpy import (
     PoolLayer_Max,
 )
 from cnn_numpy.cli import main
-from cnn_numpy.data import load_dataset
 from cnn_numpy.engines import ENGINES, get_engine
 from cnn_numpy.exercises import (
     NAMES,
@@ -347,11 +346,6 @@ BROKEN = {
         "part1_conv.py, line 25, at the top of the file: ModuleNotFoundError: No module named "
         "'numpy_extras'"),
 }
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 # -- the files ------------------------------------------------------------------------

@@ -8,17 +8,11 @@ import pytest
 from cnn_numpy import Net
 from cnn_numpy.architecture import parse_layers
 from cnn_numpy.cli import main
-from cnn_numpy.data import load_dataset
 from cnn_numpy.training import Callback, EarlyStopping
 
 load = Net.load
 
 TEXT = "ConvLayer_ReLU(4, 3), PoolLayer_Max(2), FlatLayer(), FCLayer_Softmax(10)"
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 def net(**kwargs) -> Net:

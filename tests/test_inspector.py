@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnn_numpy import Net
-from cnn_numpy.data import load_dataset
 from cnn_numpy.models import MODEL_LAYERS, build_model
 from cnn_numpy.trace import trace_step
 from cnn_numpy.training import weight_arrays
@@ -33,11 +32,6 @@ CNN = MODEL_LAYERS["cnn"]
 #: A tiny run: 58 training images (64 less the 10% held out), 2 steps an epoch.
 TINY = {"layers": CNN, "limit": 64, "epochs": 2, "batch_size": 32, "learning_rate": 0.001,
         "optimizer": "adam", "schedule": "constant", "seed": 0, "validation": 0.1}
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 @pytest.fixture(scope="module")

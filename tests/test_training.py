@@ -24,7 +24,6 @@ from cnn_numpy import (
     PoolLayer_Max,
     ReLULayer,
 )
-from cnn_numpy.data import load_dataset
 from cnn_numpy.data.augment import random_shift
 from cnn_numpy.models import build_model
 from cnn_numpy.schedules import learning_rate
@@ -45,11 +44,6 @@ def run(net, data, settings, progress=None, checkpoint=None):
         settings = dataclasses.replace(settings, validation=0.0)
     prepared = prepare_run(net, settings, data.x_train, data.y_train, data.x_test, data.y_test)
     return train(prepared, [] if checkpoint is None else [Checkpoint(checkpoint)], progress)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample")
 
 
 def small_deep(seed=0, **kwargs) -> Net:

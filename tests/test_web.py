@@ -22,7 +22,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnn_numpy.data import load_dataset
 from cnn_numpy.data.images import read_digit_image
 from cnn_numpy.models import build_model
 from cnn_numpy.visual.explain import stride_group_table
@@ -34,11 +33,6 @@ from starlette.testclient import TestClient  # noqa: E402
 from cnn_numpy.web.server import create_app  # noqa: E402
 
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 @pytest.fixture(scope="module")

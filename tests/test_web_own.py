@@ -15,7 +15,6 @@ import pytest
 
 from cnn_numpy import Net
 from cnn_numpy.cli import main
-from cnn_numpy.data import load_dataset
 from cnn_numpy.models import build_model
 
 pytest.importorskip("starlette", reason='the web extra is not installed: pip install ".[web]"')
@@ -43,11 +42,6 @@ def drawing(kind: str, rng) -> str:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 @pytest.fixture()

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from cnn_numpy import Net
 from cnn_numpy.cli import main
-from cnn_numpy.data import load_dataset
 from cnn_numpy.models import MODEL_LAYERS, build_model
 from cnn_numpy.runs import read_run
 from cnn_numpy.training import weight_arrays
@@ -39,11 +38,6 @@ SHORT = {"layers": CNN, "limit": 600, "epochs": 1, "batch_size": 32, "learning_r
          "optimizer": "adam", "schedule": "constant", "seed": 0, "validation": 0.1}
 #: The whole sample: 8,100 training images, 254 steps, so that an edit lands while it runs.
 LONGER = {**SHORT, "limit": None}
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 @pytest.fixture(scope="module")
