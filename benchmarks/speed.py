@@ -37,6 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from turns import calls_per_turn  # noqa: E402  (beside this script)
+
 from cnn_numpy import DEFAULT_ENGINE, ENGINES, Net  # noqa: E402
 from cnn_numpy.fast import threads as parallel  # noqa: E402
 from cnn_numpy.models import build_model  # noqa: E402
@@ -116,12 +118,7 @@ def interleaved(fns: dict, repeats: int, images: int, slice_s: float = 0.4) -> d
     OpenMP pools spin for a while after each call) have gone quiet early in
     the next contender's turn.
     """
-    calls = {}
-    for name, fn in fns.items():  # warm up (weights built, caches filled) and size the turns
-        fn()
-        start = time.perf_counter()
-        fn()
-        calls[name] = max(1, round(slice_s / (time.perf_counter() - start)))
+    calls = calls_per_turn(fns, slice_s)
     rates = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():

@@ -43,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from turns import calls_per_turn  # noqa: E402  (beside this script)
+
 from cnn_numpy import Net  # noqa: E402
 from cnn_numpy.architecture import parse_layers  # noqa: E402
 from cnn_numpy.fast import threads as parallel  # noqa: E402
@@ -191,12 +193,7 @@ def interleaved(fns: dict, repeats: int, images: int, slice_s: float = 0.4) -> t
     On a shared machine another process makes both libraries slower, and PyTorch's
     OpenMP threads, which wait for each other by spinning, far more than cnn-numpy's:
     the ratio of a repeat with company says little about either."""
-    calls = {}
-    for name, fn in fns.items():  # warm up (weights built, caches filled) and size the turns
-        fn()
-        start = time.perf_counter()
-        fn()
-        calls[name] = max(1, round(slice_s / (time.perf_counter() - start)))
+    calls = calls_per_turn(fns, slice_s)
     rates, again = {name: [] for name in fns}, 0
     for _ in range(repeats):
         for attempt in range(TRIES):
