@@ -5,6 +5,9 @@ a step is, what a few images are taken for, how long the naive engine would take
     gradient_norms(net)          per layer: |dW| of the last backward pass
     update_ratios(net, before)   per layer: |W after - W before| / |W after| of a step
     top_classes(net, X, k=3)     each image's k most probable classes
+    most_probable(p, k=3)        the same from probabilities already computed
+    confusion_matrix(t, p, k)    counts[t][p]: images of true class t predicted as p
+    worst_mistakes(P, t, true, predicted)   those images, the most confident first
     first_filters(net)           the first conv layer's W and dW, input channel 0
     naive_seconds_per_image(net, image_shape)   one training step on the naive engine
 
@@ -76,8 +79,31 @@ def update_ratios(net: Net, before: list[np.ndarray]) -> list[float | None]:
 
 def top_classes(net: Net, X: np.ndarray, k: int = 3) -> list[list[tuple[int, float]]]:
     """Each image's k most probable classes, most probable first: [(class, p), ...]."""
-    probabilities = net.predict(X)
-    return [[(int(c), float(p[c])) for c in np.argsort(-p)[:k]] for p in probabilities]
+    return [most_probable(p, k) for p in net.predict(X)]
+
+
+def most_probable(probabilities: np.ndarray, k: int = 3) -> list[tuple[int, float]]:
+    """One image's k most probable classes (probabilities (classes,)), most probable
+    first: [(class, p), ...]."""
+    return [(int(c), float(probabilities[c])) for c in np.argsort(-probabilities)[:k]]
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, k: int) -> np.ndarray:
+    """counts (k, k), int64: counts[t, p] images of true class t (labels (n,)) predicted
+    as p (predicted (n,))."""
+    counts = np.zeros((k, k), np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
+def worst_mistakes(probabilities: np.ndarray, labels: np.ndarray, true: int,
+                   predicted: int) -> np.ndarray:
+    """The indices of the images of true class `true` predicted as `predicted`
+    (probabilities (n, classes), labels (n,)), highest loss -log p[true] first: the most
+    confident mistakes (ties in index order)."""
+    where = np.flatnonzero((labels == true) & (probabilities.argmax(axis=1) == predicted))
+    loss = -np.log(np.maximum(probabilities[where, true], 1e-30))
+    return where[np.argsort(-loss, kind="stable")]
 
 
 def first_filters(net: Net) -> dict | None:

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from cnn_numpy import FCLayer_Softmax, FlatLayer, Net, saving
-from cnn_numpy.data import load_dataset
 from cnn_numpy.diagnostics import (
+    confusion_matrix,
     layer_statistics,
     top_classes,
     trained_weights,
     update_ratios,
+    worst_mistakes,
 )
 from cnn_numpy.models import CUSTOM, MODEL_DEFAULTS, MODEL_LAYERS, build_model, model_name
 from cnn_numpy.training import (
@@ -33,11 +34,6 @@ from cnn_numpy.training import (
     train,
     write_history,
 )
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return load_dataset("mnist-sample", progress=False)
 
 
 def flat_run(sample, **given):
@@ -180,6 +176,16 @@ def test_diagnostics_compute_what_they_say(sample):
     top = top_classes(net, X[:3], k=2)
     assert [t[0][0] for t in top] == list(A[:3].argmax(axis=1))
     assert top[0][0][1] >= top[0][1][1]
+
+
+def test_the_confusion_matrix_and_its_mistakes_most_confident_first():
+    P = np.array([[0.1, 0.9], [0.4, 0.6], [0.8, 0.2], [0.3, 0.7], [0.35, 0.65]])
+    labels = np.array([0, 0, 0, 1, 0])
+    counts = confusion_matrix(labels, P.argmax(axis=1), 2)
+    assert counts.tolist() == [[1, 3], [0, 1]]
+    # true 0 predicted 1: p[0] = 0.1, 0.4, 0.35 -> losses largest first
+    assert worst_mistakes(P, labels, 0, 1).tolist() == [0, 4, 1]
+    assert worst_mistakes(P, labels, 1, 0).tolist() == []
 
 
 def test_model_names_and_defaults_have_one_home():

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..diagnostics import confusion_matrix, most_probable, worst_mistakes
 from ..visual import saliency
 from .api import Model, RequestError
 from .live import _as_batch, _labels, packed
@@ -31,8 +32,7 @@ class ErrorAnalysis:
         """The counts: counts[t][p] images of true class t predicted as p."""
         found = self._predictions()
         k = found["probabilities"].shape[1]
-        counts = np.zeros((k, k), np.int64)
-        np.add.at(counts, (found["labels"], found["predicted"]), 1)
+        counts = confusion_matrix(found["labels"], found["predicted"], k)
         errors = int(len(found["labels"]) - np.trace(counts))
         return {"dataset": found["dataset"], "images": len(found["labels"]),
                 "test_images": found["test_images"], "class_names": found["class_names"],
@@ -47,9 +47,8 @@ class ErrorAnalysis:
         k = found["probabilities"].shape[1]
         true, pred = (_class(query, name, k) for name in ("true", "pred"))
         limit = _class(query, "limit", MAX_CELL_IMAGES + 1, CELL_IMAGES)
-        where = np.flatnonzero((found["labels"] == true) & (found["predicted"] == pred))
-        loss = -np.log(np.maximum(found["probabilities"][where, true], 1e-30))
-        order = where[np.argsort(-loss, kind="stable")][:limit]
+        where = worst_mistakes(found["probabilities"], found["labels"], true, pred)
+        order = where[:limit]
         data = self.load_data(found["dataset"])
         if len(data.x_test) != found["test_images"]:
             raise RequestError(f"{found['dataset']} changed: compute the matrix again")
@@ -61,7 +60,7 @@ class ErrorAnalysis:
                 p = seen.probabilities
                 shown.append({"index": int(i), "label": true, "prediction": seen.prediction,
                               "loss": float(-np.log(max(float(p[true]), 1e-30))),
-                              "top": [[int(c), float(p[c])] for c in np.argsort(-p)[:3]],
+                              "top": [list(top) for top in most_probable(p)],
                               "image": packed(image[..., 0]),
                               "saliency": packed(seen.gradient[..., 0])})
         return {"dataset": found["dataset"], "true": true, "pred": pred,
