@@ -561,3 +561,22 @@ def test_a_convolution_runs_in_blocks_when_its_work_pays_for_them(n, size, fw, c
     W = np.zeros((fw, fw, c, nf), np.float32)
     conv = blocks.BlockedConv((n, size, size, c), W, 1, ((0, 0), (0, 0)))
     assert (len(conv.blocks) > 1) is blocked
+
+
+@pytest.mark.parametrize("n, size, c, nf, count", [
+    (64, 32, 32, 32, 10),   # bn-stack's second convolution: 7 images of windows in 8 MB
+    (64, 32, 3, 32, 4),     # its first: few channels, a small window matrix; Z in 2 MB each
+    (32, 11, 32, 64, 2),    # deep's second at batch 32: 72 M multiply-adds, on both cores
+    (32, 11, 32, 16, 1),    # 18 M: one block, BLAS's own threads
+])
+def test_a_convolution_before_batch_norm_runs_in_larger_blocks(n, size, c, nf, count):
+    """Its blocks hold about four times a plain convolution's windows and Z within
+    blocks.BLOCK, cover the shard in order and differ by one image at most."""
+    from cnn_numpy.fast.batchnorm import bn_blocks
+
+    cuts = bn_blocks((n, size, size, c), (size, size, nf), 3)
+    assert len(cuts) == count
+    assert [s.start for s in cuts[1:]] == [s.stop for s in cuts[:-1]]
+    assert (cuts[0].start, cuts[-1].stop) == (0, n)
+    sizes = {s.stop - s.start for s in cuts}
+    assert max(sizes) - min(sizes) <= 1

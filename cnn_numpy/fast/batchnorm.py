@@ -21,7 +21,7 @@ from functools import partial, reduce
 import numpy as np
 
 from ..layers import Layer
-from . import conv_pool, im2col, threads
+from . import blocks, conv_pool, im2col, threads
 from .blocks import BlockedConv
 from .ops import JointOp, fast_engine, pad, relu_mask, unpad
 
@@ -69,7 +69,7 @@ class ConvBatchNormMaxPool(JointOp):
     convolution).
 
     Faster than the operations apart, for four reasons:
-      - on im2col, each shard is cut into blocks of images (blocks.py) that go
+      - on im2col, each shard is cut into blocks of images (bn_blocks) that go
         through the convolution and the statistics' sums in one task, then
         through the normalization, ReLU and pool in the next, while in cache;
         the tasks of every block of every shard share the thread pool, so both
@@ -115,16 +115,16 @@ class ConvBatchNormMaxPool(JointOp):
         return self.outputs
 
     def _blocks(self, shape: tuple[int, ...]) -> list[slice]:
-        """A shard's blocks of images (blocks.py): one for the whole shard on stride groups
-        and for small convolutions."""
+        """A shard's blocks of images: bn_blocks on im2col, the whole shard on stride
+        groups."""
         if not self.blocked:
             return [slice(0, shape[0])]
-        return BlockedConv(shape, self.conv.W, self.conv.stride, self.pads).blocks
+        conv = self.conv
+        return bn_blocks(shape, conv.output_shape(shape[1:]), conv.W.shape[0])
 
     def on_threads(self, shape: tuple[int, ...]) -> bool:
-        conv = self.conv
-        return fast_engine(conv) is im2col and len(BlockedConv(
-            shape, conv.W, conv.stride, conv.pads(shape[1], shape[2])).blocks) > 1
+        return fast_engine(self.conv) is im2col and len(bn_blocks(
+            shape, self.conv.output_shape(shape[1:]), self.conv.W.shape[0])) > 1
 
     def _convolve(self, u: int):
         """Unit u (a block of a shard): (the convolution's cache, Z's shape, _deviations
@@ -285,6 +285,32 @@ class ShardStatistics:
         d_wide -= shift
         d_wide -= centered * slope
         return d
+
+
+#: A block of a convolution followed by BatchNorm holds at most WINDOWS blocks.BLOCK
+#: numbers in its window matrix and blocks.BLOCK in its Z (see bn_blocks).
+WINDOWS = 4
+
+
+def bn_blocks(shape: tuple[int, ...], out: tuple[int, ...], fw: int) -> list[slice]:
+    """The blocks of images of a shard (n, ih, iw, c) whose convolution (fw x fw filters)
+    gives Z (n, *out) and goes on through BatchNorm: as many images as keep the block's
+    window matrix within WINDOWS * blocks.BLOCK numbers (8 MB in float32: in the shared
+    cache, not a core's own) and its Z within blocks.BLOCK; at least two blocks when
+    the convolution takes blocks.WORK multiply-adds or more, so that both cores work.
+
+    Larger than a plain convolution's blocks, because BatchNorm's elementwise
+    passes run block by block, and on blocks of one or two images the calls'
+    fixed cost, under Python's lock, outweighed what the cache saved; cut by
+    the size of Z too, so that a convolution with few input channels, whose
+    window matrix is small, still shares those passes between the cores.  A
+    function of the shapes only (the statistics are summed over the blocks in
+    order)."""
+    n, (oh, ow, nf) = shape[0], out
+    windows = oh * ow * (fw * fw * shape[-1] + 1)
+    count = max(math.ceil(n * windows / (WINDOWS * blocks.BLOCK)),
+                n * oh * ow * nf // blocks.BLOCK, 2 if n * windows * nf >= blocks.WORK else 1)
+    return threads.even_slices(n, max(1, min(n, count))) if n else [slice(0, 0)]
 
 
 def _on_shards(fn, *shard_lists):

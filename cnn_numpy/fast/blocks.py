@@ -69,7 +69,7 @@ class BlockedConv:
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
-                 order: int = 1):
+                 order: int = 1, block: int | None = None):
         n, self.ih, self.iw, self.c = x_shape
         self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
         (self.top, self.bottom), (self.left, self.right) = pads
@@ -79,7 +79,7 @@ class BlockedConv:
         self.k = self.fw * self.fw * self.c
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= LARGE or (n >= BATCH and n * per_image * self.nf >= WORK)
-        self.blocks = image_blocks(n, per_image) if pooled else [slice(0, n)]
+        self.blocks = image_blocks(n, per_image, block) if pooled else [slice(0, n)]
 
     def out_shape(self, n: int) -> tuple[int, ...]:
         """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""

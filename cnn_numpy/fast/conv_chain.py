@@ -100,6 +100,8 @@ class ConvChain(Op):
         self.geometry = g
         self.blocks = g.blocks
         self.Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
+        if self.norm is not None:
+            self.Wb = _fold(self.Wb, self.norm)
         shape = (A.shape[0], g.oh, g.ow, g.nf)
         dtype = np.result_type(A, conv.W)
         if pool is not None:
@@ -145,12 +147,6 @@ class ConvChain(Op):
         cols = self.geometry.forward(self.x[s], self.Wb, Z)
         if self.keep_cols:
             self.cols[i] = cols
-        if self.norm is not None:  # BatchNorm in prediction: its running statistics
-            bn = self.norm
-            Z -= bn.running_mean
-            Z /= np.sqrt(bn.running_var + bn.eps)
-            Z *= bn.gamma
-            Z += bn.beta
 
     def _activate(self, Z: np.ndarray) -> None:
         """The activation, in place."""
@@ -229,6 +225,21 @@ class ConvChain(Op):
         conv = self.conv
         return len(BlockedConv(shape, conv.W, conv.stride,
                                conv.pads(shape[1], shape[2])).blocks) > 1
+
+
+def _fold(Wb: np.ndarray, bn: Layer) -> np.ndarray:
+    """[W; b] (K + 1, nf) of a convolution followed by BatchNorm in prediction -> the
+    [W'; b'] of one convolution that computes both: BatchNorm there is the per-channel
+    line (z - mean) * scale + beta, scale = gamma / sqrt(var + eps), so
+
+        W' = W * scale,   b' = (b - mean) * scale + beta
+
+    (each output channel's column scaled; the same numbers to float rounding, with
+    four passes over Z saved)."""
+    scale = bn.gamma / np.sqrt(bn.running_var + bn.eps)
+    folded = Wb * scale
+    folded[-1] = (Wb[-1] - bn.running_mean) * scale + bn.beta
+    return folded.astype(Wb.dtype, copy=False)
 
 
 def _mean(views: list[np.ndarray], out: np.ndarray) -> None:
