@@ -116,7 +116,7 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1):
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(threads, "MIN_SHARD", 4)
-        patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # a dense layer run whole: in blocks
+        patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # whole, BLAS on one thread: blocks
         patch.setattr(blocks, "BLOCK", block)
         patch.setattr(blocks, "LARGE", 1)
         if shards:

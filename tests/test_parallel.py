@@ -14,6 +14,7 @@ from cnn_numpy import (
     ConvLayer,
     ConvLayer_ReLU,
     Dropout,
+    FCLayer,
     FCLayer_ReLU,
     FCLayer_Softmax,
     FlatLayer,
@@ -236,6 +237,23 @@ def test_floating_point_settings_reach_the_workers():
     net.layers[0].W[...] = np.float32(1e38)  # every conv output overflows
     with np.errstate(over="raise", invalid="raise"), pytest.raises(FloatingPointError):
         net.predict(X)
+
+
+def test_a_dense_layer_cuts_its_products_only_where_blas_runs_on_one_thread():
+    """Outside a pass on one BLAS thread, BLAS's own threads share a large product; inside
+    one (and in the pool's tasks), a batch of 128 cuts it into blocks for the pool."""
+    from cnn_numpy.fast.ops import Dense
+
+    threads.set_threads(2)
+    dense = Dense(FCLayer(1024))
+    assert not threads.blas_on_one_thread()
+    assert dense._count(128, 1024 * 785) == 1
+    with threads.single_threaded_blas():
+        assert threads.blas_on_one_thread()
+        assert dense._count(128, 1024 * 785) == 2
+        assert dense._count(64, 1024 * 785) == 1  # one shard's worth
+        assert threads.run_all([threads.blas_on_one_thread] * 2) == [True, True]
+    assert not threads.blas_on_one_thread()
 
 
 def test_blas_threads_come_back_after_a_pass():

@@ -217,16 +217,26 @@ def single_threaded_blas() -> Iterator[None]:
     process-wide setting, counted over nested and concurrent blocks.
     """
     setters = _local_setters()
-    if setters:
-        before = [set_local(1) for set_local in setters]
-        try:
-            yield
-        finally:
-            for set_local, count in zip(setters, before, strict=True):
-                set_local(count)
-        return
-    with _process_wide_single_blas():
-        yield
+    _one_blas.depth = getattr(_one_blas, "depth", 0) + 1
+    try:
+        if setters:
+            before = [set_local(1) for set_local in setters]
+            try:
+                yield
+            finally:
+                for set_local, count in zip(setters, before, strict=True):
+                    set_local(count)
+        else:
+            with _process_wide_single_blas():
+                yield
+    finally:
+        _one_blas.depth -= 1
+
+
+def blas_on_one_thread() -> bool:
+    """True inside single_threaded_blas on the calling thread: its products run on one
+    core unless the caller cuts them into tasks for the pool."""
+    return getattr(_one_blas, "depth", 0) > 0
 
 
 @contextmanager
@@ -266,6 +276,7 @@ def blas_for_pass(sharded: bool) -> AbstractContextManager:
 
 
 _blas_users = 0  # blocks inside single_threaded_blas now
+_one_blas = threading.local()  # depth: the calling thread's blocks inside it
 _blas: list | None = None  # threadpoolctl's controllers of NumPy's BLAS libraries
 _blas_default: list[int] = []  # their thread counts when the first block began
 
