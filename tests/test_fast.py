@@ -563,6 +563,18 @@ def test_a_convolution_runs_in_blocks_when_its_work_pays_for_them(n, size, fw, c
     assert (len(conv.blocks) > 1) is blocked
 
 
+@pytest.mark.parametrize("n, size, c, count", [
+    (32, 32, 32, 32),   # a small VGG's second convolution: an image a block
+    (32, 28, 1, 1),     # a LeNet's first: 0.6 M numbers of windows, in cache as one block
+])
+def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, size, c, count):
+    W = np.zeros((3, 3, c, 32), np.float32)
+    pads = ((1, 1), (1, 1))
+    conv = blocks.BlockedConv((n, size, size, c), W, 1, pads, for_cache=True)
+    assert len(conv.blocks) == count
+    assert len(blocks.BlockedConv((n, size, size, c), W, 1, pads).blocks) == 1
+
+
 @pytest.mark.parametrize("n, size, c, nf, count", [
     (64, 32, 32, 32, 10),   # bn-stack's second convolution: 7 images of windows in 8 MB
     (64, 32, 3, 32, 4),     # its first: few channels, a small window matrix; Z in 2 MB each

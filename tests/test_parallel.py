@@ -66,10 +66,14 @@ def data(n: int, dtype=np.float32):
     return rng.random((n, 14, 14, 2)).astype(dtype), rng.integers(0, 10, n)
 
 
-@pytest.mark.parametrize("n, sizes", [(1, [1]), (64, [64]), (127, [127]), (128, [64, 64]),
-                                      (200, [67, 66, 67]), (256, [64] * 4), (1000, [125] * 8)])
-def test_shards_cover_the_batch_in_order(n, sizes):
-    slices = threads.shard_slices(n)
+@pytest.mark.parametrize("n, training, sizes", [
+    (1, True, [1]), (64, True, [64]), (127, True, [127]), (128, True, [64, 64]),
+    (200, True, [67, 66, 67]), (256, True, [64] * 4), (1000, True, [125] * 8),
+    # A prediction: two shards from 64 samples on, no more than training's from 128.
+    (63, False, [63]), (64, False, [32, 32]), (127, False, [64, 63]), (128, False, [64, 64]),
+    (1000, False, [125] * 8)])
+def test_shards_cover_the_batch_in_order(n, training, sizes):
+    slices = threads.shard_slices(n, training)
     assert [s.stop - s.start for s in slices] == sizes
     assert slices[0].start == 0 and slices[-1].stop == n
     assert all(a.stop == b.start for a, b in zip(slices, slices[1:], strict=False))
@@ -96,7 +100,8 @@ def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
     # make one run, as it holds large samples
     runs = [len(layers) for how, layers in plan(net, X, False, False) if how != "whole"]
     assert runs == [6]
-    assert {how for how, _ in plan(net, X[:127], False, False)} == {"whole"}  # 1 shard
+    assert {how for how, _ in plan(net, X[:63], False, False)} == {"whole"}  # 1 shard
+    assert {how for how, _ in plan(net, X[:127], True, True)} == {"whole"}
 
 
 

@@ -48,6 +48,11 @@ BLOCK = 2**19
 LARGE = 2**24
 WORK = 2**26
 BATCH = 64
+#: A prediction on a shard, whose thread is one of the pool's already, runs a convolution
+#: in blocks, one after the other, when its window matrix holds CACHE_LARGE numbers or
+#: more: for the cache alone (a shard of 32 small VGG images has a 38 MB window matrix).
+#: (In training, blocks cost a second window copy in the backward pass: not worth it.)
+CACHE_LARGE = 2**21
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
@@ -65,11 +70,11 @@ class BlockedConv:
     x is the layer's input without padding; pads are ConvLayer.pads's
     ((top, bottom), (left, right)).  order p > 1 puts the output positions in
     p x p pool window order (conv_pool.by_pool_window: (p, p, b, oh/p, ow/p));
-    p must divide oh and ow.
+    p must divide oh and ow.  for_cache: a prediction on a shard (see CACHE_LARGE).
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
-                 order: int = 1, block: int | None = None):
+                 order: int = 1, block: int | None = None, for_cache: bool = False):
         n, self.ih, self.iw, self.c = x_shape
         self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
         (self.top, self.bottom), (self.left, self.right) = pads
@@ -78,7 +83,8 @@ class BlockedConv:
         self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
         self.k = self.fw * self.fw * self.c
         per_image = self.oh * self.ow * (self.k + 1)
-        pooled = n * per_image >= LARGE or (n >= BATCH and n * per_image * self.nf >= WORK)
+        pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
+            or (n >= BATCH and n * per_image * self.nf >= WORK)
         self.blocks = image_blocks(n, per_image, block) if pooled else [slice(0, n)]
 
     def out_shape(self, n: int) -> tuple[int, ...]:

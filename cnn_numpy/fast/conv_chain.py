@@ -89,14 +89,16 @@ class ConvChain(Op):
         conv, pool = self.conv, self.pool
         self.x, self.training = A, training
         pads = conv.pads(A.shape[1], A.shape[2])
-        g = BlockedConv(A.shape, conv.W, conv.stride, pads)
+        cached = self.on_shard and not training
+        g = BlockedConv(A.shape, conv.W, conv.stride, pads, for_cache=cached)
         self.fw, self.s = (pool.filter_width, pool.stride) if pool else (1, 1)
         # Max-pool windows that tile Z: the convolution writes Z by window element
         # (conv_pool.py), which the pool reads in contiguous pieces.  (Measured: an average
         # pool gained less from it than the window copy lost.)
         self.tiled = self.s == self.fw and g.oh % self.fw == 0 and g.ow % self.fw == 0
         if self.max_pool and self.tiled and self.fw > 1:
-            g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw)
+            g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw,
+                            for_cache=cached)
         self.geometry = g
         self.blocks = g.blocks
         self.Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])

@@ -41,6 +41,8 @@ class Op:
     passes_gradient = False
     #: True for a JointOp, which takes a batch's shards together.
     joint = False
+    #: True for a copy that runs on a shard (the plan's choice, not the thread count's).
+    on_shard = False
 
     def __init__(self, *layers: Layer):
         self.layers = layers
@@ -60,7 +62,9 @@ class Op:
         return False
 
     def for_shard(self) -> Op:
-        return copy.copy(self)
+        shard = copy.copy(self)
+        shard.on_shard = True
+        return shard
 
 
 class JointOp(Op):
@@ -272,8 +276,6 @@ class Dense(Op):
     #: Multiply-adds per block, at least: smaller products (the `flat` network's,
     #: 128 x 784 x 100) ran slower in blocks than on BLAS's own threads.
     MIN_BLOCK_WORK = 2**23
-    #: True for a copy that runs on a shard (the plan's choice, not the thread count's).
-    on_shard = False
 
     def __init__(self, dense: Layer):
         super().__init__(dense)
@@ -314,11 +316,6 @@ class Dense(Op):
                 or n * weights < self.MIN_BLOCK_WORK * count:
             return 1
         return count
-
-    def for_shard(self) -> Dense:
-        shard = copy.copy(self)
-        shard.on_shard = True
-        return shard
 
     def gradients(self):
         return [self.grads]

@@ -169,7 +169,7 @@ class FastPath:
         stay whole.  whole_last: the last layer sees the whole
         batch (the loss needs all of it).
         """
-        if len(threads.shard_slices(X.shape[0])) == 1:
+        if len(threads.shard_slices(X.shape[0], training)) == 1:
             return [("whole", [op]) for op in ops]
         size = math.prod(X.shape[1:])
         sizes, peaks, shape = [], [], X.shape[1:]  # each op's output, its largest inside
@@ -221,7 +221,7 @@ class FastPath:
                     for layer in op.layers:
                         _forget(layer)
         threads.keep_freed_memory()
-        slices = threads.shard_slices(X.shape[0])
+        slices = threads.shard_slices(X.shape[0], training)
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         A: np.ndarray | list[np.ndarray] = X
         # BLAS on one thread when the pass uses the thread pool: for shards, or for the
