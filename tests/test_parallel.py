@@ -246,7 +246,7 @@ def test_floating_point_settings_reach_the_workers():
 
 def test_a_dense_layer_cuts_its_products_only_where_blas_runs_on_one_thread():
     """Outside a pass on one BLAS thread, BLAS's own threads share a large product; inside
-    one (and in the pool's tasks), a batch of 128 cuts it into blocks for the pool."""
+    one (and in the pool's tasks), a large one is cut into blocks for the pool."""
     from cnn_numpy.fast.ops import Dense
 
     threads.set_threads(2)
@@ -256,7 +256,9 @@ def test_a_dense_layer_cuts_its_products_only_where_blas_runs_on_one_thread():
     with threads.single_threaded_blas():
         assert threads.blas_on_one_thread()
         assert dense._count(128, 1024 * 785) == 2
-        assert dense._count(64, 1024 * 785) == 1  # one shard's worth
+        assert dense._count(64, 1024 * 785) == 2  # one shard, still two blocks
+        assert dense._count(1024, 1024 * 785) == 8
+        assert dense._count(8, 1024 * 785) == 1  # 6.4 M multiply-adds: not worth it
         assert threads.run_all([threads.blas_on_one_thread] * 2) == [True, True]
     assert not threads.blas_on_one_thread()
 

@@ -261,11 +261,12 @@ class Dense(Op):
     overwriting Z, its mask overwriting an owned dA, dW's products written in place,
     and no input gradient for the Net's first layer.
 
-    A batch of 128 or more that runs whole in a pass with BLAS on one thread (as
-    the `deep` network's dense layer between its joint BatchNorms) has large
-    products cut into as many blocks as threads.shard_slices cuts the batch
-    into, run on the thread pool, each block a slice of W's units or inputs:
-    columns of Z, rows of dW, columns of dx.  So
+    A batch that runs whole in a pass with BLAS on one thread (as the `deep`
+    network's dense layer between its joint BatchNorms, or one after large
+    convolutions) has large products cut into as many blocks as
+    threads.shard_slices cuts the batch into, two at least, run on the thread
+    pool, each block a slice of W's units or inputs: columns of Z, rows of dW,
+    columns of dx.  So
     each block reads its own part of W, which is usually the largest operand
     (blocks of the batch's rows would each read all of it).  The blocks depend on
     the shapes only, so the bits do not depend on the thread count.  A copy for a
@@ -311,7 +312,7 @@ class Dense(Op):
     def _count(self, n: int, weights: int) -> int:
         """How many blocks each product is cut into (see the class docstring): one where
         BLAS may use its own threads (a pass without shards or blocks elsewhere)."""
-        count = len(threads.shard_slices(n))
+        count = max(2, len(threads.shard_slices(n)))
         if self.on_shard or not threads.blas_on_one_thread() \
                 or n * weights < self.MIN_BLOCK_WORK * count:
             return 1
