@@ -592,3 +592,17 @@ def test_a_convolution_before_batch_norm_runs_in_larger_blocks(n, size, c, nf, c
     assert (cuts[0].start, cuts[-1].stop) == (0, n)
     sizes = {s.stop - s.start for s in cuts}
     assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("fw, stride", [(1, 1), (3, 1), (2, 2), (3, 2), (5, 1)])
+def test_the_fast_window_view_is_the_reference_view(fw, stride):
+    """columns.window_view builds its view with np.ndarray on a contiguous input, and
+    falls back to the reference's as_strided on any other; both read-only."""
+    from cnn_numpy.engines.im2col import window_view as reference
+    from cnn_numpy.fast.columns import window_view
+
+    x = np.random.default_rng(fw).random((3, 11, 10, 4), dtype=np.float32)
+    for a in (x, x[:, :, ::-1], x[:0]):  # contiguous, strided, empty
+        view = window_view(a, fw, stride)
+        np.testing.assert_array_equal(view, reference(a, fw, stride))
+        assert not view.flags.writeable

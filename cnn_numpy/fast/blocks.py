@@ -30,9 +30,9 @@ import math
 import numpy as np
 
 from ..engines.geometry import output_size
-from ..engines.im2col import offset_views, window_view
+from ..engines.im2col import offset_views
 from . import threads
-from .columns import weight_gradient, window_matrix
+from .columns import weight_gradient, window_matrix, window_view
 from .conv_pool import by_pool_window
 
 #: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
@@ -100,13 +100,9 @@ class BlockedConv:
         if not self.padded:
             return x
         b = x.shape[0]
-        xp = np.empty((b, self.top + self.ih + self.bottom, self.left + self.iw + self.right,
+        xp = np.zeros((b, self.top + self.ih + self.bottom, self.left + self.iw + self.right,
                        self.c), dtype=x.dtype)
-        xp[:, : self.top] = 0
-        xp[:, self.top + self.ih :] = 0
-        xp[:, self.top : self.top + self.ih, : self.left] = 0
-        xp[:, self.top : self.top + self.ih, self.left + self.iw :] = 0
-        xp[:, self.top : self.top + self.ih, self.left : self.left + self.iw] = x
+        np.copyto(xp[:, self.top : self.top + self.ih, self.left : self.left + self.iw], x)
         return xp
 
     def _arranged(self, view: np.ndarray) -> np.ndarray:
