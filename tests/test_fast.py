@@ -606,3 +606,14 @@ def test_the_fast_window_view_is_the_reference_view(fw, stride):
         view = window_view(a, fw, stride)
         np.testing.assert_array_equal(view, reference(a, fw, stride))
         assert not view.flags.writeable
+
+
+def test_a_small_convolution_in_a_pass_with_blas_on_one_thread_takes_both_cores():
+    """share: other operations hold BLAS to one thread, so a convolution too small for
+    blocks of its own still takes two (a batch of one image stays whole)."""
+    W = np.zeros((3, 3, 3, 16), np.float32)
+    pads = ((0, 1), (0, 1))
+    assert len(blocks.BlockedConv((64, 64, 64, 3), W, 2, pads).blocks) == 1
+    shared = blocks.BlockedConv((64, 64, 64, 3), W, 2, pads, share=True).blocks
+    assert len(shared) >= 2 and shared[-1].stop == 64
+    assert len(blocks.BlockedConv((1, 64, 64, 3), W, 2, pads, share=True).blocks) == 1

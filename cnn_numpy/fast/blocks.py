@@ -71,10 +71,14 @@ class BlockedConv:
     ((top, bottom), (left, right)).  order p > 1 puts the output positions in
     p x p pool window order (conv_pool.by_pool_window: (p, p, b, oh/p, ow/p));
     p must divide oh and ow.  for_cache: a prediction on a shard (see CACHE_LARGE).
+    share: the pass runs BLAS on one thread (threads.blas_on_one_thread), because
+    other operations use the pool, so this one takes two blocks at least rather
+    than one core.
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
-                 order: int = 1, block: int | None = None, for_cache: bool = False):
+                 order: int = 1, block: int | None = None, for_cache: bool = False,
+                 share: bool = False):
         n, self.ih, self.iw, self.c = x_shape
         self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
         (self.top, self.bottom), (self.left, self.right) = pads
@@ -85,7 +89,12 @@ class BlockedConv:
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
-        self.blocks = image_blocks(n, per_image, block) if pooled else [slice(0, n)]
+        if pooled:
+            self.blocks = image_blocks(n, per_image, block)
+        elif share and n > 1:  # both cores, though the work alone would not call for them
+            self.blocks = threads.even_slices(n, max(2, len(image_blocks(n, per_image))))
+        else:
+            self.blocks = [slice(0, n)]
 
     def out_shape(self, n: int) -> tuple[int, ...]:
         """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""

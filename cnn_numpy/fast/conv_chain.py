@@ -90,7 +90,8 @@ class ConvChain(Op):
         self.x, self.training = A, training
         pads = conv.pads(A.shape[1], A.shape[2])
         cached = self.on_shard and not training
-        g = BlockedConv(A.shape, conv.W, conv.stride, pads, for_cache=cached)
+        share = not self.on_shard and threads.blas_on_one_thread()
+        g = BlockedConv(A.shape, conv.W, conv.stride, pads, for_cache=cached, share=share)
         self.fw, self.s = (pool.filter_width, pool.stride) if pool else (1, 1)
         # Max-pool windows that tile Z: the convolution writes Z by window element
         # (conv_pool.py), which the pool reads in contiguous pieces.  (Measured: an average
@@ -98,7 +99,7 @@ class ConvChain(Op):
         self.tiled = self.s == self.fw and g.oh % self.fw == 0 and g.ow % self.fw == 0
         if self.max_pool and self.tiled and self.fw > 1:
             g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw,
-                            for_cache=cached)
+                            for_cache=cached, share=share)
         self.geometry = g
         self.blocks = g.blocks
         self.Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
