@@ -77,8 +77,7 @@ class BlockedConv:
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
-                 order: int = 1, block: int | None = None, for_cache: bool = False,
-                 share: bool = False):
+                 order: int = 1, for_cache: bool = False, share: bool = False):
         n, self.ih, self.iw, self.c = x_shape
         self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
         (self.top, self.bottom), (self.left, self.right) = pads
@@ -90,7 +89,7 @@ class BlockedConv:
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
         if pooled:
-            self.blocks = image_blocks(n, per_image, block)
+            self.blocks = image_blocks(n, per_image)
         elif share and n > 1:  # both cores, though the work alone would not call for them
             self.blocks = threads.even_slices(n, max(2, len(image_blocks(n, per_image))))
         else:

@@ -57,8 +57,8 @@ def window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
     (n, oh, ow, fw, fw, c).
 
     Built by np.ndarray on x's memory when x is C-contiguous: as_strided, which
-    the reference uses, spends about five times as long in Python, and a block
-    of images creates several views, while the other threads wait for Python's
+    the reference uses, spends several times as long in Python, and a block of
+    images creates several views while the other threads wait for Python's
     lock."""
     if not x.flags.c_contiguous or x.size == 0:
         return reference_window_view(x, fw, stride)
@@ -80,8 +80,8 @@ def weight_gradient(cols: np.ndarray, dZ2: np.ndarray) -> np.ndarray:
     its long sums between threads one way or another, so the bits would
     depend on the thread count; a chunk is small enough for one thread.
     With cols stored window by window (cols.T contiguous), the product is
-    taken as dZ2.T @ cols.T, transposed: OpenBLAS ran that form up to a
-    quarter faster on the windows of several images.
+    taken as dZ2.T @ cols.T, transposed: OpenBLAS ran that form faster on the
+    windows of several images.
     """
     if cols.shape[0] * dZ2.shape[1] <= THIN:
         return chunked_product(cols, dZ2, CHUNK)

@@ -266,9 +266,8 @@ class Dense(Op):
     convolutions) has large products cut into as many blocks as
     threads.shard_slices cuts the batch into, two at least, run on the thread
     pool, each block a slice of W's units or inputs: columns of Z, rows of dW,
-    columns of dx.  So
-    each block reads its own part of W, which is usually the largest operand
-    (blocks of the batch's rows would each read all of it).  The blocks depend on
+    columns of dx.  So each block reads its own part of W, which is usually the
+    largest operand (blocks of the batch's rows would each read all of it).  The blocks depend on
     the shapes only, so the bits do not depend on the thread count.  A copy for a
     shard (for_shard) runs its products whole: its thread is one of the pool's
     already, and blocks would only read the other operand again.

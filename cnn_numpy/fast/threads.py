@@ -48,8 +48,8 @@ MAX_SHARDS = 8
 #: shards of 32 did not win back: on 2 cores they trained the cnn at batch 64
 #: and the deep model at 64 and 128 slower than one whole batch.
 MIN_SHARD = 64
-#: The same for a prediction (shard_slices): shards of 32 predicted a batch of 64 on
-#: the zoo's networks up to 1.4 times as fast as one shard.
+#: The same for a prediction (shard_slices), which adds no gradients up: shards of 32
+#: predicted the zoo's batches of 64 faster than one shard (docs/performance.md).
 MIN_PREDICT_SHARD = 32
 #: Layers whose samples (input and output) all hold fewer numbers than this stay
 #: whole.  NumPy keeps Python's lock through small operations, so threads on
