@@ -17,8 +17,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..engines.columns import add_window_gradients
-from ..engines.im2col import offset_views, window_view
-from .columns import first_max_index, route_to_max, weight_gradient, window_matrix, window_max
+from ..engines.im2col import offset_views
+from .columns import (
+    first_max_index,
+    route_to_max,
+    weight_gradient,
+    window_matrix,
+    window_max,
+    window_view,
+)
 
 
 def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
