@@ -77,6 +77,12 @@ ZOO: dict[str, tuple[tuple[int, int, int], str, str]] = {
                   "ConvLayer_ReLU(64, 3, padding='same'), ConvLayer_ReLU(64, 3, padding='same'), "
                   "PoolLayer_Max(2), FlatLayer(), FCLayer_ReLU(128), FCLayer_Softmax(10)",
                   "VGG-style: pairs of 'same' 3 x 3 convolutions, 32 x 32 colour"),
+    "vgg-wide": ((32, 32, 3), "ConvLayer_ReLU(64, 3, padding='same'), "
+                 "ConvLayer_ReLU(64, 3, padding='same'), PoolLayer_Max(2), "
+                 "ConvLayer_ReLU(128, 3, padding='same'), "
+                 "ConvLayer_ReLU(128, 3, padding='same'), PoolLayer_Max(2), FlatLayer(), "
+                 "FCLayer_ReLU(256), FCLayer_Softmax(10)",
+                 "the same, twice as wide: 64 and 128 channels (Winograd's convolutions)"),
     "bn-stack": ((32, 32, 3), "ConvLayer(32, 3, padding='same'), BatchNorm(), ReLULayer(), "
                  "ConvLayer(32, 3, padding='same'), BatchNorm(), ReLULayer(), PoolLayer_Max(2), "
                  "ConvLayer(64, 3, padding='same'), BatchNorm(), ReLULayer(), PoolLayer_Max(2), "

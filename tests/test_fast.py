@@ -99,12 +99,14 @@ def bias_before_batchnorm(layers: list, index: int) -> bool:
     return False
 
 
-def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1):
+def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1, winograd=False):
     """Train a fast and a reference copy of the same Net (same seed) side by side and
     compare everything a step leaves; shards=True cuts even small batches into shards.
     Either way a dense layer on the whole batch cuts its products into blocks, and a
     convolution works on blocks of images holding about `block` numbers (1: an image
     each), so that these small images take the many-block paths of large ones.
+    winograd: a 3 x 3 stride-1 convolution takes Winograd's F(2 x 2, 3 x 3) whatever its
+    channels (blocks.WINOGRAD_CHANNELS), where its output's sides are even.
 
     In float32 a float64 reference runs beside them (see close).  With a
     BatchNorm the tolerance is 100 times larger: on these small batches a feature
@@ -119,6 +121,8 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1):
         patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # whole, BLAS on one thread: blocks
         patch.setattr(blocks, "BLOCK", block)
         patch.setattr(blocks, "LARGE", 1)
+        if winograd:
+            patch.setattr(blocks, "WINOGRAD_CHANNELS", 1)
         if shards:
             patch.setattr(threads, "MIN_SAMPLE_SIZE", 1)
         nets = [make(fast, dtype) for fast in (True, False)]
@@ -259,13 +263,14 @@ SIZES = st.sampled_from([11, 12, 13])
 @settings(max_examples=40, deadline=None)
 @given(sized=SIZES.flatmap(lambda size: st.tuples(st.just(size), architectures(size))),
        dtype=st.sampled_from([np.float64, np.float32]), shards=st.booleans(),
-       block=st.sampled_from([1, 600, blocks.BLOCK]), seed=st.integers(0, 2**16))
+       block=st.sampled_from([1, 600, blocks.BLOCK]), winograd=st.booleans(),
+       seed=st.integers(0, 2**16))
 # Found by the search: in float32 the reference's gradient of the 1 x 1 conv before
 # BatchNorm was 6% off (the fast path's matched float64), so predictions differed by 4%.
 @example(sized=(12, [ConvLayer(2, 3, padding=1), ConvLayer(3, 1, padding=1), ReLULayer(),
                      BatchNorm(), FlatLayer(), FCLayer_Sigmoid(5)]),
-         dtype=np.float32, shards=False, block=blocks.BLOCK, seed=46121)
-def test_drawn_architectures_agree_on_both_paths(sized, dtype, shards, block, seed):
+         dtype=np.float32, shards=False, block=blocks.BLOCK, winograd=False, seed=46121)
+def test_drawn_architectures_agree_on_both_paths(sized, dtype, shards, block, winograd, seed):
     """Blocks of one image, of a few, and of the whole batch."""
     size, layers = sized
     X, y = images(9, size, 2, dtype, seed)
@@ -273,7 +278,7 @@ def test_drawn_architectures_agree_on_both_paths(sized, dtype, shards, block, se
     compare(lambda fast, dtype: Net([kind(**args) for kind, args in config], seed=seed,
                                     dtype=dtype, fast=fast, optimizer="momentum",
                                     weight_decay=1e-3),
-            X, y, dtype, shards=shards, block=block)
+            X, y, dtype, shards=shards, block=block, winograd=winograd)
 
 
 
@@ -301,7 +306,7 @@ def deep_blocks(draw):
 
 @settings(max_examples=25, deadline=None)
 @given(layers=deep_blocks(), dtype=st.sampled_from([np.float64, np.float32]),
-       shards=st.booleans(), seed=st.integers(0, 2**16))
+       shards=st.booleans(), winograd=st.booleans(), seed=st.integers(0, 2**16))
 # Found by hypothesis: a padded 1 x 1 convolution on a mostly zero input, so that some
 # images' means are far from the batch's.  The blocks' BatchNorm sums used to subtract
 # two large, nearly equal numbers there, and dW lost three digits in float32.
@@ -309,13 +314,13 @@ def deep_blocks(draw):
                  PoolLayer_Max(2, stride=1, engine="stride_groups"),
                  ConvLayer(4, 1, padding=1), BatchNorm(), PoolLayer_Max(3, stride=1),
                  FlatLayer(), FCLayer_Softmax(5)],
-         dtype=np.float32, shards=False, seed=20424)
-def test_drawn_deep_blocks_agree_on_both_paths(layers, dtype, shards, seed):
+         dtype=np.float32, shards=False, winograd=False, seed=20424)
+def test_drawn_deep_blocks_agree_on_both_paths(layers, dtype, shards, winograd, seed):
     X, y = images(9, 12, 2, dtype, seed)
     config = [(type(layer), layer.config()) for layer in layers]
     compare(lambda fast, dtype: Net([kind(**args) for kind, args in config], seed=seed,
                                     dtype=dtype, fast=fast, optimizer="momentum"),
-            X, y, dtype, shards=shards)
+            X, y, dtype, shards=shards, winograd=winograd)
 
 
 def test_a_fused_block_on_one_value_per_channel_says_what_the_reference_says():
@@ -434,13 +439,23 @@ def test_max_pool_in_window_order_computes_what_im2col_computes(p, n, c, ties, d
        c=st.integers(1, 3), nf=st.integers(1, 3), order=st.integers(1, 3),
        block=st.sampled_from([1, 100, blocks.BLOCK]), dtype=st.sampled_from([np.float64,
                                                                              np.float32]),
-       seed=st.integers(0, 2**16))
+       winograd=st.booleans(), seed=st.integers(0, 2**16))
 def test_blocked_convolution_computes_what_im2col_computes(fw, stride, padding, size, n, c, nf,
-                                                           order, block, dtype, seed):
+                                                           order, block, dtype, winograd, seed):
     """blocks.py's convolution on blocks of images, with its padding written block by block,
     its output in pool window order or not, and its input gradient as a convolution of
-    its own (stride 1) or added back window by window: the engine's Z, dx, dW and db on
-    the padded input, up to the order of sums."""
+    its own (stride 1) or added back window by window; with winograd, a 3 x 3 stride-1
+    one with an even output as Winograd's F(2 x 2, 3 x 3) at any channel count: the
+    engine's Z, dx, dW and db on the padded input, up to the order of sums."""
+    with pytest.MonkeyPatch.context() as patch:
+        if winograd:
+            patch.setattr(blocks, "WINOGRAD_CHANNELS", 1)
+        blocked_convolution(fw, stride, padding, size, n, c, nf, order, block, dtype,
+                            winograd, seed)
+
+
+def blocked_convolution(fw, stride, padding, size, n, c, nf, order, block, dtype, winograd,
+                        seed):
     pads = ConvLayer(nf, fw, stride, padding).pads(*size)
     x_shape = (n, *size, c)
     padded = (size[0] + sum(pads[0]), size[1] + sum(pads[1]))
@@ -462,7 +477,8 @@ def test_blocked_convolution_computes_what_im2col_computes(fw, stride, padding, 
     dx, dWb = np.empty(x_shape, dtype=dtype), 0
     for rows in cuts:
         part = (slice(None),) * (2 if order > 1 else 0) + (rows,)
-        cols = geometry.forward(x[rows], Wb, Z[part])
+        cols = geometry.forward(x[rows], Wb, Z[part], columns=not winograd)
+        assert (cols is None) == (winograd and geometry.winograd)
         dWb = dWb + geometry.backward(x[rows], np.ascontiguousarray(dZ[part]), W, dx[rows],
                                       cols if geometry.keeps_columns() else None)
     tol = 1e-4 if dtype == np.float32 else 1e-10
@@ -471,6 +487,83 @@ def test_blocked_convolution_computes_what_im2col_computes(fw, stride, padding, 
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=tol,
                                    atol=tol * max(1, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("pads, order", [(((1, 1), (1, 1)), 1), (((1, 1), (1, 1)), 2),
+                                         (((0, 0), (0, 0)), 1), (((2, 0), (0, 2)), 2)])
+@pytest.mark.parametrize("block", [1, 3])
+def test_winograd_takes_a_wide_3x3_convolution_and_computes_what_im2col_computes(pads, order,
+                                                                                 block):
+    """From WINOGRAD_CHANNELS channels on, the forward pass (columns=False) and the input
+    gradient of a 3 x 3 stride-1 convolution run as Winograd's F(2 x 2, 3 x 3); in
+    float64 they give the engine's numbers to 1e-12, and in float32 their error against
+    float64 stays within twice the window matrix's own (the transforms add a few
+    roundings: winograd.py), also in pool window order and on blocks of a batch."""
+    n, c, nf, size = 3, blocks.WINOGRAD_CHANNELS, blocks.WINOGRAD_CHANNELS, (6, 8)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((n, *size, c))
+    W, b = rng.standard_normal((3, 3, c, nf)) / np.sqrt(9 * c), rng.standard_normal(nf)
+    dZ_shape = (n, size[0] + sum(pads[0]) - 2, size[1] + sum(pads[1]) - 2, nf)
+    dZ = rng.standard_normal(dZ_shape)
+    arranged = conv_pool.by_pool_window if order > 1 else lambda a, p: a
+    Z_ref, cache = im2col.conv_forward(np.pad(x, ((0, 0), *pads, (0, 0))), W, b, 1)
+    dx_ref = ops.unpad(im2col.conv_backward(dZ, cache)[0], pads)
+    results = {}
+    for dtype, winograd in [(np.float64, True), (np.float32, True), (np.float32, False)]:
+        with pytest.MonkeyPatch.context() as patch:
+            if not winograd:
+                patch.setattr(blocks, "WINOGRAD_CHANNELS", c + 1)
+            *results[dtype, winograd], took = _blocked_pass(x, W, b, dZ, pads, order, block,
+                                                            dtype)
+            assert took == winograd
+    wants = (arranged(Z_ref, order), dx_ref)
+    for got, want in zip(results[np.float64, True], wants, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    for winograd, direct, want in zip(results[np.float32, True], results[np.float32, False],
+                                      wants, strict=True):
+        assert np.abs(winograd - want).max() <= 2 * np.abs(direct - want).max()
+
+
+def _blocked_pass(x, W, b, dZ, pads, order, block, dtype):
+    """(Z, dx, whether Winograd's ran) of BlockedConv on blocks of `block` images, in dtype:
+    the forward pass with columns=False, the input gradient by correlate; Z in pool
+    window order if order > 1."""
+    n, nf = x.shape[0], W.shape[-1]
+    geometry = blocks.BlockedConv(x.shape, W, 1, pads, order=order)
+    Wb = np.concatenate([W.reshape(-1, nf), b[None, :]]).astype(dtype)
+    Z, dx = np.empty(geometry.out_shape(n), dtype=dtype), np.empty(x.shape, dtype=dtype)
+    arranged = conv_pool.by_pool_window(dZ, order) if order > 1 else dZ
+    dZ = np.ascontiguousarray(arranged).astype(dtype)
+    for rows in threads.even_slices(n, n // block):
+        part = (slice(None),) * (2 if order > 1 else 0) + (rows,)
+        cols = geometry.forward(x[rows].astype(dtype), Wb, Z[part], columns=False)
+        assert (cols is None) == geometry.winograd
+        geometry.correlate(np.ascontiguousarray(dZ[part]), W.astype(dtype), dx[rows])
+    return Z, dx, geometry.winograd
+
+
+def test_winograd_is_left_to_the_convolutions_it_suits():
+    """Not for a stride of 2, another filter size, an odd output, fewer channels, or a pool
+    order of 3; and a pass that keeps the window matrix (columns=True) gets it."""
+    wide = blocks.WINOGRAD_CHANNELS
+    same = ((1, 1), (1, 1))
+
+    def suits(shape, fw=3, stride=1, pads=same, order=1, nf=4):
+        return blocks.BlockedConv(shape, np.zeros((fw, fw, shape[-1], nf), np.float32),
+                                  stride, pads, order=order).winograd
+
+    assert suits((2, 8, 8, wide))
+    assert not suits((2, 8, 8, wide), stride=2)
+    assert not suits((2, 8, 8, wide), fw=5, pads=((2, 2), (2, 2)))
+    assert not suits((2, 7, 8, wide))
+    assert not suits((2, 8, 8, wide - 1))
+    assert not suits((2, 6, 6, wide), order=3)
+    geometry = blocks.BlockedConv((1, 4, 4, wide), np.ones((3, 3, wide, 2), np.float32), 1,
+                                  same)
+    cols = geometry.forward(np.ones((1, 4, 4, wide), np.float32),
+                            np.ones((9 * wide + 1, 2), np.float32),
+                            np.empty((1, 4, 4, 2), np.float32))
+    assert cols is not None and cols.shape == (9 * wide + 1, 16)
 
 
 @pytest.mark.parametrize("engine", ["im2col", "stride_groups"])

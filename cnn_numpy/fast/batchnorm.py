@@ -135,8 +135,7 @@ class ConvBatchNormMaxPool(JointOp):
             g = BlockedConv(x.shape, conv.W, conv.stride, self.pads, order=self.order)
             Z = np.empty(g.out_shape(x.shape[0]), dtype=np.result_type(x, conv.W))
             Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
-            cols = g.forward(x, Wb, Z)
-            cache = (g, x, cols if g.keeps_columns() else None)
+            cache = (g, x, g.forward(x, Wb, Z, columns=g.keeps_columns()))
         else:
             Z, cache = self.conv_engine().conv_forward(pad(x, self.pads), conv.W, conv.b,
                                                        conv.stride)

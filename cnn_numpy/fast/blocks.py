@@ -19,8 +19,11 @@ is copied, multiplied and forgotten while it is still in cache:
 
 Window elements that fall in the padding are written as zeros in the copy and
 skipped when the gradient is added back, so the padded input is never built.
-The blocks run on the thread pool (threads.run_all), and the weight gradient
-is the blocks' sum in block order: the same bits on any number of threads.
+A 3 x 3 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
+Winograd's F(2 x 2, 3 x 3) instead of the window copy and product for its
+forward pass and its input gradient (winograd.py).  The blocks run on the
+thread pool (threads.run_all), and the weight gradient is the blocks' sum in
+block order: the same bits on any number of threads.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from ..engines.geometry import output_size
 from ..engines.im2col import offset_views
-from . import threads
+from . import threads, winograd
 from .columns import weight_gradient, window_matrix, window_view
 from .conv_pool import by_pool_window
 
@@ -53,6 +56,13 @@ BATCH = 64
 #: more: for the cache alone (a shard of 32 small VGG images has a 38 MB window matrix).
 #: (In training, blocks cost a second window copy in the backward pass: not worth it.)
 CACHE_LARGE = 2**21
+#: A 3 x 3 stride-1 convolution with this many input channels or more, and an even
+#: output, runs its forward pass as Winograd's F(2 x 2, 3 x 3) (winograd.py) when the
+#: window matrix is not kept for the backward pass; so does its input gradient (correlate)
+#: with this many filters or more.  With fewer, the 16 products, whose inner dimension
+#: is the channels, and the transforms measured no faster than the window copy and one
+#: product (benchmarks/winograd.py, docs/performance.md).
+WINOGRAD_CHANNELS = 64
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
@@ -85,6 +95,9 @@ class BlockedConv:
         self.oh = output_size(self.ih + self.top + self.bottom, self.fw, stride)
         self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
         self.k = self.fw * self.fw * self.c
+        self.winograd = self.fw == 3 and stride == 1 and self.c >= WINOGRAD_CHANNELS \
+            and self.oh % 2 == 0 and self.ow % 2 == 0 and order in (1, 2)
+        self._kept: dict[str, tuple] = {}  # role -> (source, winograd filters): _once
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
@@ -123,15 +136,40 @@ class BlockedConv:
         windows = window_view(self._padded(x), self.fw, self.stride)
         return window_matrix(self._arranged(windows))
 
-    def forward(self, x: np.ndarray, Wb: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, Wb: np.ndarray, out: np.ndarray,
+                columns: bool = True) -> np.ndarray | None:
         """out (out_shape(b)) = the convolution of the block x (b, ih, iw, c).  Returns the
-        block's window matrix."""
+        block's window matrix; with columns=False (a backward pass that will not use it),
+        None, and a convolution that can (self.winograd) runs as Winograd's."""
+        if self.winograd and not columns:
+            winograd.forward(self._padded(x), self._filtered(Wb), out, self.order)
+            return None
         cols = self.columns(x)
         if out.flags.c_contiguous:
             np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
         else:  # (a block of a larger array in pool window order)
             out[...] = (cols.T @ Wb).reshape(out.shape)
         return cols
+
+    def _filtered(self, Wb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """winograd.filters of [W; b] for the forward pass."""
+        return self._once("forward", Wb, lambda: winograd.filters(Wb, self.c))
+
+    def _turned_filters(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """winograd.filters of W turned by 180 degrees, without bias (correlate)."""
+        def make():
+            turned = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
+            return winograd.filters(np.concatenate([turned, np.zeros_like(turned[:1])]),
+                                    self.nf)
+        return self._once("turned", W, make)
+
+    def _once(self, role: str, source: np.ndarray, make):
+        """make(), computed once for all the blocks of a pass given the same source array
+        (an instance serves one pass, in which the weights do not change)."""
+        kept = self._kept.get(role)
+        if kept is None or kept[0] is not source:
+            kept = self._kept[role] = (source, make())
+        return kept[1]
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps each block's window matrix for the backward pass
@@ -166,7 +204,9 @@ class BlockedConv:
         at (y, x) gets W[a, q] dZ[y + top - a, x + left - q] over every (a, q) whose output
         exists, which is the window of dZ, padded with fw - 1 - top zeros above (and so
         on), at (y, x) times W turned by 180 degrees.  One window copy and one product,
-        instead of one strided addition per window element (add_back)."""
+        instead of one strided addition per window element (add_back); for 3 x 3
+        filters and WINOGRAD_CHANNELS filters or more, Winograd's F(2 x 2, 3 x 3)
+        when dx's sides are even."""
         b, fw = dx.shape[0], self.fw
         above, left = fw - 1 - self.top, fw - 1 - self.left  # < 0: rows of dZ not needed
         rows, cols = self.ih + fw - 1, self.iw + fw - 1
@@ -175,8 +215,12 @@ class BlockedConv:
         h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
         dZ = self._plain(dZ)
         padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
-        windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
         turned = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
+        if fw == 3 and self.nf >= WINOGRAD_CHANNELS and self.ih % 2 == 0 \
+                and self.iw % 2 == 0:
+            winograd.forward(padded, self._turned_filters(W), dx)
+            return
+        windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
         if dx.flags.c_contiguous:
             np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
         else:
@@ -215,7 +259,8 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pads)
     conv = BlockedConv(x.shape, W, stride, pads)
     Wb = np.concatenate([W.reshape(-1, conv.nf), b[None, :]])
     Z = np.empty(conv.out_shape(x.shape[0]), dtype=np.result_type(x, W))
-    threads.run_all([lambda s=s: conv.forward(x[s], Wb, Z[s]) for s in conv.blocks])
+    threads.run_all([lambda s=s: conv.forward(x[s], Wb, Z[s], columns=False)
+                     for s in conv.blocks])
     return Z, (conv, x, W)
 
 

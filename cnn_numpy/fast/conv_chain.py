@@ -147,7 +147,7 @@ class ConvChain(Op):
             _mean(views, out)
 
     def _convolve(self, i: int, s: slice, Z: np.ndarray) -> None:
-        cols = self.geometry.forward(self.x[s], self.Wb, Z)
+        cols = self.geometry.forward(self.x[s], self.Wb, Z, columns=self.keep_cols)
         if self.keep_cols:
             self.cols[i] = cols
 
