@@ -1,9 +1,9 @@
 """The documentation's tables of measured figures, written from benchmarks/results/*.json.
 
-    python benchmarks/report.py          # writes docs/performance-table.md, docs/accuracy-table.md
+    python benchmarks/report.py          # writes docs/*-table.md
     python benchmarks/report.py --check  # writes nothing; exit 1 if a table is out of date
 
-speed.py and accuracy.py write the JSON; this script only formats it.  The pages
+The benchmarks write the JSON; this script only formats it.  The pages
 docs/performance.md and docs/accuracy.md include the tables, and tests/test_docs.py checks
 that the committed tables are what this script writes now, so a figure in the
 documentation is always the one in the results files.  Rerun it after a benchmark.
@@ -251,6 +251,26 @@ def _zoo_noise(results: dict) -> str:
             else "") + "How busy the machine was: " + "; ".join(parts) + "."
 
 
+def winograd_table(results: dict) -> str:
+    """winograd.json as Markdown: each convolution's forward pass by the window matrix and
+    by Winograd's F(2 x 2, 3 x 3), on one core."""
+    lines = [f"Machine: {results['machine']}.  ",
+             f"One core, float32, median of {results['repeats']} interleaved repeats.", "",
+             "| input | filters | in | batch | window matrix | Winograd "
+             "| ratio | largest difference | fast path takes |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    for conv in results["convolutions"]:
+        ratio = _ratio(conv["im2col_ms"], conv["winograd_ms"])
+        lines.append(
+            f"| {' x '.join(map(str, conv['input']))} | {conv['filters']} "
+            f"| {', '.join(conv['in'])} | {conv['batch']}, blocks of {conv['block_images']} "
+            f"| {conv['im2col_ms']:.2f} ms | {conv['winograd_ms']:.2f} ms | {ratio} "
+            f"| {conv['relative_error']:.1e} | "
+            f"{'Winograd' if conv['in_fast_path'] else 'window matrix'} |")
+    return "\n".join(lines + ["", "Largest difference: between the two outputs, as a share "
+                               "of the largest output."]) + "\n"
+
+
 #: Each results file this script knows -> (the table it writes, how).
 TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "speed.json": ("performance-table.md", speed_table),
@@ -258,6 +278,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "images.json": ("images-table.md", images_table),
     "trace.json": ("trace-table.md", trace_table),
     "zoo.json": ("zoo-table.md", zoo_table),
+    "winograd.json": ("winograd-table.md", winograd_table),
 }
 
 

@@ -60,8 +60,8 @@ CACHE_LARGE = 2**21
 #: output, runs its forward pass as Winograd's F(2 x 2, 3 x 3) (winograd.py) when the
 #: window matrix is not kept for the backward pass; so does its input gradient (correlate)
 #: with this many filters or more.  With fewer, the 16 products, whose inner dimension
-#: is the channels, and the transforms measured no faster than the window copy and one
-#: product (benchmarks/winograd.py, docs/performance.md).
+#: is the channels, and the transforms measured slower than the window copy and one
+#: product, or little faster (benchmarks/winograd.py, docs/performance.md).
 WINOGRAD_CHANNELS = 64
 
 
@@ -155,10 +155,15 @@ class BlockedConv:
         """winograd.filters of [W; b] for the forward pass."""
         return self._once("forward", Wb, lambda: winograd.filters(Wb, self.c))
 
+    def _turned(self, W: np.ndarray) -> np.ndarray:
+        """W (fw, fw, c, nf) turned by 180 degrees, as the (fw * fw * nf, c) matrix of the
+        input gradient's convolution (correlate)."""
+        return W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
+
     def _turned_filters(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """winograd.filters of W turned by 180 degrees, without bias (correlate)."""
+        """winograd.filters of the turned W, without bias (correlate)."""
         def make():
-            turned = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
+            turned = self._turned(W)
             return winograd.filters(np.concatenate([turned, np.zeros_like(turned[:1])]),
                                     self.nf)
         return self._once("turned", W, make)
@@ -215,12 +220,12 @@ class BlockedConv:
         h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
         dZ = self._plain(dZ)
         padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
-        turned = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
         if fw == 3 and self.nf >= WINOGRAD_CHANNELS and self.ih % 2 == 0 \
                 and self.iw % 2 == 0:
             winograd.forward(padded, self._turned_filters(W), dx)
             return
         windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
+        turned = self._turned(W)
         if dx.flags.c_contiguous:
             np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
         else:

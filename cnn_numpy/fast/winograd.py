@@ -1,6 +1,7 @@
 """Winograd's F(2 x 2, 3 x 3): a 3 x 3 stride-1 convolution with 2.25 times fewer
 multiplications than the window matrix's product (Lavin and Gray, 2015).  The fast
-path's forward pass uses it where it measured faster (blocks.WINOGRAD_CHANNELS).
+path's convolutions (blocks.py) use it for the forward pass and the input gradient
+where it measured faster (blocks.WINOGRAD_CHANNELS).
 
 Each 2 x 2 tile of the output comes from the 4 x 4 tile of the (padded) input
 under it; for one input channel d and filter g,
