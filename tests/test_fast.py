@@ -31,7 +31,7 @@ from cnn_numpy import (
 )
 from cnn_numpy.data import load_dataset
 from cnn_numpy.engines import get_engine, im2col
-from cnn_numpy.fast import blocks, conv_pool, ops, threads
+from cnn_numpy.fast import blocks, conv_chain, conv_pool, ops, threads
 from cnn_numpy.fast.columns import CHUNK, THIN, weight_gradient
 from cnn_numpy.layers import Layer
 
@@ -540,6 +540,35 @@ def _blocked_pass(x, W, b, dZ, pads, order, block, dtype):
         assert (cols is None) == geometry.winograd
         geometry.correlate(np.ascontiguousarray(dZ[part]), W.astype(dtype), dx[rows])
     return Z, dx, geometry.winograd
+
+
+@pytest.mark.parametrize("pool", [PoolLayer_Max(2), PoolLayer_Avg(2), PoolLayer_Max(3, stride=2)])
+@pytest.mark.parametrize("activation", [ReLULayer(), TanhLayer()])
+def test_a_prediction_by_channel_gives_what_the_chain_gives_by_pixel(pool, activation):
+    """A first convolution with few channels and filters, and a pool after it, predicts
+    channel by channel (conv_chain.BY_CHANNEL): the numbers of the pixel-major chain and
+    of the reference, with the pooled output back in (n, h, w, nf)."""
+    X, _ = images(8, 12, 1, np.float64, seed=3)
+    layers = [ConvLayer(4, 3), activation, pool, FlatLayer(), FCLayer_Softmax(5)]
+    config = [(type(layer), layer.config()) for layer in layers]
+    outputs, ways = [], []
+    forward = conv_chain.ConvChain.forward
+
+    def spied(chain, A, training):
+        result = forward(chain, A, training)
+        ways.append(chain.by_channel)
+        return result
+
+    for by_channel, fast in [(16, True), (0, True), (16, False)]:
+        net = Net([kind(**args) for kind, args in config], seed=1, dtype=np.float64, fast=fast)
+        net.train(X, np.arange(8) % 5, 0.1)  # builds the weights on the reference
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(conv_chain, "BY_CHANNEL", by_channel)
+            patch.setattr(conv_chain.ConvChain, "forward", spied)
+            outputs.append(net.predict(X))
+    assert ways == [True, False]
+    np.testing.assert_allclose(outputs[0], outputs[2], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(outputs[1], outputs[2], rtol=1e-12, atol=1e-14)
 
 
 def test_winograd_is_left_to_the_convolutions_it_suits():

@@ -147,6 +147,8 @@ class BlockedConv:
         cols = self.columns(x)
         if out.flags.c_contiguous:
             np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
+        elif self.order == 1 and np.moveaxis(out, -1, 0).flags.c_contiguous:  # by channel
+            np.matmul(Wb.T, cols, out=np.moveaxis(out, -1, 0).reshape(self.nf, -1))
         else:  # (a block of a larger array in pool window order)
             out[...] = (cols.T @ Wb).reshape(out.shape)
         return cols
@@ -175,6 +177,11 @@ class BlockedConv:
         if kept is None or kept[0] is not source:
             kept = self._kept[role] = (source, make())
         return kept[1]
+
+    def columns_by_element(self) -> bool:
+        """Whether the window matrix is stored element-major (columns.window_matrix: an
+        output row longer than a window row), so that each of its rows is contiguous."""
+        return self.order == 1 and self.ow > self.fw * self.c
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps each block's window matrix for the backward pass

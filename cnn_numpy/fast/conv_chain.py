@@ -42,6 +42,12 @@ from .blocks import BlockedConv
 from .columns import first_max_index, index_dtype, route_to_max, window_max
 from .ops import Op, engine_of, runs_fast
 
+#: In prediction, a convolution whose window matrix is stored element-major (few input
+#: channels) with this many filters or fewer, and a pool after it, computes its output
+#: channel by channel, (nf, M) = [W; b].T @ cols, and pools it so; only the pooled
+#: output is copied back to (n, h, w, nf).  The product's output then has rows of M
+#: numbers instead of nf, and the pool reads long runs instead of a pixel's few channels.
+BY_CHANNEL = 16
 #: Activation layers a chain takes over, by the name it gives them.
 ACTIVATIONS = {ReLULayer: "relu", LeakyReLULayer: "leaky_relu", TanhLayer: "tanh",
                SigmoidLayer: "sigmoid"}
@@ -97,7 +103,9 @@ class ConvChain(Op):
         # (conv_pool.py), which the pool reads in contiguous pieces.  (Measured: an average
         # pool gained less from it than the window copy lost.)
         self.tiled = self.s == self.fw and g.oh % self.fw == 0 and g.ow % self.fw == 0
-        if self.max_pool and self.tiled and self.fw > 1:
+        self.by_channel = not training and pool is not None and g.columns_by_element() \
+            and g.nf <= BY_CHANNEL
+        if self.max_pool and self.tiled and self.fw > 1 and not self.by_channel:
             g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw,
                             for_cache=cached, share=share)
         self.geometry = g
@@ -132,19 +140,29 @@ class ConvChain(Op):
             self._convolve(i, s, out)
             self._activate(out)
             return
-        Z = np.empty(g.out_shape(out.shape[0]), dtype=out.dtype)
+        Z = self._new(g.out_shape(out.shape[0]), out.dtype)
         if self.keep:
             self.kept[i] = Z
         self._convolve(i, s, Z)
         views = self._views(Z)
+        pooled = self._new(out.shape, out.dtype) if self.by_channel else out
         if self.max_pool:
-            window_max(views, out=out)
+            window_max(views, out=pooled)
             if self.index is not None:
-                first_max_index(views, out, out=self.index[s])
-            self._activate(out)
+                first_max_index(views, pooled, out=self.index[s])
+            self._activate(pooled)
         else:
             self._activate(Z)
-            _mean(views, out)
+            _mean(views, pooled)
+        if self.by_channel:
+            out[...] = pooled
+
+    def _new(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An empty (..., nf) array: stored channel by channel (its last axis first) when
+        the chain works by channel."""
+        if not self.by_channel:
+            return np.empty(shape, dtype=dtype)
+        return np.moveaxis(np.empty((shape[-1], *shape[:-1]), dtype=dtype), 0, -1)
 
     def _convolve(self, i: int, s: slice, Z: np.ndarray) -> None:
         cols = self.geometry.forward(self.x[s], self.Wb, Z, columns=self.keep_cols)
