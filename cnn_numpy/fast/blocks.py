@@ -35,7 +35,7 @@ import numpy as np
 from ..engines.geometry import output_size
 from ..engines.im2col import offset_views
 from . import threads, winograd
-from .columns import weight_gradient, window_matrix, window_view
+from .columns import element_major, weight_gradient, window_matrix, window_view
 from .conv_pool import by_pool_window
 
 #: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
@@ -95,8 +95,7 @@ class BlockedConv:
         self.oh = output_size(self.ih + self.top + self.bottom, self.fw, stride)
         self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
         self.k = self.fw * self.fw * self.c
-        self.winograd = self.fw == 3 and stride == 1 and self.c >= WINOGRAD_CHANNELS \
-            and self.oh % 2 == 0 and self.ow % 2 == 0 and order in (1, 2)
+        self.winograd = order in (1, 2) and self._winograd_fits(self.c, self.oh, self.ow)
         self._kept: dict[str, tuple] = {}  # role -> (source, winograd filters): _once
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
@@ -145,13 +144,20 @@ class BlockedConv:
             winograd.forward(self._padded(x), self._filtered(Wb), out, self.order)
             return None
         cols = self.columns(x)
+        by_channel = np.moveaxis(out, -1, 0)  # (nf, ...): contiguous when stored so
         if out.flags.c_contiguous:
             np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
-        elif self.order == 1 and np.moveaxis(out, -1, 0).flags.c_contiguous:  # by channel
-            np.matmul(Wb.T, cols, out=np.moveaxis(out, -1, 0).reshape(self.nf, -1))
+        elif self.order == 1 and by_channel.flags.c_contiguous:
+            np.matmul(Wb.T, cols, out=by_channel.reshape(self.nf, -1))
         else:  # (a block of a larger array in pool window order)
             out[...] = (cols.T @ Wb).reshape(out.shape)
         return cols
+
+    def _winograd_fits(self, channels: int, height: int, width: int) -> bool:
+        """Whether Winograd's F(2 x 2, 3 x 3) takes this convolution's pass that reads
+        `channels` channels and writes height x width positions (WINOGRAD_CHANNELS)."""
+        return self.fw == 3 and self.stride == 1 and channels >= WINOGRAD_CHANNELS \
+            and height % 2 == 0 and width % 2 == 0
 
     def _filtered(self, Wb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """winograd.filters of [W; b] for the forward pass."""
@@ -181,7 +187,7 @@ class BlockedConv:
     def columns_by_element(self) -> bool:
         """Whether the window matrix is stored element-major (columns.window_matrix: an
         output row longer than a window row), so that each of its rows is contiguous."""
-        return self.order == 1 and self.ow > self.fw * self.c
+        return self.order == 1 and element_major(self.ow, self.fw, self.c)
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps each block's window matrix for the backward pass
@@ -227,8 +233,7 @@ class BlockedConv:
         h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
         dZ = self._plain(dZ)
         padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
-        if fw == 3 and self.nf >= WINOGRAD_CHANNELS and self.ih % 2 == 0 \
-                and self.iw % 2 == 0:
+        if self._winograd_fits(self.nf, self.ih, self.iw):
             winograd.forward(padded, self._turned_filters(W), dx)
             return
         windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)

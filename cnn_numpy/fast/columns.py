@@ -40,7 +40,7 @@ def window_matrix(windows: np.ndarray) -> np.ndarray:
     """
     *positions, fw, _, c = windows.shape
     k, m = fw * fw * c, math.prod(positions)
-    if positions[-1] > fw * c:
+    if element_major(positions[-1], fw, c):
         cols = np.empty((k + 1, m), dtype=windows.dtype)
         lead = len(positions)
         np.copyto(cols[:k].reshape(fw, fw, c, *positions),
@@ -50,6 +50,12 @@ def window_matrix(windows: np.ndarray) -> np.ndarray:
         np.copyto(cols[:k].T.reshape(windows.shape), windows)
     cols[k] = 1
     return cols
+
+
+def element_major(row: int, fw: int, c: int) -> bool:
+    """Whether window_matrix stores windows whose last position axis has `row` positions,
+    of fw x fw x c numbers, element-major: when that row is longer than a window row."""
+    return row > fw * c
 
 
 def window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:

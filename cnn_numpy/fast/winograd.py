@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .columns import window_view
 from .conv_pool import by_pool_window
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
@@ -62,15 +63,11 @@ def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.nda
         forward(xp, filtered, whole, order)
         out[...] = whole
         return
-    n, rows, cols, c = xp.shape
-    th, tw = (rows - 2) // 2, (cols - 2) // 2
     U, b = filtered
-    xp = np.ascontiguousarray(xp)
-    sn, sh, sw, sc = xp.strides
-    tiles = np.ndarray((4, 4, n, th, tw, c), xp.dtype, buffer=xp,
-                       strides=(sh, sw, sn, 2 * sh, 2 * sw, sc))
+    tiles = window_view(xp, 4, 2)  # (n, th, tw, 4, 4, c): the 4 x 4 tiles, 2 apart
+    n, th, tw, *_, c = tiles.shape
     d = np.empty((16, n * th * tw * c), dtype=xp.dtype)
-    np.copyto(d.reshape(tiles.shape), tiles)
+    np.copyto(d.reshape(4, 4, n, th, tw, c), tiles.transpose(3, 4, 0, 1, 2, 5))
     V = np.dot(INPUT.astype(xp.dtype), d).reshape(16, n * th * tw, c)
     M = np.matmul(V, U)  # (16, tiles, nf)
     Y = np.dot(OUTPUT.astype(xp.dtype), M.reshape(16, -1)).reshape(2, 2, n, th, tw, -1)
