@@ -1,5 +1,5 @@
 """The im2col convolution (cnn_numpy/engines/im2col.py) on blocks of images sized for the
-cache, with the zero padding written in the same pass as the window copy.
+cache, each block padded while it is in the cache.
 
 The reference copies every window of the whole (padded) batch into one matrix
 and multiplies once.  For a 3 x 3 convolution of 32 channels on 32 x 32
@@ -17,8 +17,9 @@ is copied, multiplied and forgotten while it is still in cache:
               windows' gradients by window element, each added back at its place
               (col2im, add_back) inside the block
 
-Window elements that fall in the padding are written as zeros in the copy and
-skipped when the gradient is added back, so the padded input is never built.
+Each block is padded in a small array of its own, in the cache, just before its
+window copy (and its input gradient added back in one), so the padded batch is
+never built.
 A 3 x 3 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
 Winograd's F(2 x 2, 3 x 3) instead of the window copy and product for its
 forward pass and its input gradient (winograd.py).  The blocks run on the

@@ -4,12 +4,12 @@ layer (ReLU, leaky ReLU, tanh, sigmoid) and a pooling layer (max or average, any
 window and stride) after it.
 
 Each block of images (blocks.py) goes through the whole chain while it is in
-cache: the window copy (padding written in the same pass), the product, the
-activation and the pool; the convolution's output Z of the batch is never
-stored.  Backward, each block's pooled gradient is spread back over its Z,
-through the activation, and into the weight and input gradients in the same
-way.  The blocks run on the thread pool; the weight gradient is their sum in
-block order, so the bits do not depend on the thread count.
+cache: the padding and window copy, the product, the activation and the pool;
+the convolution's output Z of the batch is never stored.  Backward, each block's
+pooled gradient is spread back over its Z, through the activation, and into the
+weight and input gradients in the same way.  The blocks run on the thread pool;
+the weight gradient is their sum in block order, so the bits do not depend on the
+thread count.
 
 Before a max pool the activation runs after the pool, on the pooled numbers
 (p*p times fewer): every activation here is non-decreasing, so the maximum
