@@ -1,14 +1,16 @@
-"""Winograd's F(2 x 2, 3 x 3) (cnn_numpy/fast/winograd.py) against the window matrix and
-one product (blocks.BlockedConv), on the zoo's 3 x 3 stride-1 convolutions: where is
-the algorithm with fewer multiplications faster in NumPy?
+"""Winograd's F(2 x 2, 3 x 3) and F(4 x 4, 3 x 3) (cnn_numpy/fast/winograd.py) against
+the window matrix and one product (blocks.BlockedConv), on the zoo's 3 x 3 stride-1
+convolutions: where are the algorithms with fewer multiplications faster in NumPy, and
+how far are they from the exact sum?
 
-    python benchmarks/winograd.py           # about a minute; writes results/winograd.json
+    python benchmarks/winograd.py           # about two minutes; writes results/winograd.json
     python benchmarks/winograd.py --quick   # 3 repeats, writes nothing
 
-For each convolution, both forward passes run on the same blocks of images
+For each convolution, the forward passes run on the same blocks of images
 (sized for the cache as the fast path sizes them: blocks.image_blocks), one
 block after the other on one core, their turns interleaved, median of the
-repeats; the two must agree to float32 rounding.  The fast path takes
+repeats; F(4 x 4, 3 x 3) where the sides divide by 4.  Each float32 output
+is compared with the window matrix's in float64.  The fast path takes
 Winograd's forward pass from blocks.WINOGRAD_CHANNELS input channels on,
 where a training step does not keep the window matrix for its backward pass
 (winograd.py says why and what it costs).
@@ -32,12 +34,13 @@ sys.path.insert(0, str(HERE))
 from turns import calls_per_turn  # noqa: E402  (beside this script)
 from zoo import ZOO, build, data  # noqa: E402
 
-from cnn_numpy.fast import blocks, threads  # noqa: E402
+from cnn_numpy.fast import threads  # noqa: E402
 from cnn_numpy.fast.blocks import BlockedConv, image_blocks  # noqa: E402
 from cnn_numpy.layers import ConvLayer, ConvLayer_ReLU  # noqa: E402
 
 RESULTS = HERE / "results" / "winograd.json"
 BATCH = 64
+SAME = ((1, 1), (1, 1))
 
 def convolutions() -> list[dict]:
     """The zoo's 3 x 3 stride-1 'same' convolutions on even sizes, with more than 3 input
@@ -58,21 +61,26 @@ def convolutions() -> list[dict]:
 
 
 def measure(conv: dict, repeats: int) -> dict:
-    """Both contenders on a batch of BATCH, block by block on one core."""
+    """Each contender on a batch of BATCH, block by block on one core."""
     h, w, c = conv["input"]
     nf = conv["filters"]
     rng = np.random.default_rng(0)
     x = data((h, w, c), BATCH)[0]
     W = (rng.standard_normal((3, 3, c, nf)) * np.sqrt(2 / (9 * c))).astype(np.float32)
     b = rng.standard_normal(nf).astype(np.float32)
-    geometry = BlockedConv(x.shape, W, 1, ((1, 1), (1, 1)))
     cuts = image_blocks(BATCH, h * w * (9 * c + 1))
     Wb = np.concatenate([W.reshape(-1, nf), b[None, :]])
-    Z, Zw = np.empty((BATCH, h, w, nf), np.float32), np.empty((BATCH, h, w, nf), np.float32)
-    geometry.winograd = True  # whatever the channels (blocks.WINOGRAD_CHANNELS)
-    fns = {"im2col": lambda: [geometry.forward(x[s], Wb, Z[s]) for s in cuts],
-           "winograd": lambda: [geometry.forward(x[s], Wb, Zw[s], columns=False)
-                                for s in cuts]}
+    exact = np.empty((BATCH, h, w, nf))
+    BlockedConv(x.shape, W, 1, SAME).forward(x.astype(float), Wb.astype(float), exact)
+    outputs, fns = {}, {}
+    for name, tile in [("im2col", 0), ("F(2x2)", 2), ("F(4x4)", 4)]:
+        if tile and (h % tile or w % tile):
+            continue
+        geometry = BlockedConv(x.shape, W, 1, SAME)
+        geometry.winograd = tile  # whatever the channels (blocks.WINOGRAD_CHANNELS)
+        Z = outputs[name] = np.empty((BATCH, h, w, nf), np.float32)
+        fns[name] = lambda g=geometry, Z=Z, tile=tile: [
+            g.forward(x[s], Wb, Z[s], columns=not tile) for s in cuts]
     with threads.single_threaded_blas():
         calls = calls_per_turn(fns, 0.3)
         times: dict[str, list[float]] = {name: [] for name in fns}
@@ -82,12 +90,14 @@ def measure(conv: dict, repeats: int) -> dict:
                 for _ in range(calls[name]):
                     fn()
                 times[name].append((time.perf_counter() - start) / calls[name])
-    ms = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-    error = float(np.abs(Zw - Z).max() / np.abs(Z).max())
-    assert error < 1e-5, f"Winograd disagrees with im2col: relative error {error:.1e}"
+    errors = {name: float(np.abs(Z - exact).max() / np.abs(exact).max())
+              for name, Z in outputs.items()}
+    assert max(errors.values()) < 1e-5, f"a contender is far from the exact sum: {errors}"
+    fast = BlockedConv(x.shape, W, 1, SAME).winograd
     return {**conv, "batch": BATCH, "block_images": cuts[0].stop - cuts[0].start,
-            "im2col_ms": ms["im2col"], "winograd_ms": ms["winograd"],
-            "relative_error": error, "in_fast_path": c >= blocks.WINOGRAD_CHANNELS}
+            "ms": {name: statistics.median(t) * 1e3 for name, t in times.items()},
+            "relative_error": errors,
+            "in_fast_path": f"F({fast}x{fast})" if fast else "im2col"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     threads.keep_freed_memory()  # as a fast pass does: freed blocks stay for the next one
     rows = [measure(conv, repeats) for conv in convolutions()]
     for row in rows:
-        print(f"{' x '.join(map(str, row['input']))} -> {row['filters']} ({', '.join(row['in'])}): "
-              f"im2col {row['im2col_ms']:.2f} ms, Winograd {row['winograd_ms']:.2f} ms "
-              f"({row['im2col_ms'] / row['winograd_ms']:.2f}x), blocks of "
-              f"{row['block_images']}, relative error {row['relative_error']:.1e}")
+        ms, errors = row["ms"], row["relative_error"]
+        print(f"{' x '.join(map(str, row['input']))} -> {row['filters']} ({', '.join(row['in'])}),"
+              f" blocks of {row['block_images']}: " + ", ".join(
+                  f"{name} {ms[name]:.2f} ms ({ms['im2col'] / ms[name]:.2f}x, error "
+                  f"{errors[name]:.1e})" for name in ms) + f"; fast path: {row['in_fast_path']}")
     if not args.quick:
         RESULTS.write_text(json.dumps({"machine": machine(), "repeats": repeats,
                                        "convolutions": rows}, indent=1) + "\n")

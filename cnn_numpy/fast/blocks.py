@@ -21,8 +21,8 @@ Each block is padded in a small array of its own, in the cache, just before its
 window copy (and its input gradient added back in one), so the padded batch is
 never built.
 A 3 x 3 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
-Winograd's F(2 x 2, 3 x 3) instead of the window copy and product for its
-forward pass and its input gradient (winograd.py).  The blocks run on the
+Winograd's F(4 x 4, 3 x 3) or F(2 x 2, 3 x 3) instead of the window copy and
+product for its forward pass and its input gradient (winograd.py).  The blocks run on the
 thread pool (threads.run_all), and the weight gradient is the blocks' sum in
 block order: the same bits on any number of threads.
 """
@@ -58,11 +58,12 @@ BATCH = 64
 #: (In training, blocks cost a second window copy in the backward pass: not worth it.)
 CACHE_LARGE = 2**21
 #: A 3 x 3 stride-1 convolution with this many input channels or more, and an even
-#: output, runs its forward pass as Winograd's F(2 x 2, 3 x 3) (winograd.py) when the
-#: window matrix is not kept for the backward pass; so does its input gradient (correlate)
-#: with this many filters or more.  With fewer, the 16 products, whose inner dimension
-#: is the channels, and the transforms measured slower than the window copy and one
-#: product, or little faster (benchmarks/winograd.py, docs/performance.md).
+#: output, runs its forward pass as Winograd's (winograd.py: F(4 x 4, 3 x 3) where the
+#: output's sides divide by 4) when the window matrix is not kept for the backward pass;
+#: so does its input gradient (correlate) with this many filters or more.  With fewer,
+#: the products, whose inner dimension is the channels, and the transforms measured
+#: slower than the window copy and one product, or little faster in a network
+#: (benchmarks/winograd.py, docs/performance.md).
 WINOGRAD_CHANNELS = 64
 
 
@@ -96,7 +97,9 @@ class BlockedConv:
         self.oh = output_size(self.ih + self.top + self.bottom, self.fw, stride)
         self.ow = output_size(self.iw + self.left + self.right, self.fw, stride)
         self.k = self.fw * self.fw * self.c
-        self.winograd = order in (1, 2) and self._winograd_fits(self.c, self.oh, self.ow)
+        self.winograd = self._winograd_tile(self.c, self.oh, self.ow)  # 0: none
+        if self.winograd % order:  # (its tiles would straddle pool windows)
+            self.winograd = 0
         self._kept: dict[str, tuple] = {}  # role -> (source, winograd filters): _once
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
@@ -154,27 +157,30 @@ class BlockedConv:
             out[...] = (cols.T @ Wb).reshape(out.shape)
         return cols
 
-    def _winograd_fits(self, channels: int, height: int, width: int) -> bool:
-        """Whether Winograd's F(2 x 2, 3 x 3) takes this convolution's pass that reads
-        `channels` channels and writes height x width positions (WINOGRAD_CHANNELS)."""
-        return self.fw == 3 and self.stride == 1 and channels >= WINOGRAD_CHANNELS \
-            and height % 2 == 0 and width % 2 == 0
+    def _winograd_tile(self, channels: int, height: int, width: int) -> int:
+        """The output tile side of the Winograd convolution that takes this convolution's
+        pass that reads `channels` channels and writes height x width positions
+        (WINOGRAD_CHANNELS, winograd.tile_side), or 0 where none does."""
+        if self.fw != 3 or self.stride != 1 or channels < WINOGRAD_CHANNELS:
+            return 0
+        return winograd.tile_side(height, width)
 
     def _filtered(self, Wb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """winograd.filters of [W; b] for the forward pass."""
-        return self._once("forward", Wb, lambda: winograd.filters(Wb, self.c))
+        return self._once("forward", Wb, lambda: winograd.filters(Wb, self.c, self.winograd))
 
     def _turned(self, W: np.ndarray) -> np.ndarray:
         """W (fw, fw, c, nf) turned by 180 degrees, as the (fw * fw * nf, c) matrix of the
         input gradient's convolution (correlate)."""
         return W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
 
-    def _turned_filters(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """winograd.filters of the turned W, without bias (correlate)."""
+    def _turned_filters(self, W: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """winograd.filters of the turned W, without bias, for tiles of side m
+        (correlate)."""
         def make():
             turned = self._turned(W)
             return winograd.filters(np.concatenate([turned, np.zeros_like(turned[:1])]),
-                                    self.nf)
+                                    self.nf, m)
         return self._once("turned", W, make)
 
     def _once(self, role: str, source: np.ndarray, make):
@@ -224,8 +230,8 @@ class BlockedConv:
         exists, which is the window of dZ, padded with fw - 1 - top zeros above (and so
         on), at (y, x) times W turned by 180 degrees.  One window copy and one product,
         instead of one strided addition per window element (add_back); for 3 x 3
-        filters and WINOGRAD_CHANNELS filters or more, Winograd's F(2 x 2, 3 x 3)
-        when dx's sides are even."""
+        filters and WINOGRAD_CHANNELS filters or more, Winograd's convolution when
+        dx's sides are even (_winograd_tile)."""
         b, fw = dx.shape[0], self.fw
         above, left = fw - 1 - self.top, fw - 1 - self.left  # < 0: rows of dZ not needed
         rows, cols = self.ih + fw - 1, self.iw + fw - 1
@@ -234,8 +240,9 @@ class BlockedConv:
         h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
         dZ = self._plain(dZ)
         padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
-        if self._winograd_fits(self.nf, self.ih, self.iw):
-            winograd.forward(padded, self._turned_filters(W), dx)
+        m = self._winograd_tile(self.nf, self.ih, self.iw)
+        if m:
+            winograd.forward(padded, self._turned_filters(W, m), dx)
             return
         windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
         turned = self._turned(W)
