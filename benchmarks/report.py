@@ -179,6 +179,25 @@ def trace_table(results: dict) -> str:
     ]) + "\n"
 
 
+def inspector_table(results: dict) -> str:
+    """inspector.json as Markdown: how fast the page's step inspector answers through
+    HTTP, request by request."""
+    rows = [("explanation of one number (`GET /api/inspect/explain`)", results["explain"]),
+            ("one whole array (`GET /api/inspect/array`)", results["array"]),
+            ("the multiply-add panel under the pointer (`POST /api/inspect/pixel`)",
+             results["pixel"])]
+    lines = [f"Machine: {results['machine']}.", "",
+             "| request | requests | p50 | p95 | slowest |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {what} | {r['requests']} | {r['p50_ms']} ms | {r['p95_ms']} ms "
+              f"| {r['max_ms']} ms |" for what, r in rows]
+    return "\n".join(lines + [
+        "", f"Tracing the step first (`POST /api/inspect/step`, the spec's cnn at batch "
+        f"{results['batch']}): {results['trace_step_ms']:.0f} ms; the first hover, which "
+        f"traces the drawing: {results['pixel_first_ms']:.0f} ms. The slowest explanation "
+        f"was of {results['explain']['slowest']}. Target: an explanation in under "
+        f"{results['target_p95_ms']} ms at the 95th percentile."]) + "\n"
+
+
 def zoo_table(results: dict) -> str:
     """zoo.json as Markdown: the networks, a table of images per second against PyTorch at
     each batch size, where cnn-numpy is faster and where it is not, peak memory, and how
@@ -288,6 +307,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "images.json": ("images-table.md", images_table),
     "trace.json": ("trace-table.md", trace_table),
     "zoo.json": ("zoo-table.md", zoo_table),
+    "inspector.json": ("inspector-table.md", inspector_table),
     "winograd.json": ("winograd-table.md", winograd_table),
 }
 
