@@ -13,9 +13,9 @@ is copied, multiplied and forgotten while it is still in cache:
     backward  [dW; db] = sum over blocks, in block order, of cols_block @ dZ[block]
               (cols_block copied again: cheaper than keeping the batch's);
               dx[block] = a convolution of dZ[block] with the turned filters
-              (correlate), or, with more filters than channels or a stride, the
-              windows' gradients by window element, each added back at its place
-              (col2im, add_back) inside the block
+              (correlate), or, with a stride, or more filters than channels and
+              no "same" padding, the windows' gradients by window element, each
+              added back at its place (col2im, add_back) inside the block
 
 Each block is padded in a small array of its own, in the cache, just before its
 window copy (and its input gradient added back in one), so the padded batch is
@@ -210,11 +210,20 @@ class BlockedConv:
         cols: the block's window matrix if forward's was kept."""
         dZ2 = dZ.reshape(-1, self.nf)
         dWb = weight_gradient(self.columns(x) if cols is None else cols, dZ2)
-        if dx is not None and self.stride == 1 and self.fw > 1 and self.nf <= self.c:
+        if dx is not None and self._correlates():
             self.correlate(dZ, W, dx)
         elif dx is not None:
             self.add_back(dZ, W, dx)
         return dWb
+
+    def _correlates(self) -> bool:
+        """Whether the input gradient is a convolution of its own (correlate) rather than
+        each window's gradient added back (add_back): for stride 1, with no more filters
+        than channels, or with "same" padding (dZ, padded for the correlation, is then no
+        larger than dZ with a border, and the window copy and one product took less time
+        than add_back's fw * fw additions and its padded copy of dx)."""
+        same = self.top + self.bottom == self.fw - 1 == self.left + self.right
+        return self.stride == 1 and self.fw > 1 and (self.nf <= self.c or same)
 
     def _plain(self, dZ: np.ndarray) -> np.ndarray:
         """A block's dZ as (b, oh, ow, nf), from pool window order if it is in that."""
@@ -258,9 +267,9 @@ class BlockedConv:
         The gradients come by window element, one contiguous (M, c) slab each (one
         stacked product), in plain position order, so each addition runs along whole
         rows of the slab and of dx: the windows' (M, K) matrix, or positions in pool
-        window order, would give it runs of c numbers.  Chosen over correlate when the
-        slabs are smaller than correlate's window matrix (more filters than channels)
-        or the stride is not 1."""
+        window order, would give it runs of c numbers.  Taken where correlate is not
+        (_correlates): a stride, a 1 x 1 filter, or more filters than channels without
+        "same" padding (the slabs are then smaller than correlate's window matrix)."""
         b, fw, c = dx.shape[0], self.fw, self.c
         dZ2 = self._plain(dZ).reshape(-1, self.nf)
         slabs = np.matmul(dZ2, W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1))
