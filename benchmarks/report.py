@@ -275,29 +275,36 @@ FAST_PATH_TAKES = {"im2col": "window matrix", "F(2x2)": "F(2 x 2, 3 x 3)",
 
 
 def winograd_table(results: dict) -> str:
-    """winograd.json as Markdown: each convolution's forward pass by the window matrix and
-    by Winograd's F(2 x 2, 3 x 3) and F(4 x 4, 3 x 3), on one core, and each one's error."""
+    """winograd.json as Markdown: each convolution's forward pass, and forward pass with
+    weight gradient, by the window matrix and by Winograd's F(2 x 2, 3 x 3) and
+    F(4 x 4, 3 x 3), on one core, and each one's error."""
     names = ["im2col", "F(2x2)", "F(4x4)"]
     lines = [f"Machine: {results['machine']}.  ",
              f"One core, float32, median of {results['repeats']} interleaved repeats.", "",
-             "| input | filters | in | batch | window matrix | F(2 x 2, 3 x 3) "
+             "| input | filters | in | pass | window matrix | F(2 x 2, 3 x 3) "
              "| F(4 x 4, 3 x 3) | error: window matrix, F(2 x 2), F(4 x 4) | fast path takes |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+             "|---|---:|---|---|---:|---:|---:|---:|---|"]
+    parts = [("forward", "forward", "forward"),
+             ("training", "forward + weight gradient", "weight_gradient")]
     for conv in results["convolutions"]:
-        ms, errors = conv["ms"], conv["relative_error"]
-        times = [f"{ms['im2col']:.2f} ms"] + [
-            f"{ms[name]:.2f} ms ({_ratio(ms['im2col'], ms[name])})" if name in ms else "-"
-            for name in names[1:]]
-        error = ", ".join(f"{errors[name]:.1e}" for name in names if name in errors)
         takes = FAST_PATH_TAKES[conv["in_fast_path"]]
-        lines.append(
-            f"| {' x '.join(map(str, conv['input']))} | {conv['filters']} "
-            f"| {', '.join(conv['in'])} | {conv['batch']}, blocks of {conv['block_images']} "
-            f"| {' | '.join(times)} | {error} | {takes} |")
-    return "\n".join(lines + ["", "In brackets: how many times faster than the window matrix. "
-                               "Error: the largest difference from the exact sum (the "
-                               "window matrix in float64), as a share of the largest "
-                               "output."]) + "\n"
+        for part, what, error_of in parts:
+            ms, errors = conv["ms"][part], conv["relative_error"][error_of]
+            times = [f"{ms['im2col']:.2f} ms"] + [
+                f"{ms[name]:.2f} ms ({_ratio(ms['im2col'], ms[name])})" if name in ms
+                else "-" for name in names[1:]]
+            error = ", ".join(f"{errors[name]:.1e}" for name in names if name in errors)
+            lines.append(
+                f"| {' x '.join(map(str, conv['input']))} | {conv['filters']} "
+                f"| {', '.join(conv['in'])} | {what} | {' | '.join(times)} | {error} "
+                f"| {takes} |")
+    return "\n".join(lines + [
+        "", f"Batch {results['convolutions'][0]['batch']}, each contender in the blocks of "
+        "images the fast path gives it (a window matrix, or Winograd's transformed tiles, "
+        "of about blocks.BLOCK numbers). In brackets: how many times faster than the "
+        "window matrix. Error: the largest difference from the exact sum (the window "
+        "matrix in float64), as a share of the largest value, of the output (forward) or "
+        "of the weight gradient."]) + "\n"
 
 
 #: Each results file this script knows -> (the table it writes, how).

@@ -6,14 +6,16 @@ how far are they from the exact sum?
     python benchmarks/winograd.py           # about two minutes; writes results/winograd.json
     python benchmarks/winograd.py --quick   # 3 repeats, writes nothing
 
-For each convolution, the forward passes run on the same blocks of images
-(sized for the cache as the fast path sizes them: blocks.image_blocks), one
-block after the other on one core, their turns interleaved, median of the
-repeats; F(4 x 4, 3 x 3) where the sides divide by 4.  Each float32 output
-is compared with the window matrix's in float64.  The fast path takes
-Winograd's forward pass from blocks.WINOGRAD_CHANNELS input channels on,
-where a training step does not keep the window matrix for its backward pass
-(winograd.py says why and what it costs).
+For each convolution, each contender runs the forward pass alone (as in
+prediction) and the forward pass with the weight gradient (as in training,
+the window matrix or the transformed tiles kept for it) on the same blocks of
+images each contender's blocks in the fast path hold (blocks.image_blocks:
+a window matrix, or Winograd's transformed tiles, of about blocks.BLOCK
+numbers), one block after the other on one core, their turns interleaved, median of the
+repeats; F(4 x 4, 3 x 3) where the sides divide by 4.  Each float32 result is
+compared with the window matrix's in float64.  The fast path takes Winograd's
+from blocks.WINOGRAD_CHANNELS input channels on (winograd.py says why and
+what it costs).
 """
 
 from __future__ import annotations
@@ -61,42 +63,66 @@ def convolutions() -> list[dict]:
 
 
 def measure(conv: dict, repeats: int) -> dict:
-    """Each contender on a batch of BATCH, block by block on one core."""
+    """Each contender on a batch of BATCH, block by block on one core: the forward pass
+    alone (prediction), and the forward pass with the weight gradient (training)."""
     h, w, c = conv["input"]
     nf = conv["filters"]
     rng = np.random.default_rng(0)
     x = data((h, w, c), BATCH)[0]
     W = (rng.standard_normal((3, 3, c, nf)) * np.sqrt(2 / (9 * c))).astype(np.float32)
     b = rng.standard_normal(nf).astype(np.float32)
-    cuts = image_blocks(BATCH, h * w * (9 * c + 1))
+    dZ = rng.standard_normal((BATCH, h, w, nf)).astype(np.float32)
     Wb = np.concatenate([W.reshape(-1, nf), b[None, :]])
-    exact = np.empty((BATCH, h, w, nf))
-    BlockedConv(x.shape, W, 1, SAME).forward(x.astype(float), Wb.astype(float), exact)
-    outputs, fns = {}, {}
+    exact = BlockedConv(x.shape, W, 1, SAME)
+    exact.winograd = 0  # the window matrix, in float64
+    exact_Z = np.empty((BATCH, h, w, nf))
+    exact_cols = exact.forward(x.astype(float), Wb.astype(float), exact_Z)
+    exact_dW = exact.backward(x.astype(float), dZ.astype(float), W.astype(float), None,
+                              exact_cols)
+    outputs, fns, block_images = {}, {}, {}
     for name, tile in [("im2col", 0), ("F(2x2)", 2), ("F(4x4)", 4)]:
         if tile and (h % tile or w % tile):
             continue
         geometry = BlockedConv(x.shape, W, 1, SAME)
         geometry.winograd = tile  # whatever the channels (blocks.WINOGRAD_CHANNELS)
-        Z = outputs[name] = np.empty((BATCH, h, w, nf), np.float32)
-        fns[name] = lambda g=geometry, Z=Z, tile=tile: [
-            g.forward(x[s], Wb, Z[s], columns=not tile) for s in cuts]
+        cuts = image_blocks(BATCH, geometry._held_per_image() if tile
+                            else h * w * (9 * c + 1))
+        block_images[name] = cuts[0].stop - cuts[0].start
+        Z = np.empty((BATCH, h, w, nf), np.float32)
+        dWb = np.empty_like(Wb)
+        outputs[name] = (Z, dWb)
+
+        def forward(g=geometry, Z=Z, cuts=cuts):
+            for s in cuts:
+                g.forward(x[s], Wb, Z[s], columns=False)
+
+        def training(g=geometry, Z=Z, dWb=dWb, cuts=cuts):
+            dWb[...] = sum(g.backward(x[s], dZ[s], W, None, g.forward(x[s], Wb, Z[s]))
+                           for s in cuts)
+
+        fns[name, "forward"], fns[name, "training"] = forward, training
     with threads.single_threaded_blas():
         calls = calls_per_turn(fns, 0.3)
-        times: dict[str, list[float]] = {name: [] for name in fns}
+        times: dict = {key: [] for key in fns}
         for _ in range(repeats):
-            for name, fn in fns.items():
+            for key, fn in fns.items():
                 start = time.perf_counter()
-                for _ in range(calls[name]):
+                for _ in range(calls[key]):
                     fn()
-                times[name].append((time.perf_counter() - start) / calls[name])
-    errors = {name: float(np.abs(Z - exact).max() / np.abs(exact).max())
-              for name, Z in outputs.items()}
-    assert max(errors.values()) < 1e-5, f"a contender is far from the exact sum: {errors}"
+                times[key].append((time.perf_counter() - start) / calls[key])
+    errors = {"forward": {}, "weight_gradient": {}}
+    for name, (Z, dWb) in outputs.items():
+        errors["forward"][name] = float(np.abs(Z - exact_Z).max() / np.abs(exact_Z).max())
+        errors["weight_gradient"][name] = float(
+            np.abs(dWb - exact_dW).max() / np.abs(exact_dW).max())
+    worst = max(max(e.values()) for e in errors.values())
+    assert worst < 2e-5, f"a contender is far from the exact sum: {errors}"
     fast = BlockedConv(x.shape, W, 1, SAME).winograd
-    return {**conv, "batch": BATCH, "block_images": cuts[0].stop - cuts[0].start,
-            "ms": {name: statistics.median(t) * 1e3 for name, t in times.items()},
-            "relative_error": errors,
+    ms: dict = {"forward": {}, "training": {}}
+    for (name, part), t in times.items():
+        ms[part][name] = statistics.median(t) * 1e3
+    return {**conv, "batch": BATCH, "block_images": block_images,
+            "ms": ms, "relative_error": errors,
             "in_fast_path": f"F({fast}x{fast})" if fast else "im2col"}
 
 
@@ -110,11 +136,17 @@ def main(argv: list[str] | None = None) -> int:
     threads.keep_freed_memory()  # as a fast pass does: freed blocks stay for the next one
     rows = [measure(conv, repeats) for conv in convolutions()]
     for row in rows:
-        ms, errors = row["ms"], row["relative_error"]
-        print(f"{' x '.join(map(str, row['input']))} -> {row['filters']} ({', '.join(row['in'])}),"
-              f" blocks of {row['block_images']}: " + ", ".join(
-                  f"{name} {ms[name]:.2f} ms ({ms['im2col'] / ms[name]:.2f}x, error "
-                  f"{errors[name]:.1e})" for name in ms) + f"; fast path: {row['in_fast_path']}")
+        print(f"{' x '.join(map(str, row['input']))} -> {row['filters']} "
+              f"({', '.join(row['in'])}), images a block: " + ", ".join(
+                  f"{name} {count}" for name, count in row["block_images"].items())
+              + f"; fast path: "
+              f"{row['in_fast_path']}")
+        for part, ms in row["ms"].items():
+            print(f"  {part}: " + ", ".join(
+                f"{name} {ms[name]:.2f} ms ({ms['im2col'] / ms[name]:.2f}x)" for name in ms))
+        for part, errors in row["relative_error"].items():
+            print(f"  error, {part}: " + ", ".join(
+                f"{name} {error:.1e}" for name, error in errors.items()))
     if not args.quick:
         RESULTS.write_text(json.dumps({"machine": machine(), "repeats": repeats,
                                        "convolutions": rows}, indent=1) + "\n")

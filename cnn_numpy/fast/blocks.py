@@ -22,7 +22,8 @@ window copy (and its input gradient added back in one), so the padded batch is
 never built.
 A 3 x 3 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
 Winograd's F(4 x 4, 3 x 3) or F(2 x 2, 3 x 3) instead of the window copy and
-product for its forward pass and its input gradient (winograd.py).  The blocks run on the
+product for its forward pass, its weight gradient (from the transformed tiles
+the forward pass kept) and its input gradient (winograd.py).  The blocks run on the
 thread pool (threads.run_all), and the weight gradient is the blocks' sum in
 block order: the same bits on any number of threads.
 """
@@ -58,13 +59,13 @@ BATCH = 64
 #: (In training, blocks cost a second window copy in the backward pass: not worth it.)
 CACHE_LARGE = 2**21
 #: A 3 x 3 stride-1 convolution with this many input channels or more, and an even
-#: output, runs its forward pass as Winograd's (winograd.py: F(4 x 4, 3 x 3) where the
-#: output's sides divide by 4) when the window matrix is not kept for the backward pass;
-#: so does its input gradient (correlate) with this many filters or more.  With fewer,
-#: the products, whose inner dimension is the channels, and the transforms measured
-#: slower than the window copy and one product, or little faster in a network
-#: (benchmarks/winograd.py, docs/performance.md).
-WINOGRAD_CHANNELS = 64
+#: output, runs its forward pass and weight gradient as Winograd's (winograd.py:
+#: F(4 x 4, 3 x 3) where the output's sides divide by 4, else F(2 x 2, 3 x 3)); so does
+#: its input gradient (correlate) with this many filters or more.  With fewer, the
+#: products, whose inner dimension is the channels, are too thin to pay for the
+#: transforms: in the zoo's networks 16 channels gained nothing over the window matrix
+#: (docs/performance.md).
+WINOGRAD_CHANNELS = 32
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
@@ -104,12 +105,22 @@ class BlockedConv:
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
+        held = self._held_per_image() if self.winograd else per_image
         if pooled:
-            self.blocks = image_blocks(n, per_image)
+            self.blocks = image_blocks(n, held)
         elif share and n > 1:  # both cores, though the work alone would not call for them
-            self.blocks = threads.even_slices(n, max(2, len(image_blocks(n, per_image))))
+            self.blocks = threads.even_slices(n, max(2, len(image_blocks(n, held))))
         else:
             self.blocks = [slice(0, n)]
+
+    def _held_per_image(self) -> int:
+        """The numbers a Winograd pass holds per image: its transformed tiles, (m + 2)^2
+        numbers per m x m outputs and channel, the input's.  A block of them, sized as a
+        window matrix would be, takes several images: on blocks of one, the calls'
+        fixed cost, in which the threads take turns with Python's lock, outweighed what
+        Winograd saved (measured on 2 cores)."""
+        m = self.winograd
+        return self.oh * self.ow * self.c * (m + 2) ** 2 // (m * m)
 
     def out_shape(self, n: int) -> tuple[int, ...]:
         """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""
@@ -141,12 +152,13 @@ class BlockedConv:
 
     def forward(self, x: np.ndarray, Wb: np.ndarray, out: np.ndarray,
                 columns: bool = True) -> np.ndarray | None:
-        """out (out_shape(b)) = the convolution of the block x (b, ih, iw, c).  Returns the
-        block's window matrix; with columns=False (a backward pass that will not use it),
-        None, and a convolution that can (self.winograd) runs as Winograd's."""
-        if self.winograd and not columns:
-            winograd.forward(self._padded(x), self._filtered(Wb), out, self.order)
-            return None
+        """out (out_shape(b)) = the convolution of the block x (b, ih, iw, c).  Returns what
+        backward takes for the weight gradient: the block's window matrix, or the
+        transformed tiles of a Winograd convolution (self.winograd); with columns=False
+        (a backward pass that will not use it), None."""
+        if self.winograd:
+            V = winograd.forward(self._padded(x), self._filtered(Wb), out, self.order)
+            return V if columns else None
         cols = self.columns(x)
         by_channel = np.moveaxis(out, -1, 0)  # (nf, ...): contiguous when stored so
         if out.flags.c_contiguous:
@@ -197,19 +209,24 @@ class BlockedConv:
         return self.order == 1 and element_major(self.ow, self.fw, self.c)
 
     def keeps_columns(self) -> bool:
-        """Whether a training pass keeps each block's window matrix for the backward pass
-        rather than copying it again: when the batch is one block (not on the thread
-        pool), or when it is no larger than the block's output (few input channels),
-        which the pass holds anyway."""
-        return len(self.blocks) == 1 or self.k + 1 <= self.nf
+        """Whether a training pass keeps what forward returns for the backward pass rather
+        than computing it again: a Winograd convolution's transformed tiles (2.25 or 4
+        times the input), or the window matrix when the batch is one block (not on the
+        thread pool) or when it is no larger than the block's output (few input
+        channels), which the pass holds anyway."""
+        return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf
 
     def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,
                  dx: np.ndarray | None, cols: np.ndarray | None = None) -> np.ndarray:
         """The block's [dW; db] (K + 1, nf) from its dZ (out_shape(b)); with dx (the
         block's input gradient, (b, ih, iw, c)), the windows' gradients are written there.
-        cols: the block's window matrix if forward's was kept."""
-        dZ2 = dZ.reshape(-1, self.nf)
-        dWb = weight_gradient(self.columns(x) if cols is None else cols, dZ2)
+        cols: what forward returned, if it was kept."""
+        if self.winograd:
+            V = winograd.transform(self._padded(x), self.winograd) if cols is None else cols
+            dWb = winograd.weight_gradient(V, dZ, self.order)
+        else:
+            cols = self.columns(x) if cols is None else cols
+            dWb = weight_gradient(cols, dZ.reshape(-1, self.nf))
         if dx is not None and self._correlates():
             self.correlate(dZ, W, dx)
         elif dx is not None:

@@ -1,7 +1,8 @@
 """Winograd's convolutions F(2 x 2, 3 x 3) and F(4 x 4, 3 x 3): a 3 x 3 stride-1
 convolution with 2.25 and 4 times fewer multiplications than the window matrix's product
 (Lavin and Gray, 2015).  The fast path's convolutions (blocks.py) use them for the
-forward pass and the input gradient where they measured faster (blocks.WINOGRAD_CHANNELS).
+forward pass, the weight gradient and the input gradient where they measured faster
+(blocks.WINOGRAD_CHANNELS).
 
 Each m x m tile of the output comes from the (m + 2) x (m + 2) tile of the (padded)
 input under it; for one input channel d and filter g,
@@ -14,7 +15,9 @@ products, one per element of the tile:
     M[e] = V[e] (tiles, c) @ U[e] (c, nf),   V = B^T d B,  U = G g G^T
 
 that is 16 multiply-adds per 2 x 2 outputs and channel pair (m = 2), or 36 per 4 x 4
-(m = 4), instead of 9 per output.  What it adds is the transforms: each input tile
+(m = 4), instead of 9 per output.  The weight gradient takes these steps back, from the
+same transformed tiles V (weight_gradient), and the input gradient is a convolution of
+its own (blocks.BlockedConv.correlate).  What it adds is the transforms: each input tile
 copied (neighbouring tiles overlap by two rows and columns: 4 times the input for
 m = 2, 2.25 times for m = 4), B^T d B, and A^T M A.  Here each 2-D transform is one
 product with a constant matrix on tiles flattened row by row, (B^T d B).ravel() =
@@ -22,12 +25,12 @@ kron(B^T, B^T) @ d.ravel(): one call each, where strided additions measured slow
 NumPy.
 
 Rounding: the transforms of F(2 x 2, 3 x 3) have entries 0, +-1 and +-1/2, so the error
-is that of the direct sum times a small constant: in float32, below 1e-6 of the largest
-output on the zoo's shapes, no more than the window matrix's.  F(4 x 4, 3 x 3)
-interpolates at 0, +-1, +-2 (entries up to 8 in A and 5 in B, 1/24 in G): its terms
-are larger than the sum they make, and its float32 error was 4 to 10 times the window
-matrix's on the zoo's shapes, at most 4.1e-6 of the largest output
-(benchmarks/winograd.py); tests/test_fast.py holds it to 16 times the window matrix's.
+is that of the direct sum times a small constant: in float32 about the window matrix's
+on the zoo's shapes, forward and weight gradient.  F(4 x 4, 3 x 3) interpolates at 0,
++-1, +-2 (entries up to 8 in A and 5 in B, 1/24 in G): its terms are larger than the
+sums they make, and its float32 error is several times the window matrix's, a few
+millionths of the largest value on the zoo's shapes (benchmarks/winograd.py);
+tests/test_fast.py holds it to 2e-5 of the largest value.
 """
 
 from __future__ import annotations
@@ -79,30 +82,74 @@ def filters(Wb: np.ndarray, c: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return U.reshape(-1, c, nf), Wb[-1]
 
 
-def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.ndarray,
-            order: int = 1) -> None:
-    """out = the 3 x 3 stride-1 convolution of the padded block xp (n, m th + 2,
-    m tw + 2, c) with filtered = filters([W; b], c, m).  out is (n, m th, m tw, nf), or
-    with order p (p divides m) the same numbers by p x p pool window element,
-    (p, p, n, m th / p, m tw / p, nf) (conv_pool.by_pool_window)."""
-    if not out.flags.c_contiguous:  # (a reshaped view of it would be a copy)
-        whole = np.empty(out.shape, dtype=out.dtype)
-        forward(xp, filtered, whole, order)
-        out[...] = whole
-        return
-    U, b = filtered
-    t = math.isqrt(U.shape[0])
-    m = t - 2
-    INPUT, _, OUTPUT = (a.astype(xp.dtype) for a in TRANSFORMS[m])
-    tiles = window_view(xp, t, m)  # (n, th, tw, t, t, c): the t x t tiles, m apart
+def transform(xp: np.ndarray, m: int) -> np.ndarray:
+    """V = B^T d B of every (m + 2) x (m + 2) tile d of the padded block xp
+    (n, m th + 2, m tw + 2, c), m apart: ((m + 2)^2, n th tw, c), by tile element."""
+    t = m + 2
+    tiles = window_view(xp, t, m)  # (n, th, tw, t, t, c)
     n, th, tw, *_, c = tiles.shape
     d = np.empty((t * t, n * th * tw * c), dtype=xp.dtype)
     np.copyto(d.reshape(t, t, n, th, tw, c), tiles.transpose(3, 4, 0, 1, 2, 5))
-    V = np.dot(INPUT, d).reshape(t * t, n * th * tw, c)
+    return np.dot(TRANSFORMS[m][0].astype(xp.dtype), d).reshape(t * t, n * th * tw, c)
+
+
+def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.ndarray,
+            order: int = 1) -> np.ndarray:
+    """out = the 3 x 3 stride-1 convolution of the padded block xp (n, m th + 2,
+    m tw + 2, c) with filtered = filters([W; b], c, m).  out is (n, m th, m tw, nf), or
+    with order p (p divides m) the same numbers by p x p pool window element,
+    (p, p, n, m th / p, m tw / p, nf) (conv_pool.by_pool_window).  Returns the
+    transformed tiles V (transform), which weight_gradient takes."""
+    U, b = filtered
+    m = math.isqrt(U.shape[0]) - 2
+    V = transform(xp, m)
     M = np.matmul(V, U)  # ((m+2)^2, tiles, nf)
-    Y = np.dot(OUTPUT, M.reshape(t * t, -1))
-    # Element (a, q) of tile (i, j) is output (m i + a, m j + q), which is element
-    # (a % p, q % p) of pool window (m/p i + a // p, m/p j + q // p).
+    Y = np.dot(TRANSFORMS[m][2].astype(xp.dtype), M.reshape(U.shape[0], -1))
+    target = out if out.flags.c_contiguous else np.empty(out.shape, dtype=out.dtype)
+    tiled = _tiled(target, order, m)
+    np.add(_by_tile(Y, tiled), b, out=tiled)
+    if target is not out:  # (a reshaped view of out would have been a copy)
+        out[...] = target
+    return V
+
+
+def weight_gradient(V: np.ndarray, dZ: np.ndarray, order: int = 1) -> np.ndarray:
+    """[dW; db] ((9 c + 1), nf), dW's rows in W.reshape(-1, nf)'s order, of the
+    convolution whose forward pass transformed its tiles into V and whose output's
+    gradient is dZ (out's shape in forward): forward's steps taken back,
+
+        dM = A dY A^T,   dU[e] = V[e]^T (c, tiles) @ dM[e] (tiles, nf),   dW = G^T dU G
+
+    ((m+2)^2 products whose inner dimension is the tiles, where the window matrix's
+    one product has 9 multiply-adds per output and channel pair), and db the sum of
+    dZ."""
+    t = math.isqrt(V.shape[0])
+    m, c, nf = t - 2, V.shape[2], dZ.shape[-1]
+    _, FILTER, OUTPUT = (a.astype(dZ.dtype) for a in TRANSFORMS[m])
+    dY = np.empty((m * m, V.shape[1], nf), dtype=dZ.dtype)
+    tiled = _tiled(np.ascontiguousarray(dZ), order, m)
+    np.copyto(_by_tile(dY, tiled), tiled)
+    dM = np.dot(OUTPUT.T, dY.reshape(m * m, -1)).reshape(t * t, -1, nf)
+    dU = np.matmul(V.transpose(0, 2, 1), dM)  # ((m+2)^2, c, nf)
+    dWb = np.empty((9 * c + 1, nf), dtype=dZ.dtype)
+    np.dot(FILTER.T, dU.reshape(t * t, c * nf), out=dWb[:-1].reshape(9, c * nf))
+    dWb[-1] = dZ.reshape(-1, nf).sum(axis=0)
+    return dWb
+
+
+def _tiled(Z: np.ndarray, order: int, m: int) -> np.ndarray:
+    """A convolution's output (or its gradient) Z, (n, oh, ow, nf) or by p x p pool window
+    element (p, p, n, oh/p, ow/p, nf), as the 8-D view (p, p, n, th, m/p, tw, m/p, nf)
+    (Z must be C-contiguous)."""
     p, s = order, m // order
-    Y = Y.reshape(s, p, s, p, n, th, tw, -1).transpose(1, 3, 4, 5, 0, 6, 2, 7)
-    np.add(Y, b, out=out.reshape(p, p, n, th, s, tw, s, -1))
+    n, h, w, nf = Z.shape[-4:]
+    return Z.reshape(p, p, n, h // s, s, w // s, s, nf)
+
+
+def _by_tile(Y: np.ndarray, tiled: np.ndarray) -> np.ndarray:
+    """Y (m^2, n th tw, nf), by element (a, q) of the m x m output tiles, as a view in
+    the axis order of `tiled` (_tiled's view): element (a, q) of tile (i, j) is output
+    (m i + a, m j + q), element (a % p, q % p) of pool window (m/p i + a // p,
+    m/p j + q // p)."""
+    p, _, n, th, s, tw, _, nf = tiled.shape
+    return Y.reshape(s, p, s, p, n, th, tw, nf).transpose(1, 3, 4, 5, 0, 6, 2, 7)
