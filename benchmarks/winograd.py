@@ -85,7 +85,7 @@ def measure(conv: dict, repeats: int) -> dict:
             continue
         geometry = BlockedConv(x.shape, W, 1, SAME)
         geometry.winograd = tile  # whatever the channels (blocks.WINOGRAD_CHANNELS)
-        cuts = image_blocks(BATCH, geometry._held_per_image() if tile
+        cuts = image_blocks(BATCH, geometry.held_per_image() if tile
                             else h * w * (9 * c + 1))
         block_images[name] = cuts[0].stop - cuts[0].start
         Z = np.empty((BATCH, h, w, nf), np.float32)

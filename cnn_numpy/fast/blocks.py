@@ -23,9 +23,9 @@ never built.
 A 3 x 3 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
 Winograd's F(4 x 4, 3 x 3) or F(2 x 2, 3 x 3) instead of the window copy and
 product for its forward pass, its weight gradient (from the transformed tiles
-the forward pass kept) and its input gradient (winograd.py).  The blocks run on the
-thread pool (threads.run_all), and the weight gradient is the blocks' sum in
-block order: the same bits on any number of threads.
+the forward pass kept) and its input gradient (winograd.py).  The blocks run
+on the thread pool (threads.run_all), and the weight gradient is the blocks'
+sum in block order: the same bits on any number of threads.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ from . import threads, winograd
 from .columns import element_major, weight_gradient, window_matrix, window_view
 from .conv_pool import by_pool_window
 
-#: Numbers in one block's window matrix, at most (unless one image holds more): 512 K
-#: floats, 2 MB in float32, a core's share of the cache with the product's output.
+#: Numbers in one block's window matrix (or Winograd's transformed tiles), at most
+#: (unless one image holds more): 512 K floats, 2 MB in float32, a core's share of the
+#: cache with the product's output.
 BLOCK = 2**19
 #: When a convolution runs in blocks on the thread pool (BlockedConv.blocks), rather than
 #: as one block with its products on BLAS's own threads: when its batch's window matrix
@@ -105,7 +106,7 @@ class BlockedConv:
         per_image = self.oh * self.ow * (self.k + 1)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
-        held = self._held_per_image() if self.winograd else per_image
+        held = self.held_per_image() if self.winograd else per_image
         if pooled:
             self.blocks = image_blocks(n, held)
         elif share and n > 1:  # both cores, though the work alone would not call for them
@@ -113,7 +114,7 @@ class BlockedConv:
         else:
             self.blocks = [slice(0, n)]
 
-    def _held_per_image(self) -> int:
+    def held_per_image(self) -> int:
         """The numbers a Winograd pass holds per image: its transformed tiles, (m + 2)^2
         numbers per m x m outputs and channel, the input's.  A block of them, sized as a
         window matrix would be, takes several images: on blocks of one, the calls'
