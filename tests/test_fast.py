@@ -83,6 +83,21 @@ def close(a: np.ndarray, b: np.ndarray, dtype, what: str, floor: float = 0.0,
     assert error <= tol, f"{what}: differs by {error:.2e} of its largest magnitude"
 
 
+def _spy_on_terms(layer) -> list[float]:
+    """[the largest over channels of sum |dZ|] of the reference layer's last backward
+    pass, kept up to date by wrapping the layer's backpropagate (the layer still runs):
+    the size of the terms its bias gradient sums."""
+    terms = [0.0]
+    backpropagate = layer.backpropagate
+
+    def recorded(dA):
+        terms[0] = float(np.abs(dA).reshape(-1, dA.shape[-1]).sum(axis=0).max())
+        return backpropagate(dA)
+
+    layer.backpropagate = recorded
+    return terms
+
+
 def bias_before_batchnorm(layers: list, index: int) -> bool:
     """True when layer `index` is a ConvLayer or FCLayer whose output reaches a BatchNorm
     only through layers that keep a constant shift constant (Flat, dense, average pool,
@@ -133,6 +148,8 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1, winograd
         rng = np.random.default_rng(0)
         for net in nets:
             net.build(X.shape[1:])
+        terms = {i: _spy_on_terms(layer) for i, layer in enumerate(layers)
+                 if bias_before_batchnorm(layers, i)}
         for triples in zip(*(net.param_triples() for net in nets), strict=True):
             # Biases and BatchNorm's beta moved off 0 (the same in each net), so no ReLU
             # input sits exactly on the kink, where either side is right.
@@ -152,8 +169,10 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1, winograd
                 index = int(key.split("/")[0])
                 conv_bias, dense = key.endswith("/b"), type(layers[index]) is FCLayer
                 if (conv_bias or dense) and bias_before_batchnorm(layers, index):
+                    # Its rounding is that of a sum of dZ, whose terms can be far larger
+                    # than any gradient (BatchNorm divides by a small spread).
                     bias = (slice(None),) if conv_bias else (slice(None), -1)
-                    zero = 1e3 * TOL[dtype] * largest
+                    zero = max(1e3 * TOL[dtype] * largest, TOL[dtype] * terms[index][0])
                     assert max(np.abs(g[bias]).max(), np.abs(g_ref[bias]).max()) <= zero, key
                     if conv_bias:
                         continue
@@ -270,6 +289,13 @@ SIZES = st.sampled_from([11, 12, 13])
 @example(sized=(12, [ConvLayer(2, 3, padding=1), ConvLayer(3, 1, padding=1), ReLULayer(),
                      BatchNorm(), FlatLayer(), FCLayer_Sigmoid(5)]),
          dtype=np.float32, shards=False, block=blocks.BLOCK, winograd=False, seed=46121)
+# Found by a longer search: a 1 x 1 convolution down to one pixel before BatchNorm, whose
+# nine values per channel barely differed; dZ reached 15,000 and its float32 sum, the
+# bias gradient, 0.004 (0 in float64), more than the net's largest gradient allowed.
+@example(sized=(12, [ConvLayer_ReLU(2, 1, stride=3), PoolLayer_Avg(3, stride=1),
+                     ConvLayer(2, 1, stride=2), BatchNorm(), FlatLayer(), FCLayer(5),
+                     BatchNorm(), FCLayer(1), FCLayer_Softmax(5)]),
+         dtype=np.float32, shards=False, block=1, winograd=False, seed=7294)
 def test_drawn_architectures_agree_on_both_paths(sized, dtype, shards, block, winograd, seed):
     """Blocks of one image, of a few, and of the whole batch."""
     size, layers = sized
