@@ -15,14 +15,14 @@ products, one per element of the tile:
     M[e] = V[e] (tiles, c) @ U[e] (c, nf),   V = B^T d B,  U = G g G^T
 
 that is 16 multiply-adds per 2 x 2 outputs and channel pair (m = 2), or 36 per 4 x 4
-(m = 4), instead of 9 per output.  The weight gradient takes these steps back, from the
-same transformed tiles V (weight_gradient), and the input gradient is a convolution of
-its own (blocks.BlockedConv.correlate).  What it adds is the transforms: each input tile
-copied (neighbouring tiles overlap by two rows and columns: 4 times the input for
+(m = 4), instead of 9 per output.  What Winograd adds is the transforms: each input
+tile copied (neighbouring tiles overlap by two rows and columns: 4 times the input for
 m = 2, 2.25 times for m = 4), B^T d B, and A^T M A.  Here each 2-D transform is one
 product with a constant matrix on tiles flattened row by row, (B^T d B).ravel() =
 kron(B^T, B^T) @ d.ravel(): one call each, where strided additions measured slower in
-NumPy.
+NumPy.  The weight gradient takes these steps back, from the same transformed tiles V
+(weight_gradient); the input gradient is a convolution of its own
+(blocks.BlockedConv.correlate).
 
 Rounding: the transforms of F(2 x 2, 3 x 3) have entries 0, +-1 and +-1/2, so the error
 is that of the direct sum times a small constant: in float32 about the window matrix's
