@@ -26,7 +26,8 @@ NumPy.  The weight gradient takes these steps back, from the same transformed ti
 
 Rounding: the transforms of F(2 x 2, 3 x 3) have entries 0, +-1 and +-1/2, so the error
 is that of the direct sum times a small constant: in float32 about the window matrix's
-on the zoo's shapes, forward and weight gradient.  F(4 x 4, 3 x 3) interpolates at 0,
+on the zoo's shapes for the output, a few times it for the weight gradient.
+F(4 x 4, 3 x 3) interpolates at 0,
 +-1, +-2 (entries up to 8 in A and 5 in B, 1/24 in G): its terms are larger than the
 sums they make, and its float32 error is several times the window matrix's, a few
 millionths of the largest value on the zoo's shapes (benchmarks/winograd.py);
