@@ -11,8 +11,8 @@ prediction) and the forward pass with the weight gradient (as in training,
 the window matrix or the transformed tiles kept for it) on the same blocks of
 images each contender's blocks in the fast path hold (blocks.image_blocks:
 a window matrix, or Winograd's transformed tiles, of about blocks.BLOCK
-numbers), one block after the other on one core, their turns interleaved, median of the
-repeats; F(4 x 4, 3 x 3) where the sides divide by 4.  Each float32 result is
+numbers), one block after the other on one core, their turns interleaved,
+median of the repeats; F(4 x 4, 3 x 3) where the sides divide by 4.  Each float32 result is
 compared with the window matrix's in float64.  The fast path takes Winograd's
 from blocks.WINOGRAD_CHANNELS input channels on (winograd.py says why and
 what it costs).
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{' x '.join(map(str, row['input']))} -> {row['filters']} "
               f"({', '.join(row['in'])}), images a block: " + ", ".join(
                   f"{name} {count}" for name, count in row["block_images"].items())
-              + f"; fast path: "
-              f"{row['in_fast_path']}")
+              + f"; fast path: {row['in_fast_path']}")
         for part, ms in row["ms"].items():
             print(f"  {part}: " + ", ".join(
                 f"{name} {ms[name]:.2f} ms ({ms['im2col'] / ms[name]:.2f}x)" for name in ms))

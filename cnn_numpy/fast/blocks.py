@@ -218,15 +218,15 @@ class BlockedConv:
         return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf
 
     def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,
-                 dx: np.ndarray | None, cols: np.ndarray | None = None) -> np.ndarray:
+                 dx: np.ndarray | None, kept: np.ndarray | None = None) -> np.ndarray:
         """The block's [dW; db] (K + 1, nf) from its dZ (out_shape(b)); with dx (the
         block's input gradient, (b, ih, iw, c)), the windows' gradients are written there.
-        cols: what forward returned, if it was kept."""
+        kept: what forward returned (window matrix or transformed tiles), if it was kept."""
         if self.winograd:
-            V = winograd.transform(self._padded(x), self.winograd) if cols is None else cols
+            V = winograd.transform(self._padded(x), self.winograd) if kept is None else kept
             dWb = winograd.weight_gradient(V, dZ, self.order)
         else:
-            cols = self.columns(x) if cols is None else cols
+            cols = self.columns(x) if kept is None else kept
             dWb = weight_gradient(cols, dZ.reshape(-1, self.nf))
         if dx is not None and self._correlates():
             self.correlate(dZ, W, dx)

@@ -27,16 +27,16 @@ NumPy.  The weight gradient takes these steps back, from the same transformed ti
 Rounding: the transforms of F(2 x 2, 3 x 3) have entries 0, +-1 and +-1/2, so the error
 is that of the direct sum times a small constant: in float32 about the window matrix's
 on the zoo's shapes for the output, a few times it for the weight gradient.
-F(4 x 4, 3 x 3) interpolates at 0,
-+-1, +-2 (entries up to 8 in A and 5 in B, 1/24 in G): its terms are larger than the
-sums they make, and its float32 error is several times the window matrix's, a few
-millionths of the largest value on the zoo's shapes (benchmarks/winograd.py);
-tests/test_fast.py holds it to 2e-5 of the largest value.
+F(4 x 4, 3 x 3) interpolates at 0, +-1, +-2 (entries up to 8 in A and 5 in B, 1/24 in
+G): its terms are larger than the sums they make, and its float32 error is several
+times the window matrix's, a few millionths of the largest value on the zoo's shapes
+(benchmarks/winograd.py); tests/test_fast.py holds it to 2e-5 of the largest value.
 """
 
 from __future__ import annotations
 
 import math
+from functools import cache
 
 import numpy as np
 
@@ -64,6 +64,12 @@ TRANSFORMS = {
 }
 
 
+@cache
+def _matrices(m: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TRANSFORMS[m] in dtype, made once (not per block of every pass)."""
+    return tuple(a.astype(dtype) for a in TRANSFORMS[m])
+
+
 def tile_side(height: int, width: int) -> int:
     """The output tile side m for an output of height x width: 4 where both divide by 4
     (fewer multiplications, a smaller copy of the tiles), else 2 where both are even,
@@ -79,7 +85,7 @@ def filters(Wb: np.ndarray, c: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     W.reshape(-1, nf) of a (3, 3, c, nf) filter bank -> (U ((m+2)^2, c, nf), b (nf,))
     for output tiles of side m."""
     nf = Wb.shape[1]
-    U = TRANSFORMS[m][1].astype(Wb.dtype) @ Wb[:-1].reshape(9, c * nf)
+    U = _matrices(m, Wb.dtype)[1] @ Wb[:-1].reshape(9, c * nf)
     return U.reshape(-1, c, nf), Wb[-1]
 
 
@@ -91,7 +97,7 @@ def transform(xp: np.ndarray, m: int) -> np.ndarray:
     n, th, tw, *_, c = tiles.shape
     d = np.empty((t * t, n * th * tw * c), dtype=xp.dtype)
     np.copyto(d.reshape(t, t, n, th, tw, c), tiles.transpose(3, 4, 0, 1, 2, 5))
-    return np.dot(TRANSFORMS[m][0].astype(xp.dtype), d).reshape(t * t, n * th * tw, c)
+    return np.dot(_matrices(m, xp.dtype)[0], d).reshape(t * t, n * th * tw, c)
 
 
 def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.ndarray,
@@ -105,7 +111,7 @@ def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.nda
     m = math.isqrt(U.shape[0]) - 2
     V = transform(xp, m)
     M = np.matmul(V, U)  # ((m+2)^2, tiles, nf)
-    Y = np.dot(TRANSFORMS[m][2].astype(xp.dtype), M.reshape(U.shape[0], -1))
+    Y = np.dot(_matrices(m, xp.dtype)[2], M.reshape(U.shape[0], -1))
     target = out if out.flags.c_contiguous else np.empty(out.shape, dtype=out.dtype)
     tiled = _tiled(target, order, m)
     np.add(_by_tile(Y, tiled), b, out=tiled)
@@ -126,9 +132,10 @@ def weight_gradient(V: np.ndarray, dZ: np.ndarray, order: int = 1) -> np.ndarray
     dZ."""
     t = math.isqrt(V.shape[0])
     m, c, nf = t - 2, V.shape[2], dZ.shape[-1]
-    _, FILTER, OUTPUT = (a.astype(dZ.dtype) for a in TRANSFORMS[m])
+    _, FILTER, OUTPUT = _matrices(m, dZ.dtype)
+    dZ = np.ascontiguousarray(dZ)
     dY = np.empty((m * m, V.shape[1], nf), dtype=dZ.dtype)
-    tiled = _tiled(np.ascontiguousarray(dZ), order, m)
+    tiled = _tiled(dZ, order, m)
     np.copyto(_by_tile(dY, tiled), tiled)
     dM = np.dot(OUTPUT.T, dY.reshape(m * m, -1)).reshape(t * t, -1, nf)
     dU = np.matmul(V.transpose(0, 2, 1), dM)  # ((m+2)^2, c, nf)
