@@ -79,10 +79,34 @@ def test_shards_cover_the_batch_in_order(n, training, sizes):
     assert all(a.stop == b.start for a, b in zip(slices, slices[1:], strict=False))
 
 
+@pytest.mark.parametrize("n, weights, sizes", [
+    (64, threads.FEW_WEIGHTS, [32, 32]), (127, 1000, [64, 63]), (63, 1000, [63]),
+    (64, threads.FEW_WEIGHTS + 1, [64]), (64, None, [64]), (128, 1000, [64, 64]),
+    (256, 1000, [64] * 4)])
+def test_training_a_network_with_few_weights_takes_shards_of_32_from_64_samples(
+        n, weights, sizes):
+    assert [s.stop - s.start for s in threads.shard_slices(n, True, weights)] == sizes
+
+
+def test_the_fast_path_counts_every_weight_for_its_shards():
+    net = conv_net(seed=0)
+    X, _ = data(64)
+    net.build(X.shape[1:])
+    weights = sum(array.size for layer in net.layers for array in layer.params().values())
+    assert weights <= threads.FEW_WEIGHTS
+    assert len(net._fast_path.shard_slices(64, True)) == 2
+    wide = Net([FlatLayer(), FCLayer_ReLU(threads.FEW_WEIGHTS // 392 + 1),
+                FCLayer_Softmax(10)], seed=0)
+    wide.build(X.shape[1:])
+    assert len(wide._fast_path.shard_slices(64, True)) == 1
+    assert len(wide._fast_path.shard_slices(64, False)) == 2
+
+
 def plan(net: Net, X, training: bool, whole_last: bool) -> list[tuple[str, list[str]]]:
     """The fast path's steps for X, each with the names of its layers."""
     path = net._fast_path
-    steps = path.steps(plan_ops(net.layers, training), X, training, whole_last)
+    shards = len(path.shard_slices(X.shape[0], training))
+    steps = path.steps(plan_ops(net.layers, training), X, training, whole_last, shards)
     return [(how, [type(layer).__name__ for op in ops for layer in op.layers])
             for how, ops in steps]
 
@@ -101,7 +125,9 @@ def test_the_plan_shards_per_sample_runs_and_keeps_the_rest_whole():
     runs = [len(layers) for how, layers in plan(net, X, False, False) if how != "whole"]
     assert runs == [6]
     assert {how for how, _ in plan(net, X[:63], False, False)} == {"whole"}  # 1 shard
-    assert {how for how, _ in plan(net, X[:127], True, True)} == {"whole"}
+    # training: this network has few weights, so 64 samples or more make 2 shards
+    assert {how for how, _ in plan(net, X[:63], True, True)} == {"whole"}
+    assert plan(net, X[:64], True, True) == plan(net, X, True, True)
 
 
 
@@ -290,12 +316,12 @@ def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkey
             assert net.layers[6].blas == [2]
             net.train(X, y, 0.01)
             assert net.layers[6].blas == [1]
-            net.train(X[:64], y[:64], 0.01)  # one shard, a small convolution: one block
+            net.train(X[:63], y[:63], 0.01)  # one shard, a small convolution: one block
             assert net.layers[6].blas == [2]
             with monkeypatch.context() as patch:
                 patch.setattr(blocks, "LARGE", 1)  # the convolution large: in blocks
                 patch.setattr(blocks, "BLOCK", 3000)
-                net.train(X[:64], y[:64], 0.01)
+                net.train(X[:63], y[:63], 0.01)
                 assert net.layers[6].blas == [1]
             reference = Net(net.layers, fast=False)
             reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is

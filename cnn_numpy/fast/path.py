@@ -142,6 +142,7 @@ class FastPath:
         # What forward ran, for backward: (how, the planned ops, each shard's copies).
         self._tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         self._one_blas_thread = False  # forward's choice, for backward
+        self._slices: list[slice] = []  # forward's shards, for backward
 
     def describe(self, training: bool = True) -> list[str]:
         """For each layer, the operation that computes it, e.g. 'conv+relu+max_pool (0-1)'."""
@@ -153,9 +154,15 @@ class FastPath:
             first = last + 1
         return names
 
-    def steps(self, ops: list[Op], X: np.ndarray, training: bool,
-              whole_last: bool) -> list[tuple[str, list[Op]]]:
-        """The operations as steps (how, ops) for the batch X:
+    def shard_slices(self, n: int, training: bool) -> list[slice]:
+        """threads.shard_slices for a batch of n through these layers (their weights)."""
+        weights = sum(array.size for layer in self.layers for array in layer.params().values())
+        return threads.shard_slices(n, training, weights)
+
+    def steps(self, ops: list[Op], X: np.ndarray, training: bool, whole_last: bool,
+              shards: int) -> list[tuple[str, list[Op]]]:
+        """The operations as steps (how, ops) for the batch X in `shards` shards
+        (shard_slices):
 
             "whole"   one operation on the whole batch;
             "shards"  consecutive per-sample operations, shard by shard on the
@@ -169,7 +176,7 @@ class FastPath:
         stay whole.  whole_last: the last layer sees the whole
         batch (the loss needs all of it).
         """
-        if len(threads.shard_slices(X.shape[0], training)) == 1:
+        if shards == 1:
             return [("whole", [op]) for op in ops]
         size = math.prod(X.shape[1:])
         sizes, peaks, shape = [], [], X.shape[1:]  # each op's output, its largest inside
@@ -214,14 +221,14 @@ class FastPath:
         them).  BLAS runs on one thread in a pass with shards (threads.blas_for_pass).
         """
         ops = plan_ops(self.layers, training)
-        plan = self.steps(ops, X, training, whole_last)
+        slices = self.shard_slices(X.shape[0], training)
+        plan = self.steps(ops, X, training, whole_last, len(slices))
         for how, run in plan:  # what the layers cache is not what these ops compute
             for op in run:
                 if how != "whole" or not isinstance(op, Reference):
                     for layer in op.layers:
                         _forget(layer)
         threads.keep_freed_memory()
-        slices = threads.shard_slices(X.shape[0], training)
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         A: np.ndarray | list[np.ndarray] = X
         # BLAS on one thread when the pass uses the thread pool: for shards, or for the
@@ -243,14 +250,14 @@ class FastPath:
                 A = threads.run_all([partial(_forward_through, ops, part, training)
                                      for ops, part in zip(shards, parts, strict=True)])
                 tape.append((how, run, shards))
-        self._tape = tape if training else []
+        self._tape, self._slices = (tape, slices) if training else ([], [])
         return _whole(A)
 
     def backward(self, dZ: np.ndarray) -> None:
         """From dZ of the last layer (whole batch) back to the first layer, after
         forward(training=True); stores each layer's gradients (the shards' added in
         shard order)."""
-        slices = threads.shard_slices(dZ.shape[0])
+        slices = self._slices
         first = _first_learner(self.layers)
         with threads.blas_for_pass(self._one_blas_thread):
             dA: np.ndarray | list | None = self.layers[-1].backpropagate_dZ(dZ)

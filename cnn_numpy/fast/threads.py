@@ -11,9 +11,9 @@ over the shards); other layers that look at the whole batch (Dropout while
 training, the loss) run once on the batch.
 
 Identical results whatever the number of threads: the shards depend on the
-batch size only (`shard_slices`), each shard is computed by the same code
-on whichever thread takes it, and the Net adds the shards' weight
-gradients in shard order.  While a pass runs operations on shards,
+batch size and the network's number of weights only (`shard_slices`), each
+shard is computed by the same code on whichever thread takes it, and the Net
+adds the shards' weight gradients in shard order.  While a pass runs operations on shards,
 NumPy's BLAS computes on one thread, so that its own threads do not fight
 the workers for the cores (blas_for_pass).
 
@@ -48,9 +48,13 @@ MAX_SHARDS = 8
 #: shards of 32 did not win back: on 2 cores they trained the cnn at batch 64
 #: and the deep model at 64 and 128 slower than one whole batch.
 MIN_SHARD = 64
-#: The same for a prediction (shard_slices), which adds no gradients up: shards of 32
-#: predicted the zoo's batches of 64 faster than one shard (docs/performance.md).
-MIN_PREDICT_SHARD = 32
+#: The same for a pass whose shards have no gradients to add up (a prediction) or few:
+#: training a network of FEW_WEIGHTS weights or fewer.  Shards of 32 predicted the zoo's
+#: batches of 64 faster than one shard, and trained those of its networks with 95 K
+#: weights or fewer faster too, while networks of 225 K weights or more trained slower
+#: (docs/performance.md).
+MIN_LIGHT_SHARD = 32
+FEW_WEIGHTS = 2**17
 #: Layers whose samples (input and output) all hold fewer numbers than this stay
 #: whole.  NumPy keeps Python's lock through small operations, so threads on
 #: short vectors mostly wait for each other.
@@ -63,19 +67,20 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0  # its max_workers
 
 
-def shard_slices(n: int, training: bool = True) -> list[slice]:
-    """How a batch of n samples is split: contiguous slices, a function of n (and of
-    training) only.
+def shard_slices(n: int, training: bool = True, weights: int | None = None) -> list[slice]:
+    """How a batch of n samples is split: contiguous slices, a function of n, training
+    and the network's number of weights (None: not known, taken as many) only.
 
     Shards of 64 samples or a little more, at most 8: one shard below 128
     samples (the command line's default batches of 32 and 64 included), 2
     for 128, 8 from 512 on.  More shards than threads let an idle worker
     take over work from one that another program slows down.  A prediction
-    has no gradients to add up, so from 2 * MIN_PREDICT_SHARD samples on it
-    has 2 shards at least.
+    has no gradients to add up, and a network of FEW_WEIGHTS weights or fewer
+    few, so from 2 * MIN_LIGHT_SHARD samples on they have 2 shards at least.
     """
     count = max(1, min(MAX_SHARDS, n // MIN_SHARD))
-    if not training and n >= 2 * MIN_PREDICT_SHARD:
+    light = not training or (weights is not None and weights <= FEW_WEIGHTS)
+    if light and n >= 2 * MIN_LIGHT_SHARD:
         count = max(count, 2)
     return even_slices(n, count)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import Layer
@@ -15,7 +17,7 @@ class FlatLayer(Layer):
     """
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)
 
     def forward_propagate(self, A_prev: np.ndarray) -> np.ndarray:
         """A_prev (n, ...) -> A (n, prod(...))."""
