@@ -72,11 +72,11 @@ def shard_slices(n: int, training: bool = True, weights: int | None = None) -> l
     and the network's number of weights (None: not known, taken as many) only.
 
     Shards of 64 samples or a little more, at most 8: one shard below 128
-    samples (the command line's default batches of 32 and 64 included), 2
-    for 128, 8 from 512 on.  More shards than threads let an idle worker
-    take over work from one that another program slows down.  A prediction
-    has no gradients to add up, and a network of FEW_WEIGHTS weights or fewer
-    few, so from 2 * MIN_LIGHT_SHARD samples on they have 2 shards at least.
+    samples, 2 for 128, 8 from 512 on.  More shards than threads let an idle
+    worker take over work from one that another program slows down.  A
+    prediction has no gradients to add up, and the training of a network of
+    FEW_WEIGHTS weights or fewer has few, so from 2 * MIN_LIGHT_SHARD samples
+    on they have 2 shards at least.
     """
     count = max(1, min(MAX_SHARDS, n // MIN_SHARD))
     light = not training or (weights is not None and weights <= FEW_WEIGHTS)
