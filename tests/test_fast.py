@@ -221,6 +221,11 @@ SHIPPED = {
     "stride-groups": lambda: [ConvLayer_ReLU(5, 3, engine="stride_groups"),
                               PoolLayer_Max(2, engine="stride_groups"), FlatLayer(),
                               FCLayer_Softmax(5)],
+    # pools whose windows leave a border of their input out (9 x 9 by 2, 4 x 4 by 3)
+    "pools-leaving-a-border": lambda: [ConvLayer_ReLU(4, 2), PoolLayer_Max(2),
+                                       PoolLayer_Max(3), FlatLayer(), FCLayer_Softmax(5)],
+    "avg-pool-leaving-a-border": lambda: [ConvLayer(3, 2), TanhLayer(), PoolLayer_Avg(2),
+                                          FlatLayer(), FCLayer_Softmax(5)],
     "naive-and-user": lambda: [ConvLayer_ReLU(2, 3, engine="naive"), Scale(),
                                PoolLayer_Max(2, engine="naive"), FlatLayer(),
                                FCLayer_Softmax(5)],

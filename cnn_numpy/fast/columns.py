@@ -11,7 +11,7 @@ function computes what the reference computes:
     window_max       each window's maximum, written into a given array
     first_max_index  np.argmax's first maximum, by arithmetic on small integers
     route_to_max     max pooling's backward pass, written instead of added where the
-                     windows tile the input
+                     windows do not overlap
 """
 
 from __future__ import annotations
@@ -160,8 +160,8 @@ def route_to_max(dout: np.ndarray, index: np.ndarray, elements: list[np.ndarray]
                  write: bool) -> None:
     """Max pooling's backward pass over window elements: elements[k] (views of dx)
     gets dout where index == k, else 0; written if write (no input element is in
-    two windows, and dx need not be zeroed first), else added (when windows overlap,
-    an input element collects from several)."""
+    two windows; dx elements in none must be zeroed by the caller), else added (when
+    windows overlap, an input element collects from several)."""
     for k, element in enumerate(elements):
         if write:
             np.multiply(dout, index == k, out=element)

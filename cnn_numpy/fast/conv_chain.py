@@ -214,11 +214,11 @@ class ConvChain(Op):
         elif self.max_pool:
             dP = self._slope(dA, self.A[s], owned)
             dZ = self._spread(dP, g, lambda views: route_to_max(
-                dP, self.index[s], views, write=self.tiled))
+                dP, self.index[s], views, write=self.s >= self.fw))
         else:
             share = dA / np.asarray(self.fw ** 2, dtype=dA.dtype)
             dZ = self._spread(share, g, lambda views: _add_to_each(share, views,
-                                                                   self.tiled))
+                                                                   self.s >= self.fw))
             if self.keep:
                 dZ = self._slope(dZ, self.kept[i], owned=True)
         return g.backward(self.x[s], dZ, self.conv.W, None if dx is None else dx[s],
@@ -226,7 +226,7 @@ class ConvChain(Op):
 
     def _spread(self, dP: np.ndarray, g: BlockedConv, fill) -> np.ndarray:
         """The block's dZ (b, oh, ow, nf) from the pooled gradient: fill(views) writes or
-        adds into the pool's offset views of it."""
+        adds into the pool's offset views of it, after zeros where they do not tile it."""
         dZ = np.empty(g.out_shape(dP.shape[0]), dtype=dP.dtype)
         if not self.tiled:
             dZ[...] = 0
@@ -275,7 +275,8 @@ def _mean(views: list[np.ndarray], out: np.ndarray) -> None:
 
 
 def _add_to_each(share: np.ndarray, views: list[np.ndarray], write: bool) -> None:
-    """Each view gets share: written where the views tile their array, else added."""
+    """Each view gets share: written where no two views share an element (the
+    elements in none are zeroed by the caller), else added."""
     for view in views:
         if write:
             view[...] = share

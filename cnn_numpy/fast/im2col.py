@@ -62,11 +62,12 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool):
 
 def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     """dx (shape of x): each window's gradient at its first maximum.  Where the windows
-    tile x (stride fw, fw dividing its size), every dx element is written once."""
+    do not overlap (stride fw or more), each dx element in one is written once; where
+    they also tile x (stride fw, fw dividing its size), dx needs no zeros first."""
     x, out, index, fw, stride = cache
     if index is None:
         index = first_max_index(offset_views(x, fw, stride), out)
     tiled = stride == fw and x.shape[1] % fw == 0 and x.shape[2] % fw == 0
     dx = (np.empty if tiled else np.zeros)(x.shape, dtype=dout.dtype)
-    route_to_max(dout, index, offset_views(dx, fw, stride), write=tiled)
+    route_to_max(dout, index, offset_views(dx, fw, stride), write=stride >= fw)
     return dx
