@@ -745,7 +745,8 @@ def test_a_convolution_runs_in_blocks_when_its_work_pays_for_them(n, size, fw, c
 @pytest.mark.parametrize("n, size, c, fw, count", [
     (32, 24, 32, 5, 32),  # 5 x 5 on 32 channels: 0.46 M numbers of windows, an image a block
     (32, 32, 32, 3, 5),   # a small VGG's second: Winograd's tiles, 74 K numbers, 7 a block
-    (32, 28, 1, 3, 1),    # a LeNet's first: 0.6 M numbers of windows, in cache as one block
+    (32, 28, 1, 3, 1),    # a LeNet's first: 0.25 M numbers of windows, in cache as one block
+    (64, 32, 3, 3, 4),    # 3 channels on 32 x 32: 1.8 M numbers of windows, 18 images a block
 ])
 def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, size, c, fw,
                                                                           count):

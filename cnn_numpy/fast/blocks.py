@@ -56,9 +56,11 @@ WORK = 2**26
 BATCH = 64
 #: A prediction on a shard, whose thread is one of the pool's already, runs a convolution
 #: in blocks, one after the other, when its window matrix holds CACHE_LARGE numbers or
-#: more: for the cache alone (a shard of 32 small VGG images has a 38 MB window matrix).
-#: (In training, blocks cost a second window copy in the backward pass: not worth it.)
-CACHE_LARGE = 2**21
+#: more (4 MB in float32, four times a core's L2 cache here): for the cache alone (a
+#: shard of 32 small VGG images has a 38 MB window matrix; 64 images of three channels
+#: on 32 x 32, 7 MB).  (In training, blocks cost a second window copy in the backward
+#: pass: not worth it.)
+CACHE_LARGE = 2**20
 #: A 3 x 3 stride-1 convolution with this many input channels or more, and an even
 #: output, runs its forward pass and weight gradient as Winograd's (winograd.py:
 #: F(4 x 4, 3 x 3) where the output's sides divide by 4, else F(2 x 2, 3 x 3)); so does
