@@ -595,6 +595,28 @@ def _blocked_pass(x, W, b, dZ, pads, order, block, dtype):
     return Z, dx, dWb[:-1].reshape(W.shape), dWb[-1], geometry.winograd
 
 
+@pytest.mark.parametrize("shape, conv, pool, rows, pads", [
+    # the odd sizes' first chain: a 3 x 3 pool reads 24 x 24 of 26 x 26, from 27 x 27
+    ((2, 29, 29, 3), ConvLayer(4, 4), PoolLayer_Max(3), 27, ((0, 0), (0, 0))),
+    # its second: 3 x 3 by 2 reads 7 x 7 of 8 x 8, which need no padding below
+    ((2, 8, 8, 16), ConvLayer(8, 3, padding=1), PoolLayer_Max(3, stride=2), 8,
+     ((1, 0), (1, 0))),
+    # 2 x 2 reads all of 26 x 26; a strided 'same' convolution's 32 x 32 likewise
+    ((2, 28, 28, 1), ConvLayer(4, 3), PoolLayer_Max(2), 28, ((0, 0), (0, 0))),
+    ((2, 64, 64, 3), ConvLayer(4, 3, stride=2, padding="same"), PoolLayer_Avg(2), 64,
+     ((0, 1), (0, 1))),
+])
+def test_a_chain_convolves_only_what_its_pool_reads(shape, conv, pool, rows, pads):
+    """conv_chain._under_pool: the rows and columns of the input, and the padding, that
+    the outputs under the pool's windows need; the whole input where it reads them all."""
+    conv.build(shape, np.random.default_rng(0), np.float32)
+    A = np.zeros(shape, np.float32)
+    used, used_pads = conv_chain._under_pool(A, conv.pads(*shape[1:3]), conv, pool)
+    assert used.shape == (shape[0], rows, rows, shape[3])
+    assert used_pads == pads
+    assert (used is A) == (rows == shape[1] and pads == conv.pads(*shape[1:3]))
+
+
 @pytest.mark.parametrize("pool", [PoolLayer_Max(2), PoolLayer_Avg(2), PoolLayer_Max(3, stride=2)])
 @pytest.mark.parametrize("activation", [ReLULayer(), TanhLayer()])
 def test_a_prediction_by_channel_gives_what_the_chain_gives_by_pixel(pool, activation):

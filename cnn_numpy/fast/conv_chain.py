@@ -11,6 +11,11 @@ weight and input gradients in the same way.  The blocks run on the thread pool;
 the weight gradient is their sum in block order, so the bits do not depend on the
 thread count.
 
+A pool whose windows leave the convolution's last rows or columns out (a 3 x 3
+pool on 26 x 26 reads 24 x 24) never reads those outputs, so the chain computes
+only the outputs it reads, from the part of its input they need (_under_pool);
+the rest of the input gets a zero gradient, as in the reference.
+
 Before a max pool the activation runs after the pool, on the pooled numbers
 (p*p times fewer): every activation here is non-decreasing, so the maximum
 of the activations is the activation of the maximum, and a window's gradient
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engines.geometry import output_size
 from ..engines.im2col import offset_views
 from ..layers import (
     BatchNorm,
@@ -93,8 +99,9 @@ class ConvChain(Op):
 
     def forward(self, A, training):
         conv, pool = self.conv, self.pool
-        self.x, self.training = A, training
-        pads = conv.pads(A.shape[1], A.shape[2])
+        self.x_shape, self.training = A.shape, training
+        A, pads = _under_pool(A, conv.pads(A.shape[1], A.shape[2]), conv, pool)
+        self.x = A
         cached = self.on_shard and not training
         share = not self.on_shard and threads.blas_on_one_thread()
         g = BlockedConv(A.shape, conv.W, conv.stride, pads, for_cache=cached, share=share)
@@ -195,14 +202,15 @@ class ConvChain(Op):
         return dA
 
     def backward(self, dA, owned, need_dx):
-        dx = np.empty(self.x.shape, dtype=dA.dtype) if need_dx else None
+        full = np.empty(self.x_shape, dtype=dA.dtype) if need_dx else None
+        dx = None if full is None else _zero_outside(full, self.x.shape)
         parts = threads.run_all([lambda i=i, s=s: self._backward_block(i, s, dA[s], owned, dx)
                                  for i, s in enumerate(self.blocks)])
         dWb = parts[0]
         for part in parts[1:]:
             dWb += part
         self.grads = {"dW": dWb[:-1].reshape(self.conv.W.shape), "db": dWb[-1]}
-        return dx
+        return full
 
     def _backward_block(self, i: int, s: slice, dA: np.ndarray, owned: bool,
                         dx: np.ndarray | None) -> np.ndarray:
@@ -282,3 +290,36 @@ def _add_to_each(share: np.ndarray, views: list[np.ndarray], write: bool) -> Non
             view[...] = share
         else:
             view += share
+
+
+def _under_pool(A: np.ndarray, pads, conv: Layer, pool: Layer | None):
+    """(A's rows and columns that the outputs under the pool's windows read, as a view,
+    and their padding): a pool whose windows leave the convolution's last rows or
+    columns out (a 3 x 3 pool on 26 x 26 reads 24 x 24) reads only part of it, so the
+    convolution computes only that part; the rest of A gets a zero gradient
+    (_zero_outside), as it does in the reference, where the outputs it reaches have
+    none.  A itself and its pads where the pool reads every output."""
+    if pool is None:
+        return A, pads
+    fw, stride = conv.W.shape[0], conv.stride
+    sizes, new_pads = [], []
+    for size, (before, after) in zip(A.shape[1:3], pads, strict=True):
+        out = output_size(before + size + after, fw, stride)
+        pooled = output_size(out, pool.filter_width, pool.stride)
+        used = (pooled - 1) * pool.stride + pool.filter_width  # outputs the pool reads
+        needed = (used - 1) * stride + fw - before  # input rows from A's first
+        if needed < 1:  # (those outputs see padding only)
+            return A, pads
+        sizes.append(min(size, needed))
+        new_pads.append((before, needed - sizes[-1]))
+    if tuple(sizes) == A.shape[1:3] and tuple(new_pads) == tuple(pads):
+        return A, pads
+    return A[:, : sizes[0], : sizes[1]], tuple(new_pads)
+
+
+def _zero_outside(dx: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The view dx[:, :h, :w] of (n, h, w, c) = shape, after zeros in the rest of dx."""
+    h, w = shape[1:3]
+    dx[:, h:] = 0
+    dx[:, :h, w:] = 0
+    return dx[:, :h, :w]
