@@ -226,6 +226,13 @@ SHIPPED = {
                                        PoolLayer_Max(3), FlatLayer(), FCLayer_Softmax(5)],
     "avg-pool-leaving-a-border": lambda: [ConvLayer(3, 2), TanhLayer(), PoolLayer_Avg(2),
                                           FlatLayer(), FCLayer_Softmax(5)],
+    # average pools of more than conv_chain.MANY elements: a global one, and one of 5 x 5
+    # that leaves a border of 9 x 9
+    "global-average-pool": lambda: [ConvLayer_ReLU(4, 3, padding=1), PoolLayer_Avg(10),
+                                    FlatLayer(), FCLayer_Softmax(5)],
+    "wide-average-pool-leaving-a-border": lambda: [ConvLayer(3, 2), TanhLayer(),
+                                                   PoolLayer_Avg(5), FlatLayer(),
+                                                   FCLayer_Softmax(5)],
     "naive-and-user": lambda: [ConvLayer_ReLU(2, 3, engine="naive"), Scale(),
                                PoolLayer_Max(2, engine="naive"), FlatLayer(),
                                FCLayer_Softmax(5)],

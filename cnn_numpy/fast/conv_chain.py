@@ -54,6 +54,13 @@ from .ops import Op, engine_of, runs_fast
 #: output is copied back to (n, h, w, nf).  The product's output then has rows of M
 #: numbers instead of nf, and the pool reads long runs instead of a pixel's few channels.
 BY_CHANNEL = 16
+#: An average pool whose windows tile the convolution's output and hold more than this
+#: many elements (a global average pool) sums them in two whole-array steps, along each
+#: window's rows and then along its columns, and spreads its gradient back in one
+#: broadcast, rather than one elementwise step per window element: a 32 x 32 window
+#: took 1,024 calls.  With 2 x 2 and 3 x 3 windows the steps per element were faster,
+#: with 4 x 4 the same (docs/performance.md).
+MANY = 16
 #: Activation layers a chain takes over, by the name it gives them.
 ACTIVATIONS = {ReLULayer: "relu", LeakyReLULayer: "leaky_relu", TanhLayer: "tanh",
                SigmoidLayer: "sigmoid"}
@@ -151,16 +158,19 @@ class ConvChain(Op):
         if self.keep:
             self.kept[i] = Z
         self._convolve(i, s, Z)
-        views = self._views(Z)
         pooled = self._new(out.shape, out.dtype) if self.by_channel else out
         if self.max_pool:
+            views = self._views(Z)
             window_max(views, out=pooled)
             if self.index is not None:
                 first_max_index(views, pooled, out=self.index[s])
             self._activate(pooled)
         else:
             self._activate(Z)
-            _mean(views, pooled)
+            if self._whole_windows():
+                _window_mean(Z, self.fw, pooled)
+            else:
+                _mean(self._views(Z), pooled)
         if self.by_channel:
             out[...] = pooled
 
@@ -224,13 +234,22 @@ class ConvChain(Op):
             dZ = self._spread(dP, g, lambda views: route_to_max(
                 dP, self.index[s], views, write=self.s >= self.fw))
         else:
-            share = dA / np.asarray(self.fw ** 2, dtype=dA.dtype)
-            dZ = self._spread(share, g, lambda views: _add_to_each(share, views,
-                                                                   self.s >= self.fw))
+            dZ = self._spread_average(dA, g)
             if self.keep:
                 dZ = self._slope(dZ, self.kept[i], owned=True)
         return g.backward(self.x[s], dZ, self.conv.W, None if dx is None else dx[s],
                           self.cols[i])
+
+    def _spread_average(self, dA: np.ndarray, g: BlockedConv) -> np.ndarray:
+        """The block's dZ from the average pool's gradient: dA / fw^2 in every element of
+        its window."""
+        if self._whole_windows():
+            dZ = np.empty(g.out_shape(dA.shape[0]), dtype=dA.dtype)
+            _spread_mean(dA, self.fw, dZ)
+            return dZ
+        share = dA / np.asarray(self.fw ** 2, dtype=dA.dtype)
+        return self._spread(share, g, lambda views: _add_to_each(share, views,
+                                                                 self.s >= self.fw))
 
     def _spread(self, dP: np.ndarray, g: BlockedConv, fill) -> np.ndarray:
         """The block's dZ (b, oh, ow, nf) from the pooled gradient: fill(views) writes or
@@ -240,6 +259,10 @@ class ConvChain(Op):
             dZ[...] = 0
         fill(self._views(dZ))
         return dZ
+
+    def _whole_windows(self) -> bool:
+        """Whether the average pool's windows tile Z and are many elements each (MANY)."""
+        return self.tiled and self.geometry.order == 1 and self.fw ** 2 > MANY
 
     def _views(self, Z: np.ndarray) -> list[np.ndarray]:
         """The pool's window elements of a block's Z (in window order: its pieces)."""
@@ -280,6 +303,24 @@ def _mean(views: list[np.ndarray], out: np.ndarray) -> None:
     for view in views[2:]:
         out += view
     out /= np.asarray(len(views), dtype=out.dtype)
+
+
+def _window_mean(Z: np.ndarray, p: int, out: np.ndarray) -> None:
+    """out (b, oh/p, ow/p, nf) = the mean of each p x p window of Z (b, oh, ow, nf), the
+    windows tiling Z: sums along the windows' rows (whole rows of Z), then along their
+    columns."""
+    b, oh, ow, nf = Z.shape
+    rows = Z.reshape(b, oh // p, p, ow, nf).sum(axis=2)
+    np.sum(rows.reshape(b, oh // p, ow // p, p, nf), axis=3, out=out)
+    out /= np.asarray(p * p, dtype=out.dtype)
+
+
+def _spread_mean(dP: np.ndarray, p: int, dZ: np.ndarray) -> None:
+    """dZ (b, oh, ow, nf) = dP (b, oh/p, ow/p, nf) / p^2 in every element of its p x p
+    window, the windows tiling dZ: _window_mean's backward pass."""
+    b, oh, ow, nf = dZ.shape
+    share = dP / np.asarray(p * p, dtype=dP.dtype)
+    dZ.reshape(b, oh // p, p, ow // p, p, nf)[...] = share[:, :, None, :, None, :]
 
 
 def _add_to_each(share: np.ndarray, views: list[np.ndarray], write: bool) -> None:
