@@ -32,7 +32,14 @@ from cnn_numpy import (
 from cnn_numpy.data import load_dataset
 from cnn_numpy.engines import get_engine, im2col
 from cnn_numpy.fast import blocks, conv_chain, conv_pool, ops, threads, winograd
-from cnn_numpy.fast.columns import CHUNK, THIN, weight_gradient
+from cnn_numpy.fast.columns import (
+    CHUNK,
+    THIN,
+    first_max_index,
+    route_to_max,
+    weight_gradient,
+    window_max,
+)
 from cnn_numpy.layers import Layer
 
 #: Agreement asked for: this share of each array's largest magnitude.
@@ -226,13 +233,18 @@ SHIPPED = {
                                        PoolLayer_Max(3), FlatLayer(), FCLayer_Softmax(5)],
     "avg-pool-leaving-a-border": lambda: [ConvLayer(3, 2), TanhLayer(), PoolLayer_Avg(2),
                                           FlatLayer(), FCLayer_Softmax(5)],
-    # average pools of more than conv_chain.MANY elements: a global one, and one of 5 x 5
-    # that leaves a border of 9 x 9
+    # pools of more than conv_chain.MANY elements: global ones, and ones of 5 x 5 that
+    # leave a border of 9 x 9
     "global-average-pool": lambda: [ConvLayer_ReLU(4, 3, padding=1), PoolLayer_Avg(10),
                                     FlatLayer(), FCLayer_Softmax(5)],
     "wide-average-pool-leaving-a-border": lambda: [ConvLayer(3, 2), TanhLayer(),
                                                    PoolLayer_Avg(5), FlatLayer(),
                                                    FCLayer_Softmax(5)],
+    "global-max-pool": lambda: [ConvLayer_ReLU(4, 3, padding=1), PoolLayer_Max(10),
+                                FlatLayer(), FCLayer_Softmax(5)],
+    "wide-max-pool-leaving-a-border": lambda: [ConvLayer(20, 2), TanhLayer(),
+                                               PoolLayer_Max(5), FlatLayer(),
+                                               FCLayer_Softmax(5)],
     "naive-and-user": lambda: [ConvLayer_ReLU(2, 3, engine="naive"), Scale(),
                                PoolLayer_Max(2, engine="naive"), FlatLayer(),
                                FCLayer_Softmax(5)],
@@ -469,6 +481,30 @@ def test_max_pool_in_window_order_computes_what_im2col_computes(p, n, c, ties, d
         dZ = im2col.max_pool_backward(dout, pool_cache)
         dZw = conv_pool.max_pool_backward(dout, pool_cache_w)
         np.testing.assert_array_equal(dZw, conv_pool.by_pool_window(dZ, p))
+
+
+@pytest.mark.parametrize("p", [5, 8])
+@pytest.mark.parametrize("ties", [False, True])
+def test_a_large_max_pool_in_whole_array_steps_computes_what_its_steps_compute(p, ties):
+    """conv_chain's max pool over windows of more than MANY elements, by window element:
+    the maxima, the first maximum's index and the routed gradient of window_max,
+    first_max_index and route_to_max, exactly, with ties too."""
+    rng = np.random.default_rng(p)
+    Z = rng.standard_normal((p, p, 3, 2, 2, 4))
+    if ties:  # many equal maxima, as after a ReLU
+        Z = np.maximum(np.round(Z), 0)
+    views = [Z[a, q] for a in range(p) for q in range(p)]
+    out = window_max(views)
+    index = first_max_index(views, out)
+    out_whole, index_whole = np.empty_like(out), np.empty_like(index)
+    conv_chain._max_by_element(Z, out_whole, index_whole)
+    np.testing.assert_array_equal(out_whole, out)
+    np.testing.assert_array_equal(index_whole, index)
+    dP = rng.standard_normal(out.shape)
+    dZ, dZ_whole = np.empty_like(Z), np.empty_like(Z)
+    route_to_max(dP, index, [dZ[a, q] for a in range(p) for q in range(p)], write=True)
+    conv_chain._route_by_element(dP, index, dZ_whole)
+    np.testing.assert_array_equal(dZ_whole, dZ)
 
 
 @settings(max_examples=80, deadline=None)

@@ -54,12 +54,14 @@ from .ops import Op, engine_of, runs_fast
 #: output is copied back to (n, h, w, nf).  The product's output then has rows of M
 #: numbers instead of nf, and the pool reads long runs instead of a pixel's few channels.
 BY_CHANNEL = 16
-#: An average pool whose windows tile the convolution's output and hold more than this
-#: many elements (a global average pool) sums them in two whole-array steps, along each
-#: window's rows and then along its columns, and spreads its gradient back in one
-#: broadcast, rather than one elementwise step per window element: a 32 x 32 window
-#: took 1,024 calls.  With 2 x 2 and 3 x 3 windows the steps per element were faster,
-#: with 4 x 4 the same (docs/performance.md).
+#: A pool whose windows tile the convolution's output and hold more than this many
+#: elements (a global pool) runs in whole-array steps rather than one elementwise step
+#: per window element (a 32 x 32 window took 1,024 calls): an average pool sums along
+#: each window's rows and then along its columns and spreads its gradient back in one
+#: broadcast; a max pool, whose output comes by window element, takes the maximum and
+#: its index along that axis and routes its gradient in one comparison.  With 2 x 2 and
+#: 3 x 3 windows the steps per element were faster, with 4 x 4 the same
+#: (docs/performance.md).
 MANY = 16
 #: Activation layers a chain takes over, by the name it gives them.
 ACTIVATIONS = {ReLULayer: "relu", LeakyReLULayer: "leaky_relu", TanhLayer: "tanh",
@@ -159,7 +161,10 @@ class ConvChain(Op):
             self.kept[i] = Z
         self._convolve(i, s, Z)
         pooled = self._new(out.shape, out.dtype) if self.by_channel else out
-        if self.max_pool:
+        if self.max_pool and self._whole_windows():
+            _max_by_element(Z, pooled, None if self.index is None else self.index[s])
+            self._activate(pooled)
+        elif self.max_pool:
             views = self._views(Z)
             window_max(views, out=pooled)
             if self.index is not None:
@@ -229,6 +234,9 @@ class ConvChain(Op):
         g = self.geometry
         if self.pool is None:
             dZ = self._slope(dA, self.A[s], owned)
+        elif self.max_pool and self._whole_windows():
+            dZ = np.empty(g.out_shape(dA.shape[0]), dtype=dA.dtype)
+            _route_by_element(self._slope(dA, self.A[s], owned), self.index[s], dZ)
         elif self.max_pool:
             dP = self._slope(dA, self.A[s], owned)
             dZ = self._spread(dP, g, lambda views: route_to_max(
@@ -261,8 +269,11 @@ class ConvChain(Op):
         return dZ
 
     def _whole_windows(self) -> bool:
-        """Whether the average pool's windows tile Z and are many elements each (MANY)."""
-        return self.tiled and self.geometry.order == 1 and self.fw ** 2 > MANY
+        """Whether the pool's windows tile Z and are many elements each (MANY), and Z is in
+        the order the whole-array steps read: by window element for a max pool, plain
+        for an average pool."""
+        order = self.fw if self.max_pool else 1
+        return self.tiled and self.geometry.order == order and self.fw ** 2 > MANY
 
     def _views(self, Z: np.ndarray) -> list[np.ndarray]:
         """The pool's window elements of a block's Z (in window order: its pieces)."""
@@ -321,6 +332,25 @@ def _spread_mean(dP: np.ndarray, p: int, dZ: np.ndarray) -> None:
     b, oh, ow, nf = dZ.shape
     share = dP / np.asarray(p * p, dtype=dP.dtype)
     dZ.reshape(b, oh // p, p, ow // p, p, nf)[...] = share[:, :, None, :, None, :]
+
+
+def _max_by_element(Z: np.ndarray, out: np.ndarray, index: np.ndarray | None) -> None:
+    """out = each window's maximum of Z (p, p, b, oh/p, ow/p, nf), by window element
+    (conv_pool.by_pool_window), and index (if given) = the element k = p a + q of its
+    first maximum, as first_max_index gives it (np.argmax takes the first)."""
+    flat = Z.reshape(-1, out.size)
+    out[...] = flat.max(axis=0).reshape(out.shape)
+    if index is not None:
+        index[...] = flat.argmax(axis=0).reshape(index.shape)
+
+
+def _route_by_element(dP: np.ndarray, index: np.ndarray, dZ: np.ndarray) -> None:
+    """dZ (p, p, b, oh/p, ow/p, nf), by window element, = dP where the element is its
+    window's first maximum (index), else 0: _max_by_element's backward pass."""
+    count = dZ.shape[0] * dZ.shape[1]
+    elements = np.arange(count, dtype=index.dtype).reshape(count, 1)
+    np.multiply(dP.reshape(1, -1), elements == index.reshape(1, -1),
+                out=dZ.reshape(count, -1))
 
 
 def _add_to_each(share: np.ndarray, views: list[np.ndarray], write: bool) -> None:
