@@ -483,6 +483,26 @@ def test_max_pool_in_window_order_computes_what_im2col_computes(p, n, c, ties, d
         np.testing.assert_array_equal(dZw, conv_pool.by_pool_window(dZ, p))
 
 
+@pytest.mark.parametrize("shape, fw, stride, pads", [
+    ((2, 9, 11, 3), 3, 1, ((1, 1), (1, 1))),
+    ((2, 16, 16, 2), 3, 2, ((0, 1), (0, 1))),
+    ((1, 10, 13, 4), 2, 1, ((0, 0), (0, 0))),
+])
+def test_a_window_matrix_copied_channel_by_channel_is_the_window_matrix(shape, fw, stride,
+                                                                         pads):
+    """BlockedConv.columns of an element-major window matrix with several channels (copied
+    from the block padded channel by channel) holds what window_matrix copies from the
+    pixel-major padded block, exactly."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    conv = blocks.BlockedConv(shape, np.zeros((fw, fw, shape[3], 4), np.float32), stride,
+                              pads)
+    assert conv.columns_by_element()
+    want = blocks.window_matrix(blocks.window_view(conv._padded(x), fw, stride))
+    got = conv.columns(x)
+    assert got.flags.c_contiguous and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("p", [5, 8])
 @pytest.mark.parametrize("ties", [False, True])
 def test_a_large_max_pool_in_whole_array_steps_computes_what_its_steps_compute(p, ties):

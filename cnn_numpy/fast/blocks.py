@@ -37,7 +37,13 @@ import numpy as np
 from ..engines.geometry import output_size
 from ..engines.im2col import offset_views
 from . import threads, winograd
-from .columns import element_major, weight_gradient, window_matrix, window_view
+from .columns import (
+    element_major,
+    weight_gradient,
+    window_matrix,
+    window_matrix_by_channel,
+    window_view,
+)
 from .conv_pool import by_pool_window
 
 #: Numbers in one block's window matrix (or Winograd's transformed tiles), at most
@@ -149,9 +155,23 @@ class BlockedConv:
 
     def columns(self, x: np.ndarray) -> np.ndarray:
         """x (b, ih, iw, c) -> the (K + 1, M) window matrix of columns.window_matrix (its
-        last row ones), its columns in this convolution's position order."""
+        last row ones), its columns in this convolution's position order.  Stored
+        element-major with several channels, it is copied from the block padded channel
+        by channel (columns.window_matrix_by_channel)."""
+        if self.c > 1 and self.columns_by_element():
+            return window_matrix_by_channel(self._padded_by_channel(x), self.fw, self.stride)
         windows = window_view(self._padded(x), self.fw, self.stride)
         return window_matrix(self._arranged(windows))
+
+    def _padded_by_channel(self, x: np.ndarray) -> np.ndarray:
+        """The block x (b, ih, iw, c) with its zero padding, channel by channel: (c, b,
+        top + ih + bottom, left + iw + right), in one copy."""
+        b = x.shape[0]
+        shape = (self.c, b, self.top + self.ih + self.bottom, self.left + self.iw + self.right)
+        xp = np.zeros(shape, dtype=x.dtype) if self.padded else np.empty(shape, dtype=x.dtype)
+        np.copyto(xp[:, :, self.top : self.top + self.ih, self.left : self.left + self.iw],
+                  x.transpose(3, 0, 1, 2))
+        return xp
 
     def forward(self, x: np.ndarray, Wb: np.ndarray, out: np.ndarray,
                 columns: bool = True) -> np.ndarray | None:

@@ -5,6 +5,8 @@ function computes what the reference computes:
 
     window_matrix    the reference's window matrix, stored in the memory order that
                      gives the copy long contiguous runs
+    window_matrix_by_channel  the same, element-major, from an input stored channel
+                     by channel
     weight_gradient  [dW; db] = cols @ dZ, a thin one summed over fixed chunks of
                      windows (the same bits on any thread count), others with np.dot
                      (which lets go of Python's lock)
@@ -48,6 +50,27 @@ def window_matrix(windows: np.ndarray) -> np.ndarray:
     else:
         cols = np.empty((m, k + 1), dtype=windows.dtype).T
         np.copyto(cols[:k].T.reshape(windows.shape), windows)
+    cols[k] = 1
+    return cols
+
+
+def window_matrix_by_channel(xc: np.ndarray, fw: int, stride: int) -> np.ndarray:
+    """window_matrix's element-major (K + 1, M) matrix of the windows of an input stored
+    channel by channel, xc (c, n, ih, iw) (the padded block, transposed).
+
+    Row (a, q, k) of the matrix is xc[k, :, a::stride, q::stride], cut to the
+    output's size: its runs along an output row are read from a row of one
+    channel, contiguous at stride 1, instead of one number in every c of a
+    pixel-major input."""
+    xc = np.ascontiguousarray(xc)
+    c, n, ih, iw = xc.shape
+    oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
+    sc, sn, sh, sw = xc.strides
+    k = fw * fw * c
+    view = np.ndarray((fw, fw, c, n, oh, ow), xc.dtype, buffer=xc,
+                      strides=(sh, sw, sc, sn, sh * stride, sw * stride))
+    cols = np.empty((k + 1, n * oh * ow), dtype=xc.dtype)
+    np.copyto(cols[:k].reshape(fw, fw, c, n, oh, ow), view)
     cols[k] = 1
     return cols
 
