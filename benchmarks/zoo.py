@@ -107,6 +107,13 @@ ZOO: dict[str, tuple[tuple[int, int, int], str, str]] = {
                   "FCLayer_ReLU(64), FCLayer_Softmax(10)",
                   "sizes where windows do not tile: 29 x 29 colour, a 4 x 4 filter, a 3 x 3 "
                   "pool on 26 x 26, an overlapping pool"),
+    "narrow-deep": ((28, 28, 1), "ConvLayer_ReLU(8, 3, padding='same'), "
+                    "ConvLayer_ReLU(8, 3, padding='same'), ConvLayer_ReLU(8, 3, padding='same'), "
+                    "PoolLayer_Max(2), ConvLayer_ReLU(16, 3, padding='same'), "
+                    "ConvLayer_ReLU(16, 3, padding='same'), PoolLayer_Max(2), FlatLayer(), "
+                    "FCLayer_Softmax(10)",
+                    "a deeper stack of narrow 'same' 3 x 3 convolutions, 8 and 16 channels, "
+                    "28 x 28 grey"),
 }
 
 torch = None  # PyTorch, once load_torch() has imported it
