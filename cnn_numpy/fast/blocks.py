@@ -138,16 +138,19 @@ class BlockedConv:
             return n, self.oh, self.ow, self.nf
         return p, p, n, self.oh // p, self.ow // p, self.nf
 
-    def _padded(self, x: np.ndarray) -> np.ndarray:
+    def _padded(self, x: np.ndarray, by_channel: bool = False) -> np.ndarray:
         """The block x with its zero padding, in a new array (in cache: a ninth or less of
-        the window matrix the copy then writes)."""
-        if not self.padded:
+        the window matrix the copy then writes); with by_channel, stored channel by
+        channel, (c, b, top + ih + bottom, left + iw + right), in the same one copy
+        (also without padding)."""
+        if not (self.padded or by_channel):
             return x
-        b = x.shape[0]
-        xp = np.zeros((b, self.top + self.ih + self.bottom, self.left + self.iw + self.right,
-                       self.c), dtype=x.dtype)
+        b, h, w = x.shape[0], self.top + self.ih + self.bottom, self.left + self.iw + self.right
+        new = np.zeros if self.padded else np.empty
+        stored = new((self.c, b, h, w) if by_channel else (b, h, w, self.c), dtype=x.dtype)
+        xp = stored.transpose(1, 2, 3, 0) if by_channel else stored  # (b, h, w, c) either way
         np.copyto(xp[:, self.top : self.top + self.ih, self.left : self.left + self.iw], x)
-        return xp
+        return stored
 
     def _arranged(self, view: np.ndarray) -> np.ndarray:
         """A (b, oh, ow, ...) view in this convolution's position order."""
@@ -159,19 +162,10 @@ class BlockedConv:
         element-major with several channels, it is copied from the block padded channel
         by channel (columns.window_matrix_by_channel)."""
         if self.c > 1 and self.columns_by_element():
-            return window_matrix_by_channel(self._padded_by_channel(x), self.fw, self.stride)
+            return window_matrix_by_channel(self._padded(x, by_channel=True), self.fw,
+                                            self.stride)
         windows = window_view(self._padded(x), self.fw, self.stride)
         return window_matrix(self._arranged(windows))
-
-    def _padded_by_channel(self, x: np.ndarray) -> np.ndarray:
-        """The block x (b, ih, iw, c) with its zero padding, channel by channel: (c, b,
-        top + ih + bottom, left + iw + right), in one copy."""
-        b = x.shape[0]
-        shape = (self.c, b, self.top + self.ih + self.bottom, self.left + self.iw + self.right)
-        xp = np.zeros(shape, dtype=x.dtype) if self.padded else np.empty(shape, dtype=x.dtype)
-        np.copyto(xp[:, :, self.top : self.top + self.ih, self.left : self.left + self.iw],
-                  x.transpose(3, 0, 1, 2))
-        return xp
 
     def forward(self, x: np.ndarray, Wb: np.ndarray, out: np.ndarray,
                 columns: bool = True) -> np.ndarray | None:

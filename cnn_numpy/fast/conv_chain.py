@@ -161,14 +161,8 @@ class ConvChain(Op):
             self.kept[i] = Z
         self._convolve(i, s, Z)
         pooled = self._new(out.shape, out.dtype) if self.by_channel else out
-        if self.max_pool and self._whole_windows():
-            _max_by_element(Z, pooled, None if self.index is None else self.index[s])
-            self._activate(pooled)
-        elif self.max_pool:
-            views = self._views(Z)
-            window_max(views, out=pooled)
-            if self.index is not None:
-                first_max_index(views, pooled, out=self.index[s])
+        if self.max_pool:
+            self._max_pool(Z, pooled, None if self.index is None else self.index[s])
             self._activate(pooled)
         else:
             self._activate(Z)
@@ -178,6 +172,17 @@ class ConvChain(Op):
                 _mean(self._views(Z), pooled)
         if self.by_channel:
             out[...] = pooled
+
+    def _max_pool(self, Z: np.ndarray, pooled: np.ndarray, index: np.ndarray | None) -> None:
+        """pooled = each window's maximum of the block's Z; index (if given) = where its
+        first maximum is."""
+        if self._whole_windows():
+            _max_by_element(Z, pooled, index)
+            return
+        views = self._views(Z)
+        window_max(views, out=pooled)
+        if index is not None:
+            first_max_index(views, pooled, out=index)
 
     def _new(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         """An empty (..., nf) array: stored channel by channel (its last axis first) when
