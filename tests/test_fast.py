@@ -884,3 +884,21 @@ def test_a_small_convolution_in_a_pass_with_blas_on_one_thread_takes_both_cores(
     shared = blocks.BlockedConv((64, 64, 64, 3), W, 2, pads, share=True).blocks
     assert len(shared) >= 2 and shared[-1].stop == 64
     assert len(blocks.BlockedConv((1, 64, 64, 3), W, 2, pads, share=True).blocks) == 1
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (7,), (3, 4, 5, 6), (700, 900), (1, 1_200_000)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels moved", "every other column",
+                                    "transposed", "reversed"])
+def test_relu_in_place_against_zeros_laid_out_as_its_input_is_max_with_0(shape, layout):
+    """ops.relu reads an array of zeros with the input's own strides (in pieces when the
+    input spans more than ZEROS_BYTES): the result is np.maximum(Z, 0) for any layout,
+    written into Z, NaN kept."""
+    base = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    if base.size:
+        base.flat[5::97], base.flat[0] = np.nan, -1
+    Z = {"contiguous": base, "channels moved": np.moveaxis(base, 0, -1),
+         "every other column": base[..., ::2], "transposed": base.T,
+         "reversed": base[::-1]}[layout]
+    want = np.maximum(Z, 0)
+    assert ops.relu(Z) is Z
+    np.testing.assert_array_equal(Z, want)

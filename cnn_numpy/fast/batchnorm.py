@@ -23,7 +23,7 @@ import numpy as np
 from ..layers import Layer
 from . import blocks, conv_pool, im2col, threads
 from .blocks import BlockedConv
-from .ops import JointOp, fast_engine, pad, relu_mask, unpad
+from .ops import JointOp, fast_engine, pad, relu, relu_mask, unpad
 
 
 class BatchNormOnShards(JointOp):
@@ -161,7 +161,7 @@ class ConvBatchNormMaxPool(JointOp):
                                                                argmax=True)
             out[...] = P
         if self.relu:
-            np.maximum(out, 0, out=out)
+            relu(out)
         return cache
 
     def backward_parts(self, dparts: list[np.ndarray], owned: bool,

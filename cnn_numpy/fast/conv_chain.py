@@ -46,7 +46,7 @@ from ..layers.activations import sigmoid
 from . import threads
 from .blocks import BlockedConv
 from .columns import first_max_index, index_dtype, route_to_max, window_max
-from .ops import Op, engine_of, runs_fast
+from .ops import Op, engine_of, relu, runs_fast
 
 #: In prediction, a convolution whose window matrix is stored element-major (few input
 #: channels) with this many filters or fewer, and a pool after it, computes its output
@@ -200,7 +200,7 @@ class ConvChain(Op):
         """The activation, in place."""
         kind = self.activation
         if kind == "relu":
-            np.maximum(Z, 0, out=Z)
+            relu(Z)
         elif kind == "leaky_relu":
             np.multiply(Z, np.asarray(self.alpha, dtype=Z.dtype), out=Z, where=~(Z > 0))
         elif kind == "tanh":

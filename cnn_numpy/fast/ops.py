@@ -120,6 +120,34 @@ class Reference(Op):
         return Reference(copy.copy(self.layers[0]), self.new_gradient, self.passes_gradient)
 
 
+#: relu's zeros, read beside Z in pieces of at most this many bytes (so they stay in cache).
+ZEROS_BYTES = 2**21
+_ZEROS = np.zeros(ZEROS_BYTES, dtype=np.uint8)
+
+
+def relu(Z: np.ndarray) -> np.ndarray:
+    """Z = max(Z, 0), in place; returns Z.
+
+    The 0 is an array of zeros laid out in memory as Z is, not a scalar:
+    NumPy runs maximum's vector loop only when both operands step through
+    memory, and against a broadcast 0 it took 4 to 6 times as long
+    (docs/performance.md).  A Z larger than ZEROS_BYTES goes in pieces."""
+    steps = [(step, n) for step, n in zip(Z.strides, Z.shape, strict=True) if n > 1]
+    if Z.size == 0 or any(step <= 0 for step, _ in steps):
+        return np.maximum(Z, 0, out=Z)
+    if Z.itemsize + sum((n - 1) * step for step, n in steps) <= ZEROS_BYTES:
+        zeros = np.ndarray(Z.shape, Z.dtype, buffer=_ZEROS, strides=Z.strides)
+        return np.maximum(Z, zeros, out=Z)
+    if Z.ndim > 1 and Z.flags.c_contiguous:
+        relu(Z.reshape(-1))
+        return Z
+    axis = max((i for i, n in enumerate(Z.shape) if n > 1), key=lambda i: Z.strides[i])
+    size = max(1, ZEROS_BYTES // Z.strides[axis])
+    for start in range(0, Z.shape[axis], size):
+        relu(Z[(slice(None),) * axis + (slice(start, start + size),)])
+    return Z
+
+
 def relu_mask(dA: np.ndarray, A: np.ndarray, owned: bool) -> np.ndarray:
     """dA where A > 0, else 0: the ReLU's backward pass, in place when dA is owned."""
     return np.multiply(dA, A > 0, out=dA if owned else None)
@@ -176,7 +204,7 @@ class Conv(Op):
         self.engine = fast_engine(conv)
         self.pads = conv.pads(A.shape[1], A.shape[2])
         Z, self.cache = self.engine.conv_forward(pad(A, self.pads), conv.W, conv.b, conv.stride)
-        self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
+        self.A = relu(Z) if self.relu else Z
         return self.A
 
     def backward(self, dA, owned, need_dx):
@@ -215,7 +243,7 @@ class ConvMaxPool(Op):
         Z, self.conv_cache = self.conv_engine.conv_forward(x, conv.W, conv.b, conv.stride)
         P, self.pool_cache = self.pool_engine.max_pool_forward(Z, pool.filter_width,
                                                                pool.stride, argmax=training)
-        self.A = np.maximum(P, 0, out=P) if self.relu else P
+        self.A = relu(P) if self.relu else P
         return self.A
 
     def backward(self, dA, owned, need_dx):
@@ -245,7 +273,7 @@ class MaxPool(Op):
         self.engine = fast_engine(pool)
         P, self.cache = self.engine.max_pool_forward(A, pool.filter_width, pool.stride,
                                                      argmax=training)
-        self.A = np.maximum(P, 0, out=P) if self.relu else P
+        self.A = relu(P) if self.relu else P
         return self.A
 
     def backward(self, dA, owned, need_dx):
@@ -290,7 +318,7 @@ class Dense(Op):
         _in_blocks(lambda units: np.matmul(A, W[units, :-1].T, out=Z[:, units]),
                    threads.even_slices(W.shape[0], self.count))
         Z += W[:, -1]
-        self.A = np.maximum(Z, 0, out=Z) if self.relu else Z
+        self.A = relu(Z) if self.relu else Z
         return self.A
 
     def backward(self, dA, owned, need_dx):
