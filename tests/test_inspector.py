@@ -420,9 +420,9 @@ def page(tmp_path_factory, served):
 
 
 def _wait(driver, condition, timeout=60):
-    from selenium.webdriver.support.ui import WebDriverWait
+    from test_web import _wait as wait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+    return wait(driver, condition, timeout)
 
 
 def _run(driver, key):

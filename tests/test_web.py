@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import inspect
 import io
 import json
 import shutil
@@ -367,9 +368,20 @@ def browser():
 
 
 def _wait(driver, condition, timeout=20):
+    """condition(driver), once it is true within timeout seconds.  A timeout fails saying
+    which condition it was, what the page's run was doing and the browser's last log
+    lines (Selenium's own message is empty)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(lambda d: condition(d))
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+    except TimeoutException as error:
+        run = driver.execute_script("return typeof trainState === 'undefined' ? 'no trainState'"
+                                    " : JSON.stringify(trainState && trainState.run)")
+        raise AssertionError(f"waited {timeout} s for {inspect.getsource(condition).strip()}\n"
+                             f"the page's run: {str(run)[:2000]}\n"
+                             f"the browser's log: {driver.get_log('browser')[-5:]}") from error
 
 
 def _idle(driver) -> bool:

@@ -458,9 +458,9 @@ def browser(tmp_path_factory):
 
 
 def _wait(driver, condition, timeout=60):
-    from selenium.webdriver.support.ui import WebDriverWait
+    from test_web import _wait as wait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: condition(d))
+    return wait(driver, condition, timeout)
 
 
 def _run(driver, key=None):
