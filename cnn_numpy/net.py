@@ -353,11 +353,14 @@ class Net:
         if X.shape[0] == 0:
             raise ValueError(f"Net: X is an empty batch (shape {X.shape})")
         X = np.asarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
+        # Both ends are NaN when X holds a NaN, and one is infinite when X holds an infinity:
+        # two reductions, which the range check needs anyway, rather than a third pass.
+        low, high = X.min(), X.max()
+        if not (np.isfinite(low) and np.isfinite(high)):
             raise ValueError("Net: X contains NaN or infinite values; clean the input first")
-        if not self._warned_range and X.max() > 25 and X.min() >= 0:
+        if not self._warned_range and high > 25 and low >= 0:
             self._warned_range = True
-            warnings.warn(f"Net: X holds values up to {X.max():g}, like raw 0..255 pixels; "
+            warnings.warn(f"Net: X holds values up to {high:g}, like raw 0..255 pixels; "
                           "cnn-numpy's models expect images scaled to [0, 1] (divide by 255)",
                           UserWarning, stacklevel=3)
         given = X.shape
