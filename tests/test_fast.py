@@ -534,6 +534,11 @@ def test_a_large_max_pool_in_whole_array_steps_computes_what_its_steps_compute(p
        block=st.sampled_from([1, 100, blocks.BLOCK]), dtype=st.sampled_from([np.float64,
                                                                              np.float32]),
        winograd=st.booleans(), seed=st.integers(0, 2**16))
+# input gradients copied filter by filter (rows of 10 outputs, longer than 3 x 2 numbers)
+@example(fw=3, stride=1, padding="same", size=(6, 10), n=3, c=2, nf=2, order=1, block=100,
+         dtype=np.float64, winograd=False, seed=1)
+@example(fw=2, stride=1, padding=0, size=(5, 9), n=2, c=3, nf=3, order=2,
+         block=blocks.BLOCK, dtype=np.float32, winograd=False, seed=2)
 def test_blocked_convolution_computes_what_im2col_computes(fw, stride, padding, size, n, c, nf,
                                                            order, block, dtype, winograd, seed):
     """blocks.py's convolution on blocks of images, with its padding written block by block,

@@ -278,16 +278,23 @@ class BlockedConv:
         b, fw = dx.shape[0], self.fw
         above, left = fw - 1 - self.top, fw - 1 - self.left  # < 0: rows of dZ not needed
         rows, cols = self.ih + fw - 1, self.iw + fw - 1
-        padded = np.zeros((b, rows, cols, self.nf), dtype=dZ.dtype)
+        m = self._winograd_tile(self.nf, self.ih, self.iw)
+        # An element-major window matrix of several filters' gradients is copied from
+        # them stored filter by filter, as columns() does for its input's channels.
+        by_channel = not m and self.nf > 1 and element_major(self.iw, fw, self.nf)
+        stored = np.zeros((self.nf, b, rows, cols) if by_channel else (b, rows, cols, self.nf),
+                          dtype=dZ.dtype)
+        padded = stored.transpose(1, 2, 3, 0) if by_channel else stored  # (b, rows, cols, nf)
         h0, w0 = max(0, -above), max(0, -left)  # dZ's first row and column inside
         h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
         dZ = self._plain(dZ)
         padded[:, above + h0 : above + h1, left + w0 : left + w1] = dZ[:, h0:h1, w0:w1]
-        m = self._winograd_tile(self.nf, self.ih, self.iw)
         if m:
             winograd.forward(padded, self._turned_filters(W, m), dx)
             return
-        windows = window_matrix(window_view(padded, fw, 1))[:-1]  # (fw * fw * nf, M)
+        windows = window_matrix_by_channel(stored, fw, 1) if by_channel \
+            else window_matrix(window_view(padded, fw, 1))
+        windows = windows[:-1]  # (fw * fw * nf, M)
         turned = self._turned(W)
         if dx.flags.c_contiguous:
             np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
