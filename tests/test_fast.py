@@ -907,3 +907,24 @@ def test_relu_in_place_against_zeros_laid_out_as_its_input_is_max_with_0(shape, 
     want = np.maximum(Z, 0)
     assert ops.relu(Z) is Z
     np.testing.assert_array_equal(Z, want)
+
+
+@pytest.mark.parametrize("p", [2, 3, 4])
+@pytest.mark.parametrize("c", [1, 6])
+def test_an_average_pool_whose_windows_tile_its_input_adds_rows_then_columns(p, c):
+    """conv_chain._tiled_mean (2 (p - 1) additions) gives what the pool's steps per window
+    element give, on an array stored pixel by pixel and on one stored channel by channel
+    (_as_stored); integer values, so the sums are exact in either order."""
+    from cnn_numpy.engines.im2col import offset_views
+
+    Z = np.random.default_rng(p * c).integers(-50, 50, (5, 4 * p, 3 * p, c)).astype(np.float64)
+    want = np.empty((5, 4, 3, c))
+    conv_chain._mean(offset_views(Z, p, p), want)
+    out = np.empty_like(want)
+    conv_chain._tiled_mean(Z, p, out)
+    np.testing.assert_array_equal(out, want)
+    by_channel = np.moveaxis(np.ascontiguousarray(np.moveaxis(Z, -1, 0)), 0, -1)
+    pooled = np.moveaxis(np.empty((c, 5, 4, 3)), 0, -1)
+    assert by_channel.flags.c_contiguous == (c == 1)  # one channel: the same layout
+    conv_chain._tiled_mean(conv_chain._as_stored(by_channel), p, conv_chain._as_stored(pooled))
+    np.testing.assert_array_equal(pooled, want)
