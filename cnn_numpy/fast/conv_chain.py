@@ -328,8 +328,9 @@ def _as_stored(A: np.ndarray) -> np.ndarray:
     stored channel by channel (ConvChain._new), (nf * b, h, w, 1)."""
     if A.flags.c_contiguous:
         return A
-    b, h, w, nf = A.shape
-    return np.moveaxis(A, -1, 0).reshape(nf * b, h, w, 1)  # (a view: contiguous so)
+    stored = np.moveaxis(A, -1, 0)
+    assert stored.flags.c_contiguous, "stored neither pixel by pixel nor channel by channel"
+    return stored.reshape(-1, *A.shape[1:3], 1)  # a view, not a copy, of contiguous memory
 
 
 def _tiled_mean(Z: np.ndarray, p: int, out: np.ndarray) -> None:
