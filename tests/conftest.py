@@ -7,11 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
+import threadpoolctl
 
 from cnn_numpy.cli import main
 from cnn_numpy.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Two or more xdist workers keep every core busy already: BLAS's own threads in each
+# worker (and in the programs the tests start) would only crowd the cores, and
+# OpenBLAS's waiting threads spin, taking time from the other worker (the suite took
+# 285-303 s on 2 cores so, 233 s with one BLAS thread a worker).  Tests that are about
+# thread counts set their own.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    threadpoolctl.threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
 @pytest.fixture(scope="session", autouse=True)
