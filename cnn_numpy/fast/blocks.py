@@ -146,9 +146,7 @@ class BlockedConv:
         if not (self.padded or by_channel):
             return x
         b, h, w = x.shape[0], self.top + self.ih + self.bottom, self.left + self.iw + self.right
-        new = np.zeros if self.padded else np.empty
-        stored = new((self.c, b, h, w) if by_channel else (b, h, w, self.c), dtype=x.dtype)
-        xp = stored.transpose(1, 2, 3, 0) if by_channel else stored  # (b, h, w, c) either way
+        stored, xp = _stored((b, h, w, self.c), x.dtype, by_channel, zeros=self.padded)
         np.copyto(xp[:, self.top : self.top + self.ih, self.left : self.left + self.iw], x)
         return stored
 
@@ -282,9 +280,7 @@ class BlockedConv:
         # An element-major window matrix of several filters' gradients is copied from
         # them stored filter by filter, as columns() does for its input's channels.
         by_channel = not m and self.nf > 1 and element_major(self.iw, fw, self.nf)
-        stored = np.zeros((self.nf, b, rows, cols) if by_channel else (b, rows, cols, self.nf),
-                          dtype=dZ.dtype)
-        padded = stored.transpose(1, 2, 3, 0) if by_channel else stored  # (b, rows, cols, nf)
+        stored, padded = _stored((b, rows, cols, self.nf), dZ.dtype, by_channel, zeros=True)
         h0, w0 = max(0, -above), max(0, -left)  # dZ's first row and column inside
         h1, w1 = min(self.oh, rows - above), min(self.ow, cols - left)
         dZ = self._plain(dZ)
@@ -326,6 +322,16 @@ class BlockedConv:
                 element += slab.reshape(element.shape)
         if self.padded:
             dx[...] = dxp[:, self.top : self.top + self.ih, self.left : self.left + self.iw]
+
+
+def _stored(shape: tuple[int, int, int, int], dtype, by_channel: bool,
+            zeros: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A new array of zeros (or empty) for (b, h, w, c) numbers: (the array as stored,
+    its (b, h, w, c) view).  Stored channel by channel, (c, b, h, w), with by_channel."""
+    b, h, w, c = shape
+    stored = (np.zeros if zeros else np.empty)((c, b, h, w) if by_channel else shape,
+                                              dtype=dtype)
+    return stored, stored.transpose(1, 2, 3, 0) if by_channel else stored
 
 
 def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pads):
