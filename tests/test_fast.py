@@ -926,5 +926,18 @@ def test_an_average_pool_whose_windows_tile_its_input_adds_rows_then_columns(p, 
     by_channel = np.moveaxis(np.ascontiguousarray(np.moveaxis(Z, -1, 0)), 0, -1)
     pooled = np.moveaxis(np.empty((c, 5, 4, 3)), 0, -1)
     assert by_channel.flags.c_contiguous == (c == 1)  # one channel: the same layout
-    conv_chain._tiled_mean(conv_chain._as_stored(by_channel), p, conv_chain._as_stored(pooled))
+    conv_chain._tiled_mean(conv_chain._as_stored(by_channel, True), p,
+                           conv_chain._as_stored(pooled, True))
     np.testing.assert_array_equal(pooled, want)
+
+
+@pytest.mark.parametrize("p", [2, 4, 5])
+def test_one_image_pooled_to_one_pixel_by_channel_is_what_the_plain_loop_gives(p):
+    """A prediction of one image whose few-channel convolution runs by channel and whose
+    average pool leaves 1 x 1: its arrays are contiguous read either way, so the chain
+    must go by how it stored them (it once took the pooled output for pixel-major)."""
+    X = np.random.default_rng(p).random((1, p + 1, p + 1, 1)).astype(np.float32)
+    net = Net([ConvLayer(4, 2), PoolLayer_Avg(p), FlatLayer(), FCLayer_Softmax(3)])
+    net.predict(X)  # builds it
+    assert net._fast_path.describe(training=False)[0] == "conv+avg_pool (0-1)"
+    np.testing.assert_allclose(net.predict(X), net.layer_outputs(X)[-1], rtol=1e-5)

@@ -166,10 +166,9 @@ class ConvChain(Op):
             self._activate(pooled)
         else:
             self._activate(Z)
-            if self._whole_windows():
-                _window_mean(Z, self.fw, pooled)
-            elif self.tiled and self.fw > 1:
-                _tiled_mean(_as_stored(Z), self.fw, _as_stored(pooled))
+            if self.tiled and self.fw > 1:
+                _tiled_mean(_as_stored(Z, self.by_channel), self.fw,
+                            _as_stored(pooled, self.by_channel))
             else:
                 _mean(self._views(Z), pooled)
         if self.by_channel:
@@ -323,45 +322,40 @@ def _mean(views: list[np.ndarray], out: np.ndarray) -> None:
     out /= np.asarray(len(views), dtype=out.dtype)
 
 
-def _as_stored(A: np.ndarray) -> np.ndarray:
+def _as_stored(A: np.ndarray, by_channel: bool) -> np.ndarray:
     """A (b, h, w, nf) as a C-contiguous (b', h, w, c) view of its memory: itself, or,
-    stored channel by channel (ConvChain._new), (nf * b, h, w, 1)."""
-    if A.flags.c_contiguous:
-        return A
-    stored = np.moveaxis(A, -1, 0)
-    assert stored.flags.c_contiguous, "stored neither pixel by pixel nor channel by channel"
-    return stored.reshape(-1, *A.shape[1:3], 1)  # a view, not a copy, of contiguous memory
+    with by_channel (stored channel by channel: ConvChain._new), (nf * b, h, w, 1).
+    (Told, not read from A's flags: with b = h = w = 1 both layouts are contiguous.)"""
+    stored = np.moveaxis(A, -1, 0) if by_channel else A
+    assert stored.flags.c_contiguous, "not stored as said"
+    return stored.reshape(-1, *A.shape[1:3], 1) if by_channel else A  # a view, not a copy
 
 
 def _tiled_mean(Z: np.ndarray, p: int, out: np.ndarray) -> None:
     """out (b, oh/p, ow/p, c) = the mean of each p x p window of Z (b, oh, ow, c), both
-    C-contiguous, the windows tiling Z, in 2 (p - 1) additions instead of p^2 - 1: the
-    windows' rows added as whole rows of Z, then their columns as runs of c numbers."""
+    C-contiguous, the windows tiling Z: the windows' rows summed as whole rows of Z,
+    then their columns as runs of c numbers.  Windows of more than MANY elements sum
+    along each axis in one reduction, smaller ones in 2 (p - 1) additions in all
+    (instead of p^2 - 1, one per window element)."""
     b, oh, ow, c = Z.shape
-    rows = Z.reshape(b, oh // p, p, ow * c)
-    total = rows[:, :, 0] + rows[:, :, 1]
-    for k in range(2, p):
-        total += rows[:, :, k]
-    columns = total.reshape(b, oh // p, ow // p, p * c)
-    np.add(columns[..., :c], columns[..., c : 2 * c], out=out)
-    for k in range(2, p):
-        out += columns[..., k * c : (k + 1) * c]
-    out /= np.asarray(p * p, dtype=out.dtype)
-
-
-def _window_mean(Z: np.ndarray, p: int, out: np.ndarray) -> None:
-    """out (b, oh/p, ow/p, nf) = the mean of each p x p window of Z (b, oh, ow, nf), the
-    windows tiling Z: sums along the windows' rows (whole rows of Z), then along their
-    columns."""
-    b, oh, ow, nf = Z.shape
-    rows = Z.reshape(b, oh // p, p, ow, nf).sum(axis=2)
-    np.sum(rows.reshape(b, oh // p, ow // p, p, nf), axis=3, out=out)
+    if p * p > MANY:
+        rows = Z.reshape(b, oh // p, p, ow, c).sum(axis=2)
+        np.sum(rows.reshape(b, oh // p, ow // p, p, c), axis=3, out=out)
+    else:
+        by_row = Z.reshape(b, oh // p, p, ow * c)
+        total = by_row[:, :, 0] + by_row[:, :, 1]
+        for k in range(2, p):
+            total += by_row[:, :, k]
+        columns = total.reshape(b, oh // p, ow // p, p * c)
+        np.add(columns[..., :c], columns[..., c : 2 * c], out=out)
+        for k in range(2, p):
+            out += columns[..., k * c : (k + 1) * c]
     out /= np.asarray(p * p, dtype=out.dtype)
 
 
 def _spread_mean(dP: np.ndarray, p: int, dZ: np.ndarray) -> None:
     """dZ (b, oh, ow, nf) = dP (b, oh/p, ow/p, nf) / p^2 in every element of its p x p
-    window, the windows tiling dZ: _window_mean's backward pass."""
+    window, the windows tiling dZ: _tiled_mean's backward pass."""
     b, oh, ow, nf = dZ.shape
     share = dP / np.asarray(p * p, dtype=dP.dtype)
     dZ.reshape(b, oh // p, p, ow // p, p, nf)[...] = share[:, :, None, :, None, :]
