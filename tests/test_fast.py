@@ -881,13 +881,16 @@ def test_the_fast_window_view_is_the_reference_view(fw, stride):
 
 
 def test_a_small_convolution_in_a_pass_with_blas_on_one_thread_takes_both_cores():
-    """share: other operations hold BLAS to one thread, so a convolution too small for
-    blocks of its own still takes two (a batch of one image stays whole)."""
+    """share: the pass holds BLAS to one thread, so a convolution too small for blocks of
+    its own still takes two when its work is SHARED_WORK or more (a batch of one image,
+    or of 8 images here, 3.7 M multiply-adds, stays whole)."""
     W = np.zeros((3, 3, 3, 16), np.float32)
     pads = ((0, 1), (0, 1))
     assert len(blocks.BlockedConv((64, 64, 64, 3), W, 2, pads).blocks) == 1
     shared = blocks.BlockedConv((64, 64, 64, 3), W, 2, pads, share=True).blocks
     assert len(shared) >= 2 and shared[-1].stop == 64
+    assert 64 * 32 * 32 * 28 * 16 >= blocks.SHARED_WORK > 8 * 32 * 32 * 28 * 16
+    assert len(blocks.BlockedConv((8, 64, 64, 3), W, 2, pads, share=True).blocks) == 1
     assert len(blocks.BlockedConv((1, 64, 64, 3), W, 2, pads, share=True).blocks) == 1
 
 

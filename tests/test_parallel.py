@@ -301,10 +301,11 @@ def test_blas_threads_come_back_after_a_pass():
 
 
 def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkeypatch):
-    """Spinning BLAS threads would take the cores from the workers: a pass with shards, or
-    with an operation that cuts its work into blocks for the pool (a large convolution, at
-    any batch size), runs BLAS on one thread; a pass without either, and the plain loop,
-    leave BLAS as it is (whatever the worker count)."""
+    """Spinning BLAS threads would take the cores from the workers, or from this thread's
+    elementwise steps: a pass with shards, with an operation that cuts its work into
+    blocks for the pool (a large convolution, at any batch size), or with large samples
+    runs BLAS on one thread; a pass without any, and the plain loop, leave BLAS as it
+    is (whatever the worker count)."""
     from cnn_numpy.fast import blocks
 
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
@@ -316,9 +317,12 @@ def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkey
             assert net.layers[6].blas == [2]
             net.train(X, y, 0.01)
             assert net.layers[6].blas == [1]
-            net.train(X[:63], y[:63], 0.01)  # one shard, a small convolution: one block
-            assert net.layers[6].blas == [2]
+            net.train(X[:63], y[:63], 0.01)  # one shard, samples of 14 x 14 x 16
+            assert net.layers[6].blas == [1]
             with monkeypatch.context() as patch:
+                patch.setattr(threads, "MIN_SAMPLE_SIZE", 14 * 14 * 16 + 1)  # small ones
+                net.train(X[:63], y[:63], 0.01)
+                assert net.layers[6].blas == [2]
                 patch.setattr(blocks, "LARGE", 1)  # the convolution large: in blocks
                 patch.setattr(blocks, "BLOCK", 3000)
                 net.train(X[:63], y[:63], 0.01)
@@ -326,6 +330,10 @@ def test_whole_batch_layers_keep_blas_on_one_thread_in_a_pass_with_shards(monkey
             reference = Net(net.layers, fast=False)
             reference.train(X, y, 0.01)  # the plain loop leaves BLAS as it is
             assert reference.layers[6].blas == [2]
+            dense = Net([FlatLayer(), FCLayer_ReLU(12), Halve(), FCLayer_Softmax(10)], seed=0)
+            for _ in range(2):  # samples of 392 numbers at most: BLAS as it is
+                dense.train(X[:63], y[:63], 0.01)
+                assert dense.layers[2].blas == [2]
 
 
 

@@ -60,6 +60,11 @@ BLOCK = 2**19
 LARGE = 2**24
 WORK = 2**26
 BATCH = 64
+#: A convolution in a pass that runs BLAS on one thread (`share`) is cut into blocks for
+#: the thread pool when its batch takes SHARED_WORK multiply-adds or more; below that the
+#: hand-over to a second thread cost more than the thread saved (LeNet-5 at batch 32 ran
+#: faster on one core than on two).
+SHARED_WORK = 2**23
 #: A prediction on a shard, whose thread is one of the pool's already, runs a convolution
 #: in blocks, one after the other, when its window matrix holds CACHE_LARGE numbers or
 #: more (4 MB in float32, four times a core's L2 cache here): for the cache alone (a
@@ -93,9 +98,8 @@ class BlockedConv:
     ((top, bottom), (left, right)).  order p > 1 puts the output positions in
     p x p pool window order (conv_pool.by_pool_window: (p, p, b, oh/p, ow/p));
     p must divide oh and ow.  for_cache: a prediction on a shard (see CACHE_LARGE).
-    share: the pass runs BLAS on one thread (threads.blas_on_one_thread), because
-    other operations use the pool, so this one takes two blocks at least rather
-    than one core.
+    share: the pass runs BLAS on one thread (threads.blas_on_one_thread), so this one
+    takes two blocks at least rather than one core, if its work is SHARED_WORK or more.
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
@@ -117,7 +121,8 @@ class BlockedConv:
         held = self.held_per_image() if self.winograd else per_image
         if pooled:
             self.blocks = image_blocks(n, held)
-        elif share and n > 1:  # both cores, though the work alone would not call for them
+        elif share and n > 1 and n * per_image * self.nf >= SHARED_WORK:
+            # both cores, though the work alone would not call for them
             self.blocks = threads.even_slices(n, max(2, len(image_blocks(n, held))))
         else:
             self.blocks = [slice(0, n)]

@@ -171,7 +171,7 @@ class FastPath:
                       block), given the shards together.
 
         A stretch of "shards" and "joint" operations is cut into shards only if
-        one of its samples is large (threads.worth_sharding), counting every
+        one of its samples is large (threads.large_sample), counting every
         layer's output inside a fused operation: dense layers on short vectors
         stay whole.  whole_last: the last layer sees the whole
         batch (the loss needs all of it).
@@ -179,14 +179,7 @@ class FastPath:
         if shards == 1:
             return [("whole", [op]) for op in ops]
         size = math.prod(X.shape[1:])
-        sizes, peaks, shape = [], [], X.shape[1:]  # each op's output, its largest inside
-        for op in ops:
-            peak = 0
-            for layer in op.layers:
-                shape = layer.output_shape(shape)
-                peak = max(peak, math.prod(shape))
-            sizes.append(math.prod(shape))
-            peaks.append(peak)
+        sizes, peaks = _sample_sizes(ops, X.shape[1:])
         steps: list[tuple[str, list[Op]]] = []
         stretch: list[Op] = []
         largest = 0
@@ -197,7 +190,7 @@ class FastPath:
                 largest = max(largest, size, peaks[i])
                 stretch.append(op)
             else:
-                if stretch and threads.worth_sharding(largest):
+                if stretch and threads.large_sample(largest):
                     for other in stretch:
                         if other.joint:
                             steps.append(("joint", [other]))
@@ -218,7 +211,8 @@ class FastPath:
         """X (n, ...) -> the last layer's output (n, k), every layer in `training` mode.
 
         Needs every layer built (the Net's first pass, on the plain loop, builds
-        them).  BLAS runs on one thread in a pass with shards (threads.blas_for_pass).
+        them).  BLAS runs on one thread in a pass with shards, blocks on the thread pool or
+        large samples (_one_blas_thread).
         """
         ops = plan_ops(self.layers, training)
         slices = self.shard_slices(X.shape[0], training)
@@ -231,10 +225,7 @@ class FastPath:
         threads.keep_freed_memory()
         tape: list[tuple[str, list[Op], list[list[Op]]]] = []
         A: np.ndarray | list[np.ndarray] = X
-        # BLAS on one thread when the pass uses the thread pool: for shards, or for the
-        # blocks of an operation (a function of the batch size and the shapes).
-        self._one_blas_thread = any(how != "whole" for how, _ in plan) or any(
-            op.on_threads(shape) for op, shape in zip(ops, _inputs(ops, X.shape), strict=True))
+        self._one_blas_thread = _one_blas_thread(ops, plan, X.shape)
         with threads.blas_for_pass(self._one_blas_thread):
             for how, run in plan:
                 if how == "whole":
@@ -286,6 +277,34 @@ class FastPath:
                         _store(op.layers, _add_shards([ops[k].gradients() for ops in shards]))
                 owned = _owned_after(run, owned)
         self._tape = []
+
+
+def _one_blas_thread(ops: list[Op], plan: list, shape: tuple[int, ...]) -> bool:
+    """Whether a pass of `plan` (FastPath.steps) on a batch of `shape` runs BLAS on one
+    thread (threads.blas_for_pass): when it uses the thread pool, for shards or for an
+    operation's blocks, and when one of its samples is large (threads.large_sample).
+    Between the products of such a pass this thread spends long in elementwise steps,
+    while BLAS's idle threads spin and take the other cores: seen to make a pass two to
+    three times slower, in some processes and not others.  Its operations cut their
+    large products into blocks for the pool instead.  A function of the shapes only."""
+    if any(how != "whole" for how, _ in plan) or any(
+            op.on_threads(s) for op, s in zip(ops, _inputs(ops, shape), strict=True)):
+        return True
+    return threads.large_sample(max(math.prod(shape[1:]), *_sample_sizes(ops, shape[1:])[1]))
+
+
+def _sample_sizes(ops: list[Op], shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """For a sample of `shape` through the operations: the numbers in each one's output,
+    and in the largest output of a layer inside each one."""
+    sizes, peaks = [], []
+    for op in ops:
+        peak = 0
+        for layer in op.layers:
+            shape = layer.output_shape(shape)
+            peak = max(peak, math.prod(shape))
+        sizes.append(math.prod(shape))
+        peaks.append(peak)
+    return sizes, peaks
 
 
 def _inputs(ops: list[Op], shape: tuple[int, ...]) -> list[tuple[int, ...]]:

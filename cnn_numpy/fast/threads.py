@@ -57,7 +57,8 @@ MIN_LIGHT_SHARD = 32
 FEW_WEIGHTS = 2**17
 #: Layers whose samples (input and output) all hold fewer numbers than this stay
 #: whole.  NumPy keeps Python's lock through small operations, so threads on
-#: short vectors mostly wait for each other.
+#: short vectors mostly wait for each other.  A pass with a sample this large
+#: runs BLAS on one thread (large_sample).
 MIN_SAMPLE_SIZE = 2048
 
 _lock = threading.RLock()
@@ -91,9 +92,10 @@ def even_slices(n: int, count: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
-def worth_sharding(sample_size: int) -> bool:
-    """Whether a run of layers whose largest sample holds sample_size numbers (an
-    input or output of one of them) is worth splitting into shards."""
+def large_sample(sample_size: int) -> bool:
+    """Whether a sample of sample_size numbers (an input or output of a layer) is large:
+    a run of layers with one is worth splitting into shards, and a pass with one
+    runs BLAS on one thread (FastPath.forward)."""
     return sample_size >= MIN_SAMPLE_SIZE
 
 
@@ -275,18 +277,20 @@ def _process_wide_single_blas() -> Iterator[None]:
                     lib.set_num_threads(default)
 
 
-def blas_for_pass(sharded: bool) -> AbstractContextManager:
-    """BLAS's threads for a fast pass: one thread (single_threaded_blas) when some of its
-    operations run on shards, for those on the whole batch too; else BLAS's own setting.
+def blas_for_pass(one_thread: bool) -> AbstractContextManager:
+    """BLAS's threads for a fast pass: one thread (single_threaded_blas) when one_thread
+    (path._one_blas_thread: the pass uses the thread pool, or has large samples), for
+    its operations on the whole batch too; else BLAS's own setting.
 
     Whole-batch work between the shards would otherwise wake BLAS's own
-    threads, which keep spinning for a while after each product and take
-    the cores from the workers.  The choice depends on the batch size only,
-    never on how busy the machine is: OpenBLAS splits some long sums between
-    its threads, so one thread or two may differ in the last bits, and a
-    result must not depend on what else the machine runs.
+    threads, which keep spinning for a while after each product and take the
+    cores from the workers, or from this thread's elementwise steps.  The
+    choice depends on the batch size and the shapes only, never on how busy
+    the machine is: OpenBLAS splits some long sums between its threads, so one
+    thread or two may differ in the last bits, and a result must not depend on
+    what else the machine runs.
     """
-    return single_threaded_blas() if sharded else nullcontext()
+    return single_threaded_blas() if one_thread else nullcontext()
 
 
 _blas_users = 0  # blocks inside single_threaded_blas now
