@@ -285,7 +285,7 @@ def _one_blas_thread(ops: list[Op], plan: list, shape: tuple[int, ...]) -> bool:
     operation's blocks, and when one of its samples is large (threads.large_sample).
     Between the products of such a pass this thread spends long in elementwise steps,
     while BLAS's idle threads spin and take the other cores: seen to make a pass two to
-    three times slower, in some processes and not others.  Its operations cut their
+    four times slower, in some processes and not others.  Its operations cut their
     large products into blocks for the pool instead.  A function of the shapes only."""
     if any(how != "whole" for how, _ in plan) or any(
             op.on_threads(s) for op, s in zip(ops, _inputs(ops, shape), strict=True)):
