@@ -281,16 +281,19 @@ class FastPath:
 
 def _one_blas_thread(ops: list[Op], plan: list, shape: tuple[int, ...]) -> bool:
     """Whether a pass of `plan` (FastPath.steps) on a batch of `shape` runs BLAS on one
-    thread (threads.blas_for_pass): when it uses the thread pool, for shards or for an
-    operation's blocks, and when one of its samples is large (threads.large_sample).
-    Between the products of such a pass this thread spends long in elementwise steps,
-    while BLAS's idle threads spin and take the other cores: seen to make a pass two to
-    four times slower, in some processes and not others.  Its operations cut their
-    large products into blocks for the pool instead.  A function of the shapes only."""
-    if any(how != "whole" for how, _ in plan) or any(
-            op.on_threads(s) for op, s in zip(ops, _inputs(ops, shape), strict=True)):
+    thread (threads.blas_for_pass): when it uses the thread pool for shards, when one of
+    its samples is large (threads.large_sample), or when an operation cuts its work into
+    blocks for the pool (asked last: it plans the operation's blocks).  Between the
+    products of a pass with large samples this thread spends long in elementwise
+    steps, while BLAS's idle threads spin and take the other cores: seen to make a pass
+    two to four times slower, in some processes and not others.  Its operations cut
+    their large products into blocks for the pool instead.  A function of the shapes
+    only."""
+    if any(how != "whole" for how, _ in plan):
         return True
-    return threads.large_sample(max(math.prod(shape[1:]), *_sample_sizes(ops, shape[1:])[1]))
+    if threads.large_sample(max(math.prod(shape[1:]), *_sample_sizes(ops, shape[1:])[1])):
+        return True
+    return any(op.on_threads(s) for op, s in zip(ops, _inputs(ops, shape), strict=True))
 
 
 def _sample_sizes(ops: list[Op], shape: tuple[int, ...]) -> tuple[list[int], list[int]]:
