@@ -2,6 +2,7 @@
 
     python benchmarks/threads_vs_processes.py                 # cnn, 3 rounds, about 3 minutes
     python benchmarks/threads_vs_processes.py --model deep --rounds 5
+    python benchmarks/threads_vs_processes.py --calls          # single NumPy calls, 1 minute
 
 Each contender runs in a fresh process, for a few seconds, rounds alternating:
 
@@ -20,6 +21,14 @@ stay well below it, the cost is in this process (Python's lock, waiting
 for each other, the serial part of a step); if the processes also slow
 down, the two cores share what they compute with (caches, memory, or the
 host taking time: the stolen share is printed).
+
+With --calls, the same question for the smallest pieces of a step: one NumPy
+call (x * 1.5 into an array of its own) of 64 KB to 4 MB, repeated, on one
+thread, on two threads of one process, and in two processes at once; and the
+time for a thread to wake another and be woken back (two events, the threads
+on different cores).  A thread that finishes a call while the other holds
+Python's lock sleeps until it is let go, so the wake-up's cost is paid at
+such a meeting; processes never meet.
 """
 
 from __future__ import annotations
@@ -78,6 +87,109 @@ def child(model: str, what: str, batch: int, threads: int) -> None:
     print(statistics.median(times))
 
 
+CALL_SIZES = (2**14, 2**16, 2**18, 2**20)  # float32 numbers: 64 KB to 4 MB
+CALLS = 200  # calls per thread and measurement
+
+
+def call_child(size: int) -> None:
+    """Print the median microseconds per call over CALLS calls at a time, for a second
+    (two such processes, started together, overlap for most of it)."""
+    import numpy as np
+
+    x = np.random.default_rng(0).random(size, dtype=np.float32)
+    out, times, end = np.empty_like(x), [], time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        times.append(_per_call(lambda: _calls(x, out)))
+    print(statistics.median(times))
+
+
+def _calls(x, out) -> None:
+    import numpy as np
+
+    for _ in range(CALLS):
+        np.multiply(x, 1.5, out=out)
+
+
+def _per_call(work) -> float:
+    start = time.perf_counter()
+    work()
+    return (time.perf_counter() - start) / CALLS * 1e6
+
+
+def _two_threads(size: int) -> tuple[float, float]:
+    """Microseconds per call (median of 15) on one thread, and on each of two threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = [(x, np.empty_like(x)) for x in (rng.random(size, dtype=np.float32),
+                                               rng.random(size, dtype=np.float32))]
+    with ThreadPoolExecutor(2) as pool:
+        one, two = [], []
+        for _ in range(15):
+            one.append(_per_call(lambda: _calls(*arrays[0])))
+            two.append(_per_call(lambda: [f.result() for f in
+                                          [pool.submit(_calls, *pair) for pair in arrays]]))
+    return statistics.median(one), statistics.median(two)
+
+
+def _round_trip() -> float:
+    """Median microseconds for one thread to wake another and be woken back."""
+    import os
+    import threading
+
+    ping, pong, trips = threading.Event(), threading.Event(), 2000
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+    def other() -> None:
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[1]})
+        for _ in range(trips):
+            ping.wait()
+            ping.clear()
+            pong.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    if len(cores) > 1:
+        os.sched_setaffinity(0, {cores[0]})
+    times = []
+    for _ in range(trips):
+        start = time.perf_counter()
+        ping.set()
+        pong.wait()
+        pong.clear()
+        times.append((time.perf_counter() - start) * 1e6)
+    thread.join()
+    if len(cores) > 1:
+        os.sched_setaffinity(0, cores)
+    return statistics.median(times)
+
+
+def calls(rounds: int) -> None:
+    """Print one NumPy call's time on 1 thread, 2 threads and 2 processes, and a round
+    trip between threads (the --calls measurement)."""
+    print(f"microseconds per call of x * 1.5 (float32), median of {rounds} rounds")
+    print(f"  {'size':>8} {'1 thread':>9} {'2 threads':>10} {'2 processes':>12}   "
+          "two threads do / two processes do (x the work of one)")
+    for size in CALL_SIZES:
+        one, two, procs = [], [], []
+        for _ in range(rounds):
+            alone, both = _two_threads(size)
+            one.append(alone)
+            two.append(both)
+            pair = [subprocess.Popen([sys.executable, __file__, "--call-child", str(size)],
+                                     stdout=subprocess.PIPE, text=True) for _ in range(2)]
+            procs.append(max(float(p.communicate()[0]) for p in pair))
+        one, two, procs = (statistics.median(v) for v in (one, two, procs))
+        print(f"  {size * 4 // 1024:>5} KB {one:9.1f} {two:10.1f} {procs:12.1f}   "
+              f"{2 * one / two:.2f}x / {2 * one / procs:.2f}x")
+    trips = [_round_trip() for _ in range(rounds)]
+    print(f"a thread wakes another and is woken back: {statistics.median(trips):.1f} us "
+          f"(rounds: {', '.join(f'{t:.1f}' for t in trips)})")
+
+
 def start(model: str, what: str, batch: int, threads: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, "--child", model, what, str(batch),
                              str(threads)], stdout=subprocess.PIPE, text=True)
@@ -98,8 +210,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=["cnn", "deep", "flat"], default="cnn")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", action="store_true",
+                        help="time single NumPy calls and a thread wake-up instead")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--call-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.call_child:
+        call_child(args.call_child)
+        return
+    if args.calls:
+        calls(args.rounds)
+        return
     if args.child:
         model, what, batch, threads = args.child
         child(model, what, int(batch), int(threads))
