@@ -270,24 +270,22 @@ def _zoo_noise(results: dict) -> str:
             else "") + "How busy the machine was: " + "; ".join(parts) + "."
 
 
-FAST_PATH_TAKES = {"im2col": "window matrix", "F(2x2)": "F(2 x 2, 3 x 3)",
-                   "F(4x4)": "F(4 x 4, 3 x 3)"}
-
-
 def winograd_table(results: dict) -> str:
     """winograd.json as Markdown: each convolution's forward pass, and forward pass with
-    weight gradient, by the window matrix and by Winograd's F(2 x 2, 3 x 3) and
+    weight gradient, by the window matrix and by Winograd's F(2 x 2, r x r) and
     F(4 x 4, 3 x 3), on one core, and each one's error."""
     names = ["im2col", "F(2x2)", "F(4x4)"]
     lines = [f"Machine: {results['machine']}.  ",
              f"One core, float32, median of {results['repeats']} interleaved repeats.", "",
-             "| input | filters | in | pass | window matrix | F(2 x 2, 3 x 3) "
+             "| input | filter | filters | in | pass | window matrix | F(2 x 2, r x r) "
              "| F(4 x 4, 3 x 3) | error: window matrix, F(2 x 2), F(4 x 4) | fast path takes |",
-             "|---|---:|---|---|---:|---:|---:|---:|---|"]
+             "|---|---|---:|---|---|---:|---:|---:|---:|---|"]
     parts = [("forward", "forward", "forward"),
              ("training", "forward + weight gradient", "weight_gradient")]
     for conv in results["convolutions"]:
-        takes = FAST_PATH_TAKES[conv["in_fast_path"]]
+        r = conv["filter"]
+        takes = {"im2col": "window matrix", "F(2x2)": f"F(2 x 2, {r} x {r})",
+                 "F(4x4)": f"F(4 x 4, {r} x {r})"}[conv["in_fast_path"]]
         for part, what, error_of in parts:
             ms, errors = conv["ms"][part], conv["relative_error"][error_of]
             times = [f"{ms['im2col']:.2f} ms"] + [
@@ -295,7 +293,7 @@ def winograd_table(results: dict) -> str:
                 else "-" for name in names[1:]]
             error = ", ".join(f"{errors[name]:.1e}" for name in names if name in errors)
             lines.append(
-                f"| {' x '.join(map(str, conv['input']))} | {conv['filters']} "
+                f"| {' x '.join(map(str, conv['input']))} | {r} x {r} | {conv['filters']} "
                 f"| {', '.join(conv['in'])} | {what} | {' | '.join(times)} | {error} "
                 f"| {takes} |")
     return "\n".join(lines + [

@@ -1,7 +1,8 @@
-"""Winograd's F(2 x 2, 3 x 3) and F(4 x 4, 3 x 3) (cnn_numpy/fast/winograd.py) against
-the window matrix and one product (blocks.BlockedConv), on the zoo's 3 x 3 stride-1
-convolutions: where are the algorithms with fewer multiplications faster in NumPy, and
-how far are they from the exact sum?
+"""Winograd's F(2 x 2, 3 x 3), F(4 x 4, 3 x 3) and F(2 x 2, 5 x 5)
+(cnn_numpy/fast/winograd.py) against the window matrix and one product
+(blocks.BlockedConv), on the zoo's 3 x 3 and 5 x 5 stride-1 convolutions: where are the
+algorithms with fewer multiplications faster in NumPy, and how far are they from the
+exact sum?
 
     python benchmarks/winograd.py           # about two minutes; writes results/winograd.json
     python benchmarks/winograd.py --quick   # 3 repeats, writes nothing
@@ -12,7 +13,8 @@ the window matrix or the transformed tiles kept for it) on the same blocks of
 images each contender's blocks in the fast path hold (blocks.image_blocks:
 a window matrix, or Winograd's transformed tiles, of about blocks.BLOCK
 numbers), one block after the other on one core, their turns interleaved,
-median of the repeats; F(4 x 4, 3 x 3) where the sides divide by 4.  Each float32 result is
+median of the repeats; F(4 x 4, 3 x 3) where the sides divide by 4 (3 x 3 filters
+only).  Each float32 result is
 compared with the window matrix's in float64.  The fast path takes Winograd's
 from blocks.WINOGRAD_CHANNELS input channels on (winograd.py says why and
 what it costs).
@@ -36,28 +38,32 @@ sys.path.insert(0, str(HERE))
 from turns import calls_per_turn  # noqa: E402  (beside this script)
 from zoo import ZOO, build, data  # noqa: E402
 
-from cnn_numpy.fast import threads  # noqa: E402
+from cnn_numpy.fast import threads, winograd  # noqa: E402
 from cnn_numpy.fast.blocks import BlockedConv, image_blocks  # noqa: E402
 from cnn_numpy.layers import ConvLayer, ConvLayer_ReLU  # noqa: E402
 
 RESULTS = HERE / "results" / "winograd.json"
 BATCH = 64
-SAME = ((1, 1), (1, 1))
+
+def _same(fw: int) -> tuple:
+    """'same' padding of an fw x fw stride-1 convolution, fw odd."""
+    return ((fw // 2, fw // 2),) * 2
+
 
 def convolutions() -> list[dict]:
-    """The zoo's 3 x 3 stride-1 'same' convolutions on even sizes, with more than 3 input
-    channels (on 1 or 3 channels the tile copy is as large as the window matrix, for a
-    product that is small anyway), once each."""
+    """The zoo's 3 x 3 and 5 x 5 stride-1 'same' convolutions on even sizes, with more
+    than 3 input channels (on 1 or 3 channels the tile copy is as large as the window
+    matrix, for a product that is small anyway), once each."""
     found = {}
     for name, (shape, text, _) in ZOO.items():
         net, size = build(text, shape), tuple(shape)
         for layer in net.layers:
-            if type(layer) in (ConvLayer, ConvLayer_ReLU) and layer.W.shape[0] == 3 \
-                    and layer.stride == 1 and layer.pads(*size[:2]) == ((1, 1), (1, 1)) \
+            fw = layer.W.shape[0] if type(layer) in (ConvLayer, ConvLayer_ReLU) else 0
+            if fw in (3, 5) and layer.stride == 1 and layer.pads(*size[:2]) == _same(fw) \
                     and size[0] % 2 == 0 and size[1] % 2 == 0 and size[2] > 3:
-                key = (*size, layer.W.shape[3])
-                found.setdefault(key, {"input": list(size), "filters": layer.W.shape[3],
-                                       "in": []})["in"].append(name)
+                key = (*size, fw, layer.W.shape[3])
+                found.setdefault(key, {"input": list(size), "filter": fw,
+                                       "filters": layer.W.shape[3], "in": []})["in"].append(name)
             size = layer.output_shape(size)
     return list(found.values())
 
@@ -66,14 +72,14 @@ def measure(conv: dict, repeats: int) -> dict:
     """Each contender on a batch of BATCH, block by block on one core: the forward pass
     alone (prediction), and the forward pass with the weight gradient (training)."""
     h, w, c = conv["input"]
-    nf = conv["filters"]
+    fw, nf, same = conv["filter"], conv["filters"], _same(conv["filter"])
     rng = np.random.default_rng(0)
     x = data((h, w, c), BATCH)[0]
-    W = (rng.standard_normal((3, 3, c, nf)) * np.sqrt(2 / (9 * c))).astype(np.float32)
+    W = (rng.standard_normal((fw, fw, c, nf)) * np.sqrt(2 / (fw * fw * c))).astype(np.float32)
     b = rng.standard_normal(nf).astype(np.float32)
     dZ = rng.standard_normal((BATCH, h, w, nf)).astype(np.float32)
     Wb = np.concatenate([W.reshape(-1, nf), b[None, :]])
-    exact = BlockedConv(x.shape, W, 1, SAME)
+    exact = BlockedConv(x.shape, W, 1, same)
     exact.winograd = 0  # the window matrix, in float64
     exact_Z = np.empty((BATCH, h, w, nf))
     exact_cols = exact.forward(x.astype(float), Wb.astype(float), exact_Z)
@@ -81,12 +87,12 @@ def measure(conv: dict, repeats: int) -> dict:
                               exact_cols)
     outputs, fns, block_images = {}, {}, {}
     for name, tile in [("im2col", 0), ("F(2x2)", 2), ("F(4x4)", 4)]:
-        if tile and (h % tile or w % tile):
+        if tile and (h % tile or w % tile or tile not in winograd.TILE_SIDES[fw]):
             continue
-        geometry = BlockedConv(x.shape, W, 1, SAME)
+        geometry = BlockedConv(x.shape, W, 1, same)
         geometry.winograd = tile  # whatever the channels (blocks.WINOGRAD_CHANNELS)
         cuts = image_blocks(BATCH, geometry.held_per_image() if tile
-                            else h * w * (9 * c + 1))
+                            else h * w * (fw * fw * c + 1))
         block_images[name] = cuts[0].stop - cuts[0].start
         Z = np.empty((BATCH, h, w, nf), np.float32)
         dWb = np.empty_like(Wb)
@@ -117,7 +123,7 @@ def measure(conv: dict, repeats: int) -> dict:
             np.abs(dWb - exact_dW).max() / np.abs(exact_dW).max())
     worst = max(max(e.values()) for e in errors.values())
     assert worst < 2e-5, f"a contender is far from the exact sum: {errors}"
-    fast = BlockedConv(x.shape, W, 1, SAME).winograd
+    fast = BlockedConv(x.shape, W, 1, same).winograd
     ms: dict = {"forward": {}, "training": {}}
     for (name, part), t in times.items():
         ms[part][name] = statistics.median(t) * 1e3

@@ -128,13 +128,13 @@ class BlockedConv:
             self.blocks = [slice(0, n)]
 
     def held_per_image(self) -> int:
-        """The numbers a Winograd pass holds per image: its transformed tiles, (m + 2)^2
-        numbers per m x m outputs and channel, the input's.  A block of them, sized as a
-        window matrix would be, takes several images: on blocks of one, the calls'
-        fixed cost, in which the threads take turns with Python's lock, outweighed what
-        Winograd saved (measured on 2 cores)."""
+        """The numbers a Winograd pass holds per image: its transformed tiles, (m + r - 1)^2
+        numbers per m x m outputs and channel, the input's (r x r filters).  A block of
+        them, sized as a window matrix would be, takes several images: on blocks of one,
+        the calls' fixed cost, in which the threads take turns with Python's lock,
+        outweighed what Winograd saved (measured on 2 cores)."""
         m = self.winograd
-        return self.oh * self.ow * self.c * (m + 2) ** 2 // (m * m)
+        return self.oh * self.ow * self.c * (m + self.fw - 1) ** 2 // (m * m)
 
     def out_shape(self, n: int) -> tuple[int, ...]:
         """The shape of a block's Z: (n, oh, ow, nf), or by pool window element."""
@@ -193,26 +193,27 @@ class BlockedConv:
         """The output tile side of the Winograd convolution that takes this convolution's
         pass that reads `channels` channels and writes height x width positions
         (WINOGRAD_CHANNELS, winograd.tile_side), or 0 where none does."""
-        if self.fw != 3 or self.stride != 1 or channels < WINOGRAD_CHANNELS:
+        if self.stride != 1 or channels < WINOGRAD_CHANNELS:
             return 0
-        return winograd.tile_side(height, width)
+        return winograd.tile_side(height, width, self.fw)
 
-    def _filtered(self, Wb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _filtered(self, Wb: np.ndarray) -> winograd.Filters:
         """winograd.filters of [W; b] for the forward pass."""
-        return self._once("forward", Wb, lambda: winograd.filters(Wb, self.c, self.winograd))
+        return self._once("forward", Wb,
+                          lambda: winograd.filters(Wb, self.c, self.winograd, self.fw))
 
     def _turned(self, W: np.ndarray) -> np.ndarray:
         """W (fw, fw, c, nf) turned by 180 degrees, as the (fw * fw * nf, c) matrix of the
         input gradient's convolution (correlate)."""
         return W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c)
 
-    def _turned_filters(self, W: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    def _turned_filters(self, W: np.ndarray, m: int) -> winograd.Filters:
         """winograd.filters of the turned W, without bias, for tiles of side m
         (correlate)."""
         def make():
             turned = self._turned(W)
             return winograd.filters(np.concatenate([turned, np.zeros_like(turned[:1])]),
-                                    self.nf, m)
+                                    self.nf, m, self.fw)
         return self._once("turned", W, make)
 
     def _once(self, role: str, source: np.ndarray, make):
@@ -242,8 +243,9 @@ class BlockedConv:
         block's input gradient, (b, ih, iw, c)), the windows' gradients are written there.
         kept: what forward returned (window matrix or transformed tiles), if it was kept."""
         if self.winograd:
-            V = winograd.transform(self._padded(x), self.winograd) if kept is None else kept
-            dWb = winograd.weight_gradient(V, dZ, self.order)
+            V = winograd.transform(self._padded(x), self.winograd, self.fw) if kept is None \
+                else kept
+            dWb = winograd.weight_gradient(V, dZ, self.fw, self.order)
         else:
             cols = self.columns(x) if kept is None else kept
             dWb = weight_gradient(cols, dZ.reshape(-1, self.nf))

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,73 +46,93 @@ from .columns import window_view
 
 def _transforms(B_T: list, G: list, A_T: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 2-D transforms on tiles flattened row by row, rows (i, j), columns (a, b):
-    d -> V, g (3 x 3) -> U, M -> Y."""
+    d -> V, g (r x r) -> U, M -> Y."""
     B_T, G, A_T = (np.array(a, dtype=float) for a in (B_T, G, A_T))
     return np.kron(B_T, B_T), np.kron(G, G), np.kron(A_T, A_T)
 
 
-#: Output tile side m -> (INPUT ((m+2)^2, (m+2)^2), FILTER ((m+2)^2, 9), OUTPUT (m^2, (m+2)^2)).
+#: (output tile side m, filter side r) -> (INPUT (t^2, t^2), FILTER (t^2, r^2), OUTPUT (m^2,
+#: t^2)), t = m + r - 1 the input tile's side.
 TRANSFORMS = {
-    2: _transforms(B_T=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    (2, 3): _transforms(B_T=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
                    G=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
                    A_T=[[1, 1, 1, 0], [0, 1, -1, -1]]),
-    4: _transforms(B_T=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+    (4, 3): _transforms(B_T=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
                         [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
                    G=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                       [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
                    A_T=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                         [0, 1, -1, 8, -8, 1]]),
+    # At 0, +-1, 1/2 and -2: 0, +-1 and +-2 (F(4 x 4, 3 x 3)'s points) gave the weight
+    # gradient two to three times the rounding error (benchmarks/winograd.py).
+    (2, 5): _transforms(B_T=[[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0],
+                             [0, 2, 1, -2, -1, 0], [0, 1, -2, -1, 2, 0], [0, 2, -3, -4, 3, 2]],
+                        G=[[1 / 2, 0, 0, 0, 0], [1 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6],
+                           [1 / 6, -1 / 6, 1 / 6, -1 / 6, 1 / 6],
+                           [16 / 15, 8 / 15, 4 / 15, 2 / 15, 1 / 15],
+                           [1 / 30, -1 / 15, 2 / 15, -4 / 15, 8 / 15], [0, 0, 0, 0, 1 / 2]],
+                        A_T=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 1 / 2, -2, 1]]),
 }
+#: Filter side r -> the output tile sides m that Winograd's convolution has for it, the
+#: preferred first.  (F(4 x 4, 5 x 5) would interpolate at 8 points: too inexact in float32.)
+TILE_SIDES = {3: (4, 2), 5: (2,)}
+
+
+class Filters(NamedTuple):
+    """filters()'s transformed filter bank, with the tile side and filter side it is for."""
+
+    U: np.ndarray  # (t^2, c, nf)
+    b: np.ndarray  # (nf,)
+    m: int
+    r: int
 
 
 @cache
-def _matrices(m: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """TRANSFORMS[m] in dtype, made once (not per block of every pass)."""
-    return tuple(a.astype(dtype) for a in TRANSFORMS[m])
+def _matrices(m: int, r: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TRANSFORMS[m, r] in dtype, made once (not per block of every pass)."""
+    return tuple(a.astype(dtype) for a in TRANSFORMS[m, r])
 
 
-def tile_side(height: int, width: int) -> int:
-    """The output tile side m for an output of height x width: 4 where both divide by 4
-    (fewer multiplications, a smaller copy of the tiles), else 2 where both are even,
-    else 0 (no Winograd)."""
-    for m in (4, 2):
+def tile_side(height: int, width: int, r: int = 3) -> int:
+    """The output tile side m for an output of height x width and r x r filters: the
+    first of TILE_SIDES[r] that divides both (for 3 x 3, 4 before 2: fewer
+    multiplications, a smaller copy of the tiles), else 0 (no Winograd)."""
+    for m in TILE_SIDES.get(r, ()):
         if height % m == 0 and width % m == 0:
             return m
     return 0
 
 
-def filters(Wb: np.ndarray, c: int, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """[W; b] ((9 c + 1), nf), W's rows in (row, column, channel) order as
-    W.reshape(-1, nf) of a (3, 3, c, nf) filter bank -> (U ((m+2)^2, c, nf), b (nf,))
-    for output tiles of side m."""
+def filters(Wb: np.ndarray, c: int, m: int, r: int = 3) -> Filters:
+    """[W; b] ((r r c + 1), nf), W's rows in (row, column, channel) order as
+    W.reshape(-1, nf) of an (r, r, c, nf) filter bank -> U ((m + r - 1)^2, c, nf) and b
+    (nf,), for output tiles of side m."""
     nf = Wb.shape[1]
-    U = _matrices(m, Wb.dtype)[1] @ Wb[:-1].reshape(9, c * nf)
-    return U.reshape(-1, c, nf), Wb[-1]
+    U = _matrices(m, r, Wb.dtype)[1] @ Wb[:-1].reshape(r * r, c * nf)
+    return Filters(U.reshape(-1, c, nf), Wb[-1], m, r)
 
 
-def transform(xp: np.ndarray, m: int) -> np.ndarray:
-    """V = B^T d B of every (m + 2) x (m + 2) tile d of the padded block xp
-    (n, m th + 2, m tw + 2, c), m apart: ((m + 2)^2, n th tw, c), by tile element."""
-    t = m + 2
+def transform(xp: np.ndarray, m: int, r: int = 3) -> np.ndarray:
+    """V = B^T d B of every t x t tile d (t = m + r - 1) of the padded block xp
+    (n, m th + r - 1, m tw + r - 1, c), m apart: (t^2, n th tw, c), by tile element."""
+    t = m + r - 1
     tiles = window_view(xp, t, m)  # (n, th, tw, t, t, c)
     n, th, tw, *_, c = tiles.shape
     d = np.empty((t * t, n * th * tw * c), dtype=xp.dtype)
     np.copyto(d.reshape(t, t, n, th, tw, c), tiles.transpose(3, 4, 0, 1, 2, 5))
-    return np.dot(_matrices(m, xp.dtype)[0], d).reshape(t * t, n * th * tw, c)
+    return np.dot(_matrices(m, r, xp.dtype)[0], d).reshape(t * t, n * th * tw, c)
 
 
-def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.ndarray,
-            order: int = 1) -> np.ndarray:
-    """out = the 3 x 3 stride-1 convolution of the padded block xp (n, m th + 2,
-    m tw + 2, c) with filtered = filters([W; b], c, m).  out is (n, m th, m tw, nf), or
-    with order p (p divides m) the same numbers by p x p pool window element,
+def forward(xp: np.ndarray, filtered: Filters, out: np.ndarray, order: int = 1) -> np.ndarray:
+    """out = the r x r stride-1 convolution of the padded block xp (n, m th + r - 1,
+    m tw + r - 1, c) with filtered = filters([W; b], c, m, r).  out is (n, m th, m tw,
+    nf), or with order p (p divides m) the same numbers by p x p pool window element,
     (p, p, n, m th / p, m tw / p, nf) (conv_pool.by_pool_window).  Returns the
     transformed tiles V (transform), which weight_gradient takes."""
-    U, b = filtered
-    m = math.isqrt(U.shape[0]) - 2
-    V = transform(xp, m)
-    M = np.matmul(V, U)  # ((m+2)^2, tiles, nf)
-    Y = np.dot(_matrices(m, xp.dtype)[2], M.reshape(U.shape[0], -1))
+    U, b, m, r = filtered
+    V = transform(xp, m, r)
+    M = np.matmul(V, U)  # (t^2, tiles, nf)
+    Y = np.dot(_matrices(m, r, xp.dtype)[2], M.reshape(U.shape[0], -1))
     target = out if out.flags.c_contiguous else np.empty(out.shape, dtype=out.dtype)
     tiled = _tiled(target, order, m)
     np.add(_by_tile(Y, tiled), b, out=tiled)
@@ -120,27 +141,27 @@ def forward(xp: np.ndarray, filtered: tuple[np.ndarray, np.ndarray], out: np.nda
     return V
 
 
-def weight_gradient(V: np.ndarray, dZ: np.ndarray, order: int = 1) -> np.ndarray:
-    """[dW; db] ((9 c + 1), nf), dW's rows in W.reshape(-1, nf)'s order, of the
+def weight_gradient(V: np.ndarray, dZ: np.ndarray, r: int = 3, order: int = 1) -> np.ndarray:
+    """[dW; db] ((r r c + 1), nf), dW's rows in W.reshape(-1, nf)'s order, of the r x r
     convolution whose forward pass transformed its tiles into V and whose output's
     gradient is dZ (out's shape in forward): forward's steps taken back,
 
         dM = A dY A^T,   dU[e] = V[e]^T (c, tiles) @ dM[e] (tiles, nf),   dW = G^T dU G
 
-    ((m+2)^2 products whose inner dimension is the tiles, where the window matrix's
-    one product has 9 multiply-adds per output and channel pair), and db the sum of
+    (t^2 products whose inner dimension is the tiles, where the window matrix's one
+    product has r^2 multiply-adds per output and channel pair), and db the sum of
     dZ."""
     t = math.isqrt(V.shape[0])
-    m, c, nf = t - 2, V.shape[2], dZ.shape[-1]
-    _, FILTER, OUTPUT = _matrices(m, dZ.dtype)
+    m, c, nf = t - r + 1, V.shape[2], dZ.shape[-1]
+    _, FILTER, OUTPUT = _matrices(m, r, dZ.dtype)
     dZ = np.ascontiguousarray(dZ)
     dY = np.empty((m * m, V.shape[1], nf), dtype=dZ.dtype)
     tiled = _tiled(dZ, order, m)
     np.copyto(_by_tile(dY, tiled), tiled)
     dM = np.dot(OUTPUT.T, dY.reshape(m * m, -1)).reshape(t * t, -1, nf)
     dU = np.matmul(V.transpose(0, 2, 1), dM)  # ((m+2)^2, c, nf)
-    dWb = np.empty((9 * c + 1, nf), dtype=dZ.dtype)
-    np.dot(FILTER.T, dU.reshape(t * t, c * nf), out=dWb[:-1].reshape(9, c * nf))
+    dWb = np.empty((r * r * c + 1, nf), dtype=dZ.dtype)
+    np.dot(FILTER.T, dU.reshape(t * t, c * nf), out=dWb[:-1].reshape(r * r, c * nf))
     dWb[-1] = dZ.reshape(-1, nf).sum(axis=0)
     return dWb
 
