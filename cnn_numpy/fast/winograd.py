@@ -1,28 +1,29 @@
-"""Winograd's convolutions F(2 x 2, 3 x 3) and F(4 x 4, 3 x 3): a 3 x 3 stride-1
-convolution with 2.25 and 4 times fewer multiplications than the window matrix's product
-(Lavin and Gray, 2015).  The fast path's convolutions (blocks.py) use them for the
-forward pass, the weight gradient and the input gradient where they measured faster
-(blocks.WINOGRAD_CHANNELS).
+"""Winograd's convolutions F(2 x 2, 3 x 3), F(4 x 4, 3 x 3) and F(2 x 2, 5 x 5): a 3 x 3
+stride-1 convolution with 2.25 and 4 times fewer multiplications than the window
+matrix's product, a 5 x 5 one with 2.8 times fewer (Lavin and Gray, 2015).  The fast
+path's convolutions (blocks.py) use them for the forward pass, the weight gradient and
+the input gradient where they measured faster (blocks.WINOGRAD_CHANNELS).
 
-Each m x m tile of the output comes from the (m + 2) x (m + 2) tile of the (padded)
-input under it; for one input channel d and filter g,
+For r x r filters, each m x m tile of the output comes from the t x t tile of the
+(padded) input under it, t = m + r - 1; for one input channel d and filter g,
 
-    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise, (m + 2) x (m + 2))
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* elementwise, t x t)
 
-and summed over the input channels the elementwise products become (m + 2)^2 matrix
+and summed over the input channels the elementwise products become t^2 matrix
 products, one per element of the tile:
 
     M[e] = V[e] (tiles, c) @ U[e] (c, nf),   V = B^T d B,  U = G g G^T
 
-that is 16 multiply-adds per 2 x 2 outputs and channel pair (m = 2), or 36 per 4 x 4
-(m = 4), instead of 9 per output.  What Winograd adds is the transforms: each input
-tile copied (neighbouring tiles overlap by two rows and columns: 4 times the input for
-m = 2, 2.25 times for m = 4), B^T d B, and A^T M A.  Here each 2-D transform is one
-product with a constant matrix on tiles flattened row by row, (B^T d B).ravel() =
-kron(B^T, B^T) @ d.ravel(): one call each, where strided additions measured slower in
-NumPy.  The weight gradient takes these steps back, from the same transformed tiles V
-(weight_gradient); the input gradient is a convolution of its own
-(blocks.BlockedConv.correlate).
+that is 16 multiply-adds per 2 x 2 outputs and channel pair for F(2 x 2, 3 x 3), 36
+per 4 x 4 for F(4 x 4, 3 x 3) and 36 per 2 x 2 for F(2 x 2, 5 x 5), instead of r^2 per
+output.  What Winograd adds is the transforms: each input tile copied (neighbouring
+tiles overlap by r - 1 rows and columns: (t / m)^2 times the input, 4 for F(2 x 2,
+3 x 3), 2.25 for F(4 x 4, 3 x 3), 9 for F(2 x 2, 5 x 5); the window matrix is r^2
+times), B^T d B, and A^T M A.  Here each 2-D transform is one product with a constant
+matrix on tiles flattened row by row, (B^T d B).ravel() = kron(B^T, B^T) @ d.ravel():
+one call each, where strided additions measured slower in NumPy.  The weight gradient
+takes these steps back, from the same transformed tiles V (weight_gradient); the input
+gradient is a convolution of its own (blocks.BlockedConv.correlate).
 
 Rounding: the transforms of F(2 x 2, 3 x 3) have entries 0, +-1 and +-1/2, so the error
 is that of the direct sum times a small constant: in float32 about the window matrix's
@@ -30,7 +31,10 @@ on the zoo's shapes for the output, a few times it for the weight gradient.
 F(4 x 4, 3 x 3) interpolates at 0, +-1, +-2 (entries up to 8 in A and 5 in B, 1/24 in
 G): its terms are larger than the sums they make, and its float32 error is several
 times the window matrix's, a few millionths of the largest value on the zoo's shapes
-(benchmarks/winograd.py); tests/test_fast.py holds it to 2e-5 of the largest value.
+(benchmarks/winograd.py).  F(2 x 2, 5 x 5) also has six points; at 0, +-1, 1/2 and
+-2 (entries up to 5 in B, 2 in A) its error is below F(4 x 4, 3 x 3)'s, where the
+same points as F(4 x 4, 3 x 3) gave a weight gradient two to three times further from
+the exact sum.  tests/test_fast.py holds both to 2e-5 of the largest value.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ TRANSFORMS = {
                    A_T=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
                         [0, 1, -1, 8, -8, 1]]),
     # At 0, +-1, 1/2 and -2: 0, +-1 and +-2 (F(4 x 4, 3 x 3)'s points) gave the weight
-    # gradient two to three times the rounding error (benchmarks/winograd.py).
+    # gradient two to three times the rounding error (14 x 14 inputs, 32 to 128 channels).
     (2, 5): _transforms(B_T=[[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0],
                              [0, 2, 1, -2, -1, 0], [0, 1, -2, -1, 2, 0], [0, 2, -3, -4, 3, 2]],
                         G=[[1 / 2, 0, 0, 0, 0], [1 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6],
