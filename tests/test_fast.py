@@ -245,6 +245,11 @@ SHIPPED = {
     "wide-max-pool-leaving-a-border": lambda: [ConvLayer(20, 2), TanhLayer(),
                                                PoolLayer_Max(5), FlatLayer(),
                                                FCLayer_Softmax(5)],
+    # 32 channels into a 5 x 5 "same" convolution: Winograd's F(2 x 2, 5 x 5) whatever the
+    # test asks, its input gradient too (32 filters), under a pool in window order
+    "wide-5x5": lambda: [ConvLayer_ReLU(32, 5, padding="same"),
+                         ConvLayer_ReLU(32, 5, padding="same"), PoolLayer_Max(2),
+                         FlatLayer(), FCLayer_Softmax(5)],
     "naive-and-user": lambda: [ConvLayer_ReLU(2, 3, engine="naive"), Scale(),
                                PoolLayer_Max(2, engine="naive"), FlatLayer(),
                                FCLayer_Softmax(5)],
