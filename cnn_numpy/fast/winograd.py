@@ -59,14 +59,14 @@ def _transforms(B_T: list, G: list, A_T: list) -> tuple[np.ndarray, np.ndarray, 
 #: t^2)), t = m + r - 1 the input tile's side.
 TRANSFORMS = {
     (2, 3): _transforms(B_T=[[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
-                   G=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
-                   A_T=[[1, 1, 1, 0], [0, 1, -1, -1]]),
+                        G=[[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]],
+                        A_T=[[1, 1, 1, 0], [0, 1, -1, -1]]),
     (4, 3): _transforms(B_T=[[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                        [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
-                   G=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                      [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
-                   A_T=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
-                        [0, 1, -1, 8, -8, 1]]),
+                             [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]],
+                        G=[[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                           [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+                        A_T=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                             [0, 1, -1, 8, -8, 1]]),
     # At 0, +-1, 1/2 and -2: 0, +-1 and +-2 (F(4 x 4, 3 x 3)'s points) gave the weight
     # gradient two to three times the rounding error (14 x 14 inputs, 32 to 128 channels).
     (2, 5): _transforms(B_T=[[2, -3, -4, 3, 2, 0], [0, -2, 1, 5, 2, 0], [0, -2, 5, -1, -2, 0],
@@ -78,7 +78,8 @@ TRANSFORMS = {
                         A_T=[[1, 1, 1, 1, 1, 0], [0, 1, -1, 1 / 2, -2, 1]]),
 }
 #: Filter side r -> the output tile sides m that Winograd's convolution has for it, the
-#: preferred first.  (F(4 x 4, 5 x 5) would interpolate at 8 points: too inexact in float32.)
+#: preferred first.  (F(4 x 4, 5 x 5) would take 8 points, with larger entries than
+#: F(4 x 4, 3 x 3)'s: not tried.)
 TILE_SIDES = {3: (4, 2), 5: (2,)}
 
 
@@ -163,7 +164,7 @@ def weight_gradient(V: np.ndarray, dZ: np.ndarray, r: int = 3, order: int = 1) -
     tiled = _tiled(dZ, order, m)
     np.copyto(_by_tile(dY, tiled), tiled)
     dM = np.dot(OUTPUT.T, dY.reshape(m * m, -1)).reshape(t * t, -1, nf)
-    dU = np.matmul(V.transpose(0, 2, 1), dM)  # ((m+2)^2, c, nf)
+    dU = np.matmul(V.transpose(0, 2, 1), dM)  # (t^2, c, nf)
     dWb = np.empty((r * r * c + 1, nf), dtype=dZ.dtype)
     np.dot(FILTER.T, dU.reshape(t * t, c * nf), out=dWb[:-1].reshape(r * r, c * nf))
     dWb[-1] = dZ.reshape(-1, nf).sum(axis=0)
