@@ -16,6 +16,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,10 +199,11 @@ def inspector_table(results: dict) -> str:
         f"{results['target_p95_ms']} ms at the 95th percentile."]) + "\n"
 
 
-def zoo_table(results: dict) -> str:
+def zoo_table(results: dict, describe: bool = True) -> str:
     """zoo.json as Markdown: the networks, a table of images per second against PyTorch at
     each batch size, where cnn-numpy is faster and where it is not, peak memory, and how
-    busy the machine was."""
+    busy the machine was.  describe=False leaves out the table of what each network is
+    (for a second run of the same zoo)."""
     networks = results["networks"]
     lines = [f"Machine: {results['machine']}.  ",
              f"Threads: {results['threads']}.  ",
@@ -220,11 +222,12 @@ def zoo_table(results: dict) -> str:
                 cells += [_number(ours), _number(theirs),
                           ratio if ratios[-1][0] >= 1 else f"**{ratio}**"]
             lines.append(f"| {name} | {batch} | " + " | ".join(cells) + " |")
-    lines += ["", _zoo_summary(ratios), "", "| network | input | what it is | layers |",
-              "|---|---|---|---|"]
-    for name, network in networks.items():
-        shape = " x ".join(map(str, network["shape"]))
-        lines.append(f"| {name} | {shape} | {network['about']} | `{network['layers']}` |")
+    lines += ["", _zoo_summary(ratios)]
+    if describe:
+        lines += ["", "| network | input | what it is | layers |", "|---|---|---|---|"]
+        for name, network in networks.items():
+            shape = " x ".join(map(str, network["shape"]))
+            lines.append(f"| {name} | {shape} | {network['about']} | `{network['layers']}` |")
     memory = {name: n["memory"] for name, n in networks.items() if "memory" in n}
     if memory:
         lines += ["", "| network | peak memory, cnn-numpy | peak memory, PyTorch |",
@@ -312,6 +315,7 @@ TABLES: dict[str, tuple[str, Callable[[dict], str]]] = {
     "images.json": ("images-table.md", images_table),
     "trace.json": ("trace-table.md", trace_table),
     "zoo.json": ("zoo-table.md", zoo_table),
+    "zoo-one-core.json": ("zoo-one-core-table.md", partial(zoo_table, describe=False)),
     "inspector.json": ("inspector-table.md", inspector_table),
     "winograd.json": ("winograd-table.md", winograd_table),
 }

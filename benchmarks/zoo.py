@@ -5,6 +5,7 @@
     python benchmarks/zoo.py --networks vgg-small lenet5
     python benchmarks/zoo.py --layers "ConvLayer_ReLU(8, 3), PoolLayer_Max(2), FlatLayer(), \\
         FCLayer_Softmax(10)" --shape 28 28 1    # your own network (any --layers text)
+    python benchmarks/zoo.py --threads 1 --out benchmarks/results/zoo-one-core.json
 
 Each network is cnn-numpy's --layers text and an input shape (ZOO below: add
 yours there, or give --layers and --shape).  PyTorch runs the same network,
@@ -13,7 +14,9 @@ benchmarks/speed.py measures: one process, float32, plain SGD (lr 0.01),
 cross-entropy, the two contenders' turns interleaved (A B, A B, ...) and the
 median of the repeats, at batch 32, 64 and 128; training is one step on a
 batch, prediction the softmax of a batch (PyTorch in eval mode, no grad).
-cnn-numpy uses its default threads (one per core), PyTorch its own.
+cnn-numpy uses its default threads (one per core), PyTorch its own; --threads N holds
+both, and NumPy's BLAS, to N (one: how fast each library is per core, without the cost
+of sharing a step between threads).
 
 Peak memory: each contender trains each network at batch 128 in a fresh
 subprocess that imports only its own library; the operating system's peak
@@ -127,6 +130,19 @@ def load_torch() -> None:
     except ImportError:
         return
     torch = module
+
+
+def hold_threads(count: int):
+    """Both libraries on `count` threads from now on, NumPy's BLAS too (threadpoolctl's
+    limit, which holds from here on, returned)."""
+    from threadpoolctl import threadpool_limits
+
+    if count < 1:
+        raise SystemExit(f"zoo.py: --threads must be 1 or more, got {count}")
+    parallel.set_threads(count)
+    if torch is not None:
+        torch.set_num_threads(count)
+    return threadpool_limits(count, user_api="blas")
 
 
 def build(text: str, shape: tuple[int, ...], seed: int = 0) -> Net:
@@ -358,6 +374,8 @@ def parse_args(argv=None):
     parser.add_argument("--name", default="yours", help="the name of --layers in the table")
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
+    parser.add_argument("--threads", type=int, help="both libraries, and BLAS, on this "
+                        "many threads (default: each its own); no memory runs")
     parser.add_argument("--out", type=Path, help="write the JSON here (default: "
                         "benchmarks/results/zoo.json for the whole zoo, else nowhere)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
@@ -376,9 +394,12 @@ def main(argv=None) -> None:
 
     chosen = networks(args)
     repeats = args.repeats or (3 if args.quick else 5)
+    if args.threads:
+        hold_threads(args.threads)
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
     results: dict = {"machine": machine(), "repeats": repeats,
-                     "threads": f"cnn-numpy {parallel.default_threads()}{torch_threads}",
+                     "threads": f"cnn-numpy {parallel.get_threads()}{torch_threads}"
+                     + (" (BLAS held to as many)" if args.threads else ""),
                      "networks": {}}
     ticks, busy, start = cpu_ticks(), busy_ticks(), time.perf_counter()
     for name, (shape, text, about) in chosen.items():
@@ -389,7 +410,7 @@ def main(argv=None) -> None:
     results["cpu_time_stolen"] = stolen_share(ticks, cpu_ticks())
     results["cpu_used_by_others"] = others_share(busy, busy_ticks())
     results["seconds"] = time.perf_counter() - start
-    if not (args.quick or args.no_memory):
+    if not (args.quick or args.no_memory or args.threads):
         for name, (shape, text, _) in chosen.items():
             results["networks"][name]["memory"] = peak_memory(text, shape)
     print(format_table(results))
