@@ -45,7 +45,8 @@ from cnn_numpy.layers import ConvLayer, ConvLayer_ReLU  # noqa: E402
 RESULTS = HERE / "results" / "winograd.json"
 BATCH = 64
 
-def _same(fw: int) -> tuple:
+
+def _same(fw: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """'same' padding of an fw x fw stride-1 convolution, fw odd."""
     return ((fw // 2, fw // 2),) * 2
 

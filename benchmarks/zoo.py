@@ -377,7 +377,8 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, help="both libraries, and BLAS, on this "
                         "many threads (default: each its own); no memory runs")
     parser.add_argument("--out", type=Path, help="write the JSON here (default: "
-                        "benchmarks/results/zoo.json for the whole zoo, else nowhere)")
+                        "benchmarks/results/zoo.json for the whole zoo on default "
+                        "threads, else nowhere)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -394,12 +395,12 @@ def main(argv=None) -> None:
 
     chosen = networks(args)
     repeats = args.repeats or (3 if args.quick else 5)
-    if args.threads:
+    if args.threads is not None:
         hold_threads(args.threads)
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
     results: dict = {"machine": machine(), "repeats": repeats,
                      "threads": f"cnn-numpy {parallel.get_threads()}{torch_threads}"
-                     + (" (BLAS held to as many)" if args.threads else ""),
+                     + (" (BLAS held to as many)" if args.threads is not None else ""),
                      "networks": {}}
     ticks, busy, start = cpu_ticks(), busy_ticks(), time.perf_counter()
     for name, (shape, text, about) in chosen.items():
@@ -410,11 +411,12 @@ def main(argv=None) -> None:
     results["cpu_time_stolen"] = stolen_share(ticks, cpu_ticks())
     results["cpu_used_by_others"] = others_share(busy, busy_ticks())
     results["seconds"] = time.perf_counter() - start
-    if not (args.quick or args.no_memory or args.threads):
+    if not (args.quick or args.no_memory or args.threads is not None):
         for name, (shape, text, _) in chosen.items():
             results["networks"][name]["memory"] = peak_memory(text, shape)
     print(format_table(results))
-    out = args.out or (RESULTS if chosen == ZOO and not args.quick else None)
+    whole = chosen == ZOO and not args.quick and args.threads is None  # zoo.json's run
+    out = args.out or (RESULTS if whole else None)
     if out is not None:
         out.parent.mkdir(exist_ok=True)
         out.write_text(json.dumps(results, indent=2) + "\n")

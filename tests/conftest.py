@@ -25,12 +25,12 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     threadpoolctl.threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
-# In CI (the environment variable CI set, as .ci/run does) every run draws the same
-# examples: a new draw must not turn CI red by chance.  Runs elsewhere draw afresh each
-# time and so keep searching; a failure they find becomes an @example.  (The fast path's
+# In CI (the environment variable CI set to 1 or true, as .ci/run does) every run draws
+# the same examples: a new draw must not turn CI red by chance.  Runs elsewhere draw
+# afresh each time and so keep searching; a failure they find becomes an @example.  (The fast path's
 # float32 comparisons are within their tolerance on all but rare ill-conditioned draws.)
 settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI"):
+if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
     settings.load_profile("ci")
 
 

@@ -20,9 +20,9 @@ is copied, multiplied and forgotten while it is still in cache:
 Each block is padded in a small array of its own, in the cache, just before its
 window copy (and its input gradient added back in one), so the padded batch is
 never built.
-A 3 x 3 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
-Winograd's F(4 x 4, 3 x 3) or F(2 x 2, 3 x 3) instead of the window copy and
-product for its forward pass, its weight gradient (from the transformed tiles
+A 3 x 3 or 5 x 5 stride-1 convolution with many channels (WINOGRAD_CHANNELS) takes
+Winograd's F(4 x 4, 3 x 3), F(2 x 2, 3 x 3) or F(2 x 2, 5 x 5) instead of the window
+copy and product for its forward pass, its weight gradient (from the transformed tiles
 the forward pass kept) and its input gradient (winograd.py).  The blocks run
 on the thread pool (threads.run_all), and the weight gradient is the blocks'
 sum in block order: the same bits on any number of threads.
@@ -72,13 +72,14 @@ SHARED_WORK = 2**23
 #: on 32 x 32, 7 MB).  (In training, blocks cost a second window copy in the backward
 #: pass: not worth it.)
 CACHE_LARGE = 2**20
-#: A 3 x 3 stride-1 convolution with this many input channels or more, and an even
-#: output, runs its forward pass and weight gradient as Winograd's (winograd.py:
-#: F(4 x 4, 3 x 3) where the output's sides divide by 4, else F(2 x 2, 3 x 3)); so does
-#: its input gradient (correlate) with this many filters or more.  With fewer, the
-#: products, whose inner dimension is the channels, are too thin to pay for the
-#: transforms: in the zoo's networks 16 channels gained nothing over the window matrix
-#: (docs/performance.md).
+#: A 3 x 3 or 5 x 5 stride-1 convolution with this many input channels or more, and an
+#: even output, runs its forward pass and weight gradient as Winograd's (winograd.py:
+#: F(4 x 4, 3 x 3) where the output's sides divide by 4, else F(2 x 2, 3 x 3); F(2 x 2,
+#: 5 x 5)); so does its input gradient (correlate) with this many filters or more.  With
+#: fewer, the products, whose inner dimension is the channels, are too thin to pay for
+#: the transforms: in the zoo's networks 16 channels gained nothing over the window
+#: matrix for 3 x 3 filters (docs/performance.md); for 5 x 5 the zoo has no such
+#: convolution below 32 channels, and the same threshold was kept untried.
 WINOGRAD_CHANNELS = 32
 
 
@@ -231,8 +232,8 @@ class BlockedConv:
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps what forward returns for the backward pass rather
-        than computing it again: a Winograd convolution's transformed tiles (2.25 or 4
-        times the input), or the window matrix when the batch is one block (not on the
+        than computing it again: a Winograd convolution's transformed tiles (2.25, 4 or
+        9 times the input), or the window matrix when the batch is one block (not on the
         thread pool) or when it is no larger than the block's output (few input
         channels), which the pass holds anyway."""
         return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf
@@ -245,7 +246,7 @@ class BlockedConv:
         if self.winograd:
             V = winograd.transform(self._padded(x), self.winograd, self.fw) if kept is None \
                 else kept
-            dWb = winograd.weight_gradient(V, dZ, self.fw, self.order)
+            dWb = winograd.weight_gradient(V, dZ, self.fw, order=self.order)
         else:
             cols = self.columns(x) if kept is None else kept
             dWb = weight_gradient(cols, dZ.reshape(-1, self.nf))
@@ -277,8 +278,8 @@ class BlockedConv:
         at (y, x) gets W[a, q] dZ[y + top - a, x + left - q] over every (a, q) whose output
         exists, which is the window of dZ, padded with fw - 1 - top zeros above (and so
         on), at (y, x) times W turned by 180 degrees.  One window copy and one product,
-        instead of one strided addition per window element (add_back); for 3 x 3
-        filters and WINOGRAD_CHANNELS filters or more, Winograd's convolution when
+        instead of one strided addition per window element (add_back); for 3 x 3 or
+        5 x 5 filters and WINOGRAD_CHANNELS filters or more, Winograd's convolution when
         dx's sides are even (_winograd_tile)."""
         b, fw = dx.shape[0], self.fw
         above, left = fw - 1 - self.top, fw - 1 - self.left  # < 0: rows of dZ not needed

@@ -32,9 +32,9 @@ F(4 x 4, 3 x 3) interpolates at 0, +-1, +-2 (entries up to 8 in A and 5 in B, 1/
 G): its terms are larger than the sums they make, and its float32 error is several
 times the window matrix's, a few millionths of the largest value on the zoo's shapes
 (benchmarks/winograd.py).  F(2 x 2, 5 x 5) also has six points; at 0, +-1, 1/2 and
--2 (entries up to 5 in B, 2 in A) its error is below F(4 x 4, 3 x 3)'s, where the
-same points as F(4 x 4, 3 x 3) gave a weight gradient two to three times further from
-the exact sum.  tests/test_fast.py holds both to 2e-5 of the largest value.
+-2 (entries up to 5 in B, 2 in A) its error is at the low end of F(4 x 4, 3 x 3)'s,
+where the same points as F(4 x 4, 3 x 3) gave a weight gradient two to three times
+further from the exact sum.  tests/test_fast.py holds both to 2e-5 of the largest value.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def _matrices(m: int, r: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, 
     return tuple(a.astype(dtype) for a in TRANSFORMS[m, r])
 
 
-def tile_side(height: int, width: int, r: int = 3) -> int:
+def tile_side(height: int, width: int, r: int) -> int:
     """The output tile side m for an output of height x width and r x r filters: the
     first of TILE_SIDES[r] that divides both (for 3 x 3, 4 before 2: fewer
     multiplications, a smaller copy of the tiles), else 0 (no Winograd)."""
@@ -108,7 +108,7 @@ def tile_side(height: int, width: int, r: int = 3) -> int:
     return 0
 
 
-def filters(Wb: np.ndarray, c: int, m: int, r: int = 3) -> Filters:
+def filters(Wb: np.ndarray, c: int, m: int, r: int) -> Filters:
     """[W; b] ((r r c + 1), nf), W's rows in (row, column, channel) order as
     W.reshape(-1, nf) of an (r, r, c, nf) filter bank -> U ((m + r - 1)^2, c, nf) and b
     (nf,), for output tiles of side m."""
@@ -117,7 +117,7 @@ def filters(Wb: np.ndarray, c: int, m: int, r: int = 3) -> Filters:
     return Filters(U.reshape(-1, c, nf), Wb[-1], m, r)
 
 
-def transform(xp: np.ndarray, m: int, r: int = 3) -> np.ndarray:
+def transform(xp: np.ndarray, m: int, r: int) -> np.ndarray:
     """V = B^T d B of every t x t tile d (t = m + r - 1) of the padded block xp
     (n, m th + r - 1, m tw + r - 1, c), m apart: (t^2, n th tw, c), by tile element."""
     t = m + r - 1
@@ -146,7 +146,7 @@ def forward(xp: np.ndarray, filtered: Filters, out: np.ndarray, order: int = 1) 
     return V
 
 
-def weight_gradient(V: np.ndarray, dZ: np.ndarray, r: int = 3, order: int = 1) -> np.ndarray:
+def weight_gradient(V: np.ndarray, dZ: np.ndarray, r: int, *, order: int = 1) -> np.ndarray:
     """[dW; db] ((r r c + 1), nf), dW's rows in W.reshape(-1, nf)'s order, of the r x r
     convolution whose forward pass transformed its tiles into V and whose output's
     gradient is dZ (out's shape in forward): forward's steps taken back,
