@@ -132,9 +132,9 @@ def load_torch() -> None:
     torch = module
 
 
-def hold_threads(count: int):
+def hold_threads(count: int) -> None:
     """Both libraries on `count` threads from now on, NumPy's BLAS too (threadpoolctl's
-    limit, which holds from here on, returned)."""
+    limit holds until it is lifted, which nothing here does)."""
     from threadpoolctl import threadpool_limits
 
     if count < 1:
@@ -142,7 +142,7 @@ def hold_threads(count: int):
     parallel.set_threads(count)
     if torch is not None:
         torch.set_num_threads(count)
-    return threadpool_limits(count, user_api="blas")
+    threadpool_limits(count, user_api="blas")
 
 
 def build(text: str, shape: tuple[int, ...], seed: int = 0) -> Net:

@@ -326,9 +326,12 @@ def _as_stored(A: np.ndarray, by_channel: bool) -> np.ndarray:
     """A (b, h, w, nf) as a C-contiguous (b', h, w, c) view of its memory: itself, or,
     with by_channel (stored channel by channel: ConvChain._new), (nf * b, h, w, 1).
     (Told, not read from A's flags: with b = h = w = 1 both layouts are contiguous.)"""
-    stored = np.moveaxis(A, -1, 0) if by_channel else A
-    assert stored.flags.c_contiguous, "not stored as said"
-    return stored.reshape(-1, *A.shape[1:3], 1) if by_channel else A  # a view, not a copy
+    if not by_channel:
+        assert A.flags.c_contiguous, "not stored pixel by pixel"
+        return A
+    stored = np.moveaxis(A, -1, 0)
+    assert stored.flags.c_contiguous, "not stored channel by channel"
+    return stored.reshape(-1, *A.shape[1:3], 1)  # a view, not a copy
 
 
 def _tiled_mean(Z: np.ndarray, p: int, out: np.ndarray) -> None:
