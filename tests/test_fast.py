@@ -143,6 +143,7 @@ def compare(make, X, y, dtype, lr=0.05, steps=2, shards=False, block=1, winograd
         patch.setattr(ops.Dense, "MIN_BLOCK_WORK", 1)  # whole, BLAS on one thread: blocks
         patch.setattr(blocks, "BLOCK", block)
         patch.setattr(blocks, "LARGE", 1)
+        patch.setattr(blocks, "CACHE_LARGE", 1)  # on shards too
         if winograd:
             patch.setattr(blocks, "WINOGRAD_CHANNELS", 1)
         if shards:
@@ -859,6 +860,27 @@ def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, siz
     conv = blocks.BlockedConv((n, size, size, c), W, 1, pads, for_cache=True)
     assert len(conv.blocks) == count
     assert len(blocks.BlockedConv((n, size, size, c), W, 1, pads).blocks) == 1
+
+
+@pytest.mark.parametrize("nf, shard, training, blocked", [
+    (8, True, True, True),     # the narrow stack's: thin products, in blocks for the cache
+    (16, True, True, True),    # blocks.THIN_FILTERS
+    (32, True, True, False),   # wider: the window matrix whole, kept for the backward pass
+    (32, True, False, True),   # any width in prediction
+    (8, False, True, False),   # off a shard: one block
+])
+def test_a_thin_convolution_trained_on_a_shard_runs_in_blocks_for_the_cache(nf, shard,
+                                                                           training,
+                                                                           blocked):
+    """32 images of 28 x 28 x 8: a window matrix of 1.8 M numbers (CACHE_LARGE or more, not
+    LARGE), and too little work for blocks on the thread pool."""
+    chain = conv_chain.ConvChain(ConvLayer_ReLU(nf, 3, padding="same"), None, None)
+    chain.conv.build((32, 28, 28, 8), np.random.default_rng(0), np.float32)
+    if shard:
+        chain = chain.for_shard()
+    chain.forward(np.zeros((32, 28, 28, 8), np.float32), training)
+    assert (len(chain.blocks) > 1) is blocked
+    assert not chain.keep_cols or not blocked  # blocks copy their windows again
 
 
 @pytest.mark.parametrize("n, size, c, nf, count", [

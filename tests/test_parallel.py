@@ -216,6 +216,7 @@ def test_blocks_give_the_same_bits_whatever_the_number_of_threads(name, n, monke
 
     monkeypatch.setattr(blocks, "BLOCK", 3000)
     monkeypatch.setattr(blocks, "LARGE", 1)
+    monkeypatch.setattr(blocks, "CACHE_LARGE", 1)
     X, y = data(n)
 
     def make():

@@ -69,9 +69,16 @@ SHARED_WORK = 2**23
 #: in blocks, one after the other, when its window matrix holds CACHE_LARGE numbers or
 #: more (4 MB in float32, four times a core's L2 cache here): for the cache alone (a
 #: shard of 32 small VGG images has a 38 MB window matrix; 64 images of three channels
-#: on 32 x 32, 7 MB).  (In training, blocks cost a second window copy in the backward
-#: pass: not worth it.)
+#: on 32 x 32, 7 MB).  In training, blocks cost a second window copy in the backward
+#: pass, which paid only where the products are thin: a convolution with THIN_FILTERS
+#: filters or fewer (for_cache_in_training).
 CACHE_LARGE = 2**20
+#: A convolution with this many filters or fewer, trained on a shard, runs in blocks for
+#: the cache as in prediction.  Its products write few columns per window matrix row, so
+#: they are bound by reading that matrix, which runs faster from the cache; the narrow
+#: stack's 8- and 16-filter convolutions trained faster so, wider ones no faster
+#: (docs/performance.md).
+THIN_FILTERS = 16
 #: A 3 x 3 or 5 x 5 stride-1 convolution with this many input channels or more, and an
 #: even output, runs its forward pass and weight gradient as Winograd's (winograd.py:
 #: F(4 x 4, 3 x 3) where the output's sides divide by 4, else F(2 x 2, 3 x 3); F(2 x 2,
@@ -81,6 +88,12 @@ CACHE_LARGE = 2**20
 #: matrix for 3 x 3 filters (docs/performance.md); for 5 x 5 the zoo has no such
 #: convolution below 32 channels, and the same threshold was kept untried.
 WINOGRAD_CHANNELS = 32
+
+
+def for_cache_in_training(W: np.ndarray) -> bool:
+    """Whether a convolution of weights W (fw, fw, c, nf) trained on a shard runs in
+    blocks for the cache (BlockedConv's for_cache): with THIN_FILTERS filters or fewer."""
+    return W.shape[3] <= THIN_FILTERS
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
@@ -98,7 +111,9 @@ class BlockedConv:
     x is the layer's input without padding; pads are ConvLayer.pads's
     ((top, bottom), (left, right)).  order p > 1 puts the output positions in
     p x p pool window order (conv_pool.by_pool_window: (p, p, b, oh/p, ow/p));
-    p must divide oh and ow.  for_cache: a prediction on a shard (see CACHE_LARGE).
+    p must divide oh and ow.  for_cache: a pass on a shard, which cuts a large window
+    matrix into blocks for the cache (CACHE_LARGE): a prediction, or training a thin
+    convolution (for_cache_in_training).
     share: the pass runs BLAS on one thread (threads.blas_on_one_thread), so this one
     takes two blocks at least rather than one core, if its work is SHARED_WORK or more.
     """

@@ -44,7 +44,7 @@ from ..layers import (
 )
 from ..layers.activations import sigmoid
 from . import threads
-from .blocks import BlockedConv
+from .blocks import BlockedConv, for_cache_in_training
 from .columns import first_max_index, index_dtype, route_to_max, window_max
 from .ops import Op, engine_of, relu, runs_fast
 
@@ -111,7 +111,7 @@ class ConvChain(Op):
         self.x_shape, self.training = A.shape, training
         A, pads = _under_pool(A, conv.pads(A.shape[1], A.shape[2]), conv, pool)
         self.x = A
-        cached = self.on_shard and not training
+        cached = self.on_shard and (not training or for_cache_in_training(conv.W))
         share = not self.on_shard and threads.blas_on_one_thread()
         g = BlockedConv(A.shape, conv.W, conv.stride, pads, for_cache=cached, share=share)
         self.fw, self.s = (pool.filter_width, pool.stride) if pool else (1, 1)
