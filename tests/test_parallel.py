@@ -94,18 +94,49 @@ def test_the_fast_path_counts_every_weight_for_its_shards():
     net.build(X.shape[1:])
     weights = sum(array.size for layer in net.layers for array in layer.params().values())
     assert weights <= threads.FEW_WEIGHTS
-    assert len(net._fast_path.shard_slices(64, True)) == 2
+    assert len(net._fast_path.shard_slices(X.shape, True)) == 2
     wide = Net([FlatLayer(), FCLayer_ReLU(threads.FEW_WEIGHTS // 392 + 1),
                 FCLayer_Softmax(10)], seed=0)
     wide.build(X.shape[1:])
-    assert len(wide._fast_path.shard_slices(64, True)) == 1
-    assert len(wide._fast_path.shard_slices(64, False)) == 2
+    assert len(wide._fast_path.shard_slices(X.shape, True)) == 1
+    assert len(wide._fast_path.shard_slices(X.shape, False)) == 2
+
+
+@pytest.mark.parametrize("n, training, weights, work, sizes", [
+    (32, True, 1000, threads.HEAVY_SAMPLE, [16, 16]),
+    (32, True, 1000, threads.HEAVY_SAMPLE - 1, [32]),
+    (31, True, 1000, threads.HEAVY_SAMPLE, [31]),
+    (32, True, threads.FEW_WEIGHTS + 1, threads.HEAVY_SAMPLE, [32]),  # many gradients
+    (32, False, None, threads.HEAVY_SAMPLE, [16, 16]),  # a prediction
+    (64, True, 1000, threads.HEAVY_SAMPLE, [32, 32]), (128, True, 1000, 10**9, [64, 64])])
+def test_samples_of_much_work_take_shards_of_16_from_32_samples(n, training, weights, work,
+                                                                 sizes):
+    assert [s.stop - s.start for s in threads.shard_slices(n, training, weights, work)] \
+        == sizes
+
+
+def test_the_fast_path_counts_a_samples_multiply_adds_for_its_shards():
+    """A 3 x 3 convolution of 2 channels into 4 on 6 x 6: 16 positions of 72 multiply-adds;
+    a dense layer of 64 inputs and 5 outputs: 325 (its W holds the bias as a 65th
+    column).  Samples of a 16-filter convolution on
+    64 x 64 x 4 take 2.4 M: a batch of 32 of them has two shards in training."""
+    from cnn_numpy.fast.path import _multiply_adds
+
+    small = Net([ConvLayer(4, 3), FlatLayer(), FCLayer(5)], seed=0)
+    small.build((6, 6, 2))
+    assert _multiply_adds(small.layers, (6, 6, 2)) == 16 * 72 + 65 * 5
+    heavy = Net([ConvLayer_ReLU(16, 3, padding=1), PoolLayer_Max(4), FlatLayer(),
+                 FCLayer_Softmax(10)], seed=0)
+    heavy.build((64, 64, 4))
+    assert _multiply_adds(heavy.layers, (64, 64, 4)) == 64 * 64 * 576 + 4097 * 10
+    assert len(heavy._fast_path.shard_slices((32, 64, 64, 4), True)) == 2
+    assert len(small._fast_path.shard_slices((32, 6, 6, 2), True)) == 1
 
 
 def plan(net: Net, X, training: bool, whole_last: bool) -> list[tuple[str, list[str]]]:
     """The fast path's steps for X, each with the names of its layers."""
     path = net._fast_path
-    shards = len(path.shard_slices(X.shape[0], training))
+    shards = len(path.shard_slices(X.shape, training))
     steps = path.steps(plan_ops(net.layers, training), X, training, whole_last, shards)
     return [(how, [type(layer).__name__ for op in ops for layer in op.layers])
             for how, ops in steps]

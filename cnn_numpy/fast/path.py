@@ -154,10 +154,12 @@ class FastPath:
             first = last + 1
         return names
 
-    def shard_slices(self, n: int, training: bool) -> list[slice]:
-        """threads.shard_slices for a batch of n through these layers (their weights)."""
+    def shard_slices(self, shape: tuple[int, ...], training: bool) -> list[slice]:
+        """threads.shard_slices for a batch of `shape` (n, ...) through these layers (their
+        weights, and a sample's multiply-adds)."""
         weights = sum(array.size for layer in self.layers for array in layer.params().values())
-        return threads.shard_slices(n, training, weights)
+        return threads.shard_slices(shape[0], training, weights,
+                                    _multiply_adds(self.layers, shape[1:]))
 
     def steps(self, ops: list[Op], X: np.ndarray, training: bool, whole_last: bool,
               shards: int) -> list[tuple[str, list[Op]]]:
@@ -215,7 +217,7 @@ class FastPath:
         large samples (_one_blas_thread).
         """
         ops = plan_ops(self.layers, training)
-        slices = self.shard_slices(X.shape[0], training)
+        slices = self.shard_slices(X.shape, training)
         plan = self.steps(ops, X, training, whole_last, len(slices))
         for how, run in plan:  # what the layers cache is not what these ops compute
             for op in run:
@@ -308,6 +310,19 @@ def _sample_sizes(ops: list[Op], shape: tuple[int, ...]) -> tuple[list[int], lis
         sizes.append(math.prod(shape))
         peaks.append(peak)
     return sizes, peaks
+
+
+def _multiply_adds(layers: list[Layer], shape: tuple[int, ...]) -> int:
+    """The multiply-adds of one sample of `shape`'s forward pass through the layers' weight
+    arrays W: for each, its output positions (all axes but the last) times W's size (a
+    convolution's fw * fw * c * nf, a dense layer's inputs * outputs)."""
+    total = 0
+    for layer in layers:
+        shape = layer.output_shape(shape)
+        W = layer.params().get("W")
+        if W is not None and W.ndim > 1:
+            total += math.prod(shape[:-1]) * W.size
+    return total
 
 
 def _inputs(ops: list[Op], shape: tuple[int, ...]) -> list[tuple[int, ...]]:

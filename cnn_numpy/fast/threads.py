@@ -11,7 +11,7 @@ over the shards); other layers that look at the whole batch (Dropout while
 training, the loss) run once on the batch.
 
 Identical results whatever the number of threads: the shards depend on the
-batch size and the network's number of weights only (`shard_slices`), each
+batch size and the network's size only (`shard_slices`), each
 shard is computed by the same code on whichever thread takes it, and the Net
 adds the shards' weight gradients in shard order.  While a pass runs operations on shards,
 NumPy's BLAS computes on one thread, so that its own threads do not fight
@@ -55,6 +55,12 @@ MIN_SHARD = 64
 #: (docs/performance.md).
 MIN_LIGHT_SHARD = 32
 FEW_WEIGHTS = 2**17
+#: The same again, for such a pass whose samples each take HEAVY_SAMPLE multiply-adds or
+#: more (its convolutions' and dense layers'): at batch 32, shards of 16 trained and
+#: predicted the zoo's strided network and narrow stack faster than one shard, while
+#: LeNet-5, 0.42 M multiply-adds a sample, trained slower so (docs/performance.md).
+MIN_HEAVY_SHARD = 16
+HEAVY_SAMPLE = 2**20
 #: Layers whose samples (input and output) all hold fewer numbers than this stay
 #: whole.  NumPy keeps Python's lock through small operations, so threads on
 #: short vectors mostly wait for each other.  A pass with a sample this large
@@ -68,20 +74,24 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0  # its max_workers
 
 
-def shard_slices(n: int, training: bool = True, weights: int | None = None) -> list[slice]:
-    """How a batch of n samples is split: contiguous slices, a function of n, training
-    and the network's number of weights (None: not known, taken as many) only.
+def shard_slices(n: int, training: bool = True, weights: int | None = None,
+                 work: int | None = None) -> list[slice]:
+    """How a batch of n samples is split: contiguous slices, a function of n, training,
+    the network's number of weights and a sample's multiply-adds (None: not known, taken
+    as many weights and few multiply-adds) only.
 
     Shards of 64 samples or a little more, at most 8: one shard below 128
     samples, 2 for 128, 8 from 512 on.  More shards than threads let an idle
     worker take over work from one that another program slows down.  A
     prediction has no gradients to add up, and the training of a network of
     FEW_WEIGHTS weights or fewer has few, so from 2 * MIN_LIGHT_SHARD samples
-    on they have 2 shards at least.
+    on they have 2 shards at least; from 2 * MIN_HEAVY_SHARD when a sample takes
+    `work` >= HEAVY_SAMPLE multiply-adds.
     """
     count = max(1, min(MAX_SHARDS, n // MIN_SHARD))
     light = not training or (weights is not None and weights <= FEW_WEIGHTS)
-    if light and n >= 2 * MIN_LIGHT_SHARD:
+    least = MIN_HEAVY_SHARD if work is not None and work >= HEAVY_SAMPLE else MIN_LIGHT_SHARD
+    if light and n >= 2 * least:
         count = max(count, 2)
     return even_slices(n, count)
 
