@@ -118,8 +118,8 @@ def test_samples_of_much_work_take_shards_of_16_from_32_samples(n, training, wei
 def test_the_fast_path_counts_a_samples_multiply_adds_for_its_shards():
     """A 3 x 3 convolution of 2 channels into 4 on 6 x 6: 16 positions of 72 multiply-adds;
     a dense layer of 64 inputs and 5 outputs: 325 (its W holds the bias as a 65th
-    column).  Samples of a 16-filter convolution on
-    64 x 64 x 4 take 2.4 M: a batch of 32 of them has two shards in training."""
+    column).  Samples of a 16-filter convolution on 64 x 64 x 4 take 2.4 M: a batch of
+    32 of them has two shards in training."""
     from cnn_numpy.fast.path import _multiply_adds
 
     small = Net([ConvLayer(4, 3), FlatLayer(), FCLayer(5)], seed=0)

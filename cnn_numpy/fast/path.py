@@ -315,7 +315,8 @@ def _sample_sizes(ops: list[Op], shape: tuple[int, ...]) -> tuple[list[int], lis
 def _multiply_adds(layers: list[Layer], shape: tuple[int, ...]) -> int:
     """The multiply-adds of one sample of `shape`'s forward pass through the layers' weight
     arrays W: for each, its output positions (all axes but the last) times W's size (a
-    convolution's fw * fw * c * nf, a dense layer's inputs * outputs)."""
+    convolution's fw * fw * c * nf, a dense layer's outputs * (inputs + 1), its bias
+    column included)."""
     total = 0
     for layer in layers:
         shape = layer.output_shape(shape)
