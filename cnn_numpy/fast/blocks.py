@@ -24,8 +24,9 @@ A 3 x 3 or 5 x 5 stride-1 convolution with many channels (WINOGRAD_CHANNELS) tak
 Winograd's F(4 x 4, 3 x 3), F(2 x 2, 3 x 3) or F(2 x 2, 5 x 5) instead of the window
 copy and product for its forward pass, its weight gradient (from the transformed tiles
 the forward pass kept) and its input gradient (winograd.py).  The blocks run
-on the thread pool (threads.run_all), and the weight gradient is the blocks'
-sum in block order: the same bits on any number of threads.
+on the thread pool (threads.run_all; on a shard, one after the other, in the
+shard's task), and the weight gradient is the blocks' sum in block order: the
+same bits on any number of threads.
 """
 
 from __future__ import annotations
@@ -248,9 +249,9 @@ class BlockedConv:
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps what forward returns for the backward pass rather
         than computing it again: a Winograd convolution's transformed tiles (2.25, 4 or
-        9 times the input), or the window matrix when the batch is one block (not on the
-        thread pool) or when it is no larger than the block's output (few input
-        channels), which the pass holds anyway."""
+        9 times the input), or the window matrix when the batch is one block or when it
+        is no larger than the block's output (few input channels), which the pass holds
+        anyway."""
         return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf
 
     def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,

@@ -7,9 +7,9 @@ Each block of images (blocks.py) goes through the whole chain while it is in
 cache: the padding and window copy, the product, the activation and the pool;
 the convolution's output Z of the batch is never stored.  Backward, each block's
 pooled gradient is spread back over its Z, through the activation, and into the
-weight and input gradients in the same way.  The blocks run on the thread pool;
-the weight gradient is their sum in block order, so the bits do not depend on the
-thread count.
+weight and input gradients in the same way.  The blocks run on the thread pool
+(on a shard, one after the other); the weight gradient is their sum in block order,
+so the bits do not depend on the thread count.
 
 A pool whose windows leave the convolution's last rows or columns out (a 3 x 3
 pool on 26 x 26 reads 24 x 24) never reads those outputs, so the chain computes

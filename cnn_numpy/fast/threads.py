@@ -11,7 +11,7 @@ over the shards); other layers that look at the whole batch (Dropout while
 training, the loss) run once on the batch.
 
 Identical results whatever the number of threads: the shards depend on the
-batch size and the network's size only (`shard_slices`), each
+batch's shape and the network's weights only (`shard_slices`), each
 shard is computed by the same code on whichever thread takes it, and the Net
 adds the shards' weight gradients in shard order.  While a pass runs operations on shards,
 NumPy's BLAS computes on one thread, so that its own threads do not fight
@@ -56,9 +56,11 @@ MIN_SHARD = 64
 MIN_LIGHT_SHARD = 32
 FEW_WEIGHTS = 2**17
 #: The same again, for such a pass whose samples each take HEAVY_SAMPLE multiply-adds or
-#: more (its convolutions' and dense layers'): at batch 32, shards of 16 trained and
-#: predicted the zoo's strided network and narrow stack faster than one shard, while
-#: LeNet-5, 0.42 M multiply-adds a sample, trained slower so (docs/performance.md).
+#: more (its convolutions' and dense layers'): at batch 32 on two threads, shards of 16
+#: trained the zoo's strided network and narrow stack faster than one shard, and
+#: predicted the strided network and the small VGG faster, while LeNet-5, 0.42 M
+#: multiply-adds a sample, trained slower so.  On one thread, which runs the shards in
+#: turn, they cost 7-15% (docs/performance.md).
 MIN_HEAVY_SHARD = 16
 HEAVY_SAMPLE = 2**20
 #: Layers whose samples (input and output) all hold fewer numbers than this stay
