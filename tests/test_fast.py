@@ -857,9 +857,33 @@ def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, siz
                                                                           count):
     W = np.zeros((fw, fw, c, 32), np.float32)
     pads = ((fw // 2, fw // 2),) * 2
-    conv = blocks.BlockedConv((n, size, size, c), W, 1, pads, for_cache=True)
+    conv = blocks.BlockedConv((n, size, size, c), W, 1, pads, on_shard=True, training=False)
     assert len(conv.blocks) == count
     assert len(blocks.BlockedConv((n, size, size, c), W, 1, pads).blocks) == 1
+
+
+@pytest.mark.parametrize("n, count, even", [
+    (10, 3, 4), (10, 4, 4), (10, 5, 6), (10, 1, 1), (3, 3, 3), (2, 2, 2)])
+def test_blocks_for_the_pool_come_in_even_numbers(n, count, even):
+    """Three blocks on two threads keep one idle for the last; four do not (unless there
+    are only three images).  Even whatever the thread count, so sums stay the same."""
+    cuts = blocks.pool_blocks(n, count)
+    assert len(cuts) == even
+    assert [s.start for s in cuts[1:]] == [s.stop for s in cuts[:-1]]
+    assert (cuts[0].start, cuts[-1].stop) == (0, n)
+
+
+def test_a_convolution_on_the_pool_takes_an_even_number_of_blocks():
+    """A small VGG's third convolution at batch 64 (Winograd's tiles, 2 M numbers of them
+    a block): three blocks by size, four for the pool; on a shard, where they run in
+    turn, three."""
+    W = np.zeros((3, 3, 32, 64), np.float32)
+    shape, pads = (64, 16, 16, 32), ((1, 1), (1, 1))
+    conv = blocks.BlockedConv(shape, W, 1, pads)
+    assert conv.winograd
+    by_size = blocks.image_blocks(64, conv.held_per_image())
+    assert len(by_size) == 3 and len(conv.blocks) == 4
+    assert len(blocks.BlockedConv(shape, W, 1, pads, on_shard=True).blocks) == 3
 
 
 @pytest.mark.parametrize("nf, shard, training, blocked", [

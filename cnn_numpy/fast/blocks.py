@@ -72,7 +72,7 @@ SHARED_WORK = 2**23
 #: shard of 32 small VGG images has a 38 MB window matrix; 64 images of three channels
 #: on 32 x 32, 7 MB).  In training, blocks cost a second window copy in the backward
 #: pass, which paid only where the products are thin: a convolution with THIN_FILTERS
-#: filters or fewer (for_cache_in_training).
+#: filters or fewer.
 CACHE_LARGE = 2**20
 #: A convolution with this many filters or fewer, trained on a shard, runs in blocks for
 #: the cache as in prediction.  Its products write few columns per window matrix row, so
@@ -91,12 +91,6 @@ THIN_FILTERS = 16
 WINOGRAD_CHANNELS = 32
 
 
-def for_cache_in_training(W: np.ndarray) -> bool:
-    """Whether a convolution of weights W (fw, fw, c, nf) trained on a shard runs in
-    blocks for the cache (BlockedConv's for_cache): with THIN_FILTERS filters or fewer."""
-    return W.shape[3] <= THIN_FILTERS
-
-
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
     """range(n) as consecutive blocks of images, each holding about `block` numbers
     (default BLOCK) at most, when one image holds per_image; sizes differ by 1 at most.
@@ -106,21 +100,33 @@ def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice
     return threads.even_slices(n, max(1, math.ceil(n / size))) if n else [slice(0, 0)]
 
 
+def pool_blocks(n: int, count: int) -> list[slice]:
+    """range(n) as `count` blocks for the thread pool, or one more if count is odd (and
+    below n): on two threads an odd count leaves one idle while the other takes the
+    last block (three blocks kept two cores 75% busy at most).  Even, not a multiple of
+    the thread count: the blocks, and the sums over them, must not depend on it."""
+    if count > 1 and count % 2 and count < n:
+        count += 1
+    return threads.even_slices(n, count)
+
+
 class BlockedConv:
     """One convolution's geometry on inputs (n, ih, iw, c) and its passes on a block.
 
     x is the layer's input without padding; pads are ConvLayer.pads's
     ((top, bottom), (left, right)).  order p > 1 puts the output positions in
     p x p pool window order (conv_pool.by_pool_window: (p, p, b, oh/p, ow/p));
-    p must divide oh and ow.  for_cache: a pass on a shard, which cuts a large window
-    matrix into blocks for the cache (CACHE_LARGE): a prediction, or training a thin
-    convolution (for_cache_in_training).
+    p must divide oh and ow.  on_shard: the pass runs on a batch shard, one of the
+    thread pool's tasks already, where the blocks run one after the other, and a large
+    window matrix is cut for the cache alone (CACHE_LARGE) in prediction (training
+    False) and for a thin convolution (THIN_FILTERS) in training.
     share: the pass runs BLAS on one thread (threads.blas_on_one_thread), so this one
     takes two blocks at least rather than one core, if its work is SHARED_WORK or more.
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
-                 order: int = 1, for_cache: bool = False, share: bool = False):
+                 order: int = 1, on_shard: bool = False, training: bool = True,
+                 share: bool = False):
         n, self.ih, self.iw, self.c = x_shape
         self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
         (self.top, self.bottom), (self.left, self.right) = pads
@@ -133,14 +139,17 @@ class BlockedConv:
             self.winograd = 0
         self._kept: dict[str, tuple] = {}  # role -> (source, winograd filters): _once
         per_image = self.oh * self.ow * (self.k + 1)
+        for_cache = on_shard and (not training or self.nf <= THIN_FILTERS)
         pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
         held = self.held_per_image() if self.winograd else per_image
-        if pooled:
+        if pooled and on_shard:
             self.blocks = image_blocks(n, held)
+        elif pooled:
+            self.blocks = pool_blocks(n, len(image_blocks(n, held)))
         elif share and n > 1 and n * per_image * self.nf >= SHARED_WORK:
             # both cores, though the work alone would not call for them
-            self.blocks = threads.even_slices(n, max(2, len(image_blocks(n, held))))
+            self.blocks = pool_blocks(n, max(2, len(image_blocks(n, held))))
         else:
             self.blocks = [slice(0, n)]
 

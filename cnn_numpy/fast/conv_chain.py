@@ -44,7 +44,7 @@ from ..layers import (
 )
 from ..layers.activations import sigmoid
 from . import threads
-from .blocks import BlockedConv, for_cache_in_training
+from .blocks import BlockedConv
 from .columns import first_max_index, index_dtype, route_to_max, window_max
 from .ops import Op, engine_of, relu, runs_fast
 
@@ -111,9 +111,9 @@ class ConvChain(Op):
         self.x_shape, self.training = A.shape, training
         A, pads = _under_pool(A, conv.pads(A.shape[1], A.shape[2]), conv, pool)
         self.x = A
-        cached = self.on_shard and (not training or for_cache_in_training(conv.W))
-        share = not self.on_shard and threads.blas_on_one_thread()
-        g = BlockedConv(A.shape, conv.W, conv.stride, pads, for_cache=cached, share=share)
+        where = {"on_shard": self.on_shard, "training": training,
+                 "share": not self.on_shard and threads.blas_on_one_thread()}
+        g = BlockedConv(A.shape, conv.W, conv.stride, pads, **where)
         self.fw, self.s = (pool.filter_width, pool.stride) if pool else (1, 1)
         # Max-pool windows that tile Z: the convolution writes Z by window element
         # (conv_pool.py), which the pool reads in contiguous pieces.  (Measured: an average
@@ -122,8 +122,7 @@ class ConvChain(Op):
         self.by_channel = not training and pool is not None and g.columns_by_element() \
             and g.nf <= BY_CHANNEL
         if self.max_pool and self.tiled and self.fw > 1 and not self.by_channel:
-            g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw,
-                            for_cache=cached, share=share)
+            g = BlockedConv(A.shape, conv.W, conv.stride, pads, order=self.fw, **where)
         self.geometry = g
         self.blocks = g.blocks
         self.Wb = np.concatenate([conv.W.reshape(-1, g.nf), conv.b[None, :]])
