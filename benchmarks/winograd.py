@@ -12,7 +12,8 @@ prediction) and the forward pass with the weight gradient (as in training,
 the window matrix or the transformed tiles kept for it) on the same blocks of
 images each contender's blocks in the fast path hold (blocks.image_blocks:
 a window matrix, or Winograd's transformed tiles, of about blocks.BLOCK
-numbers), one block after the other on one core, their turns interleaved,
+numbers; for the thread pool the fast path may cut one more, blocks.pool_blocks),
+one block after the other on one core, their turns interleaved,
 median of the repeats; F(4 x 4, 3 x 3) where the sides divide by 4 (3 x 3 filters
 only).  Each float32 result is
 compared with the window matrix's in float64.  The fast path takes Winograd's

@@ -863,7 +863,8 @@ def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, siz
 
 
 @pytest.mark.parametrize("n, count, even", [
-    (10, 3, 4), (10, 4, 4), (10, 5, 6), (10, 1, 1), (3, 3, 3), (2, 2, 2)])
+    (10, 3, 4), (10, 4, 4), (10, 5, 6), (10, 1, 1), (3, 3, 3), (2, 2, 2), (3, 5, 3),
+    (0, 1, 1)])
 def test_blocks_for_the_pool_come_in_even_numbers(n, count, even):
     """Three blocks on two threads keep one idle for the last; four do not (unless there
     are only three images).  Even whatever the thread count, so sums stay the same."""
@@ -871,12 +872,13 @@ def test_blocks_for_the_pool_come_in_even_numbers(n, count, even):
     assert len(cuts) == even
     assert [s.start for s in cuts[1:]] == [s.stop for s in cuts[:-1]]
     assert (cuts[0].start, cuts[-1].stop) == (0, n)
+    assert all(s.stop > s.start for s in cuts) or n == 0
 
 
 def test_a_convolution_on_the_pool_takes_an_even_number_of_blocks():
-    """A small VGG's third convolution at batch 64 (Winograd's tiles, 2 M numbers of them
-    a block): three blocks by size, four for the pool; on a shard, where they run in
-    turn, three."""
+    """A small VGG's third convolution at batch 64 (Winograd's tiles, 18 K numbers an
+    image): three blocks of 21 or 22 images by size (blocks.BLOCK), four for the pool;
+    on a shard, where they run in turn, three."""
     W = np.zeros((3, 3, 32, 64), np.float32)
     shape, pads = (64, 16, 16, 32), ((1, 1), (1, 1))
     conv = blocks.BlockedConv(shape, W, 1, pads)

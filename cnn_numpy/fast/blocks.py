@@ -6,8 +6,9 @@ and multiplies once.  For a 3 x 3 convolution of 32 channels on 32 x 32
 images that matrix is about 1.2 MB per image: a batch's is far out of cache,
 written once and read again by the product, and the padded input is one more
 copy.  Here a batch is cut into blocks of images (image_blocks: a function of
-the shapes only) whose window matrix holds about BLOCK numbers, and each block
-is copied, multiplied and forgotten while it is still in cache:
+the shapes only) whose window matrix holds about BLOCK numbers, an even number of
+them for the thread pool (pool_blocks), and each block is copied, multiplied and
+forgotten while it is still in cache:
 
     forward   Z[block] = cols_block.T @ [W; b]
     backward  [dW; db] = sum over blocks, in block order, of cols_block @ dZ[block]
@@ -51,8 +52,9 @@ from .conv_pool import by_pool_window
 #: (unless one image holds more): 512 K floats, 2 MB in float32, a core's share of the
 #: cache with the product's output.
 BLOCK = 2**19
-#: When a convolution runs in blocks on the thread pool (BlockedConv.blocks), rather than
-#: as one block with its products on BLAS's own threads: when its batch's window matrix
+#: When a convolution runs in blocks on the thread pool (BlockedConv.blocks; on a shard,
+#: one after the other), rather than as one block with its products on BLAS's own
+#: threads: when its batch's window matrix
 #: holds LARGE numbers or more (64 MB in float32: out of any cache), or when a batch of
 #: BATCH images or more takes WORK multiply-adds or more.  Below both, the elementwise
 #: work of the blocks, bound by memory and by Python's lock, kept two threads from doing
@@ -101,10 +103,12 @@ def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice
 
 
 def pool_blocks(n: int, count: int) -> list[slice]:
-    """range(n) as `count` blocks for the thread pool, or one more if count is odd (and
-    below n): on two threads an odd count leaves one idle while the other takes the
-    last block (three blocks kept two cores 75% busy at most).  Even, not a multiple of
-    the thread count: the blocks, and the sums over them, must not depend on it."""
+    """range(n) as `count` blocks for the thread pool (1 <= count <= n, clamped to that),
+    or one more if count is odd, above 1 and below n: on two threads an odd count leaves
+    one idle while the other takes the last block (three blocks kept two cores 75% busy
+    at most).  Even, not a multiple of the thread count: the blocks, and the sums over
+    them, must not depend on it."""
+    count = max(1, min(count, n))
     if count > 1 and count % 2 and count < n:
         count += 1
     return threads.even_slices(n, count)
@@ -122,6 +126,7 @@ class BlockedConv:
     False) and for a thin convolution (THIN_FILTERS) in training.
     share: the pass runs BLAS on one thread (threads.blas_on_one_thread), so this one
     takes two blocks at least rather than one core, if its work is SHARED_WORK or more.
+    Blocks for the thread pool (off a shard) come in an even number (pool_blocks).
     """
 
     def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
@@ -140,12 +145,12 @@ class BlockedConv:
         self._kept: dict[str, tuple] = {}  # role -> (source, winograd filters): _once
         per_image = self.oh * self.ow * (self.k + 1)
         for_cache = on_shard and (not training or self.nf <= THIN_FILTERS)
-        pooled = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
+        cut = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
         held = self.held_per_image() if self.winograd else per_image
-        if pooled and on_shard:
+        if cut and on_shard:  # one after the other, in the shard's task
             self.blocks = image_blocks(n, held)
-        elif pooled:
+        elif cut:
             self.blocks = pool_blocks(n, len(image_blocks(n, held)))
         elif share and n > 1 and n * per_image * self.nf >= SHARED_WORK:
             # both cores, though the work alone would not call for them
@@ -365,27 +370,3 @@ def _stored(shape: tuple[int, int, int, int], dtype, by_channel: bool,
     stored = (np.zeros if zeros else np.empty)((c, b, h, w) if by_channel else shape,
                                               dtype=dtype)
     return stored, stored.transpose(1, 2, 3, 0) if by_channel else stored
-
-
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pads):
-    """Z (n, oh, ow, nf) of the unpadded input x, block by block on the thread pool.
-    Returns (Z, cache)."""
-    conv = BlockedConv(x.shape, W, stride, pads)
-    Wb = np.concatenate([W.reshape(-1, conv.nf), b[None, :]])
-    Z = np.empty(conv.out_shape(x.shape[0]), dtype=np.result_type(x, W))
-    threads.run_all([lambda s=s: conv.forward(x[s], Wb, Z[s], columns=False)
-                     for s in conv.blocks])
-    return Z, (conv, x, W)
-
-
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
-    """(dx (the unpadded input's gradient) or None, dW, db) from dZ (n, oh, ow, nf)."""
-    conv, x, W = cache
-    dx = np.empty(x.shape, dtype=dZ.dtype) if need_dx else None
-    parts = threads.run_all([
-        lambda s=s: conv.backward(x[s], dZ[s], W, None if dx is None else dx[s])
-        for s in conv.blocks])
-    dWb = parts[0]
-    for part in parts[1:]:
-        dWb += part
-    return dx, dWb[:-1].reshape(W.shape), dWb[-1]
