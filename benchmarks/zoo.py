@@ -137,8 +137,6 @@ def hold_threads(count: int) -> None:
     limit holds until it is lifted, which nothing here does)."""
     from threadpoolctl import threadpool_limits
 
-    if count < 1:
-        raise SystemExit(f"zoo.py: --threads must be 1 or more, got {count}")
     parallel.set_threads(count)
     if torch is not None:
         torch.set_num_threads(count)
@@ -380,7 +378,10 @@ def parse_args(argv=None):
                         "benchmarks/results/zoo.json for the whole zoo on default "
                         "threads, else nowhere)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be 1 or more, got {args.threads}")
+    return args
 
 
 def main(argv=None) -> None:

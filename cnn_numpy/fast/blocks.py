@@ -147,14 +147,14 @@ class BlockedConv:
         for_cache = on_shard and (not training or self.nf <= THIN_FILTERS)
         cut = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
-        held = self.held_per_image() if self.winograd else per_image
+        by_size = image_blocks(n, self.held_per_image() if self.winograd else per_image)
         if cut and on_shard:  # one after the other, in the shard's task
-            self.blocks = image_blocks(n, held)
+            self.blocks = by_size
         elif cut:
-            self.blocks = pool_blocks(n, len(image_blocks(n, held)))
+            self.blocks = pool_blocks(n, len(by_size))
         elif share and n > 1 and n * per_image * self.nf >= SHARED_WORK:
             # both cores, though the work alone would not call for them
-            self.blocks = pool_blocks(n, max(2, len(image_blocks(n, held))))
+            self.blocks = pool_blocks(n, max(2, len(by_size)))
         else:
             self.blocks = [slice(0, n)]
 
