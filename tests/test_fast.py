@@ -914,10 +914,13 @@ def test_a_thin_convolution_trained_on_a_shard_runs_in_blocks_for_the_cache(nf, 
     (64, 32, 3, 32, 4),     # its first: few channels, a small window matrix; Z in 2 MB each
     (32, 11, 32, 64, 2),    # deep's second at batch 32: 72 M multiply-adds, on both cores
     (32, 11, 32, 16, 1),    # 18 M: one block, BLAS's own threads
+    (64, 16, 32, 64, 2),    # bn-stack's third: 3 by its size, rounded down to even
+    (128, 32, 32, 32, 18),  # bn-stack's second at batch 128: 19 by size
 ])
 def test_a_convolution_before_batch_norm_runs_in_larger_blocks(n, size, c, nf, count):
     """Its blocks hold about four times a plain convolution's windows and Z within
-    blocks.BLOCK, cover the shard in order and differ by one image at most."""
+    blocks.BLOCK (in an even number, rounded down), cover the shard in order and differ
+    by one image at most."""
     from cnn_numpy.fast.batchnorm import bn_blocks
 
     cuts = bn_blocks((n, size, size, c), (size, size, nf), 3)

@@ -67,11 +67,11 @@ def data(n: int, dtype=np.float32):
 
 
 @pytest.mark.parametrize("n, training, sizes", [
-    (1, True, [1]), (64, True, [64]), (127, True, [127]), (128, True, [64, 64]),
-    (200, True, [67, 66, 67]), (256, True, [64] * 4), (1000, True, [125] * 8),
-    # A prediction: two shards from 64 samples on, no more than training's from 128.
+    (1, True, [1]), (128, True, [128]), (255, True, [255]), (256, True, [128, 128]),
+    (400, True, [133, 134, 133]), (1024, True, [128] * 8), (2000, True, [250] * 8),
+    # A prediction: a shard per 64 samples, two from 64 samples on.
     (63, False, [63]), (64, False, [32, 32]), (127, False, [64, 63]), (128, False, [64, 64]),
-    (1000, False, [125] * 8)])
+    (200, False, [67, 66, 67]), (1000, False, [125] * 8)])
 def test_shards_cover_the_batch_in_order(n, training, sizes):
     slices = threads.shard_slices(n, training)
     assert [s.stop - s.start for s in slices] == sizes
@@ -82,7 +82,7 @@ def test_shards_cover_the_batch_in_order(n, training, sizes):
 @pytest.mark.parametrize("n, weights, sizes", [
     (64, threads.FEW_WEIGHTS, [32, 32]), (127, 1000, [64, 63]), (63, 1000, [63]),
     (64, threads.FEW_WEIGHTS + 1, [64]), (64, None, [64]), (128, 1000, [64, 64]),
-    (256, 1000, [64] * 4)])
+    (256, 1000, [64] * 4), (256, threads.FEW_WEIGHTS + 1, [128, 128])])
 def test_training_a_network_with_few_weights_takes_shards_of_32_from_64_samples(
         n, weights, sizes):
     assert [s.stop - s.start for s in threads.shard_slices(n, True, weights)] == sizes
