@@ -193,11 +193,15 @@ def peak_memory(names: list[str]) -> dict[str, float]:
 
 
 def threads() -> str:
-    """The threads each library computes with."""
-    shards = len(parallel.shard_slices(BATCH))
+    """The threads each library computes with, and the cnn's shards in training."""
+    net = build_model("cnn", seed=0)
+    net.build((28, 28, 1))
+    shards = len(net._fast_path.shard_slices((BATCH, 28, 28, 1), True))
     torch_threads = f"; PyTorch {torch.get_num_threads()}" if torch is not None else ""
-    return (f"cnn-numpy {parallel.default_threads()} threads, batch {BATCH} in {shards} "
-            f"shards (BLAS: 1 thread in passes with shards){torch_threads}")
+    cut = "one shard" if shards == 1 else f"{shards} shards"
+    return (f"cnn-numpy {parallel.default_threads()} threads, the cnn's training batch of "
+            f"{BATCH} in {cut} (BLAS: 1 thread in passes with shards or blocks)"
+            f"{torch_threads}")
 
 
 def busy_machine(X, y, repeats: int) -> dict:

@@ -23,6 +23,7 @@ from cnn_numpy import (
     PoolLayer_Max,
     ReLULayer,
 )
+from cnn_numpy.architecture import parse_layers
 from cnn_numpy.cli import main
 from cnn_numpy.fast import threads
 from cnn_numpy.fast.path import plan_ops
@@ -67,11 +68,11 @@ def data(n: int, dtype=np.float32):
 
 
 @pytest.mark.parametrize("n, training, sizes", [
-    (1, True, [1]), (128, True, [128]), (255, True, [255]), (256, True, [128, 128]),
-    (400, True, [133, 134, 133]), (1024, True, [128] * 8), (2000, True, [250] * 8),
-    # A prediction: a shard per 64 samples, two from 64 samples on.
+    (1, True, [1]), (64, True, [64]), (127, True, [127]), (128, True, [64, 64]),
+    (200, True, [67, 66, 67]), (256, True, [64] * 4), (1000, True, [125] * 8),
+    # A prediction: two shards from 64 samples on, no more than training's from 128.
     (63, False, [63]), (64, False, [32, 32]), (127, False, [64, 63]), (128, False, [64, 64]),
-    (200, False, [67, 66, 67]), (1000, False, [125] * 8)])
+    (1000, False, [125] * 8)])
 def test_shards_cover_the_batch_in_order(n, training, sizes):
     slices = threads.shard_slices(n, training)
     assert [s.stop - s.start for s in slices] == sizes
@@ -82,10 +83,34 @@ def test_shards_cover_the_batch_in_order(n, training, sizes):
 @pytest.mark.parametrize("n, weights, sizes", [
     (64, threads.FEW_WEIGHTS, [32, 32]), (127, 1000, [64, 63]), (63, 1000, [63]),
     (64, threads.FEW_WEIGHTS + 1, [64]), (64, None, [64]), (128, 1000, [64, 64]),
-    (256, 1000, [64] * 4), (256, threads.FEW_WEIGHTS + 1, [128, 128])])
+    (256, 1000, [64] * 4)])
 def test_training_a_network_with_few_weights_takes_shards_of_32_from_64_samples(
         n, weights, sizes):
     assert [s.stop - s.start for s in threads.shard_slices(n, True, weights)] == sizes
+
+
+@pytest.mark.parametrize("n, weights, sizes", [
+    (128, None, [128]), (255, None, [255]), (256, None, [128, 128]),
+    (1024, threads.FEW_WEIGHTS + 1, [128] * 8),
+    (128, 1000, [64, 64]), (256, 1000, [64] * 4)])  # few weights: as unblocked
+def test_training_a_network_whose_convolutions_run_in_blocks_takes_shards_of_128(
+        n, weights, sizes):
+    slices = threads.shard_slices(n, True, weights, blocked=True)
+    assert [s.stop - s.start for s in slices] == sizes
+    assert threads.shard_slices(128, False, None, blocked=True) == threads.even_slices(128, 2)
+
+
+def test_the_fast_path_shards_a_network_with_a_stride_group_convolution_from_128():
+    """Its convolutions on the stride-group engine have only the shards for the second
+    core; the same network on im2col has its blocks and trains 128 samples whole."""
+    layers = "ConvLayer_ReLU(16, 3, engine={}), PoolLayer_Max(2), FlatLayer(), " \
+        "FCLayer_ReLU(512), FCLayer_Softmax(10)"
+    counts = {}
+    for engine in ("'im2col'", "'stride_groups'"):
+        net = Net(parse_layers(layers.format(engine)), seed=0)
+        net.build((28, 28, 1))
+        counts[engine] = len(net._fast_path.shard_slices((128, 28, 28, 1), True))
+    assert counts == {"'im2col'": 1, "'stride_groups'": 2}
 
 
 def test_the_fast_path_counts_every_weight_for_its_shards():

@@ -46,7 +46,7 @@ from ..layers import (
 from . import threads
 from .batchnorm import BatchNormOnShards, ConvBatchNormMaxPool
 from .conv_chain import chain_at
-from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference, runs_fast
+from .ops import Conv, ConvMaxPool, Dense, MaxPool, Op, Reference, engine_of, runs_fast
 
 #: Shipped layers whose output sample i depends on input sample i alone and whose passes
 #: change nothing but their own cache and gradients (Dropout and BatchNorm: see per_sample).
@@ -156,10 +156,13 @@ class FastPath:
 
     def shard_slices(self, shape: tuple[int, ...], training: bool) -> list[slice]:
         """threads.shard_slices for a batch of `shape` (n, ...) through these layers (their
-        weights, and a sample's multiply-adds)."""
+        weights, a sample's multiply-adds, and whether every convolution runs in blocks:
+        on the im2col engine)."""
         weights = sum(array.size for layer in self.layers for array in layer.params().values())
+        blocked = all(engine_of(layer) == "im2col" for layer in self.layers
+                      if isinstance(layer, ConvLayer))
         return threads.shard_slices(shape[0], training, weights,
-                                    _multiply_adds(self.layers, shape[1:]))
+                                    _multiply_adds(self.layers, shape[1:]), blocked)
 
     def steps(self, ops: list[Op], X: np.ndarray, training: bool, whole_last: bool,
               shards: int) -> list[tuple[str, list[Op]]]:

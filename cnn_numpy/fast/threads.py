@@ -45,18 +45,19 @@ MAX_SHARDS = 8
 #: Samples per shard, at least, when training a network of many weights.  Each shard
 #: costs a fixed amount on top of its samples (every dense layer makes a whole weight
 #: gradient per shard, and the shards are joined for each layer that needs the whole
-#: batch).  Shards of 32 trained the cnn at batch 64 and the deep model at 64 and 128
-#: slower than one whole batch; shards of 64 trained the zoo's small VGG and
-#: two-convolution network at 128 slower than the whole batch, whose convolutions
-#: share the thread pool block by block (docs/performance.md).
-MIN_SHARD = 128
-#: A pass whose shards have no gradients to add up (a prediction) or few (training a
-#: network of FEW_WEIGHTS weights or fewer) takes a shard per LIGHT_SHARD samples, and
-#: 2 shards from 2 * MIN_LIGHT_SHARD samples on.  Shards of 32 predicted the zoo's
+#: batch), which shards of 32 did not win back: on 2 cores they trained the cnn at
+#: batch 64 and the deep model at 64 and 128 slower than one whole batch.
+MIN_SHARD = 64
+#: The same for a network whose convolutions all run in blocks of images on the thread
+#: pool (the im2col engine's; stride-group convolutions have only the shards for the
+#: second core): shards of 64 trained the zoo's small VGG and two-convolution network at
+#: batch 128 slower than the whole batch (docs/performance.md).
+BLOCKED_SHARD = 128
+#: The same for a pass whose shards have no gradients to add up (a prediction) or few:
+#: training a network of FEW_WEIGHTS weights or fewer.  Shards of 32 predicted the zoo's
 #: batches of 64 faster than one shard, and trained those of its networks with 95 K
 #: weights or fewer faster too, while networks of 225 K weights or more trained slower
 #: (docs/performance.md).
-LIGHT_SHARD = 64
 MIN_LIGHT_SHARD = 32
 FEW_WEIGHTS = 2**17
 #: The same again, for such a pass whose samples each take HEAVY_SAMPLE multiply-adds or
@@ -81,22 +82,24 @@ _pool_size = 0  # its max_workers
 
 
 def shard_slices(n: int, training: bool = True, weights: int | None = None,
-                 work: int | None = None) -> list[slice]:
+                 work: int | None = None, blocked: bool = False) -> list[slice]:
     """How a batch of n samples is split: contiguous slices, a function of n, training,
-    the network's number of weights and a sample's multiply-adds (None: not known, taken
-    as many weights and few multiply-adds) only.
+    the network's number of weights, a sample's multiply-adds (None: not known, taken
+    as many weights and few multiply-adds) and `blocked` (whether its convolutions all
+    run in blocks of images on the thread pool) only.
 
-    At most 8 shards.  Training a network of many weights takes shards of MIN_SHARD
-    samples or a little more: one shard below 256 samples, 2 for 256, 8 from 1,024
-    on.  More shards than threads let an idle worker take over work from one that
-    another program slows down.  A prediction has no gradients to add up, and the
-    training of a network of FEW_WEIGHTS weights or fewer has few: they take shards
-    of LIGHT_SHARD samples or a little more, and 2 shards from 2 * MIN_LIGHT_SHARD
-    samples on, from 2 * MIN_HEAVY_SHARD when a sample takes `work` >= HEAVY_SAMPLE
-    multiply-adds.
+    Shards of MIN_SHARD (64) samples or a little more, at most 8: one shard below
+    128 samples, 2 for 128, 8 from 512 on; a blocked network's training, of
+    BLOCKED_SHARD (128) or more.  More shards than threads let an idle worker take
+    over work from one that another program slows down.  A prediction has no
+    gradients to add up, and the training of a network of FEW_WEIGHTS weights or
+    fewer has few, so from 2 * MIN_LIGHT_SHARD samples on they have 2 shards at
+    least (shards of MIN_SHARD otherwise, blocked or not); from 2 * MIN_HEAVY_SHARD
+    when a sample takes `work` >= HEAVY_SAMPLE multiply-adds.
     """
     light = not training or (weights is not None and weights <= FEW_WEIGHTS)
-    count = max(1, min(MAX_SHARDS, n // (LIGHT_SHARD if light else MIN_SHARD)))
+    size = BLOCKED_SHARD if blocked and not light else MIN_SHARD
+    count = max(1, min(MAX_SHARDS, n // size))
     least = MIN_HEAVY_SHARD if work is not None and work >= HEAVY_SAMPLE else MIN_LIGHT_SHARD
     if light and n >= 2 * least:
         count = max(count, 2)
