@@ -804,13 +804,15 @@ def test_the_fast_engines_compute_what_the_engines_compute(engine, fw, stride, n
 @pytest.mark.parametrize("windows", [CHUNK - 1, 3 * CHUNK, 3000, 28 * 26 * 26 + 5])
 def test_a_thin_weight_gradient_has_the_same_bits_on_any_number_of_blas_threads(windows):
     """A thin [dW; db] (at most THIN numbers) is summed over fixed chunks of windows,
-    so how OpenBLAS splits a long sum between its threads cannot change its bits (a
-    plain `cols @ dZ` of (10, 3000) x (3000, 32) did, on OpenBLAS 0.3.31); it is the
-    product to rounding."""
+    each product small enough for one thread (ONE_THREAD; chunks of fewer windows for
+    more numbers), so how OpenBLAS splits a long sum between its threads cannot change
+    its bits (a plain `cols @ dZ` of (10, 3000) x (3000, 32) did, on OpenBLAS 0.3.31,
+    and so did chunks of 512 windows for a 127 x 16 [dW; db]); it is the product to
+    rounding."""
     import threadpoolctl
 
     rng = np.random.default_rng(windows)
-    for k, nf in [(10, 32), (17, 16), (2, 256)]:
+    for k, nf in [(10, 32), (17, 16), (2, 256), (73, 16), (127, 16), (256, 16)]:
         assert k * nf <= THIN
         cols = rng.standard_normal((k, windows)).astype(np.float32)
         dZ2 = rng.standard_normal((windows, nf)).astype(np.float32)

@@ -25,9 +25,12 @@ import numpy as np
 from ..engines.geometry import output_size
 from ..engines.im2col import window_view as reference_window_view
 
-#: weight_gradient sums a [dW; db] of at most THIN numbers over CHUNK windows at a time
-#: (OpenBLAS runs a product of THIN x CHUNK on one thread).
-THIN, CHUNK = 512, 512
+#: weight_gradient sums a [dW; db] of at most THIN numbers over chunks of CHUNK windows
+#: at a time, fewer where the product of a chunk would exceed ONE_THREAD multiply-adds:
+#: OpenBLAS runs such a product on one thread, so the bits do not depend on its thread
+#: count.  On the zoo's shapes this was also faster than one long product, up to about
+#: THIN numbers (docs/performance.md).
+THIN, CHUNK, ONE_THREAD = 4096, 512, 2**18
 
 
 def window_matrix(windows: np.ndarray) -> np.ndarray:
@@ -107,13 +110,16 @@ def weight_gradient(cols: np.ndarray, dZ2: np.ndarray) -> np.ndarray:
     threads ran it slower than one.  A thin one (few weights) is summed over
     fixed chunks of windows, in order (chunked_product): OpenBLAS may split
     its long sums between threads one way or another, so the bits would
-    depend on the thread count; a chunk is small enough for one thread.
+    depend on the thread count; a chunk is small enough for one thread.  (The
+    chunks were faster too: one long product with so few outputs ran far
+    below BLAS's speed.)
     With cols stored window by window (cols.T contiguous), the product is
     taken as dZ2.T @ cols.T, transposed: OpenBLAS ran that form faster on the
     windows of several images.
     """
-    if cols.shape[0] * dZ2.shape[1] <= THIN:
-        return chunked_product(cols, dZ2, CHUNK)
+    numbers = cols.shape[0] * dZ2.shape[1]
+    if numbers <= THIN:
+        return chunked_product(cols, dZ2, min(CHUNK, ONE_THREAD // numbers))
     if cols.T.flags.c_contiguous:
         return np.ascontiguousarray(np.dot(dZ2.T, cols.T).T)
     return np.dot(cols, dZ2)
