@@ -34,11 +34,14 @@ from cnn_numpy.engines import get_engine, im2col
 from cnn_numpy.fast import blocks, conv_chain, conv_pool, ops, threads, winograd
 from cnn_numpy.fast.columns import (
     CHUNK,
+    ROWS,
     THIN,
+    by_element_product,
     first_max_index,
     route_to_max,
     weight_gradient,
     window_max,
+    windows_product,
 )
 from cnn_numpy.layers import Layer
 
@@ -824,6 +827,37 @@ def test_a_thin_weight_gradient_has_the_same_bits_on_any_number_of_blas_threads(
             np.testing.assert_array_equal(result, results[0])
         exact = cols.astype(np.float64) @ dZ2.astype(np.float64)
         np.testing.assert_allclose(results[0], exact, rtol=1e-4, atol=1e-4 * np.sqrt(windows))
+
+
+@pytest.mark.parametrize("windows", [ROWS - 1, ROWS, 3 * ROWS + 7])
+@pytest.mark.parametrize("k, n", [(73, 8), (28, 32), (289, 32)])  # thin, thin, not thin
+@pytest.mark.parametrize("window_major", [False, True])
+def test_a_thin_windows_product_in_chunks_is_the_product(windows, k, n, window_major):
+    """windows_product writes cols.T @ W into out for either memory order of cols, the
+    last windows past a whole chunk included; a product of more than THIN weights, or
+    an out that is not contiguous, is one plain product."""
+    rng = np.random.default_rng(windows + k)
+    cols = rng.standard_normal((windows, k) if window_major else (k, windows))
+    cols = (cols.T if window_major else cols).astype(np.float32)
+    W = rng.standard_normal((k, n)).astype(np.float32)
+    expected = cols.T.astype(np.float64) @ W
+    out = np.full((windows, n), np.nan, np.float32)
+    windows_product(cols, W, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+    strided = np.full((windows, 2 * n), np.nan, np.float32)[:, ::2]
+    windows_product(cols, W, strided)
+    np.testing.assert_allclose(strided, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [ROWS - 1, 2 * ROWS, 2 * ROWS + 5])
+def test_the_product_by_window_element_in_chunks_of_rows_is_the_stacked_product(rows):
+    rng = np.random.default_rng(rows)
+    dZ2 = rng.standard_normal((rows, 16)).astype(np.float32)
+    W = rng.standard_normal((9, 16, 6)).astype(np.float32)
+    slabs = by_element_product(dZ2, W)
+    assert slabs.shape == (9, rows, 6)
+    np.testing.assert_allclose(slabs, np.matmul(dZ2.astype(np.float64), W), rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_by_pool_window_arranges_the_elements_of_each_window():

@@ -40,11 +40,13 @@ from ..engines.geometry import output_size
 from ..engines.im2col import offset_views
 from . import threads, winograd
 from .columns import (
+    by_element_product,
     element_major,
     weight_gradient,
     window_matrix,
     window_matrix_by_channel,
     window_view,
+    windows_product,
 )
 from .conv_pool import by_pool_window
 
@@ -213,7 +215,7 @@ class BlockedConv:
         cols = self.columns(x)
         by_channel = np.moveaxis(out, -1, 0)  # (nf, ...): contiguous when stored so
         if out.flags.c_contiguous:
-            np.matmul(cols.T, Wb, out=out.reshape(-1, self.nf))
+            windows_product(cols, Wb, out.reshape(-1, self.nf))
         elif self.order == 1 and by_channel.flags.c_contiguous:
             np.matmul(Wb.T, cols, out=by_channel.reshape(self.nf, -1))
         else:  # (a block of a larger array in pool window order)
@@ -331,7 +333,7 @@ class BlockedConv:
         windows = windows[:-1]  # (fw * fw * nf, M)
         turned = self._turned(W)
         if dx.flags.c_contiguous:
-            np.matmul(windows.T, turned, out=dx.reshape(-1, self.c))
+            windows_product(windows, turned, dx.reshape(-1, self.c))
         else:
             dx[...] = (windows.T @ turned).reshape(dx.shape)
 
@@ -350,7 +352,7 @@ class BlockedConv:
         # W by element, each (nf, c), copied contiguous: the stacked product ran slower
         # on the transposed view (docs/performance.md).
         turned = np.ascontiguousarray(W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1))
-        slabs = np.matmul(dZ2, turned)
+        slabs = by_element_product(dZ2, turned)
         dxp = dx if not self.padded else np.empty(
             (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, c),
             dtype=dx.dtype)

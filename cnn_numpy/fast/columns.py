@@ -10,6 +10,8 @@ function computes what the reference computes:
     weight_gradient  [dW; db] = cols @ dZ, a thin one summed over fixed chunks of
                      windows (the same bits on any thread count), others with np.dot
                      (which lets go of Python's lock)
+    windows_product  cols.T @ W, a thin one over chunks of windows
+    by_element_product  dZ @ W[e] for each window element e, over chunks of rows
     window_max       each window's maximum, written into a given array
     first_max_index  np.argmax's first maximum, by arithmetic on small integers
     route_to_max     max pooling's backward pass, written instead of added where the
@@ -31,6 +33,8 @@ from ..engines.im2col import window_view as reference_window_view
 #: count.  On the zoo's shapes this was also faster than one long product, up to about
 #: THIN numbers (docs/performance.md).
 THIN, CHUNK, ONE_THREAD = 4096, 512, 2**18
+#: windows_product multiplies a thin product's window matrix ROWS windows at a time.
+ROWS = 256
 
 
 def window_matrix(windows: np.ndarray) -> np.ndarray:
@@ -141,6 +145,40 @@ def chunked_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
     if whole < m:
         total += np.dot(a[:, whole:], b[whole:])
     return total
+
+
+def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """out (M, n) = cols.T @ weights, for a (K, M) window matrix (either memory order) and
+    (K, n) weights; out C-contiguous.
+
+    A thin product (weights of THIN numbers or fewer) runs as one stacked product over
+    chunks of ROWS windows: one long product with so few columns ran far below
+    BLAS's speed (docs/performance.md).  Each output number is the same dot
+    product either way, over the K numbers of its window.
+    """
+    m, n = cols.shape[1], weights.shape[1]
+    whole = m // ROWS * ROWS
+    if weights.size > THIN or not whole or not out.flags.c_contiguous:
+        np.matmul(cols.T, weights, out=out)
+        return
+    chunks = cols[:, :whole].reshape(cols.shape[0], -1, ROWS).transpose(1, 2, 0)
+    np.matmul(chunks, weights, out=out[:whole].reshape(-1, ROWS, n))
+    if whole < m:
+        np.matmul(cols[:, whole:].T, weights, out=out[whole:])
+
+
+def by_element_product(dZ2: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """dZ2 (M, n) @ weights[e] (n, c) for each window element e -> (E, M, c), ROWS rows
+    of dZ2 at a time: one stacked product of E long ones with so few columns ran
+    slower (docs/performance.md)."""
+    m, n = dZ2.shape
+    whole = m // ROWS * ROWS
+    out = np.empty((weights.shape[0], m, weights.shape[2]), dtype=np.result_type(dZ2, weights))
+    np.matmul(dZ2[:whole].reshape(-1, ROWS, n), weights[:, None],
+              out=out[:, :whole].reshape(weights.shape[0], -1, ROWS, weights.shape[2]))
+    if whole < m:
+        np.matmul(dZ2[whole:], weights, out=out[:, whole:])
+    return out
 
 
 def window_max(elements: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
