@@ -833,9 +833,9 @@ def test_a_thin_weight_gradient_has_the_same_bits_on_any_number_of_blas_threads(
 @pytest.mark.parametrize("k, n", [(73, 8), (28, 32), (289, 32)])  # thin, thin, not thin
 @pytest.mark.parametrize("window_major", [False, True])
 def test_a_thin_windows_product_in_chunks_is_the_product(windows, k, n, window_major):
-    """windows_product writes cols.T @ W into out for either memory order of cols, the
-    last windows past a whole chunk included; a product of more than THIN weights, or
-    an out that is not contiguous, is one plain product."""
+    """windows_product writes cols.T @ W into out for either memory order of cols and of
+    out, the last windows past a whole chunk included; a product of more than THIN
+    weights, or an out of other strides, is one plain product."""
     rng = np.random.default_rng(windows + k)
     cols = rng.standard_normal((windows, k) if window_major else (k, windows))
     cols = (cols.T if window_major else cols).astype(np.float32)
@@ -844,6 +844,9 @@ def test_a_thin_windows_product_in_chunks_is_the_product(windows, k, n, window_m
     out = np.full((windows, n), np.nan, np.float32)
     windows_product(cols, W, out)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+    by_channel = np.full((n, windows), np.nan, np.float32)  # stored channel by channel
+    windows_product(cols, W, by_channel.T)
+    np.testing.assert_allclose(by_channel.T, expected, rtol=1e-5, atol=1e-4)
     strided = np.full((windows, 2 * n), np.nan, np.float32)[:, ::2]
     windows_product(cols, W, strided)
     np.testing.assert_allclose(strided, expected, rtol=1e-5, atol=1e-4)

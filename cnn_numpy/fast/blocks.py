@@ -217,7 +217,7 @@ class BlockedConv:
         if out.flags.c_contiguous:
             windows_product(cols, Wb, out.reshape(-1, self.nf))
         elif self.order == 1 and by_channel.flags.c_contiguous:
-            np.matmul(Wb.T, cols, out=by_channel.reshape(self.nf, -1))
+            windows_product(cols, Wb, by_channel.reshape(self.nf, -1).T)
         else:  # (a block of a larger array in pool window order)
             out[...] = (cols.T @ Wb).reshape(out.shape)
         return cols

@@ -149,20 +149,28 @@ def chunked_product(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
 
 def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
     """out (M, n) = cols.T @ weights, for a (K, M) window matrix (either memory order) and
-    (K, n) weights; out C-contiguous.
+    (K, n) weights; out C-contiguous, or the transpose of a C-contiguous (n, M) array (a
+    product stored channel by channel).
 
     A thin product (weights of THIN numbers or fewer) runs as one stacked product over
     chunks of ROWS windows: one long product with so few columns ran far below
     BLAS's speed (docs/performance.md).  Each output number is the same dot
     product either way, over the K numbers of its window.
     """
-    m, n = cols.shape[1], weights.shape[1]
+    (k, m), n = cols.shape, weights.shape[1]
     whole = m // ROWS * ROWS
-    if weights.size > THIN or not whole or not out.flags.c_contiguous:
+    if weights.size > THIN or not whole:
         np.matmul(cols.T, weights, out=out)
         return
-    chunks = cols[:, :whole].reshape(cols.shape[0], -1, ROWS).transpose(1, 2, 0)
-    np.matmul(chunks, weights, out=out[:whole].reshape(-1, ROWS, n))
+    chunks = cols[:, :whole].reshape(k, -1, ROWS)
+    if out.flags.c_contiguous:
+        np.matmul(chunks.transpose(1, 2, 0), weights, out=out[:whole].reshape(-1, ROWS, n))
+    elif out.T.flags.c_contiguous:
+        np.matmul(np.ascontiguousarray(weights.T), chunks.transpose(1, 0, 2),
+                  out=out.T[:, :whole].reshape(n, -1, ROWS).transpose(1, 0, 2))
+    else:
+        np.matmul(cols.T, weights, out=out)
+        return
     if whole < m:
         np.matmul(cols[:, whole:].T, weights, out=out[whole:])
 
