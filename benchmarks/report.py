@@ -260,7 +260,8 @@ def _zoo_noise(results: dict) -> str:
     """How busy the machine was during the run."""
     again = sum(n.get("repeats_measured_again", 0) for n in results["networks"].values())
     others, stolen = results.get("cpu_used_by_others"), results.get("cpu_time_stolen")
-    parts = [f"{again} repeats were measured again because other processes were busy"]
+    repeats = "1 repeat was" if again == 1 else f"{again} repeats were"
+    parts = [f"{repeats} measured again because other processes were busy"]
     if others is not None:
         parts.append(f"other processes used {others:.0%} of the machine's CPU time during the "
                      "run (the repeats that count included)")

@@ -309,8 +309,7 @@ def bn_blocks(shape: tuple[int, ...], out: tuple[int, ...], fw: int) -> list[sli
     An odd count above 1 is rounded down to an even one: every block of every shard
     goes to the thread pool at once, and on two threads an odd count left one thread
     idle while the other took the last block.  Down, not up: smaller blocks cost more
-    in BatchNorm's calls than the balance gave (the deep model at batch 96, 3 blocks
-    made 4: 0.94x as fast; made 2: 1.12x; docs/performance.md)."""
+    in BatchNorm's calls than the balance gave (docs/performance.md)."""
     n, (oh, ow, nf) = shape[0], out
     windows = oh * ow * (fw * fw * shape[-1] + 1)
     count = max(math.ceil(n * windows / (WINDOWS * blocks.BLOCK)),

@@ -89,13 +89,13 @@ def shard_slices(n: int, training: bool = True, weights: int | None = None,
     run in blocks of images on the thread pool) only.
 
     Shards of MIN_SHARD (64) samples or a little more, at most 8: one shard below
-    128 samples, 2 for 128, 8 from 512 on; a blocked network's training, of
-    BLOCKED_SHARD (128) or more.  More shards than threads let an idle worker take
-    over work from one that another program slows down.  A prediction has no
-    gradients to add up, and the training of a network of FEW_WEIGHTS weights or
-    fewer has few, so from 2 * MIN_LIGHT_SHARD samples on they have 2 shards at
-    least (shards of MIN_SHARD otherwise, blocked or not); from 2 * MIN_HEAVY_SHARD
-    when a sample takes `work` >= HEAVY_SAMPLE multiply-adds.
+    128 samples, 2 for 128, 8 from 512 on; in training a blocked network of many
+    weights, shards of BLOCKED_SHARD (128) or more.  More shards than threads let an
+    idle worker take over work from one that another program slows down.  A
+    prediction has no gradients to add up, and the training of a network of
+    FEW_WEIGHTS weights or fewer has few, so they take shards of MIN_SHARD, blocked
+    or not, and 2 shards at least from 2 * MIN_LIGHT_SHARD samples on, or from
+    2 * MIN_HEAVY_SHARD when a sample takes `work` >= HEAVY_SAMPLE multiply-adds.
     """
     light = not training or (weights is not None and weights <= FEW_WEIGHTS)
     size = BLOCKED_SHARD if blocked and not light else MIN_SHARD
