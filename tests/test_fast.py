@@ -852,6 +852,29 @@ def test_a_thin_windows_product_in_chunks_is_the_product(windows, k, n, window_m
     np.testing.assert_allclose(strided, expected, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("k, n", [(73, 8), (145, 16), (28, 32)])
+def test_the_chunked_products_have_the_same_bits_on_any_number_of_blas_threads(k, n):
+    """windows_product and by_element_product, on thin products of the zoo's shapes (and
+    a remainder past the last whole chunk): how OpenBLAS shares a chunk between its
+    threads does not change a bit."""
+    import threadpoolctl
+
+    rng = np.random.default_rng(k)
+    cols = rng.standard_normal((k, 20 * ROWS + 3)).astype(np.float32)
+    W = rng.standard_normal((k, n)).astype(np.float32)
+    dZ2 = rng.standard_normal((20 * ROWS + 3, n)).astype(np.float32)
+    turned = rng.standard_normal((9, n, 6)).astype(np.float32)
+    results = []
+    for count in (1, 2, 3):
+        with threadpoolctl.threadpool_limits(limits=count, user_api="blas"):
+            out = np.empty((cols.shape[1], n), np.float32)
+            windows_product(cols, W, out)
+            results.append((out, by_element_product(dZ2, turned)))
+    for out, slabs in results[1:]:
+        np.testing.assert_array_equal(out, results[0][0])
+        np.testing.assert_array_equal(slabs, results[0][1])
+
+
 @pytest.mark.parametrize("rows", [ROWS - 1, 2 * ROWS, 2 * ROWS + 5])
 def test_the_product_by_window_element_in_chunks_of_rows_is_the_stacked_product(rows):
     rng = np.random.default_rng(rows)
@@ -957,9 +980,8 @@ def test_a_thin_convolution_trained_on_a_shard_runs_in_blocks_for_the_cache(nf, 
     (128, 32, 32, 32, 18),  # bn-stack's second at batch 128: 19 by size
 ])
 def test_a_convolution_before_batch_norm_runs_in_larger_blocks(n, size, c, nf, count):
-    """Its blocks hold about four times a plain convolution's windows and Z within
-    blocks.BLOCK (in an even number, rounded down), cover the shard in order and differ
-    by one image at most."""
+    """Its blocks hold about four times a plain convolution's windows (in an even number,
+    rounded down), cover the shard in order and differ by one image at most."""
     from cnn_numpy.fast.batchnorm import bn_blocks
 
     cuts = bn_blocks((n, size, size, c), (size, size, nf), 3)

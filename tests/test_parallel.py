@@ -102,15 +102,19 @@ def test_training_a_network_whose_convolutions_run_in_blocks_takes_shards_of_128
 
 def test_the_fast_path_shards_a_network_with_a_stride_group_convolution_from_128():
     """Its convolutions on the stride-group engine have only the shards for the second
-    core; the same network on im2col has its blocks and trains 128 samples whole."""
-    layers = "ConvLayer_ReLU(16, 3, engine={}), PoolLayer_Max(2), FlatLayer(), " \
-        "FCLayer_ReLU(512), FCLayer_Softmax(10)"
+    core, and so has a network without convolutions; the same network on im2col has
+    its blocks and trains 128 samples whole."""
+    layers = {"im2col": "ConvLayer_ReLU(16, 3, engine='im2col'), PoolLayer_Max(2), ",
+              "stride_groups": "ConvLayer_ReLU(16, 3, engine='stride_groups'), "
+                               "PoolLayer_Max(2), ",
+              "none": ""}
     counts = {}
-    for engine in ("'im2col'", "'stride_groups'"):
-        net = Net(parse_layers(layers.format(engine)), seed=0)
-        net.build((28, 28, 1))
-        counts[engine] = len(net._fast_path.shard_slices((128, 28, 28, 1), True))
-    assert counts == {"'im2col'": 1, "'stride_groups'": 2}
+    for name, convolution in layers.items():
+        text = convolution + "FlatLayer(), FCLayer_ReLU(512), FCLayer_Softmax(10)"
+        net = Net(parse_layers(text), seed=0)
+        net.build((32, 32, 3))
+        counts[name] = len(net._fast_path.shard_slices((128, 32, 32, 3), True))
+    assert counts == {"im2col": 1, "stride_groups": 2, "none": 2}
 
 
 def test_the_fast_path_counts_every_weight_for_its_shards():

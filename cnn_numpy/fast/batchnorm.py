@@ -286,8 +286,8 @@ class ShardStatistics:
         return d
 
 
-#: A block of a convolution followed by BatchNorm holds at most WINDOWS blocks.BLOCK
-#: numbers in its window matrix and blocks.BLOCK in its Z (see bn_blocks).
+#: A block of a convolution followed by BatchNorm holds about WINDOWS blocks.BLOCK
+#: numbers in its window matrix at most, and blocks.BLOCK in its Z (see bn_blocks).
 WINDOWS = 4
 
 
@@ -306,9 +306,10 @@ def bn_blocks(shape: tuple[int, ...], out: tuple[int, ...], fw: int) -> list[sli
     function of the shapes only (the statistics are summed over the blocks in
     order).
 
-    An odd count above 1 is rounded down to an even one: every block of every shard
-    goes to the thread pool at once, and on two threads an odd count left one thread
-    idle while the other took the last block.  Down, not up: smaller blocks cost more
+    An odd count above 1 is rounded down to an even one, so a block may hold up to
+    half as much again (3 blocks made 2): every block of every shard goes to the
+    thread pool at once, and on two threads an odd count left one thread idle while
+    the other took the last block.  Down, not up: smaller blocks cost more
     in BatchNorm's calls than the balance gave (docs/performance.md)."""
     n, (oh, ow, nf) = shape[0], out
     windows = oh * ow * (fw * fw * shape[-1] + 1)

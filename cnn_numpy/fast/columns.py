@@ -155,7 +155,10 @@ def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> N
     A thin product (weights of THIN numbers or fewer) runs as one stacked product over
     chunks of ROWS windows: one long product with so few columns ran far below
     BLAS's speed (docs/performance.md).  Each output number is the same dot
-    product either way, over the K numbers of its window.
+    product either way, over the K numbers of its window, and its bits do not depend
+    on BLAS's thread count, but for one output column over windows of 2,048 numbers
+    or more (a plain product's did from 256): no pass runs BLAS on several threads
+    with samples that large (threads.large_sample).
     """
     (k, m), n = cols.shape, weights.shape[1]
     whole = m // ROWS * ROWS
@@ -177,8 +180,8 @@ def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> N
 
 def by_element_product(dZ2: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """dZ2 (M, n) @ weights[e] (n, c) for each window element e -> (E, M, c), ROWS rows
-    of dZ2 at a time: one stacked product of E long ones with so few columns ran
-    slower (docs/performance.md)."""
+    of dZ2 at a time: one stacked product of E long ones ran slower, thin or wide, on
+    the zoo's shapes (docs/performance.md)."""
     m, n = dZ2.shape
     whole = m // ROWS * ROWS
     out = np.empty((weights.shape[0], m, weights.shape[2]), dtype=np.result_type(dZ2, weights))

@@ -159,8 +159,9 @@ class FastPath:
         weights, a sample's multiply-adds, and whether every convolution runs in blocks:
         on the im2col engine)."""
         weights = sum(array.size for layer in self.layers for array in layer.params().values())
-        blocked = all(engine_of(layer) == "im2col" for layer in self.layers
-                      if isinstance(layer, ConvLayer))
+        convolutions = [layer for layer in self.layers if isinstance(layer, ConvLayer)]
+        blocked = bool(convolutions) and all(engine_of(layer) == "im2col"
+                                             for layer in convolutions)
         return threads.shard_slices(shape[0], training, weights,
                                     _multiply_adds(self.layers, shape[1:]), blocked)
 

@@ -11,7 +11,8 @@ over the shards); other layers that look at the whole batch (Dropout while
 training, the loss) run once on the batch.
 
 Identical results whatever the number of threads: the shards depend on the
-batch's shape and the network's weights only (`shard_slices`), each
+batch's shape and the network (its weights, a sample's multiply-adds, its
+convolutions' engines) only (`shard_slices`), each
 shard is computed by the same code on whichever thread takes it, and the Net
 adds the shards' weight gradients in shard order.  While a pass runs operations on shards,
 NumPy's BLAS computes on one thread, so that its own threads do not fight
