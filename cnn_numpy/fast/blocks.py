@@ -349,10 +349,11 @@ class BlockedConv:
         "same" padding (the slabs are then smaller than correlate's window matrix)."""
         b, fw, c = dx.shape[0], self.fw, self.c
         dZ2 = self._plain(dZ).reshape(-1, self.nf)
-        # W by element, each (nf, c), copied contiguous: the stacked product ran slower
-        # on the transposed view (docs/performance.md).
-        turned = np.ascontiguousarray(W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1))
-        slabs = by_element_product(dZ2, turned)
+        # W by element, each (nf, c), copied contiguous once for all the blocks: the
+        # stacked product ran slower on the transposed view (docs/performance.md).
+        by_element = self._once("by_element", W, lambda: np.ascontiguousarray(
+            W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1)))
+        slabs = by_element_product(dZ2, by_element)
         dxp = dx if not self.padded else np.empty(
             (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, c),
             dtype=dx.dtype)

@@ -182,11 +182,11 @@ def by_element_product(dZ2: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """dZ2 (M, n) @ weights[e] (n, c) for each window element e -> (E, M, c), ROWS rows
     of dZ2 at a time: one stacked product of E long ones ran slower, thin or wide, on
     the zoo's shapes (docs/performance.md)."""
-    m, n = dZ2.shape
+    (m, n), (e, _, c) = dZ2.shape, weights.shape
     whole = m // ROWS * ROWS
-    out = np.empty((weights.shape[0], m, weights.shape[2]), dtype=np.result_type(dZ2, weights))
+    out = np.empty((e, m, c), dtype=np.result_type(dZ2, weights))
     np.matmul(dZ2[:whole].reshape(-1, ROWS, n), weights[:, None],
-              out=out[:, :whole].reshape(weights.shape[0], -1, ROWS, weights.shape[2]))
+              out=out[:, :whole].reshape(e, -1, ROWS, c))
     if whole < m:
         np.matmul(dZ2[whole:], weights, out=out[:, whole:])
     return out
