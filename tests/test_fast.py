@@ -36,6 +36,8 @@ from cnn_numpy.fast.columns import (
     CHUNK,
     ROWS,
     THIN,
+    THIN_WEIGHTS,
+    WINDOWS,
     by_element_product,
     first_max_index,
     route_to_max,
@@ -829,13 +831,14 @@ def test_a_thin_weight_gradient_has_the_same_bits_on_any_number_of_blas_threads(
         np.testing.assert_allclose(results[0], exact, rtol=1e-4, atol=1e-4 * np.sqrt(windows))
 
 
-@pytest.mark.parametrize("windows", [ROWS - 1, ROWS, 3 * ROWS + 7])
-@pytest.mark.parametrize("k, n", [(73, 8), (28, 32), (289, 32)])  # thin, thin, not thin
+@pytest.mark.parametrize("windows", [WINDOWS - 1, WINDOWS, 3 * WINDOWS + 7])
+@pytest.mark.parametrize("k, n", [(73, 8), (28, 32), (145, 32), (289, 32)])  # thin but the last
 @pytest.mark.parametrize("window_major", [False, True])
 def test_a_thin_windows_product_in_chunks_is_the_product(windows, k, n, window_major):
     """windows_product writes cols.T @ W into out for either memory order of cols and of
-    out, the last windows past a whole chunk included; a product of more than THIN
-    weights, or an out of other strides, is one plain product."""
+    out, the last windows past a whole chunk included; a product of more than
+    THIN_WEIGHTS weights, or an out of other strides, is one plain product."""
+    assert (k * n <= THIN_WEIGHTS) == (k != 289)  # both kinds are covered
     rng = np.random.default_rng(windows + k)
     cols = rng.standard_normal((windows, k) if window_major else (k, windows))
     cols = (cols.T if window_major else cols).astype(np.float32)
@@ -852,7 +855,7 @@ def test_a_thin_windows_product_in_chunks_is_the_product(windows, k, n, window_m
     np.testing.assert_allclose(strided, expected, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("k, n", [(73, 8), (145, 16), (28, 32)])
+@pytest.mark.parametrize("k, n", [(73, 8), (145, 16), (28, 32), (145, 32), (288, 16)])
 def test_the_chunked_products_have_the_same_bits_on_any_number_of_blas_threads(k, n):
     """windows_product and by_element_product, on thin products of the zoo's shapes (and
     a remainder past the last whole chunk): how OpenBLAS shares a chunk between its
@@ -914,7 +917,7 @@ def test_a_convolution_runs_in_blocks_when_its_work_pays_for_them(n, size, fw, c
     (32, 32, 32, 3, 5),   # a small VGG's second: Winograd's tiles, 74 K numbers, 7 a block
     (32, 28, 1, 3, 1),    # a LeNet's first: 0.25 M numbers of windows, in cache as one block
     (64, 32, 3, 3, 4),    # 3 channels on 32 x 32: 1.8 M numbers of windows, 18 images a block
-])
+])  # (32 filters: more than THIN_FILTERS, blocks of BLOCK numbers)
 def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, size, c, fw,
                                                                           count):
     W = np.zeros((fw, fw, c, 32), np.float32)
@@ -922,6 +925,19 @@ def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, siz
     conv = blocks.BlockedConv((n, size, size, c), W, 1, pads, on_shard=True, training=False)
     assert len(conv.blocks) == count
     assert len(blocks.BlockedConv((n, size, size, c), W, 1, pads).blocks) == 1
+
+
+@pytest.mark.parametrize("nf, count", [(8, 2), (16, 2), (32, 4)])
+def test_a_thin_convolution_on_a_shard_takes_larger_blocks(nf, count):
+    """64 images of 32 x 32 x 3 (1.8 M numbers of windows, 28 K an image): with
+    THIN_FILTERS filters or fewer, blocks of SHARD_BLOCK numbers (36 images); with more,
+    of BLOCK (18 images)."""
+    W = np.zeros((3, 3, 3, nf), np.float32)
+    conv = blocks.BlockedConv((64, 32, 32, 3), W, 1, ((1, 1), (1, 1)), on_shard=True,
+                              training=False)
+    assert len(conv.blocks) == count
+    assert [s.start for s in conv.blocks[1:]] == [s.stop for s in conv.blocks[:-1]]
+    assert (conv.blocks[0].start, conv.blocks[-1].stop) == (0, 64)
 
 
 @pytest.mark.parametrize("n, count, even", [

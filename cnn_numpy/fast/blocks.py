@@ -54,6 +54,13 @@ from .conv_pool import by_pool_window
 #: (unless one image holds more): 512 K floats, 2 MB in float32, a core's share of the
 #: cache with the product's output.
 BLOCK = 2**19
+#: The same for a convolution of THIN_FILTERS filters or fewer cut into blocks on a shard
+#: (one after the other): its products' outputs are small beside its window matrix, and
+#: every block costs a few dozen NumPy calls, in which two threads take turns with
+#: Python's lock.  Blocks of 4 MB predicted the narrow stack 1.05-1.11x as fast as blocks
+#: of 2 MB, LeNet-5 with ReLU 1.06-1.08x; a convolution with more filters was slower so
+#: (the two-convolution network predicted 0.80x as fast; docs/performance.md).
+SHARD_BLOCK = 2**20
 #: When a convolution runs in blocks on the thread pool (BlockedConv.blocks; on a shard,
 #: one after the other), rather than as one block with its products on BLAS's own
 #: threads: when its batch's window matrix
@@ -125,7 +132,8 @@ class BlockedConv:
     p must divide oh and ow.  on_shard: the pass runs on a batch shard, one of the
     thread pool's tasks already, where the blocks run one after the other, and a large
     window matrix is cut for the cache alone (CACHE_LARGE) in prediction (training
-    False) and for a thin convolution (THIN_FILTERS) in training.
+    False) and for a thin convolution (THIN_FILTERS) in training; a thin one's blocks
+    hold up to SHARD_BLOCK numbers there.
     share: the pass runs BLAS on one thread (threads.blas_on_one_thread), so this one
     takes two blocks at least rather than one core, if its work is SHARED_WORK or more.
     Blocks for the thread pool (off a shard) come in an even number (pool_blocks).
@@ -149,9 +157,11 @@ class BlockedConv:
         for_cache = on_shard and (not training or self.nf <= THIN_FILTERS)
         cut = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
-        by_size = image_blocks(n, self.held_per_image() if self.winograd else per_image)
+        held = self.held_per_image() if self.winograd else per_image
+        by_size = image_blocks(n, held)
         if cut and on_shard:  # one after the other, in the shard's task
-            self.blocks = by_size
+            self.blocks = image_blocks(n, held, SHARD_BLOCK if self.nf <= THIN_FILTERS
+                                       else BLOCK)
         elif cut:
             self.blocks = pool_blocks(n, len(by_size))
         elif share and n > 1 and n * per_image * self.nf >= SHARED_WORK:

@@ -33,7 +33,12 @@ from ..engines.im2col import window_view as reference_window_view
 #: count.  On the zoo's shapes this was also faster than one long product, up to about
 #: THIN numbers (docs/performance.md).
 THIN, CHUNK, ONE_THREAD = 4096, 512, 2**18
-#: windows_product multiplies a thin product's window matrix ROWS windows at a time.
+#: windows_product multiplies the window matrix of a product of THIN_WEIGHTS weights or
+#: fewer WINDOWS windows at a time; by_element_product takes dZ ROWS rows at a time.  On
+#: one core the zoo's 145 x 32 and 288 x 16 products ran 1.3-1.45x as fast in chunks of
+#: 128 windows as in one product, while chunks of 256 gained nothing on them; thinner
+#: products ran as fast in chunks of 128 as of 256 (docs/performance.md).
+WINDOWS, THIN_WEIGHTS = 128, 2**13
 ROWS = 256
 
 
@@ -152,8 +157,8 @@ def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> N
     (K, n) weights; out C-contiguous, or the transpose of a C-contiguous (n, M) array (a
     product stored channel by channel).
 
-    A thin product (weights of THIN numbers or fewer) runs as one stacked product over
-    chunks of ROWS windows: one long product with so few columns ran far below
+    A thin product (THIN_WEIGHTS weights or fewer) runs as one stacked product over
+    chunks of WINDOWS windows: one long product with so few columns ran far below
     BLAS's speed (docs/performance.md).  Each output number is the same dot
     product either way, over the K numbers of its window, and its bits do not depend
     on BLAS's thread count, but for one output column over windows of 2,048 numbers
@@ -161,16 +166,17 @@ def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> N
     with samples that large (threads.large_sample).
     """
     (k, m), n = cols.shape, weights.shape[1]
-    whole = m // ROWS * ROWS
-    if weights.size > THIN or not whole:
+    whole = m // WINDOWS * WINDOWS
+    if weights.size > THIN_WEIGHTS or not whole:
         np.matmul(cols.T, weights, out=out)
         return
-    chunks = cols[:, :whole].reshape(k, -1, ROWS)
+    chunks = cols[:, :whole].reshape(k, -1, WINDOWS)
     if out.flags.c_contiguous:
-        np.matmul(chunks.transpose(1, 2, 0), weights, out=out[:whole].reshape(-1, ROWS, n))
+        np.matmul(chunks.transpose(1, 2, 0), weights,
+                  out=out[:whole].reshape(-1, WINDOWS, n))
     elif out.T.flags.c_contiguous:
         np.matmul(np.ascontiguousarray(weights.T), chunks.transpose(1, 0, 2),
-                  out=out.T[:, :whole].reshape(n, -1, ROWS).transpose(1, 0, 2))
+                  out=out.T[:, :whole].reshape(n, -1, WINDOWS).transpose(1, 0, 2))
     else:
         np.matmul(cols.T, weights, out=out)
         return
