@@ -55,11 +55,10 @@ from .conv_pool import by_pool_window
 #: cache with the product's output.
 BLOCK = 2**19
 #: The same for a convolution of THIN_FILTERS filters or fewer cut into blocks on a shard
-#: (one after the other): its products' outputs are small beside its window matrix, and
-#: every block costs a few dozen NumPy calls, in which two threads take turns with
-#: Python's lock.  Blocks of 4 MB predicted the narrow stack 1.05-1.11x as fast as blocks
-#: of 2 MB, LeNet-5 with ReLU 1.06-1.08x; a convolution with more filters was slower so
-#: (the two-convolution network predicted 0.80x as fast; docs/performance.md).
+#: (one after the other): 4 MB.  Its products' outputs are small beside its window
+#: matrix, so a larger block still fits the cache the cores share, and every block costs
+#: a few dozen NumPy calls, in which two threads take turns with Python's lock.  With
+#: more filters the larger blocks were slower (docs/performance.md).
 SHARD_BLOCK = 2**20
 #: When a convolution runs in blocks on the thread pool (BlockedConv.blocks; on a shard,
 #: one after the other), rather than as one block with its products on BLAS's own

@@ -34,10 +34,10 @@ from ..engines.im2col import window_view as reference_window_view
 #: THIN numbers (docs/performance.md).
 THIN, CHUNK, ONE_THREAD = 4096, 512, 2**18
 #: windows_product multiplies the window matrix of a product of THIN_WEIGHTS weights or
-#: fewer WINDOWS windows at a time; by_element_product takes dZ ROWS rows at a time.  On
-#: one core the zoo's 145 x 32 and 288 x 16 products ran 1.3-1.45x as fast in chunks of
-#: 128 windows as in one product, while chunks of 256 gained nothing on them; thinner
-#: products ran as fast in chunks of 128 as of 256 (docs/performance.md).
+#: fewer WINDOWS windows at a time; by_element_product takes dZ ROWS rows at a time.  The
+#: zoo's products of 4,096 to 8,192 weights ran faster in chunks of 128 windows than in
+#: one product, where chunks of 256 did not, and the thinner ones as fast in either
+#: (docs/performance.md).
 WINDOWS, THIN_WEIGHTS = 128, 2**13
 ROWS = 256
 
