@@ -927,6 +927,35 @@ def test_a_prediction_on_a_shard_cuts_large_window_matrices_for_the_cache(n, siz
     assert len(blocks.BlockedConv((n, size, size, c), W, 1, pads).blocks) == 1
 
 
+@pytest.mark.parametrize("fw, stride, pads, size", [
+    (3, 2, ((0, 1), (0, 1)), (8, 8)),    # the strided network's "same" padding
+    (3, 2, ((1, 1), (1, 1)), (7, 9)),
+    (5, 3, ((2, 2), (0, 1)), (11, 8)),
+    (2, 2, ((0, 0), (0, 0)), (9, 7)),    # the last row and column in no window
+    (1, 2, ((0, 0), (0, 0)), (6, 6)),    # classes no window element reaches
+    (4, 3, ((3, 0), (2, 1)), (7, 10)),   # more padding than the first class needs
+])
+def test_add_back_by_parity_adds_each_slab_where_the_window_views_would(fw, stride, pads,
+                                                                       size):
+    """With a stride, add_back sums each class of rows and columns (by their remainder)
+    on its own: the same numbers, added in the same order, as adding every element's
+    slab into a zeroed padded block through offset_views, exactly."""
+    rng = np.random.default_rng(fw + stride)
+    b, c, nf = 2, 3, 4
+    W = rng.standard_normal((fw, fw, c, nf)).astype(np.float32)
+    conv = blocks.BlockedConv((b, *size, c), W, stride, pads)
+    dZ = rng.standard_normal((b, conv.oh, conv.ow, nf)).astype(np.float32)
+    dx = np.full((b, *size, c), np.nan, np.float32)  # every number must be written
+    conv.add_back(dZ, W, dx)
+    by_element = np.ascontiguousarray(W.reshape(fw * fw, c, nf).transpose(0, 2, 1))
+    slabs = by_element_product(dZ.reshape(-1, nf), by_element)
+    (top, bottom), (left, right) = pads
+    padded = np.zeros((b, top + size[0] + bottom, left + size[1] + right, c), np.float32)
+    for slab, view in zip(slabs, im2col.offset_views(padded, fw, stride), strict=True):
+        view += slab.reshape(view.shape)
+    np.testing.assert_array_equal(dx, padded[:, top : top + size[0], left : left + size[1]])
+
+
 @pytest.mark.parametrize("nf, count", [(8, 2), (16, 2), (32, 4)])
 def test_a_thin_convolution_on_a_shard_takes_larger_blocks(nf, count):
     """64 images of 32 x 32 x 3 (1.8 M numbers of windows, 28 K an image): with

@@ -33,6 +33,7 @@ same bits on any number of threads.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -348,7 +349,8 @@ class BlockedConv:
 
     def add_back(self, dZ: np.ndarray, W: np.ndarray, dx: np.ndarray) -> None:
         """col2im: dx (b, ih, iw, c) = each window's gradient added back at its place (in
-        a padded block first when there is padding), from the block's dZ.
+        a padded block first when there is padding; with a stride, in one small array
+        for each class of rows and columns, _add_by_parity), from the block's dZ.
 
         The gradients come by window element, one contiguous (M, c) slab each (one
         stacked product), in plain position order, so each addition runs along whole
@@ -363,6 +365,9 @@ class BlockedConv:
         by_element = self._once("by_element", W, lambda: np.ascontiguousarray(
             W.reshape(fw * fw, c, self.nf).transpose(0, 2, 1)))
         slabs = by_element_product(dZ2, by_element)
+        if self.stride > 1:
+            self._add_by_parity(slabs.reshape(fw, fw, b, self.oh, self.ow, c), dx)
+            return
         dxp = dx if not self.padded else np.empty(
             (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, c),
             dtype=dx.dtype)
@@ -375,6 +380,52 @@ class BlockedConv:
                 element += slab.reshape(element.shape)
         if self.padded:
             dx[...] = dxp[:, self.top : self.top + self.ih, self.left : self.left + self.iw]
+
+    def _add_by_parity(self, slabs: np.ndarray, dx: np.ndarray) -> None:
+        """add_back with a stride s > 1, from slabs (fw, fw, b, oh, ow, c): the padded
+        block's rows and columns fall in s x s classes by their remainder mod s, and
+        element (a, q) adds only to class (a % s, q % s), shifted by (a // s, q // s).
+        Each class is summed in a small contiguous array of its own and written into dx
+        once, so the additions run along whole rows, where added into the padded block
+        they ran along a pixel's c numbers at a time (docs/performance.md).  Each
+        number is the same sum, added in the same order."""
+        s, (b, *_, c) = self.stride, dx.shape
+        for rows in _parity_classes(self.fw, s, self.top, self.ih, self.oh):
+            for cols in _parity_classes(self.fw, s, self.left, self.iw, self.ow):
+                if not (rows.count and cols.count):
+                    continue  # dx has no row (column) of this class
+                P = np.zeros((b, rows.size, cols.size, c), dtype=dx.dtype)
+                for a in rows.elements:
+                    for q in cols.elements:
+                        P[:, a // s : a // s + self.oh, q // s : q // s + self.ow] += slabs[a, q]
+                dx[:, rows.first :: s, cols.first :: s] = \
+                    P[:, rows.skip : rows.skip + rows.count, cols.skip : cols.skip + cols.count]
+
+
+class _Parity(NamedTuple):
+    """One class of a padded axis's positions by remainder mod the stride s, for
+    BlockedConv._add_by_parity: the window elements that reach it, the first position of
+    dx (unpadded) in it, how many of dx's positions it holds, how many of its positions
+    come before dx's first (padding), and its size in the class's array."""
+    elements: list[int]
+    first: int
+    count: int
+    skip: int
+    size: int
+
+
+def _parity_classes(fw: int, s: int, before: int, size: int, out: int) -> list[_Parity]:
+    """An axis's s classes (_Parity) for windows of fw elements at stride s, `out`
+    positions, on an input of `size` positions after `before` of padding."""
+    classes = []
+    for r in range(s):
+        elements = list(range(r, fw, s))
+        skip = max(0, -((r - before) // s))  # ceil((before - r) / s)
+        first = r + s * skip - before
+        count = len(range(first, size, s))
+        reach = elements[-1] // s + out if elements else 0
+        classes.append(_Parity(elements, first, count, skip, max(reach, skip + count)))
+    return classes
 
 
 def _stored(shape: tuple[int, int, int, int], dtype, by_channel: bool,
