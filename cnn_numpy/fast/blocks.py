@@ -32,6 +32,7 @@ same bits on any number of threads.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -158,15 +159,14 @@ class BlockedConv:
         cut = n * per_image >= (CACHE_LARGE if for_cache else LARGE) \
             or (n >= BATCH and n * per_image * self.nf >= WORK)
         held = self.held_per_image() if self.winograd else per_image
-        by_size = image_blocks(n, held)
         if cut and on_shard:  # one after the other, in the shard's task
             self.blocks = image_blocks(n, held, SHARD_BLOCK if self.nf <= THIN_FILTERS
                                        else BLOCK)
         elif cut:
-            self.blocks = pool_blocks(n, len(by_size))
+            self.blocks = pool_blocks(n, len(image_blocks(n, held)))
         elif share and n > 1 and n * per_image * self.nf >= SHARED_WORK:
             # both cores, though the work alone would not call for them
-            self.blocks = pool_blocks(n, max(2, len(by_size)))
+            self.blocks = pool_blocks(n, max(2, len(image_blocks(n, held))))
         else:
             self.blocks = [slice(0, n)]
 
@@ -371,8 +371,8 @@ class BlockedConv:
         dxp = dx if not self.padded else np.empty(
             (b, self.top + self.ih + self.bottom, self.left + self.iw + self.right, c),
             dtype=dx.dtype)
-        elements = offset_views(dxp, fw, self.stride)
-        if fw == self.stride == 1 and not self.padded:  # one element covers dx
+        elements = offset_views(dxp, fw, 1)
+        if fw == 1 and not self.padded:  # one element covers dx
             elements[0][...] = slabs[0].reshape(elements[0].shape)
         else:
             dxp[...] = 0
@@ -390,16 +390,16 @@ class BlockedConv:
         they ran along a pixel's c numbers at a time (docs/performance.md).  Each
         number is the same sum, added in the same order."""
         s, (b, *_, c) = self.stride, dx.shape
-        for rows in _parity_classes(self.fw, s, self.top, self.ih, self.oh):
-            for cols in _parity_classes(self.fw, s, self.left, self.iw, self.ow):
-                if not (rows.count and cols.count):
-                    continue  # dx has no row (column) of this class
-                P = np.zeros((b, rows.size, cols.size, c), dtype=dx.dtype)
-                for a in rows.elements:
-                    for q in cols.elements:
-                        P[:, a // s : a // s + self.oh, q // s : q // s + self.ow] += slabs[a, q]
-                dx[:, rows.first :: s, cols.first :: s] = \
-                    P[:, rows.skip : rows.skip + rows.count, cols.skip : cols.skip + cols.count]
+        row_classes = _parity_classes(self.fw, s, self.top, self.ih, self.oh)
+        column_classes = _parity_classes(self.fw, s, self.left, self.iw, self.ow)
+        for rows, cols in itertools.product(row_classes, column_classes):
+            if not (rows.count and cols.count):
+                continue  # dx has no row (column) of this class
+            P = np.zeros((b, rows.size, cols.size, c), dtype=dx.dtype)
+            for a, q in itertools.product(rows.elements, cols.elements):  # (a, q) in order
+                P[:, a // s : a // s + self.oh, q // s : q // s + self.ow] += slabs[a, q]
+            dx[:, rows.first :: s, cols.first :: s] = \
+                P[:, rows.skip : rows.skip + rows.count, cols.skip : cols.skip + cols.count]
 
 
 class _Parity(NamedTuple):

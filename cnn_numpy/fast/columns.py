@@ -167,19 +167,17 @@ def windows_product(cols: np.ndarray, weights: np.ndarray, out: np.ndarray) -> N
     """
     (k, m), n = cols.shape, weights.shape[1]
     whole = m // WINDOWS * WINDOWS
-    if weights.size > THIN_WEIGHTS or not whole:
+    by_window = out.flags.c_contiguous
+    if weights.size > THIN_WEIGHTS or not whole or not (by_window or out.T.flags.c_contiguous):
         np.matmul(cols.T, weights, out=out)
         return
     chunks = cols[:, :whole].reshape(k, -1, WINDOWS)
-    if out.flags.c_contiguous:
+    if by_window:
         np.matmul(chunks.transpose(1, 2, 0), weights,
                   out=out[:whole].reshape(-1, WINDOWS, n))
-    elif out.T.flags.c_contiguous:
+    else:
         np.matmul(np.ascontiguousarray(weights.T), chunks.transpose(1, 0, 2),
                   out=out.T[:, :whole].reshape(n, -1, WINDOWS).transpose(1, 0, 2))
-    else:
-        np.matmul(cols.T, weights, out=out)
-        return
     if whole < m:
         np.matmul(cols[:, whole:].T, weights, out=out[whole:])
 
