@@ -1016,6 +1016,37 @@ def test_a_thin_convolution_trained_on_a_shard_runs_in_blocks_for_the_cache(nf, 
     assert chain.keep_cols is (training and not blocked)  # blocks copy their windows again
 
 
+@pytest.mark.parametrize("c, fw, order, short", [
+    (3, 4, 3, True),   # the odd sizes' first: window rows of 12 numbers, stored window by window
+    (8, 3, 2, False),  # rows of 24 numbers
+    (1, 5, 2, False),  # stored element-major: 8 positions a row, longer than a window row
+    (3, 4, 1, False),  # element-major in plain order (24 positions a row)
+])
+def test_a_window_matrix_of_short_window_rows_is_kept_for_the_backward_pass(c, fw, order,
+                                                                           short):
+    """A convolution cut into blocks copies each block's windows again in the backward
+    pass, unless its window matrix is stored window by window with window rows shorter
+    than SHORT_ROW numbers (a slow copy): then the forward pass's is kept, and the
+    backward pass gives the same bits from it as from a new copy."""
+    rng = np.random.default_rng(0)
+    n, side, nf = 64, 24 + fw - 1, 16
+    x = rng.standard_normal((n, side, side, c)).astype(np.float32)
+    W = rng.standard_normal((fw, fw, c, nf)).astype(np.float32)
+    Wb = np.concatenate([W.reshape(-1, nf), np.ones((1, nf), np.float32)])
+    conv = blocks.BlockedConv(x.shape, W, 1, VALID, order=order, share=True)
+    assert len(conv.blocks) > 1
+    assert conv.short_rows() is short and conv.keeps_columns() is short
+    rows = conv.blocks[0]
+    part = (slice(None),) * (2 if order > 1 else 0) + (rows,)
+    Z = np.empty(conv.out_shape(n), np.float32)
+    kept = conv.forward(x[rows], Wb, Z[part])
+    dZ = np.ascontiguousarray(rng.standard_normal(Z[part].shape).astype(np.float32))
+    dx_kept, dx_new = (np.empty_like(x[rows]) for _ in range(2))
+    np.testing.assert_array_equal(conv.backward(x[rows], dZ, W, dx_kept, kept),
+                                  conv.backward(x[rows], dZ, W, dx_new))
+    np.testing.assert_array_equal(dx_kept, dx_new)
+
+
 @pytest.mark.parametrize("n, size, c, nf, count", [
     (64, 32, 32, 32, 10),   # bn-stack's second convolution: 7 images of windows in 8 MB
     (64, 32, 3, 32, 4),     # its first: few channels, a small window matrix; Z in 2 MB each

@@ -101,6 +101,9 @@ THIN_FILTERS = 16
 #: matrix for 3 x 3 filters (docs/performance.md); for 5 x 5 the zoo has no such
 #: convolution below 32 channels, and the same threshold was kept untried.
 WINOGRAD_CHANNELS = 32
+#: A window row (fw * c numbers) shorter than this, 64 bytes in float32, is copied in
+#: pieces shorter than a cache line (BlockedConv.short_rows).
+SHORT_ROW = 16
 
 
 def image_blocks(n: int, per_image: int, block: int | None = None) -> list[slice]:
@@ -278,7 +281,16 @@ class BlockedConv:
         9 times the input), or the window matrix when the batch is one block or when it
         is no larger than the block's output (few input channels), which the pass holds
         anyway."""
-        return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf
+        return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf \
+            or self.short_rows()
+
+    def short_rows(self) -> bool:
+        """Whether the window matrix is stored window by window with window rows of fewer
+        than SHORT_ROW numbers: its copy then runs along pieces shorter than a cache line,
+        at a fraction of the speed of the others (docs/performance.md), and reading it
+        back in the backward pass took less time than copying it again."""
+        window_major = not element_major(self.ow // self.order, self.fw, self.c)
+        return window_major and self.fw * self.c < SHORT_ROW
 
     def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,
                  dx: np.ndarray | None, kept: np.ndarray | None = None) -> np.ndarray:
