@@ -210,7 +210,7 @@ def zoo_table(results: dict, describe: bool = True) -> str:
              f"float32, plain SGD, median of {results['repeats']} interleaved repeats.", "",
              "| network | batch | training (images/s) | PyTorch | ratio | prediction (images/s) "
              "| PyTorch | ratio |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    ratios = []  # (ratio, network, mode, batch)
+    ratios, always_slower = [], []  # (ratio, network, mode, batch)
     for name, network in networks.items():
         for batch, figures in network["speed"].items():
             cells = []
@@ -219,10 +219,17 @@ def zoo_table(results: dict, describe: bool = True) -> str:
                 # as printed: a ratio shown as 1.00x counts as not slower
                 ratios.append((round(ours / theirs, 2), name, mode, int(batch)))
                 ratio = _ratio(ours, theirs)
+                paired = network.get("paired_ratios", {}).get(batch, {}).get(mode)
+                if paired:
+                    ratio += f" ({min(paired):.2f}-{max(paired):.2f})"
+                    if round(max(paired), 2) < 1:
+                        always_slower.append(ratios[-1])
                 cells += [_number(ours), _number(theirs),
                           ratio if ratios[-1][0] >= 1 else f"**{ratio}**"]
             lines.append(f"| {name} | {batch} | " + " | ".join(cells) + " |")
     lines += ["", _zoo_summary(ratios)]
+    if any("paired_ratios" in network for network in networks.values()):
+        lines[-1] += _zoo_spread(always_slower, results["repeats"])
     if describe:
         lines += ["", "| network | input | what it is | layers |", "|---|---|---|---|"]
         for name, network in networks.items():
@@ -254,6 +261,19 @@ def _zoo_summary(ratios: list[tuple[float, str, str, int]]) -> str:
         for ratio, name, mode, batch in sorted(slower, key=lambda r: (r[1], r[3], r[2])))
         + f".  The worst ratio: {worst[0]:.2f}x ({worst[1]}, {words[worst[2]]}, "
           f"batch {worst[3]}).")
+
+
+def _zoo_spread(always_slower: list[tuple[float, str, str, int]], repeats: int) -> str:
+    """What the ranges beside the ratios are, and which figures were slower in every
+    repeat."""
+    words = {"train": "training", "predict": "prediction"}
+    text = (f"  In brackets, the lowest and highest ratio of the {repeats} repeats, each "
+            "from its two turns side by side; cnn-numpy was slower in every repeat in "
+            f"{len(always_slower)} of the figures")
+    return text + ("." if not always_slower else ": " + "; ".join(
+        f"{name} {words[mode]} at batch {batch}"
+        for _, name, mode, batch in sorted(always_slower, key=lambda r: (r[1], r[3], r[2])))
+        + ".")
 
 
 def _zoo_noise(results: dict) -> str:

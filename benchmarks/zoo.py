@@ -14,6 +14,8 @@ benchmarks/speed.py measures: one process, float32, plain SGD (lr 0.01),
 cross-entropy, the two contenders' turns interleaved (A B, A B, ...) and the
 median of the repeats, at batch 32, 64 and 128; training is one step on a
 batch, prediction the softmax of a batch (PyTorch in eval mode, no grad).
+Beside each median ratio, the lowest and highest ratio of a repeat's two turns
+side by side: how far one repeat's comparison moves on this machine.
 cnn-numpy uses its default threads (one per core), PyTorch its own; --threads N holds
 both, and NumPy's BLAS, to N (one: how fast each library is per core, without the cost
 of sharing a step between threads).
@@ -197,25 +199,30 @@ def torch_contender(net: Net, X: np.ndarray, y: np.ndarray):
     return step, predict
 
 
-def measure(text: str, shape: tuple[int, ...], batches, repeats: int) -> tuple[dict, int]:
-    """({batch: {"train": {contender: images/s}, "predict": {...}}}, repeats measured
-    again) for one network."""
-    out, again = {}, 0
+def measure(text: str, shape: tuple[int, ...], batches, repeats: int) -> tuple[dict, dict, int]:
+    """({batch: {"train": {contender: images/s}, "predict": {...}}}, {batch: {mode: the
+    ratio cnn-numpy / PyTorch of each repeat, its two turns side by side}}, repeats
+    measured again) for one network."""
+    out, paired, again = {}, {}, 0
     for batch in batches:
         X, y = data(shape, batch)
         fns = contenders(text, shape, X, y)
-        out[str(batch)] = {}
+        out[str(batch)], paired[str(batch)] = {}, {}
         for mode, k in (("train", 0), ("predict", 1)):
             rates, redone = interleaved({name: f[k] for name, f in fns.items()}, repeats, batch)
-            out[str(batch)][mode], again = rates, again + redone
-    return out, again
+            out[str(batch)][mode] = {name: statistics.median(r) for name, r in rates.items()}
+            if "pytorch" in rates:
+                paired[str(batch)][mode] = [ours / theirs for ours, theirs in zip(
+                    rates["cnn-numpy"], rates["pytorch"], strict=True)]
+            again += redone
+    return out, paired, again
 
 
 def interleaved(fns: dict, repeats: int, images: int, slice_s: float = 0.4) -> tuple[dict, int]:
-    """speed.py's measurement (turns of about slice_s seconds, contenders in turn, the
-    median of the repeats), except that a repeat during which other processes used more
-    than BUSY of the machine's CPU time is measured again, up to TRIES times (the last
-    try counts either way).  Returns ({name: images/s}, the repeats measured again).
+    """speed.py's measurement (turns of about slice_s seconds, contenders in turn),
+    except that a repeat during which other processes used more than BUSY of the
+    machine's CPU time is measured again, up to TRIES times (the last try counts either
+    way).  Returns ({name: images/s in each repeat}, the repeats measured again).
 
     On a shared machine another process makes both libraries slower, and PyTorch's
     OpenMP threads, which wait for each other by spinning, far more than cnn-numpy's:
@@ -237,7 +244,7 @@ def interleaved(fns: dict, repeats: int, images: int, slice_s: float = 0.4) -> t
             time.sleep(2)  # let the other process finish, if it is a short one
         for name in fns:
             rates[name].append(got[name])
-    return {name: statistics.median(r) for name, r in rates.items()}, again
+    return rates, again
 
 
 def memory_child(contender: str, text: str, shape: tuple[int, ...]) -> None:
@@ -326,8 +333,10 @@ def format_table(results: dict) -> str:
             for mode in ("train", "predict"):
                 rates = figures[mode]
                 ours, theirs = rates["cnn-numpy"], rates.get("pytorch")
+                paired = network.get("paired_ratios", {}).get(batch, {}).get(mode)
                 cells += [f"{ours:,.0f}", "-" if theirs is None else f"{theirs:,.0f}",
-                          "-" if theirs is None else f"{ours / theirs:.2f}x"]
+                          "-" if theirs is None else f"{ours / theirs:.2f}x"
+                          + (f" ({min(paired):.2f}-{max(paired):.2f})" if paired else "")]
             lines.append(f"| {name} | {shape} | {batch} | " + " | ".join(cells) + " |")
     ratio, where = worst(results)
     if where:
@@ -406,9 +415,10 @@ def main(argv=None) -> None:
     ticks, busy, start = cpu_ticks(), busy_ticks(), time.perf_counter()
     for name, (shape, text, about) in chosen.items():
         print(f"{name} {shape} ...", file=sys.stderr, flush=True)
-        speed, again = measure(text, shape, args.batches, repeats)
+        speed, paired, again = measure(text, shape, args.batches, repeats)
         results["networks"][name] = {"shape": list(shape), "layers": text, "about": about,
-                                     "speed": speed, "repeats_measured_again": again}
+                                     "speed": speed, "paired_ratios": paired,
+                                     "repeats_measured_again": again}
     results["cpu_time_stolen"] = stolen_share(ticks, cpu_ticks())
     results["cpu_used_by_others"] = others_share(busy, busy_ticks())
     results["seconds"] = time.perf_counter() - start

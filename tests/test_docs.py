@@ -58,6 +58,25 @@ def test_report_py_marks_a_missed_target_and_leaves_out_the_measuring_machines_f
     assert row.endswith("| **no** |")
 
 
+def test_report_py_gives_each_zoo_ratio_its_range_over_the_repeats():
+    """Beside each median ratio, the lowest and highest of the repeats' ratios; a figure
+    counts as slower in every repeat when its highest is below 1.00x as printed."""
+    report = load_report()
+    speed = {"64": {"train": {"cnn-numpy": 900.0, "pytorch": 1000.0},
+                    "predict": {"cnn-numpy": 1200.0, "pytorch": 1000.0}}}
+    paired = {"64": {"train": [0.88, 0.9, 0.994], "predict": [0.96, 1.2, 1.3]}}
+    network = {"shape": [28, 28, 1], "layers": "FlatLayer(), FCLayer_Softmax(10)",
+               "about": "a test", "speed": speed, "paired_ratios": paired}
+    table = report.zoo_table({"machine": "m", "threads": "2", "repeats": 3,
+                              "networks": {"net": network}})
+    assert "| net | 64 | 900 | 1,000 | **0.90x (0.88-0.99)** | 1,200 | 1,000 | " \
+           "1.20x (0.96-1.30) |" in table
+    assert "slower in every repeat in 1 of the figures: net training at batch 64." in table
+    paired["64"]["train"][-1] = 0.996  # 1.00x as printed: not slower in that repeat
+    assert "slower in every repeat in 0 of the figures." in report.zoo_table(
+        {"machine": "m", "threads": "2", "repeats": 3, "networks": {"net": network}})
+
+
 def test_readme_is_a_front_door():
     text = README.read_text()
     assert len(text.splitlines()) <= 250
