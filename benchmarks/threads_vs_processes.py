@@ -1,15 +1,20 @@
 """How close the Net's worker threads come to two separate processes on this machine.
 
-    python benchmarks/threads_vs_processes.py                 # cnn, 3 rounds, about 3 minutes
+    python benchmarks/threads_vs_processes.py                 # cnn, 3 rounds, about 4 minutes
     python benchmarks/threads_vs_processes.py --model deep --rounds 5
+    python benchmarks/threads_vs_processes.py --model lenet5-relu --batch 32  # a zoo network
     python benchmarks/threads_vs_processes.py --calls          # single NumPy calls, 1 minute
 
-Each contender runs in a fresh process, for a few seconds, rounds alternating:
+Each contender runs in a fresh process, for a few seconds, rounds alternating
+(batch N, 128 unless --batch says otherwise):
 
-    threads      2 worker threads, batch 128 in 2 shards: the Net as it runs
-    one thread   1 worker, batch 128: the same 2 shards one after the other
-    1 process    1 thread, batch 64 (one shard's work), nothing beside it
-    2 processes  two of those at the same time
+    threads        2 worker threads, batch N: the Net as it runs (in shards, or
+                   its convolutions in blocks, where the fast path cuts it)
+    one thread     1 worker, batch N: the same pieces one after the other
+    a Net a thread 2 threads of one process, each training a Net of its own
+                   on N/2 images, sharing nothing but the process
+    1 process      1 thread, batch N/2 (one half's work), nothing beside it
+    2 processes    two of those at the same time
 
 A training step on 64 images in its own process includes its own optimizer
 step but no exchange of gradients (and BatchNorm normalizes with its own
@@ -18,7 +23,8 @@ processes" is what two independent workers sharing nothing but the
 machine achieve, about the most any way of splitting a batch over two
 cores could give.  If the threads
 stay well below it, the cost is in this process (Python's lock, waiting
-for each other, the serial part of a step); if the processes also slow
+for each other, the serial part of a step); "a Net a thread" takes the waiting
+and the serial part away and leaves the lock.  If the processes also slow
 down, the two cores share what they compute with (caches, memory, or the
 host taking time: the stolen share is printed).
 
@@ -44,45 +50,65 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SECONDS = 5.0  # each contender's measuring time per round
-#: name -> the (batch, threads) of each process it starts at once
+#: name -> (the batch as a fraction of N, threads, Nets) of each process it starts at once
 CONTENDERS = {
-    "threads (2 x 64, batch 128)": [(128, 2)],
-    "one thread (batch 128)": [(128, 1)],
-    "1 process (batch 64)": [(64, 1)],
-    "2 processes (64 each)": [(64, 1), (64, 1)],
+    "threads": [(1, 2, 1)],
+    "one thread": [(1, 1, 1)],
+    "a Net a thread": [(0.5, 2, 2)],
+    "1 process": [(0.5, 1, 1)],
+    "2 processes": [(0.5, 1, 1), (0.5, 1, 1)],
 }
+NAMED = ("cnn", "deep", "flat")
 
 
-def child(model: str, what: str, batch: int, threads: int) -> None:
-    """Print the median milliseconds per training step (or prediction) of one batch."""
+def _network(name: str, batch: int):
+    """(net, X, y): a named model on 28 x 28 grey images, or a zoo network on its shape."""
     import numpy as np
+
+    if name in NAMED:
+        from cnn_numpy.models import build_model
+
+        rng = np.random.default_rng(0)
+        X = rng.random((batch, 28, 28, 1), dtype=np.float32)
+        return build_model(name, engine="im2col", seed=0), X, rng.integers(0, 10, batch)
+    import zoo
+
+    shape, text, _ = zoo.ZOO[name]
+    return (zoo.build(text, shape), *zoo.data(shape, batch))
+
+
+def child(model: str, what: str, batch: int, threads: int, nets: int) -> None:
+    """Print the median milliseconds per training step (or prediction) of one batch on
+    each of `nets` Nets, each on a thread of its own when there are several."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
     from cnn_numpy.fast import threads as parallel
-    from cnn_numpy.models import build_model
 
-    parallel.set_threads(threads)
-    rng = np.random.default_rng(0)
-    X = rng.random((batch, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, batch)
-    net = build_model(model, engine="im2col", seed=0)
+    parallel.set_threads(1 if nets > 1 else threads)
+    runs = [_network(model, batch) for _ in range(nets)]
 
-    def step():
-        if what == "train":
-            net.train(X, y, 0.01)
-        else:
-            net.predict(X, batch_size=batch)
+    def steps(count: int, net, X, y) -> None:
+        for _ in range(count):
+            if what == "train":
+                net.train(X, y, 0.01)
+            else:
+                net.predict(X, batch_size=batch)
 
     # One worker: BLAS on one thread too (a batch below 128 has no shards and would
-    # otherwise let BLAS use every core).
-    with threadpool_limits(1) if threads == 1 else nullcontext():
-        for _ in range(10):
-            step()
+    # otherwise let BLAS use every core).  So for a Net a thread.
+    with threadpool_limits(1) if threads == 1 or nets > 1 else nullcontext(), \
+            ThreadPoolExecutor(nets) as pool:
+        def together(count: int) -> None:
+            for done in [pool.submit(steps, count, *run) for run in runs]:
+                done.result()
+
+        together(10)
         times, end = [], time.perf_counter() + SECONDS
         while time.perf_counter() < end:
             start = time.perf_counter()
-            for _ in range(5):
-                step()
+            together(5)
             times.append((time.perf_counter() - start) / 5 * 1e3)
     print(statistics.median(times))
 
@@ -190,9 +216,9 @@ def calls(rounds: int) -> None:
           f"(rounds: {', '.join(f'{t:.1f}' for t in trips)})")
 
 
-def start(model: str, what: str, batch: int, threads: int) -> subprocess.Popen:
+def start(model: str, what: str, batch: int, threads: int, nets: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, __file__, "--child", model, what, str(batch),
-                             str(threads)], stdout=subprocess.PIPE, text=True)
+                             str(threads), str(nets)], stdout=subprocess.PIPE, text=True)
 
 
 def finish(*procs: subprocess.Popen) -> float:
@@ -208,11 +234,13 @@ def finish(*procs: subprocess.Popen) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=["cnn", "deep", "flat"], default="cnn")
+    parser.add_argument("--model", default="cnn",
+                        help=f"{', '.join(NAMED)} or a network of benchmarks/zoo.py")
+    parser.add_argument("--batch", type=int, default=128, help="N, even (default 128)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--calls", action="store_true",
                         help="time single NumPy calls and a thread wake-up instead")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--call-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.call_child:
@@ -222,9 +250,16 @@ def main() -> None:
         calls(args.rounds)
         return
     if args.child:
-        model, what, batch, threads = args.child
-        child(model, what, int(batch), int(threads))
+        model, what, batch, threads, nets = args.child
+        child(model, what, int(batch), int(threads), int(nets))
         return
+    from zoo import ZOO  # (after the children: it imports the library)
+
+    if args.model not in NAMED and args.model not in ZOO:
+        parser.error(f"--model: no network {args.model!r}; choose {', '.join(NAMED)} or "
+                     f"one of the zoo's: {', '.join(ZOO)}")
+    if args.batch < 2 or args.batch % 2:
+        parser.error(f"--batch must be even and 2 or more, got {args.batch}")
     from speed import cpu_ticks, stolen_share  # (imports PyTorch, if installed: not in children)
 
     ms: dict[tuple[str, str], list[float]] = {}
@@ -232,22 +267,23 @@ def main() -> None:
     for _ in range(args.rounds):
         for what in ("train", "predict"):
             for name, runs in CONTENDERS.items():
-                procs = [start(args.model, what, batch, threads) for batch, threads in runs]
+                procs = [start(args.model, what, round(part * args.batch), threads, nets)
+                         for part, threads, nets in runs]
                 ms.setdefault((what, name), []).append(finish(*procs))
     stolen = stolen_share(ticks, cpu_ticks())
-    print(f"{args.model}: milliseconds per step, median of {args.rounds} rounds "
-          f"(per round: the median of {SECONDS:g} s of steps)")
+    print(f"{args.model}, batch {args.batch} (halves of {args.batch // 2}): milliseconds per "
+          f"step, median of {args.rounds} rounds (per round: the median of {SECONDS:g} s of "
+          "steps)")
     for what in ("train", "predict"):
         med = {name: statistics.median(v) for (w, name), v in ms.items() if w == what}
         print(f"\n{what}")
         for name, value in med.items():
             rounds = ", ".join(f"{v:.2f}" for v in ms[what, name])
             print(f"  {name:28s} {value:7.2f} ms   ({rounds})")
-        names = list(CONTENDERS)
-        threads = med[names[1]] / med[names[0]]
-        processes = 2 * med[names[2]] / med[names[3]]
-        print(f"  two threads do {threads:.2f}x the work of one; two processes {processes:.2f}x "
-              f"that of one")
+        one = med["one thread"]
+        print(f"  x the work of one thread: two threads {one / med['threads']:.2f}x, a Net a "
+              f"thread {one / med['a Net a thread']:.2f}x, two processes "
+              f"{2 * med['1 process'] / med['2 processes']:.2f}x that of one")
     if stolen is not None:
         print(f"\nCPU time stolen by the host during the runs: {stolen:.0%}")
 
