@@ -16,7 +16,7 @@ Each contender runs in a fresh process, for a few seconds, rounds alternating
     1 process      1 thread, batch N/2 (one half's work), nothing beside it
     2 processes    two of those at the same time
 
-A training step on 64 images in its own process includes its own optimizer
+A training step on N/2 images in its own process includes its own optimizer
 step but no exchange of gradients (and BatchNorm normalizes with its own
 half's statistics: the same work, not the same function), so "2
 processes" is what two independent workers sharing nothing but the

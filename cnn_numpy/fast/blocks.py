@@ -280,7 +280,7 @@ class BlockedConv:
         than computing it again: a Winograd convolution's transformed tiles (2.25, 4 or
         9 times the input), or the window matrix when the batch is one block or when it
         is no larger than the block's output (few input channels), which the pass holds
-        anyway."""
+        anyway, or when copying it again would be slow (short_rows)."""
         return bool(self.winograd) or len(self.blocks) == 1 or self.k + 1 <= self.nf \
             or self.short_rows()
 
