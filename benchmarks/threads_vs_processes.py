@@ -13,6 +13,10 @@ Each contender runs in a fresh process, for a few seconds, rounds alternating
     one thread     1 worker, batch N: the same pieces one after the other
     a Net a thread 2 threads of one process, each training a Net of its own
                    on N/2 images, sharing nothing but the process
+    half handed over  (prediction only) 1 thread, batch N, its second half
+                   handed to a worker process with the same Net through shared
+                   memory and back: what a second process could give a prediction,
+                   the hand-over included
     1 process      1 thread, batch N/2 (one half's work), nothing beside it
     2 processes    two of those at the same time
 
@@ -40,6 +44,7 @@ such a meeting; processes never meet.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -55,6 +60,7 @@ CONTENDERS = {
     "threads": [(1, 2, 1)],
     "one thread": [(1, 1, 1)],
     "a Net a thread": [(0.5, 2, 2)],
+    "half handed over": [(1, 1, 0)],  # Nets 0: handed_over(), prediction only
     "1 process": [(0.5, 1, 1)],
     "2 processes": [(0.5, 1, 1), (0.5, 1, 1)],
 }
@@ -111,6 +117,88 @@ def child(model: str, what: str, batch: int, threads: int, nets: int) -> None:
             together(5)
             times.append((time.perf_counter() - start) / 5 * 1e3)
     print(statistics.median(times))
+
+
+def handed_over(model: str, batch: int) -> None:
+    """Print the median milliseconds per prediction of a batch whose second half a worker
+    process predicts, from shared memory, while this one predicts the first (each on one
+    thread).  The worker builds the same Net from the same seed; a library would have to
+    share the weights as well."""
+    import multiprocessing
+    from multiprocessing import shared_memory
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from cnn_numpy.fast import threads as parallel
+
+    parallel.set_threads(1)
+    net, X, _ = _network(model, batch)
+    half = batch // 2
+    out_shape = (batch - half, net.predict(X[:1]).shape[1])
+    memory = [shared_memory.SharedMemory(create=True, size=size)
+              for size in (X[half:].nbytes, 4 * math.prod(out_shape))]
+    # (views of the shared blocks, dropped before the blocks are closed)
+    views = [np.ndarray(X[half:].shape, np.float32, buffer=memory[0].buf),
+             np.ndarray(out_shape, np.float32, buffer=memory[1].buf)]
+    mine, theirs = multiprocessing.get_context("spawn").Pipe()
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_predict_handed, args=(theirs, model, batch, [m.name for m in memory]))
+    worker.start()
+    mine.recv()  # built
+
+    def predict() -> np.ndarray:
+        views[0][...] = X[half:]
+        mine.send(True)
+        first = net.predict(X[:half], batch_size=half)
+        mine.recv()
+        return np.concatenate([first, views[1]])
+
+    try:
+        with threadpool_limits(1):
+            for _ in range(10):
+                predict()
+            times, end = [], time.perf_counter() + SECONDS
+            while time.perf_counter() < end:
+                start = time.perf_counter()
+                for _ in range(5):
+                    predict()
+                times.append((time.perf_counter() - start) / 5 * 1e3)
+    finally:
+        mine.send(False)
+        worker.join()
+        views.clear()
+        for block in memory:
+            block.close()
+            block.unlink()
+    print(statistics.median(times))
+
+
+def _predict_handed(pipe, model: str, batch: int, names: list[str]) -> None:
+    """handed_over()'s worker: predicts the second half of the batch in shared memory each
+    time it is told to, until told to stop."""
+    from multiprocessing import shared_memory
+
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from cnn_numpy.fast import threads as parallel
+
+    parallel.set_threads(1)
+    net, X, _ = _network(model, batch)
+    half = batch // 2
+    memory = [shared_memory.SharedMemory(name=name) for name in names]
+    given = np.ndarray(X[half:].shape, np.float32, buffer=memory[0].buf)
+    out = net.predict(X[:1])
+    got = np.ndarray((batch - half, out.shape[1]), np.float32, buffer=memory[1].buf)
+    pipe.send(True)
+    with threadpool_limits(1):
+        while pipe.recv():
+            got[...] = net.predict(given, batch_size=len(given))
+            pipe.send(True)
+    del given, got
+    for block in memory:
+        block.close()
 
 
 CALL_SIZES = (2**14, 2**16, 2**18, 2**20)  # float32 numbers: 64 KB to 4 MB
@@ -251,7 +339,10 @@ def main() -> None:
         return
     if args.child:
         model, what, batch, threads, nets = args.child
-        child(model, what, int(batch), int(threads), int(nets))
+        if int(nets):
+            child(model, what, int(batch), int(threads), int(nets))
+        else:
+            handed_over(model, int(batch))
         return
     from zoo import ZOO  # (after the children: it imports the library)
 
@@ -267,6 +358,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for what in ("train", "predict"):
             for name, runs in CONTENDERS.items():
+                if what == "train" and not runs[0][2]:
+                    continue  # handed over: prediction only
                 procs = [start(args.model, what, round(part * args.batch), threads, nets)
                          for part, threads, nets in runs]
                 ms.setdefault((what, name), []).append(finish(*procs))
@@ -281,9 +374,11 @@ def main() -> None:
             rounds = ", ".join(f"{v:.2f}" for v in ms[what, name])
             print(f"  {name:28s} {value:7.2f} ms   ({rounds})")
         one = med["one thread"]
+        handed = med.get("half handed over")
         print(f"  x the work of one thread: two threads {one / med['threads']:.2f}x, a Net a "
-              f"thread {one / med['a Net a thread']:.2f}x, two processes "
-              f"{2 * med['1 process'] / med['2 processes']:.2f}x that of one")
+              f"thread {one / med['a Net a thread']:.2f}x"
+              + ("" if handed is None else f", half handed over {one / handed:.2f}x")
+              + f", two processes {2 * med['1 process'] / med['2 processes']:.2f}x that of one")
     if stolen is not None:
         print(f"\nCPU time stolen by the host during the runs: {stolen:.0%}")
 
