@@ -141,9 +141,10 @@ def handed_over(model: str, batch: int) -> None:
     # (views of the shared blocks, dropped before the blocks are closed)
     views = [np.ndarray(X[half:].shape, np.float32, buffer=memory[0].buf),
              np.ndarray(out_shape, np.float32, buffer=memory[1].buf)]
-    mine, theirs = multiprocessing.get_context("spawn").Pipe()
-    worker = multiprocessing.get_context("spawn").Process(
-        target=_predict_handed, args=(theirs, model, batch, [m.name for m in memory]))
+    spawn = multiprocessing.get_context("spawn")  # (safe beside the pool's threads)
+    mine, theirs = spawn.Pipe()
+    worker = spawn.Process(target=_predict_handed,
+                           args=(theirs, model, batch, [m.name for m in memory]))
     worker.start()
     mine.recv()  # built
 
