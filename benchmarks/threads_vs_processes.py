@@ -143,8 +143,8 @@ def handed_over(model: str, batch: int) -> None:
              np.ndarray(out_shape, np.float32, buffer=memory[1].buf)]
     spawn = multiprocessing.get_context("spawn")  # (safe beside the pool's threads)
     mine, theirs = spawn.Pipe()
-    worker = spawn.Process(target=_predict_handed,
-                           args=(theirs, model, batch, [m.name for m in memory]))
+    worker = spawn.Process(target=_predict_handed, args=(
+        theirs, model, batch, [m.name for m in memory], views[0].shape, out_shape))
     worker.start()
     mine.recv()  # built
 
@@ -175,9 +175,11 @@ def handed_over(model: str, batch: int) -> None:
     print(statistics.median(times))
 
 
-def _predict_handed(pipe, model: str, batch: int, names: list[str]) -> None:
-    """handed_over()'s worker: predicts the second half of the batch in shared memory each
-    time it is told to, until told to stop."""
+def _predict_handed(pipe, model: str, batch: int, names: list[str],
+                    given_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> None:
+    """handed_over()'s worker: predicts the second half of the batch (given_shape) in
+    shared memory, into its output (out_shape) there, each time it is told to, until
+    told to stop."""
     from multiprocessing import shared_memory
 
     import numpy as np
@@ -186,12 +188,11 @@ def _predict_handed(pipe, model: str, batch: int, names: list[str]) -> None:
     from cnn_numpy.fast import threads as parallel
 
     parallel.set_threads(1)
-    net, X, _ = _network(model, batch)
-    half = batch // 2
+    net = _network(model, batch)[0]
     memory = [shared_memory.SharedMemory(name=name) for name in names]
-    given = np.ndarray(X[half:].shape, np.float32, buffer=memory[0].buf)
-    out = net.predict(X[:1])
-    got = np.ndarray((batch - half, out.shape[1]), np.float32, buffer=memory[1].buf)
+    given = np.ndarray(given_shape, np.float32, buffer=memory[0].buf)
+    got = np.ndarray(out_shape, np.float32, buffer=memory[1].buf)
+    net.predict(given[:1])  # the weights built before the first timed call
     pipe.send(True)
     with threadpool_limits(1):
         while pipe.recv():

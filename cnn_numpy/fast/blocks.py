@@ -270,10 +270,16 @@ class BlockedConv:
             kept = self._kept[role] = (source, make())
         return kept[1]
 
+    def stored_by_element(self) -> bool:
+        """Whether columns.window_matrix stores this convolution's window matrix
+        element-major: an output row (in pool window order, a row of one window
+        element's positions) longer than a window row."""
+        return element_major(self.ow // self.order, self.fw, self.c)
+
     def columns_by_element(self) -> bool:
-        """Whether the window matrix is stored element-major (columns.window_matrix: an
-        output row longer than a window row), so that each of its rows is contiguous."""
-        return self.order == 1 and element_major(self.ow, self.fw, self.c)
+        """Whether the window matrix is stored element-major in plain position order, so
+        that each of its rows is contiguous in the output."""
+        return self.order == 1 and self.stored_by_element()
 
     def keeps_columns(self) -> bool:
         """Whether a training pass keeps what forward returns for the backward pass rather
@@ -289,8 +295,7 @@ class BlockedConv:
         than SHORT_ROW numbers: its copy then runs along pieces shorter than a cache line,
         at a fraction of the speed of the others (docs/performance.md), and reading it
         back in the backward pass took less time than copying it again."""
-        window_major = not element_major(self.ow // self.order, self.fw, self.c)
-        return window_major and self.fw * self.c < SHORT_ROW
+        return not self.stored_by_element() and self.fw * self.c < SHORT_ROW
 
     def backward(self, x: np.ndarray, dZ: np.ndarray, W: np.ndarray,
                  dx: np.ndarray | None, kept: np.ndarray | None = None) -> np.ndarray:
