@@ -454,7 +454,7 @@ def _callbacks(args, save_to) -> list:
     return [*callbacks, Checkpoint(save_to, interrupt_path=DEFAULT_CHECKPOINT)]
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     _check_outputs(args)
     asked = _asked(args)
     started = _resumed_run(args, asked) if args.resume else _new_run(args, asked)
@@ -496,7 +496,7 @@ def cmd_train(args) -> int:
 
 # -- the other commands ---------------------------------------------------------
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     if args.plot is not None:
         check_picture(args.plot, "--plot")
     runs = [read_run(path) for path in args.runs]
@@ -530,14 +530,14 @@ def _model_and_data(args):
     return net, data
 
 
-def cmd_evaluate(args) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     net, data = _model_and_data(args)
     _, cce, ce = net.evaluate(data.x_test, data.y_test)
     _say(_summary_line(cce, ce))
     return 0
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
     net = Net.load(args.model_file)
     if args.show is not None:
         check_picture(args.show, "--show", PIXEL_FORMATS)
@@ -570,7 +570,7 @@ def cmd_predict(args) -> int:
     return 2 if bad else 0
 
 
-def cmd_explain(args) -> int:
+def cmd_explain(args: argparse.Namespace) -> int:
     if args.filter > args.input:
         raise CLIError(f"--filter {args.filter} is wider than --input {args.input}: it fits only "
                        "with zero padding (ConvLayer's padding= adds rows and columns around "
@@ -601,7 +601,7 @@ def _filters_layer(net: Net, args) -> int:
     return index
 
 
-def cmd_show(args) -> int:
+def cmd_show(args: argparse.Namespace) -> int:
     if not args.filters and (args.layer is not None or args.channel is not None):
         raise CLIError("--layer and --channel choose what --filters draws; add --filters "
                        "FILE.png")
@@ -631,7 +631,7 @@ def cmd_show(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
+def cmd_export(args: argparse.Namespace) -> int:
     from .interop import export_torch, to_onnx
 
     check_writable(args.output, "--output")
@@ -677,7 +677,7 @@ def _served_net(args, sample) -> Net:
     return net
 
 
-def cmd_serve(args) -> int:
+def cmd_serve(args: argparse.Namespace) -> int:
     try:
         from .web.server import check_can_listen, create_app, require_web, serve
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def layer_statistics(net: Net, X: np.ndarray) -> list[dict]:
             for layer, A in zip(net.layers, outputs, strict=True)]
 
 
-def norm(arrays) -> float:
+def norm(arrays: Iterable[np.ndarray]) -> float:
     """The Euclidean norm of several arrays taken together."""
     return float(math.sqrt(sum(float(np.vdot(a, a)) for a in arrays)))
 

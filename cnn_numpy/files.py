@@ -8,8 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+PathLike = str | os.PathLike[str]
+"""A file's path as the library's functions take it: a str or a path object."""
 
-def atomic_write(path, write: Callable[[BinaryIO], object]) -> None:
+
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], object]) -> None:
     """Call write(file) on a new temp file beside `path`, fsync it, then rename it onto `path`.
 
     A crash or SIGKILL at any moment leaves either the old file or the new
@@ -48,7 +51,7 @@ FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf",
 PIXEL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
-def picture_format(path, what: str = "picture", formats: dict = FIGURE_FORMATS) -> str:
+def picture_format(path: PathLike, what: str = "picture", formats: dict = FIGURE_FORMATS) -> str:
     """The format a picture at `path` is written in, from its suffix (any case), e.g. 'jpeg'
     for .jpg; a ValueError naming the supported suffixes for any other suffix or none."""
     suffix = Path(path).suffix
@@ -59,7 +62,7 @@ def picture_format(path, what: str = "picture", formats: dict = FIGURE_FORMATS) 
     return formats[suffix.lower()]
 
 
-def check_picture(path, what: str, formats: dict = FIGURE_FORMATS) -> Path:
+def check_picture(path: PathLike, what: str, formats: dict = FIGURE_FORMATS) -> Path:
     """check_writable(path, what), and a suffix the picture can be written as (for
     formats=PIXEL_FORMATS: a picture written by Pillow); before minutes of work."""
     picture_format(path, what, formats)
@@ -83,7 +86,7 @@ def _about(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, reason, str(path))
 
 
-def check_writable(path, what: str) -> Path:
+def check_writable(path: PathLike, what: str) -> Path:
     """`path` as a Path if a file can be written there, else a ValueError saying why.
 
     For checking an output path before minutes of work, not after.

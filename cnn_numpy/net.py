@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from . import saving
 from .engines import DEFAULT_ENGINE, check_engine
 from .fast import FastPath
 from .layers import ConvLayer, Layer, OutputLayer, PoolLayer
 from .optimizers import Optimizer, make_optimizer
+
+if TYPE_CHECKING:
+    from .files import PathLike
+    from .training import Callback, History
 
 
 class DivergenceError(RuntimeError):
@@ -140,7 +145,7 @@ class Net:
     """
 
     def __init__(self, layers: Sequence[Layer], engine: str | None = None,
-                 seed: int | None = None, dtype=np.float32,
+                 seed: int | None = None, dtype: npt.DTypeLike = np.float32,
                  optimizer: str | Optimizer | None = None, weight_decay: float = 0.0,
                  fast: bool = True):
         layers = list(layers)
@@ -196,7 +201,7 @@ class Net:
                     layer.engine = name
 
     @contextmanager
-    def using_engine(self, name: str | None):
+    def using_engine(self, name: str | None) -> Iterator[None]:
         """`with net.using_engine("naive"): ...` runs the block with every conv and pool
         layer on that engine (None: as they are), then gives each layer its own engine
         back; setting net.engine instead lasts."""
@@ -223,7 +228,7 @@ class Net:
         """The name of output k: class_names[k], or the number itself."""
         return str(k) if self.class_names is None else self.class_names[k]
 
-    def set_classes(self, names, images_as: str | None = None) -> None:
+    def set_classes(self, names: Sequence[str] | None, images_as: str | None = None) -> None:
         """Name the outputs (a sequence of as many strings as the last layer has outputs,
         or None) and say how pictures become inputs ("digits" or "resized")."""
         if names is not None:
@@ -280,7 +285,7 @@ class Net:
             shape = after
         self._passed = True
 
-    def summary(self, print_fn=print) -> str:
+    def summary(self, print_fn: Callable[[str], object] | None = print) -> str:
         """A table of the layers: type, engine, what runs it while training, output shape,
         parameter count, totals.
 
@@ -329,12 +334,12 @@ class Net:
 
         return describe_layers(self.layers)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the architecture and weights to one .npz file, atomically (see saving.py)."""
         saving.save(self, path)
 
     @classmethod
-    def load(cls, path) -> Net:
+    def load(cls, path: PathLike) -> Net:
         """Rebuild a Net from a file written by save() (or a training checkpoint).
 
         Raises ValueError naming the file if it is missing, damaged or foreign.
@@ -512,8 +517,11 @@ class Net:
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
             learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
-            validation_split: float = 0.0, validation_data=None, seed: int | None = None,
-            checkpoint=None, callbacks=(), progress: bool | None = None, class_names=None):
+            validation_split: float = 0.0,
+            validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+            seed: int | None = None, checkpoint: PathLike | None = None,
+            callbacks: Sequence[Callback] = (), progress: bool | None = None,
+            class_names: Sequence[str] | None = None) -> History:
         """Train for `epochs` passes over (x, y) in shuffled batches: the command line's
         loop (cnn_numpy/training/), so the same settings give the same weights.
 

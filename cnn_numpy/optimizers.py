@@ -68,7 +68,7 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def update(self, param, grad, *, lr):
+    def update(self, param: np.ndarray, grad: np.ndarray, *, lr: float) -> None:
         param -= lr * grad
 
 
@@ -87,7 +87,8 @@ class Momentum(Optimizer):
     def config(self) -> dict:
         return {"momentum": self.momentum}
 
-    def update(self, param, grad, v, *, lr):
+    def update(self, param: np.ndarray, grad: np.ndarray, v: np.ndarray, *,
+               lr: float) -> None:
         v *= self.momentum
         v += grad
         param -= lr * v
@@ -115,7 +116,8 @@ class Adam(Optimizer):
     def config(self) -> dict:
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def update(self, param, grad, m, v, *, lr):
+    def update(self, param: np.ndarray, grad: np.ndarray, m: np.ndarray, v: np.ndarray,
+               *, lr: float) -> None:
         m[...] = self.beta1 * m + (1 - self.beta1) * grad
         v[...] = self.beta2 * v + (1 - self.beta2) * grad * grad
         m_hat = m / (1 - self.beta1 ** self.steps)

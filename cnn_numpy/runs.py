@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from .files import PathLike
 from .training.history_files import Run, read_run
 
 __all__ = ["Run", "plot_runs", "read_run", "table"]
@@ -46,7 +47,7 @@ def _fmt(value) -> str:
 CURVES = (("train", "--", "train"), ("val", "-", "validation"), ("test", ":", "test"))
 
 
-def plot_runs(runs: list[Run], path) -> None:
+def plot_runs(runs: list[Run], path: PathLike) -> None:
     """Every run's train (dashed), validation (solid) and test (dotted) CCE and CE per
     epoch, overlaid, drawn to a picture at path."""
     from matplotlib.ticker import MaxNLocator

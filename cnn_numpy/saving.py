@@ -27,13 +27,17 @@ import math
 import os
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import layers as layer_module
 from .engines import saved_engine
-from .files import atomic_write
+from .files import PathLike, atomic_write
 from .optimizers import OPTIMIZERS
+
+if TYPE_CHECKING:
+    from .net import Net
 
 FORMAT = "cnn-numpy-model"
 VERSION = 1
@@ -48,7 +52,7 @@ class ModelFileError(ValueError):
     """A model or checkpoint file that cannot be used; the message names the file."""
 
 
-def architecture(net) -> dict:
+def architecture(net: Net) -> dict:
     """The JSON-able description of a built Net: enough to rebuild it exactly."""
     return {
         "format": FORMAT,
@@ -79,14 +83,15 @@ def _stored_arrays(layer) -> dict:
     return {**layer.params(), **layer.buffers()}
 
 
-def save(net, path, meta: dict | None = None, with_optimizer: bool = False) -> None:
+def save(net: Net, path: PathLike, meta: dict | None = None,
+         with_optimizer: bool = False) -> None:
     """Write `net` (built) to `path` atomically; `meta` and the optimizer are for checkpoints."""
     arrays = _arrays(net, meta, with_optimizer)
     # np.savez stores members uncompressed, which lets load() check sizes against the file.
     atomic_write(Path(path), lambda f: np.savez(f, **arrays))
 
 
-def to_bytes(net) -> bytes:
+def to_bytes(net: Net) -> bytes:
     """The file save(net, path) would write, as bytes (for a download)."""
     buffer = io.BytesIO()
     np.savez(buffer, **_arrays(net, None, False))
@@ -217,7 +222,7 @@ def _expected_params(net, input_shape) -> dict[str, tuple[tuple[int, ...], np.dt
     return expected
 
 
-def read(path, net_class: type) -> tuple:
+def read(path: PathLike, net_class: type[Net]) -> tuple[Net, dict, dict]:
     """(net, meta, optimizer_arrays) from a model or checkpoint file; net_class is Net
     (Net.load calls this; the class comes as an argument so that this module need not
     import net.py, which imports it).
@@ -275,7 +280,7 @@ def _existing(path) -> Path:
     return path
 
 
-def read_meta(path) -> dict:
+def read_meta(path: PathLike) -> dict:
     """The meta entry of a model or checkpoint file ({} for a plain model file), read
     without building the net; ModelFileError naming the file if it is not one."""
     path = _existing(path)

@@ -4,14 +4,17 @@ the page's defaults taken from the command line's."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import cnn_numpy
 from cnn_numpy import FCLayer_Softmax, FlatLayer, Net, saving
 from cnn_numpy.diagnostics import (
     confusion_matrix,
@@ -195,3 +198,40 @@ def test_model_names_and_defaults_have_one_home():
     assert settings.model == CUSTOM and settings.schedule == MODEL_DEFAULTS["cnn"]["schedule"]
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         run_settings("resnet")
+
+
+def unhinted(source: str) -> list[str]:
+    """The public functions of a module's source (module level, or methods of a public
+    class) with an argument or return value that has no type hint (__init__ needs none
+    for its return)."""
+    found = []
+    tree = ast.parse(source)
+    functions = [(node, "") for node in tree.body]
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            functions += [(member, f"{node.name}.") for member in node.body]
+    for node, owner in functions:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                or (node.name.startswith("_") and node.name != "__init__"):
+            continue
+        a = node.args
+        args = [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, (a.vararg, a.kwarg))]
+        missing = [arg.arg for arg in args
+                   if arg.annotation is None and arg.arg not in ("self", "cls")]
+        if node.returns is None and node.name != "__init__":
+            missing.append("return")
+        if missing:
+            found.append(f"{owner}{node.name} (line {node.lineno}): {', '.join(missing)}")
+    return found
+
+
+def test_public_functions_have_type_hints():
+    assert unhinted("def f(x: int, *, y) -> int: ...\nclass A:\n    def g(self, z): ...\n"
+                    "    def __init__(self, w: int): ...\n    def _h(self, v): ...") \
+        == ["f (line 1): y", "A.g (line 3): z, return"]
+    package = Path(cnn_numpy.__file__).parent
+    missing = {str(path.relative_to(package)): unhinted(path.read_text())
+               for path in sorted(package.rglob("*.py"))
+               if not any(part.startswith("_") and part != "__init__.py"
+                          for part in path.relative_to(package).parts)}
+    assert {path: found for path, found in missing.items() if found} == {}

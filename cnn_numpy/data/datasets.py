@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import PathLike
 from .download import MIRRORS_ENV, DownloadError, download_file, mirrors_from_env
-from .idx import DataError, PathLike, load_images_and_labels, md5_of_content
+from .idx import DataError, load_images_and_labels, md5_of_content
 
 __all__ = [
     "DATASETS",

@@ -23,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..files import PathLike
 from .datasets import Dataset
 from .idx import DataError
 
@@ -52,7 +53,7 @@ class _Listing:
     linked_folders: list[str] = dataclasses.field(default_factory=list)
 
 
-def load_images(path, size: tuple[int, int] = DEFAULT_SIZE, channels: int | None = None,
+def load_images(path: PathLike, size: tuple[int, int] = DEFAULT_SIZE, channels: int | None = None,
                 test_share: float = DEFAULT_TEST_SHARE, seed: int = 0,
                 log: Callable[[str], object] = print) -> Dataset:
     """A folder of class folders (or an .npz file: load_npz) as a Dataset of float32
@@ -308,7 +309,7 @@ def _check_counts(classes: list[str], y_train: np.ndarray, y_test: np.ndarray, l
 
 # -- .npz files ------------------------------------------------------------------------
 
-def load_npz(path, test_share: float = DEFAULT_TEST_SHARE, seed: int = 0) -> Dataset:
+def load_npz(path: PathLike, test_share: float = DEFAULT_TEST_SHARE, seed: int = 0) -> Dataset:
     """An .npz of `x` (n, h, w) or (n, h, w, c) images, uint8 0..255 or floats in [0, 1],
     and `y` integer labels (n,), with optional `class_names` (k strings) and `x_test`,
     `y_test`; without a test set, a seeded share of each class is held out.  Read
@@ -368,7 +369,8 @@ def _npz_names(path: Path, names, y: np.ndarray) -> list[str]:
     return [str(name) for name in names]
 
 
-def save_npz(path, x: np.ndarray, y: np.ndarray, class_names=None) -> None:
+def save_npz(path: PathLike, x: np.ndarray, y: np.ndarray,
+             class_names: Sequence[str] | None = None) -> None:
     """Write a dataset that load_npz reads (x as uint8 0..255), atomically."""
     from ..files import atomic_write
 
@@ -378,7 +380,7 @@ def save_npz(path, x: np.ndarray, y: np.ndarray, class_names=None) -> None:
     atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
 
-def read_picture(path, size: tuple[int, int], channels: int) -> np.ndarray:
+def read_picture(path: PathLike, size: tuple[int, int], channels: int) -> np.ndarray:
     """One picture as a model trained with load_images sees it: resized to size, float32
     in [0, 1], (h, w) for channels 1 or (h, w, 3); DataError naming the file otherwise."""
     path = Path(path)

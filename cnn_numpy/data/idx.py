@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from ..files import PathLike
 
 __all__ = [
     "DataError",
@@ -38,8 +39,6 @@ __all__ = [
     "write_idx",
     "md5_of_content",
 ]
-
-PathLike = str | os.PathLike[str]
 
 # IDX type code -> big-endian NumPy dtype.
 IDX_TYPES: dict[int, np.dtype] = {

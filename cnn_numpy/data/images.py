@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from ..files import PathLike
 from .idx import DataError
 
 #: Below this colour distance from the background (0..1) a picture has no ink at all.
@@ -56,7 +58,7 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_digit_image(path) -> np.ndarray:
+def read_digit_image(path: PathLike) -> np.ndarray:
     """A PNG/JPEG (any size, colour or gray) as an MNIST-style (28, 28) float32 image."""
     path = Path(path)
     if not path.is_file():
@@ -64,7 +66,8 @@ def read_digit_image(path) -> np.ndarray:
     return decode_digit_image(path, str(path))
 
 
-def decode_digit_image(source, what: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode_digit_image(source: PathLike | BinaryIO, what: str,
+                       max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Like read_digit_image, from a path or a binary file object; `what` names it in errors.
 
     A picture of more than max_pixels pixels is refused before it is decoded.
@@ -114,7 +117,7 @@ def ink(rgb: np.ndarray) -> np.ndarray:
     return (distance / strongest).astype(np.float32)
 
 
-def save_digit_strip(images: np.ndarray, path) -> None:
+def save_digit_strip(images: np.ndarray, path: PathLike) -> None:
     """The (n, h, w) or colour (n, h, w, 3) images in [0, 1] side by side, each enlarged 8
     times, as a picture
     in the format path's suffix names (.png, .jpg or .jpeg: cnn_numpy.files.PIXEL_FORMATS;

@@ -11,13 +11,20 @@ Needs Pillow (pip install "cnn-numpy[plots]").
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..files import PathLike
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SHAPES = ("circle", "square", "triangle")
 
 
-def draw_shape(kind: str, rng: np.random.Generator, size: int = 40, colour: bool = True):
+def draw_shape(kind: str, rng: np.random.Generator, size: int = 40,
+               colour: bool = True) -> Image.Image:
     """One shape (a PIL image, size x size): filled, 1/5 to 2/5 of the image across, at a
     random place, in a random bright colour on a random dark background (grey on
     near-black with colour=False, as an "L" image)."""
@@ -40,7 +47,7 @@ def draw_shape(kind: str, rng: np.random.Generator, size: int = 40, colour: bool
     return image if colour else image.convert("L")
 
 
-def make_shapes(root, per_class: int = 200, size: int = 40, seed: int = 0,
+def make_shapes(root: PathLike, per_class: int = 200, size: int = 40, seed: int = 0,
                 kinds: tuple[str, ...] = SHAPES) -> Path:
     """Write per_class PNG images of each kind into root/<kind>/ (root must not hold
     them yet) and return root."""

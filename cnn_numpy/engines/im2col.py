@@ -39,7 +39,8 @@ def window_view(x: np.ndarray, fw: int, stride: int) -> np.ndarray:
                       writeable=False)
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray,
+                 stride: int) -> tuple[np.ndarray, tuple]:
     """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
     windows = window_view(x, fw, stride)
@@ -48,7 +49,7 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache):
+def conv_backward(dZ: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dW, db) from dZ (n, oh, ow, nf).
 
     [dW; db] = cols @ dZ in one product.  dx: each window's share of
@@ -73,7 +74,7 @@ def offset_views(x: np.ndarray, fw: int, stride: int) -> list[np.ndarray]:
             for a in range(fw) for q in range(fw)]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int) -> tuple[np.ndarray, tuple]:
     """out = max over each window.  Returns (out, cache).
 
     x (n, ih, iw, c) -> out (n, oh, ow, c).  The cache keeps the index k of
@@ -85,7 +86,7 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     return out, (x.shape, index, fw, stride)
 
 
-def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def max_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx (shape of x): window element k gets dout where k is the window's first
     maximum, else 0 (added: where windows overlap, an input element collects from
     several)."""
@@ -96,13 +97,13 @@ def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     return dx
 
 
-def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
+def avg_pool_forward(x: np.ndarray, fw: int, stride: int) -> tuple[np.ndarray, tuple]:
     """out = mean over each window: the mean of the fw*fw offset views."""
     out = np.stack(offset_views(x, fw, stride)).mean(axis=0)
     return out, (x.shape, fw, stride)
 
 
-def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def avg_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx (shape of x): every window element gets dout / fw^2."""
     x_shape, fw, stride = cache
     dx = np.zeros(x_shape, dtype=dout.dtype)

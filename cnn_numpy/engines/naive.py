@@ -20,7 +20,8 @@ import numpy as np
 from .geometry import output_size
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray,
+                 stride: int) -> tuple[np.ndarray, tuple]:
     """Z[i, h, w, f] = sum(x[i, h*s:h*s+fw, w*s:w*s+fw, :] * W[..., f]) + b[f].
 
     Returns (Z, cache); the cache is what conv_backward needs.
@@ -38,7 +39,7 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z, (x, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache):
+def conv_backward(dZ: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of a scalar loss L given dZ = dL/dZ, shape (n, oh, ow, nf).
 
     Each output element Z[i, h, w, f] used one window and one filter, so it
@@ -67,7 +68,7 @@ def conv_backward(dZ: np.ndarray, cache):
     return dx, dW, db
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int) -> tuple[np.ndarray, tuple]:
     """out[i, h, w, c] = max of x[i, h*s:h*s+fw, w*s:w*s+fw, c].
 
     The cache remembers, for each window, the flat row-major index of its
@@ -88,7 +89,7 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     return out, (x.shape, argmax, fw, stride)
 
 
-def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def max_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx: each window's gradient goes to its first maximum; shape of x."""
     x_shape, argmax, fw, stride = cache
     n, oh, ow, c = dout.shape
@@ -102,7 +103,7 @@ def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     return dx
 
 
-def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
+def avg_pool_forward(x: np.ndarray, fw: int, stride: int) -> tuple[np.ndarray, tuple]:
     """out[i, h, w, c] = mean of x[i, h*s:h*s+fw, w*s:w*s+fw, c]."""
     n, ih, iw, c = x.shape
     oh, ow = output_size(ih, fw, stride), output_size(iw, fw, stride)
@@ -116,7 +117,7 @@ def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
     return out, (x.shape, fw, stride)
 
 
-def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def avg_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx: each window spreads its gradient evenly, dout / fw^2 per element."""
     x_shape, fw, stride = cache
     n, oh, ow, c = dout.shape

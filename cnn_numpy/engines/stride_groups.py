@@ -126,7 +126,8 @@ def _group_windows(x: np.ndarray, group: StrideGroup, plan: GroupPlan) -> np.nda
     return _windows(x, group, plan).transpose(0, 1, 3, 2, 4, 5)
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray,
+                 stride: int) -> tuple[np.ndarray, tuple]:
     """Z = x (*) W + b, one matrix product per stride group.  Returns (Z, cache).
 
     Per group: its windows copied into a (K + 1, windows) matrix (last row
@@ -148,7 +149,7 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z, (x.shape, matrices, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache):
+def conv_backward(dZ: np.ndarray, cache: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dW, db) from dZ (n, oh, ow, nf), one product per group and gradient.
 
     [dW; db] sums window * dZ over every position: per group, the group's
@@ -178,7 +179,7 @@ def _elements(w: np.ndarray) -> list[np.ndarray]:
     return [w[:, :, a, :, q] for a in range(fw) for q in range(fw)]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int) -> tuple[np.ndarray, tuple]:
     """out = max over each fw x fw window, per channel.  Returns (out, cache).
 
     Per group: its fw*fw window elements stacked along one axis, and along
@@ -198,7 +199,7 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int):
     return out, (x.shape, index, fw, stride)
 
 
-def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def max_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx (shape of x): each window's gradient goes to its first maximum.
 
     Per group, per window element k: dout where k is the window's first
@@ -215,7 +216,7 @@ def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
     return dx[:, : x_shape[1], : x_shape[2]]
 
 
-def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
+def avg_pool_forward(x: np.ndarray, fw: int, stride: int) -> tuple[np.ndarray, tuple]:
     """out = mean over each fw x fw window, per channel.  Returns (out, cache)."""
     plan = _plan_for(x.shape, fw, stride)
     n, ih, iw, c = x.shape
@@ -226,7 +227,7 @@ def avg_pool_forward(x: np.ndarray, fw: int, stride: int):
     return out, (x.shape, fw, stride)
 
 
-def avg_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def avg_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx (shape of x): every window element gets dout / fw^2."""
     x_shape, fw, stride = cache
     plan = _plan_for(x_shape, fw, stride)

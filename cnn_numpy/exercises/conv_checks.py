@@ -135,7 +135,7 @@ CONV_HAND = (  # x, W, b, stride, pad
 )
 
 
-def conv_hand_case(index: int, **extra) -> Case:
+def conv_hand_case(index: int, **extra: object) -> Case:
     x, W, b, s, p = CONV_HAND[index]
     return Case({"x": x, "W": W, "b": np.array(b), "stride": s, "pad": p, **extra}, hand=True)
 

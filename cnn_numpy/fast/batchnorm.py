@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from functools import partial, reduce
+from types import ModuleType
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class BatchNormOnShards(JointOp):
                          range(len(ds)), ds)
         return [d.reshape(dA.shape) for d, dA in zip(dxs, dparts, strict=True)]
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [self.grads]
 
 
@@ -141,7 +142,7 @@ class ConvBatchNormMaxPool(JointOp):
                                                        conv.stride)
         return cache, Z.shape, _deviations(Z.reshape(-1, Z.shape[-1]))
 
-    def conv_engine(self):
+    def conv_engine(self) -> ModuleType:
         return fast_engine(self.conv)
 
     def _normalize_and_pool(self, u: int):
@@ -165,7 +166,7 @@ class ConvBatchNormMaxPool(JointOp):
         return cache
 
     def backward_parts(self, dparts: list[np.ndarray], owned: bool,
-                       need_dx: bool) -> list[np.ndarray | None]:
+                       need_dx: bool) -> list[np.ndarray] | None:
         """Each shard's dA (n_s, ph, pw, nf) -> its dA_prev (n_s, ih, iw, c), or None
         without need_dx; the layers' gradients in gradients()."""
         units = range(len(self.units))
@@ -209,7 +210,7 @@ class ConvBatchNormMaxPool(JointOp):
             dxs[s][rows] = unpad(dx, self.pads)
         return dW, db
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [self.conv_grads, self.bn_grads] + [{} for _ in self.layers[2:]]
 
 
@@ -262,12 +263,13 @@ class ShardStatistics:
             self.deltas[s] = None
         return _scale_shift(self.centered[s], self.scale, self.bn.beta)
 
-    def gradient_sums(self, s: int, d: np.ndarray, dbeta: np.ndarray):
+    def gradient_sums(self, s: int, d: np.ndarray,
+                      dbeta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Shard s's (sum(dA), sum(dA (x - mu))) per channel, from its dA (m_s, c) and
         its sum dbeta."""
         return dbeta, np.einsum("ij,ij->j", d, self.centered[s])
 
-    def gradients(self, sums) -> dict[str, np.ndarray]:
+    def gradients(self, sums: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
         """The batch's dbeta = sum(dA) and dgamma = sum(dA x_hat) from the shards' sums."""
         self.dbeta = _add([s[0] for s in sums])
         self.dgamma = _add([s[1] for s in sums]) * self.inv_std

@@ -143,9 +143,9 @@ class BlockedConv:
     Blocks for the thread pool (off a shard) come in an even number (pool_blocks).
     """
 
-    def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int, pads,
-                 order: int = 1, on_shard: bool = False, training: bool = True,
-                 share: bool = False):
+    def __init__(self, x_shape: tuple[int, ...], W: np.ndarray, stride: int,
+                 pads: tuple[tuple[int, int], tuple[int, int]], order: int = 1,
+                 on_shard: bool = False, training: bool = True, share: bool = False):
         n, self.ih, self.iw, self.c = x_shape
         self.fw, self.nf, self.stride, self.order = W.shape[0], W.shape[3], stride, order
         (self.top, self.bottom), (self.left, self.right) = pads

@@ -106,7 +106,7 @@ class ConvChain(Op):
                               *([self.activation] if self.activation else []),
                               *(["max_pool" if self.max_pool else "avg_pool"] if pool else [])])
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         conv, pool = self.conv, self.pool
         self.x_shape, self.training = A.shape, training
         A, pads = _under_pool(A, conv.pads(A.shape[1], A.shape[2]), conv, pool)
@@ -221,7 +221,7 @@ class ConvChain(Op):
             return np.multiply(dA * A, 1 - A, out=out)
         return dA
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         full = np.empty(self.x_shape, dtype=dA.dtype) if need_dx else None
         dx = None if full is None else _zero_outside(full, self.x.shape)
         parts = threads.run_all([lambda i=i, s=s: self._backward_block(i, s, dA[s], owned, dx)
@@ -286,7 +286,7 @@ class ConvChain(Op):
             return [Z[a, q] for a in range(self.fw) for q in range(self.fw)]
         return offset_views(Z, self.fw, self.s)
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [self.grads] + [{} for _ in self.layers[1:]]
 
     def on_threads(self, shape: tuple[int, ...]) -> bool:

@@ -24,7 +24,7 @@ def by_pool_window(a: np.ndarray, p: int) -> np.ndarray:
     return split.transpose(2, 4, 0, 1, 3, *range(5, split.ndim))
 
 
-def max_pool_forward(Z: np.ndarray, argmax: bool):
+def max_pool_forward(Z: np.ndarray, argmax: bool) -> tuple[np.ndarray, tuple]:
     """Z (p, p, n, oh/p, ow/p, c) -> out (n, oh/p, ow/p, c), the maximum over [a, q];
     with argmax, also where each window's first maximum is (columns.first_max_index)."""
     elements = [Z[a, q] for a in range(Z.shape[0]) for q in range(Z.shape[1])]
@@ -32,7 +32,7 @@ def max_pool_forward(Z: np.ndarray, argmax: bool):
     return out, (Z, out, first_max_index(elements, out) if argmax else None)
 
 
-def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def max_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dout (n, oh/p, ow/p, c) -> dZ (p, p, n, oh/p, ow/p, c): each window's gradient at
     its first maximum, 0 elsewhere."""
     Z, out, index = cache

@@ -28,7 +28,8 @@ from .columns import (
 )
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray,
+                 stride: int) -> tuple[np.ndarray, tuple]:
     """Z = cols.T @ [W; b], reshaped to (n, oh, ow, nf).  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
     windows = window_view(x, fw, stride)
@@ -37,7 +38,8 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z.reshape(*windows.shape[:-3], nf), (x.shape, cols, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
+def conv_backward(dZ: np.ndarray, cache: tuple,
+                  need_dx: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """(dx or None, dW, db) from dZ (n, oh, ow, nf): [dW; db] by
     columns.weight_gradient, dx as the engine's (col2im)."""
     x_shape, cols, W, stride = cache
@@ -52,7 +54,8 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
     return dx, dW, db
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int,
+                     argmax: bool) -> tuple[np.ndarray, tuple]:
     """out (n, oh, ow, c), the maximum of each window; the cache keeps x, out and, with
     argmax, the index of each window's first maximum."""
     views = offset_views(x, fw, stride)
@@ -60,7 +63,7 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool):
     return out, (x, out, first_max_index(views, out) if argmax else None, fw, stride)
 
 
-def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def max_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx (shape of x): each window's gradient at its first maximum.  Where the windows
     do not overlap (stride fw or more), each dx element in one is written once; where
     they also tile x (stride fw, fw dividing its size), dx needs no zeros first."""

@@ -79,10 +79,10 @@ class JointOp(Op):
 
     joint = True
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         return self.forward_parts([A])[0]
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         dx = self.backward_parts([dA], owned, need_dx)
         return None if dx is None else dx[0]
 
@@ -105,14 +105,14 @@ class Reference(Op):
         # The fast path knows which shipped layers do which; a user's layer does neither.
         self.new_gradient, self.passes_gradient = new_gradient, passes_gradient
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         self.layers[0].training = training
         return self.layers[0].forward_propagate(A)
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         return self.layers[0].backpropagate(dA)
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [{f"d{key}": grad for key, grad in self.layers[0].grads().items()}]
 
     def for_shard(self) -> Reference:
@@ -153,7 +153,7 @@ def relu_mask(dA: np.ndarray, A: np.ndarray, owned: bool) -> np.ndarray:
     return np.multiply(dA, A > 0, out=dA if owned else None)
 
 
-def pad(A: np.ndarray, pads) -> np.ndarray:
+def pad(A: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     """A (n, ih, iw, c) with ConvLayer.pads's zeros around (A itself when there are none)."""
     (top, bottom), (left, right) = pads
     if top + bottom + left + right == 0:
@@ -161,7 +161,8 @@ def pad(A: np.ndarray, pads) -> np.ndarray:
     return np.pad(A, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
-def unpad(dx: np.ndarray | None, pads) -> np.ndarray | None:
+def unpad(dx: np.ndarray | None,
+          pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray | None:
     (top, bottom), (left, right) = pads
     return None if dx is None else dx[:, top : dx.shape[1] - bottom, left : dx.shape[2] - right]
 
@@ -199,7 +200,7 @@ class Conv(Op):
         self.relu = type(conv) is ConvLayer_ReLU
         self.name = "conv+relu" if self.relu else "conv"
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         conv = self.layers[0]
         self.engine = fast_engine(conv)
         self.pads = conv.pads(A.shape[1], A.shape[2])
@@ -207,14 +208,14 @@ class Conv(Op):
         self.A = relu(Z) if self.relu else Z
         return self.A
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         if self.relu:
             dA = relu_mask(dA, self.A, owned)
         dx, dW, db = self.engine.conv_backward(dA, self.cache, need_dx)
         self.grads = {"dW": dW, "db": db}
         return unpad(dx, self.pads)
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [self.grads]
 
 
@@ -235,7 +236,7 @@ class ConvMaxPool(Op):
         self.relu = relu is not None or type(conv) is ConvLayer_ReLU
         self.name = "conv+relu+max_pool" if self.relu else "conv+max_pool"
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         conv, pool = self.conv, self.pool
         self.conv_engine, self.pool_engine = fast_engine(conv), fast_engine(pool)
         self.pads = conv.pads(A.shape[1], A.shape[2])
@@ -246,7 +247,7 @@ class ConvMaxPool(Op):
         self.A = relu(P) if self.relu else P
         return self.A
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         if self.relu:
             dA = relu_mask(dA, self.A, owned)
         dZ = self.pool_engine.max_pool_backward(dA, self.pool_cache)
@@ -254,7 +255,7 @@ class ConvMaxPool(Op):
         self.grads = {"dW": dW, "db": db}
         return unpad(dx, self.pads)
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [self.grads] + [{} for _ in self.layers[1:]]
 
 
@@ -268,7 +269,7 @@ class MaxPool(Op):
         self.pool, self.relu = pool, relu is not None
         self.name = "relu+max_pool" if self.relu else "max_pool"
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         pool = self.pool
         self.engine = fast_engine(pool)
         P, self.cache = self.engine.max_pool_forward(A, pool.filter_width, pool.stride,
@@ -276,7 +277,7 @@ class MaxPool(Op):
         self.A = relu(P) if self.relu else P
         return self.A
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         if not need_dx:
             return None
         if self.relu:
@@ -310,7 +311,7 @@ class Dense(Op):
         self.relu = type(dense) is FCLayer_ReLU
         self.name = "dense+relu" if self.relu else "dense"
 
-    def forward(self, A, training):
+    def forward(self, A: np.ndarray, training: bool) -> np.ndarray:
         W = self.layers[0].W
         self.A_prev = A
         Z = np.empty((A.shape[0], W.shape[0]), dtype=np.result_type(A, W))
@@ -321,7 +322,7 @@ class Dense(Op):
         self.A = relu(Z) if self.relu else Z
         return self.A
 
-    def backward(self, dA, owned, need_dx):
+    def backward(self, dA: np.ndarray, owned: bool, need_dx: bool) -> np.ndarray | None:
         W = self.layers[0].W
         dZ = relu_mask(dA, self.A, owned) if self.relu else dA
         dW = np.empty_like(W)
@@ -345,7 +346,7 @@ class Dense(Op):
             return 1
         return count
 
-    def gradients(self):
+    def gradients(self) -> list[dict[str, np.ndarray]]:
         return [self.grads]
 
 

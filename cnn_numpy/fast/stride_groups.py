@@ -28,7 +28,8 @@ from ..engines.stride_groups import (
 from .columns import first_max_index, index_dtype, route_to_max, window_matrix, window_max
 
 
-def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
+def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray,
+                 stride: int) -> tuple[np.ndarray, tuple]:
     """Z = x (*) W + b, one matrix product per stride group.  Returns (Z, cache)."""
     fw, nf = W.shape[0], W.shape[3]
     plan = _plan_for(x.shape, fw, stride)
@@ -44,7 +45,8 @@ def conv_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int):
     return Z, (x.shape, matrices, W, stride)
 
 
-def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
+def conv_backward(dZ: np.ndarray, cache: tuple,
+                  need_dx: bool) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """(dx or None, dW, db) from dZ (n, oh, ow, nf), one product per group and gradient."""
     x_shape, matrices, W, stride = cache
     fw, nf = W.shape[0], W.shape[3]
@@ -61,7 +63,8 @@ def conv_backward(dZ: np.ndarray, cache, need_dx: bool):
     return dx, dWb[:-1].reshape(W.shape), dWb[-1]
 
 
-def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool):
+def max_pool_forward(x: np.ndarray, fw: int, stride: int,
+                     argmax: bool) -> tuple[np.ndarray, tuple]:
     """out (n, oh, ow, c), the maximum of each window, written group by group; with
     argmax, the index of each window's first maximum too."""
     plan = _plan_for(x.shape, fw, stride)
@@ -77,7 +80,7 @@ def max_pool_forward(x: np.ndarray, fw: int, stride: int, argmax: bool):
     return out, (xr, x.shape, out, index, fw, stride)
 
 
-def max_pool_backward(dout: np.ndarray, cache) -> np.ndarray:
+def max_pool_backward(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """dx (shape of x): each window's gradient at its first maximum.  With one group no
     input element is in two windows, so the gradient is written, not added; windows
     that tile x exactly leave no element of dx to zero first."""

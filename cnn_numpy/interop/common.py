@@ -4,6 +4,7 @@ families they translate alike, and cnn-numpy's flattening order."""
 from __future__ import annotations
 
 import importlib
+import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -26,7 +27,7 @@ POOL_LAYERS = (PoolLayer_Max, PoolLayer_Avg)
 DENSE_LAYERS = (FCLayer, FCLayer_ReLU, FCLayer_Sigmoid, FCLayer_Softmax)
 
 
-def require(module: str, extra: str):
+def require(module: str, extra: str) -> types.ModuleType:
     """import `module`, or an ImportError that says which extra to install."""
     try:
         return importlib.import_module(module)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..files import PathLike, atomic_write
 from ..layers import (
     BatchNorm,
     ConvLayer_ReLU,
@@ -62,7 +62,7 @@ class _Graph:
         return name
 
 
-def to_onnx(net: Net, path) -> None:
+def to_onnx(net: Net, path: PathLike) -> None:
     """Write `net` (built) as an ONNX model to `path`, atomically.
 
     Input "images": float32 (batch, height, width, channels); output

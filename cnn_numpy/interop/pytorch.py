@@ -18,11 +18,12 @@ default: PyTorch's losses take logits.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..engines.geometry import same_padding
-from ..files import atomic_write
+from ..files import PathLike, atomic_write
 from ..layers import (
     BatchNorm,
     ConvLayer,
@@ -53,12 +54,15 @@ from .common import (
     walk_layers,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 
 def _torch():
     return require("torch", "torch")
 
 
-def to_torch(net: Net, probabilities: bool = False):
+def to_torch(net: Net, probabilities: bool = False) -> torch.nn.Sequential:
     """An equivalent, trainable torch.nn.Sequential for a built Net.
 
     The model takes PyTorch's usual (n, channels, height, width) input and
@@ -166,7 +170,7 @@ class _TorchWriter:
         return norm
 
 
-def export_torch(net: Net, path) -> None:
+def export_torch(net: Net, path: PathLike) -> None:
     """Write to_torch(net, probabilities=True) as a torch.export program (.pt2), atomically.
 
     The file needs PyTorch alone, not cnn-numpy:
@@ -189,7 +193,7 @@ def _image_shape(net: Net) -> tuple[int, int, int]:
     return (*shape, 1) if len(shape) == 2 else shape
 
 
-def from_torch(module, input_shape: tuple[int, ...] | None = None,
+def from_torch(module: torch.nn.Module, input_shape: tuple[int, ...] | None = None,
                output: str | None = None) -> Net:
     """A Net with the layers and weights of a torch.nn.Sequential.
 

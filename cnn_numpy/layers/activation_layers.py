@@ -47,10 +47,10 @@ class ActivationLayer(Layer):
 class ReLULayer(ActivationLayer):
     """A = max(Z, 0);  dZ = dA where Z > 0, else 0."""
 
-    def function(self, Z):
+    def function(self, Z: np.ndarray) -> np.ndarray:
         return act.relu(Z)
 
-    def derivative(self, dA):
+    def derivative(self, dA: np.ndarray) -> np.ndarray:
         return act.relu_backward(dA, self.Z)
 
 
@@ -66,28 +66,28 @@ class LeakyReLULayer(ActivationLayer):
     def config(self) -> dict:
         return {"alpha": self.alpha}
 
-    def function(self, Z):
+    def function(self, Z: np.ndarray) -> np.ndarray:
         return np.where(Z > 0, Z, Z * np.asarray(self.alpha, dtype=Z.dtype))
 
-    def derivative(self, dA):
+    def derivative(self, dA: np.ndarray) -> np.ndarray:
         return np.where(self.Z > 0, dA, dA * np.asarray(self.alpha, dtype=dA.dtype))
 
 
 class TanhLayer(ActivationLayer):
     """A = tanh(Z);  dZ = dA * (1 - A^2)."""
 
-    def function(self, Z):
+    def function(self, Z: np.ndarray) -> np.ndarray:
         return np.tanh(Z)
 
-    def derivative(self, dA):
+    def derivative(self, dA: np.ndarray) -> np.ndarray:
         return dA * (1 - self.A * self.A)
 
 
 class SigmoidLayer(ActivationLayer):
     """A = 1 / (1 + exp(-Z)), computed without overflow;  dZ = dA * A * (1 - A)."""
 
-    def function(self, Z):
+    def function(self, Z: np.ndarray) -> np.ndarray:
         return act.sigmoid(Z)
 
-    def derivative(self, dA):
+    def derivative(self, dA: np.ndarray) -> np.ndarray:
         return act.sigmoid_backward(dA, self.A)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 
 class Layer:
@@ -56,7 +57,8 @@ class Layer:
     #: The attributes that hold learned arrays not trained by gradients.
     buffer_names: tuple[str, ...] = ()
 
-    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype) -> None:
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
+              dtype: npt.DTypeLike) -> None:
         """Create weights for inputs of `input_shape`; layers without weights need nothing."""
         self.input_shape = tuple(input_shape[1:])
         self.built = True
@@ -129,7 +131,7 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-def positive_int(value, what: str, layer: str) -> int:
+def positive_int(value: object, what: str, layer: str) -> int:
     """`value` as an int >= 1, or a ValueError naming the layer and argument."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{layer}: {what} must be a positive integer, got {value!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from ..engines import check_engine, get_engine
 from ..engines.geometry import output_size, same_padding
@@ -74,7 +75,8 @@ class ConvLayer(Layer):
         fw, nf = self.filter_width, self.num_filters
         return {"W": (fw, fw, input_shape[2], nf), "b": (nf,)}
 
-    def build(self, input_shape, rng, dtype) -> None:
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
+              dtype: npt.DTypeLike) -> None:
         super().build(input_shape, rng, dtype)
         shapes = self.param_shapes(self.input_shape)
         fw, _, c, nf = shapes["W"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import activations as act
 from .base import Layer, check_ndim, positive_int
@@ -42,7 +43,8 @@ class FCLayer(Layer):
     def param_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         return {"W": (self.num_neurons, input_shape[0] + 1)}
 
-    def build(self, input_shape, rng, dtype) -> None:
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
+              dtype: npt.DTypeLike) -> None:
         super().build(input_shape, rng, dtype)
         k = input_shape[1]
         std = self._init_std(k, self.num_neurons)

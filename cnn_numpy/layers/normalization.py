@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+import numpy.typing as npt
 
 from .base import Layer
 
@@ -63,7 +64,8 @@ class BatchNorm(Layer):
     def buffer_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         return {"running_mean": (input_shape[-1],), "running_var": (input_shape[-1],)}
 
-    def build(self, input_shape, rng, dtype) -> None:
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
+              dtype: npt.DTypeLike) -> None:
         super().build(input_shape, rng, dtype)
         c = input_shape[-1]
         self.gamma, self.beta = np.ones(c, dtype=dtype), np.zeros(c, dtype=dtype)

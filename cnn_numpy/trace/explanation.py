@@ -12,11 +12,13 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 #: The checkout's root: source files are named relative to it ("cnn_numpy/layers/conv.py").
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +54,7 @@ class Source:
 
 
 @cache
-def source(function, *markers: str) -> Source:
+def source(function: Callable, *markers: str) -> Source:
     """The line of `function` that contains the first of `markers` found in it (tried in
     order), found with inspect, so it follows the code when lines move."""
     qualname = f"{function.__module__.rsplit('.', 1)[-1]}.{function.__qualname__}"
@@ -145,7 +147,8 @@ class Operand:
         return Number(self.name, value, self.layer, tuple(int(i) for i in row))
 
 
-def operand(name: str, values, layer: int | None = None, indices=None) -> Operand:
+def operand(name: str, values: npt.ArrayLike, layer: int | None = None,
+            indices: npt.ArrayLike | None = None) -> Operand:
     """An Operand with float64 values (one per term, or one for all) and indices as a
     (count, ndim) int array (or one index for all)."""
     values = np.asarray(values, dtype=np.float64)
@@ -186,7 +189,7 @@ def product(*operands: Operand, count: int | None = None) -> TermGroup:
     return TermGroup(form, tuple(operands), np.atleast_1d(values))
 
 
-def function_of(form: str, values, *operands: Operand) -> TermGroup:
+def function_of(form: str, values: npt.ArrayLike, *operands: Operand) -> TermGroup:
     """Terms that are a function of their operands (form says which), with their values."""
     return TermGroup(form, tuple(operands), np.atleast_1d(np.asarray(values, np.float64)))
 

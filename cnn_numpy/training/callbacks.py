@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from ..files import PathLike
 from ..net import Net
 from .prepare import PreparedRun
 from .settings import HISTORY_KEYS, Progress
@@ -152,7 +153,7 @@ class History(Callback):
             if not math.isnan(last[key]))
         return f"History({len(self.rows)} epochs{figures})"
 
-    def plot(self, path) -> None:
+    def plot(self, path: PathLike) -> None:
         """Train, validation and test CCE and CE per epoch, drawn to a picture at path (its
         suffix sets the format); needs matplotlib (pip install "cnn-numpy[plots]")."""
         from ..visual.plots import plot_history
@@ -236,7 +237,7 @@ class LossWarning(Callback):
 class PlotFile(Callback):
     """The curves so far, drawn to `path` after every epoch and at the end."""
 
-    def __init__(self, path):
+    def __init__(self, path: PathLike):
         self.path = path
 
     def on_epoch_end(self, net: Net, entry: dict) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import saving
 from ..architecture import describe_layers, parse_layers
+from ..files import PathLike
 from ..models import CUSTOM, MODEL_LAYERS, MODELS
 from ..net import Net
 from ..optimizers import OPTIMIZERS
@@ -34,7 +35,7 @@ class Checkpoint(Callback):
     """Save a checkpoint to `path` after every epoch and when the run ends; on Ctrl-C to
     `path`, or to `interrupt_path` when there is no path (None: not at all)."""
 
-    def __init__(self, path=None, interrupt_path=None):
+    def __init__(self, path: PathLike | None = None, interrupt_path: PathLike | None = None):
         self.path, self.interrupt_path = path, interrupt_path
 
     def on_epoch_end(self, net: Net, entry: dict) -> None:
@@ -47,7 +48,7 @@ class Checkpoint(Callback):
             self._save(self.path or self.interrupt_path)
 
     @property
-    def saved_to(self):
+    def saved_to(self) -> PathLike | None:
         """Where Ctrl-C saves."""
         return self.path or self.interrupt_path
 
@@ -57,7 +58,7 @@ class Checkpoint(Callback):
                             self.run.fingerprint)
 
 
-def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
+def save_checkpoint(path: PathLike, net: Net, settings: Settings, progress: Progress,
                     fingerprint: str) -> None:
     """Weights, optimizer state, settings and progress in one atomic .npz."""
     progress = replace(progress, history=[_nan_to_none(row) for row in progress.history])
@@ -67,7 +68,7 @@ def save_checkpoint(path, net: Net, settings: Settings, progress: Progress,
     saving.save(net, path, meta=meta, with_optimizer=True)
 
 
-def load_checkpoint(path) -> tuple[Net, Settings, Progress, str]:
+def load_checkpoint(path: PathLike) -> tuple[Net, Settings, Progress, str]:
     """(net with optimizer state, settings, progress, data fingerprint) from a checkpoint;
     ModelFileError naming the file for one that is not a checkpoint or is damaged."""
     net, meta, optimizer_arrays = saving.read(path, Net)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from ..files import PathLike
 from ..models import CUSTOM
 from ..net import Net
 from ..schedules import SCHEDULES
@@ -16,9 +19,11 @@ from .settings import Settings
 
 def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
         learning_rate: float = 0.001, schedule: str = "constant", augment: int = 0,
-        validation_split: float = 0.0, validation_data=None, seed: int | None = None,
-        checkpoint=None, callbacks: tuple[Callback, ...] | list[Callback] = (),
-        progress: bool | None = None, class_names=None) -> History:
+        validation_split: float = 0.0,
+        validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+        seed: int | None = None, checkpoint: PathLike | None = None,
+        callbacks: Sequence[Callback] = (), progress: bool | None = None,
+        class_names: Sequence[str] | None = None) -> History:
     """Net.fit (see its docstring): prepare_run, then the loop with these callbacks, the
     progress bar and epoch lines first and the History and checkpoint last."""
     settings = _settings(net, epochs, batch_size, learning_rate, schedule, augment,

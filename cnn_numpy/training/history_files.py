@@ -19,7 +19,7 @@ import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..files import atomic_write
+from ..files import PathLike, atomic_write
 from ..net import Net
 from ..saving import read_meta
 from .callbacks import Callback
@@ -58,13 +58,13 @@ def history_text(settings: dict, history: list[dict], as_json: bool) -> str:
     return buffer.getvalue()
 
 
-def write_history(path, settings: dict, history: list[dict]) -> None:
+def write_history(path: PathLike, settings: dict, history: list[dict]) -> None:
     """The run so far, as JSON (path ending .json) or CSV (any other), atomically."""
     text = history_text(settings, history, as_json=str(path).lower().endswith(".json"))
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def read_run(path) -> Run:
+def read_run(path: PathLike) -> Run:
     """A Run from a checkpoint (.npz), a JSON or a CSV history file; ValueError naming the
     file and what is wrong with it otherwise.  Files of older versions, whose rows name
     the held-out figures test_cce and test_ce whatever they were, are read as written."""
@@ -145,7 +145,7 @@ class HistoryFile(Callback):
     """The run's settings and rows so far, written to `path` after every epoch and at the
     end (JSON for a .json path, else CSV: runs.write_history)."""
 
-    def __init__(self, path):
+    def __init__(self, path: PathLike):
         self.path = path
 
     def on_epoch_end(self, net: Net, entry: dict) -> None:

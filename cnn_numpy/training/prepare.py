@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ..architecture import parse_layers
-from ..data import load_dataset
+from ..data import Dataset, load_dataset
 from ..data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, load_images
 from ..engines import DEFAULT_ENGINE
 from ..layers import BatchNorm, ConvLayer, PoolLayer
@@ -61,7 +61,7 @@ class PreparedRun:
 def prepare_run(net: Net, settings: Settings, x_train: np.ndarray, y_train: np.ndarray,
                 x_test: np.ndarray | None = None, y_test: np.ndarray | None = None, *,
                 validation_data: tuple | None = None, source: str = "",
-                class_names=None, images_as: str | None = None,
+                class_names: Sequence[str] | None = None, images_as: str | None = None,
                 min_steps: int | None = None) -> PreparedRun:
     """The run `settings` asks for, on these images, checked before any training.
 
@@ -156,7 +156,8 @@ def default_validation(n: int) -> float:
     return VALIDATION if n >= MIN_VALIDATED else 0.0
 
 
-def hold_out(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+def hold_out(x: np.ndarray, y: np.ndarray, fraction: float,
+             seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_val, y_val): round(fraction * n) samples drawn at random with
     the seed, held out for validation, both parts in their original order."""
     order = np.random.default_rng([seed, 1]).permutation(len(x))
@@ -176,7 +177,8 @@ def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def run_settings(model: str | None = None, layers: str | None = None, **given) -> Settings:
+def run_settings(model: str | None = None, layers: str | None = None,
+                 **given: object) -> Settings:
     """The settings of a new run: of the named model, or of the network `layers` gives as
     text (CUSTOM, with the cnn's defaults), with each value given (not None) in place of
     the model's default; a run on one's own images (given `images`) shifts them as
@@ -233,7 +235,8 @@ def evaluation_warning(saved: dict, data_name: str, split: float | None) -> str 
     return None
 
 
-def load_run_data(where, progress: bool = True, log: Callable[[str], object] = print):
+def load_run_data(where: Settings | dict, progress: bool = True,
+                  log: Callable[[str], object] = print) -> Dataset:
     """The data a run's Settings (or evaluation_data's dict) names: the user's own images
     (data.load_images) when `images` is set, else a named dataset (data.load_dataset)."""
     get = where.get if isinstance(where, dict) else lambda key: getattr(where, key)
@@ -246,7 +249,7 @@ def load_run_data(where, progress: bool = True, log: Callable[[str], object] = p
                         progress=progress, log=log)
 
 
-def record_data(settings: Settings, data) -> None:
+def record_data(settings: Settings, data: Dataset) -> None:
     """What the data decided, made explicit in the settings, so that a resumed run, an
     evaluation or a comparison finds the same data again: the dataset's name and, for
     one's own images, the folder's full path, the size, channels and test share."""

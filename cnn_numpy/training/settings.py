@@ -47,7 +47,7 @@ LIMITS = {
 }
 
 
-def check_setting(name: str, value):
+def check_setting(name: str, value: object) -> int | float:
     """`value` as the setting `name` takes it (an int or a float), or a ValueError saying
     what is wrong: not a number, not whole, or out of its range (LIMITS)."""
     limit = LIMITS[name]

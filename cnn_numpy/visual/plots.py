@@ -15,11 +15,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..files import atomic_write, picture_format
+
+if TYPE_CHECKING:
+    from matplotlib.colors import LinearSegmentedColormap
 
 INSTALL_HINT = 'plotting needs matplotlib: pip install "cnn-numpy[plots]"'
 
@@ -166,7 +169,7 @@ def plot_filters(W: np.ndarray, path: str | os.PathLike, channel: int | None = N
 NEGATIVE, POSITIVE = "#3fb0ff", "#f0883e"
 
 
-def sign_colormap():
+def sign_colormap() -> LinearSegmentedColormap:
     """Blue (negative) through white (zero) to orange (positive): the page's colours."""
     from matplotlib.colors import LinearSegmentedColormap
 

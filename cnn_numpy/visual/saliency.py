@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ..net import Net
 
@@ -44,7 +45,7 @@ def backward(net: Net, dZ: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     return gradients, dA
 
 
-def one_hot(labels: np.ndarray, k: int, dtype) -> np.ndarray:
+def one_hot(labels: np.ndarray, k: int, dtype: npt.DTypeLike) -> np.ndarray:
     Y = np.zeros((len(labels), k), dtype=dtype)
     Y[np.arange(len(labels)), labels] = 1
     return Y

@@ -14,6 +14,7 @@ import copy
 import io
 import threading
 import time
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _engine_of(net: Net) -> str | None:
     return None
 
 
-def read_image(body) -> np.ndarray:
+def read_image(body: object) -> np.ndarray:
     """The request's digit as a (28, 28) float32 image in [0, 1], white on black.
 
     {"image": 28 rows of 28 numbers in [0, 1]} or {"png": "data:image/png;base64,..."}
@@ -174,7 +175,7 @@ class Model:
         self.weights = 1  # ... and so does every change of its weights (a run's snapshot)
         self.dataset: str | None = None  # what the net shown was trained on (None: unknown)
 
-    def describe(self, _=None) -> dict:
+    def describe(self, _: Mapping[str, str] | None = None) -> dict:
         """GET /api/model for the net shown now."""
         with self.lock:
             return {**describe_model(self.net), "version": self.version,
@@ -192,7 +193,7 @@ class Model:
         with self.lock:
             return copy.deepcopy(self.net), (self.version, self.weights)
 
-    def explain_gradients(self, body) -> dict:
+    def explain_gradients(self, body: object) -> dict:
         """POST /api/saliency: the drawn digit's saliency map and the smallest FGSM nudge
         that changes its prediction, from the layers' own backward pass."""
         image = read_image(body)
@@ -208,7 +209,7 @@ class Model:
                     "prediction": nudge.prediction, "probabilities": nudge.probabilities},
                 "largest_step": float(saliency.FGSM_STEPS[-1])}
 
-    def predict(self, body) -> dict:
+    def predict(self, body: object) -> dict:
         """POST /api/predict: probabilities, prediction, every layer's output, time."""
         image = read_image(body)
         engine = body.get("engine")
@@ -230,7 +231,7 @@ class Model:
                                                               strict=True))],
                 "milliseconds": milliseconds}
 
-    def compare_engines(self, body) -> dict:
+    def compare_engines(self, body: object) -> dict:
         """POST /api/engines: the same forward pass with every engine, each the median of
         several timed runs after one untimed, and the largest difference between their
         outputs."""
@@ -271,7 +272,7 @@ ENGINE_NOTE = ("Each time is the median of several runs on this one image, on th
                "multiply-add at a time.")
 
 
-def stride_groups(query) -> dict:
+def stride_groups(query: Mapping[str, str]) -> dict:
     """GET /api/stride-groups?filter=F&stride=S&input=N: the engine's groups, as `cnn-numpy
     explain stride-groups` computes them."""
     values = {}
@@ -312,7 +313,8 @@ def _untouched(table) -> list[int]:
     return [c for c in range(1, table.input_size ** 2 + 1) if c not in covered]
 
 
-def random_test_image(images: np.ndarray, labels: np.ndarray, rng) -> dict:
+def random_test_image(images: np.ndarray, labels: np.ndarray,
+                      rng: np.random.Generator) -> dict:
     """GET /api/random-image: one image of the bundled test set and its true label."""
     i = int(rng.integers(len(images)))
     return {"index": i, "label": int(labels[i]), "image": images[i]}

@@ -5,7 +5,7 @@ cell sorted by their loss, each with its top three classes and its saliency map.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -28,7 +28,7 @@ class ErrorAnalysis:
         self.lock = threading.Lock()
         self.found: dict | None = None
 
-    def confusion(self, _=None) -> dict:
+    def confusion(self, _: Mapping[str, str] | None = None) -> dict:
         """The counts: counts[t][p] images of true class t predicted as p."""
         found = self._predictions()
         k = found["probabilities"].shape[1]
@@ -40,7 +40,7 @@ class ErrorAnalysis:
                 "error_rate": errors / max(len(found["labels"]), 1),
                 "weights_version": found["key"][1]}
 
-    def cell(self, query) -> dict:
+    def cell(self, query: Mapping[str, str]) -> dict:
         """The images of true class `true` predicted as `pred`, highest loss first (the
         most confident mistakes), each with its top three and saliency map."""
         found = self._predictions()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import threading
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -31,7 +32,7 @@ DEFAULT_RATE = 0.001
 MAX_TERMS_SHOWN = 200          # a pixel's explanation lists every term up to this many
 
 
-def read_step(body) -> dict:
+def read_step(body: object) -> dict:
     """POST /api/inspect/step's body: {"source": "train", "seed", "batch_size",
     "learning_rate"} (a seeded batch of training images), {"source": "test", "indices"}
     (those test images) or {"source": "next"} (the paused run's next batch)."""
@@ -104,7 +105,7 @@ class Inspector:
         self.pixel_trace: tuple[tuple, Trace] | None = None
 
     # -- requests ------------------------------------------------------------------------
-    def step(self, body) -> dict:
+    def step(self, body: object) -> dict:
         """POST /api/inspect/step: trace one step on a copy of the net for a batch; the
         answer lists the batch and the stages."""
         request = read_step(body)
@@ -125,12 +126,12 @@ class Inspector:
             self.trace, self.summary = trace, {**summary, "trace": self.number}
             return self.summary
 
-    def last(self, _=None) -> dict:
+    def last(self, _: Mapping[str, str] | None = None) -> dict:
         """GET /api/inspect: the last traced step's summary ({"trace": null} for none)."""
         with self.lock:
             return self.summary or {"trace": None}
 
-    def array(self, query) -> dict:
+    def array(self, query: Mapping[str, str]) -> dict:
         """GET /api/inspect/array?layer=&name=&sample=: one array of the traced step (one
         sample's part of a batch array), packed for display."""
         trace, number = self._current(query)
@@ -155,7 +156,7 @@ class Inspector:
                 "min": float(finite.min()) if finite.size else None,
                 "max": float(finite.max()) if finite.size else None}
 
-    def explain(self, query) -> dict:
+    def explain(self, query: Mapping[str, str]) -> dict:
         """GET /api/inspect/explain?layer=&name=&index=i,j,k: one number of the traced
         step explained (its 20 largest terms and the rest summed)."""
         trace, number = self._current(query)
@@ -166,7 +167,7 @@ class Inspector:
             raise RequestError(str(exc)) from None
         return {**found.to_dict(largest=20), "trace": number}
 
-    def pixel(self, body) -> dict:
+    def pixel(self, body: object) -> dict:
         """POST /api/inspect/pixel {"image", "layer", "index": [h, w, f]}: how the net shown
         computed Z[h, w, f] of that layer for the image (the multiply-add panel), with the
         output A there (what the map shows)."""

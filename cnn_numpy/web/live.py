@@ -27,13 +27,14 @@ import io
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from .. import diagnostics, saving
 from ..architecture import MAX_LENGTH, parse_layers
 from ..data.augment import random_shift
+from ..data.datasets import Dataset
 from ..engines import ENGINES
 from ..layers import Dropout
 from ..models import build_model, check_architecture, model_name
@@ -42,6 +43,7 @@ from ..optimizers import OPTIMIZERS
 from ..schedules import SCHEDULES, learning_rate
 from ..training import (
     Callback,
+    PreparedRun,
     Settings,
     check_setting,
     prepare_run,
@@ -88,7 +90,7 @@ def _number(name: str, value):
         raise RequestError(str(exc)) from None
 
 
-def read_settings(body, datasets: list[str], default_layers: str) -> Settings:
+def read_settings(body: object, datasets: list[str], default_layers: str) -> Settings:
     """The run asked for, as Settings: every setting checked, the rest the command line's
     defaults for its layers (a named model's own, else the cnn's); RequestError naming
     the first bad one."""
@@ -132,7 +134,7 @@ def _layers(value) -> str:
     return value
 
 
-def read_edits(value) -> list[dict]:
+def read_edits(value: object) -> list[dict]:
     """A replay's edits: [{"after_step": N, "name": ..., "value": ...}, ...], in order."""
     if not isinstance(value, list) or len(value) > 10_000:
         raise RequestError("edits must be a list of at most 10,000 "
@@ -154,7 +156,7 @@ def read_edits(value) -> list[dict]:
     return edits
 
 
-def read_edit(body) -> dict[str, float]:
+def read_edit(body: object) -> dict[str, float]:
     """POST /api/train/set: {"learning_rate": 0.01, ...}: the live settings to change."""
     if not isinstance(body, dict) or not body:
         raise RequestError(f"give one or more of {', '.join(LIVE)}, e.g. "
@@ -209,7 +211,7 @@ class Probe:
         self.changed = False
 
 
-def probe_views(view: Net, probe: Probe, test) -> dict:
+def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
     """The probe image's maps A and the gradients dA flowing back into them (each layer
     packed), and the first conv layer's filters."""
     image, label = probe.image, probe.label
@@ -297,7 +299,8 @@ class LiveRun(Callback):
     finished(live)).  Only this run's thread touches the training net.
     """
 
-    def __init__(self, record: Run, prepared, session, test, paused: bool, replay: list):
+    def __init__(self, record: Run, prepared: PreparedRun, session: Trainer, test: Dataset,
+                 paused: bool, replay: list):
         self.record, self.prepared, self.session, self.test = record, prepared, session, test
         self.lock = threading.Condition()   # guards paused, steps_allowed, stopping, pending
         self.paused, self.steps_allowed, self.stopping = paused, 0, False
@@ -586,7 +589,7 @@ def initial_weights(net: Net, sample_shape: tuple[int, ...]) -> list[np.ndarray]
     return diagnostics.trained_weights(probe)
 
 
-def stream(view: Net, test, version: int) -> list[dict]:
+def stream(view: Net, test: Dataset, version: int) -> list[dict]:
     """STREAM_IMAGES test images, a different few each time, with their top three classes."""
     start = (version * STREAM_IMAGES) % max(len(test.x_test), 1)
     picks = (start + np.arange(STREAM_IMAGES)) % len(test.x_test)
@@ -656,7 +659,7 @@ class Trainer:
         self.changed()
 
     # -- requests ---------------------------------------------------------------------
-    def start(self, body, paused: bool = False) -> dict:
+    def start(self, body: object, paused: bool = False) -> dict:
         """POST /api/train/start: a new run with these settings (409 while one runs).
         paused: the run takes its first step, then waits (Step from nothing)."""
         settings = read_settings(body, self.datasets, self.model.net.describe())
@@ -676,19 +679,19 @@ class Trainer:
         live.start()
         return {"run": record.number}
 
-    def pause(self, _=None) -> dict:
+    def pause(self, _: Mapping[str, str] | None = None) -> dict:
         live = self._live("pause")
         live.pause()
         self.changed()
         return {"run": live.record.number, "status": "pausing"}
 
-    def resume(self, _=None) -> dict:
+    def resume(self, _: Mapping[str, str] | None = None) -> dict:
         live = self._live("resume")
         live.resume()
         self.changed()
         return {"run": live.record.number, "status": "running"}
 
-    def step(self, body=None) -> dict:
+    def step(self, body: object = None) -> dict:
         """One training step: of the paused run, or of a new run (with these settings)
         that then waits paused."""
         with self.lock:
@@ -699,7 +702,7 @@ class Trainer:
             raise ConflictError(f"run {live.record.number} is running; pause it to step")
         return {"run": live.record.number, "status": "stepping"}
 
-    def set(self, body) -> dict:
+    def set(self, body: object) -> dict:
         """POST /api/train/set: live edits, applied between two steps."""
         edit = read_edit(body)
         live = self._live("change settings of")
@@ -709,7 +712,7 @@ class Trainer:
         live.edit(edit)
         return {"run": live.record.number, "after_step": live.record.step}
 
-    def reset(self, _=None) -> dict:
+    def reset(self, _: Mapping[str, str] | None = None) -> dict:
         """POST /api/train/reset (the Stop button): end the run; it stays in the list, as
         stopped, with its model, and the page keeps showing its weights."""
         with self.lock:
@@ -729,7 +732,7 @@ class Trainer:
         else:
             self._snapshot_idle()
 
-    def state(self, query) -> bytes | dict:
+    def state(self, query: Mapping[str, str]) -> bytes | dict:
         """GET /api/train/state?since=V: the run and its live views (or just the version
         when nothing changed since V)."""
         since = query.get("since") if hasattr(query, "get") else None
@@ -744,7 +747,7 @@ class Trainer:
                 self._answer = self.encode(self._state())
             return self._answer
 
-    def runs_list(self, _=None) -> dict:
+    def runs_list(self, _: Mapping[str, str] | None = None) -> dict:
         with self.lock:
             return {"runs": [run.summary() for run in self.runs]}
 

@@ -11,6 +11,7 @@ import math
 import re
 import threading
 import zipfile
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class OwnClasses:
         self.examples: list[dict] = []   # {"id", "class", "image" (28, 28) float32}
         self.next_id = 1
 
-    def state(self, _=None) -> dict:
+    def state(self, _: Mapping[str, str] | None = None) -> dict:
         """GET /api/own: the classes, their examples (ids and images), and whether (and
         with which suggested epochs and shifts) the set can train."""
         with self.lock:
@@ -54,7 +55,7 @@ class OwnClasses:
                                "per_class": MAX_EXAMPLES, "total": MAX_TOTAL,
                                "copies": MAX_COPIES}}
 
-    def set_classes(self, body) -> dict:
+    def set_classes(self, body: object) -> dict:
         """POST /api/own/classes {"names": [...]}: the classes, in order.  Examples of a
         class that keeps its name stay (renumbered); the others are dropped."""
         names = body.get("names") if isinstance(body, dict) else None
@@ -72,7 +73,7 @@ class OwnClasses:
             self.names = clean
         return self.state()
 
-    def add(self, body) -> dict:
+    def add(self, body: object) -> dict:
         """POST /api/own/examples {"class": k, "image" or "png", "copies": n}: one example
         (drawn, or an uploaded picture read as `cnn-numpy predict` reads it) and n copies
         shifted by up to 2 pixels."""
@@ -97,7 +98,7 @@ class OwnClasses:
             added = [self._store(k, picture) for picture in [image, *shifted]]
         return {"added": added, **self.state()}
 
-    def remove(self, body) -> dict:
+    def remove(self, body: object) -> dict:
         """POST /api/own/remove {"id": n}: forget one example."""
         number = body.get("id") if isinstance(body, dict) else None
         with self.lock:
@@ -121,7 +122,7 @@ class OwnClasses:
         return Dataset(DATASET, images[~test], y[~test], images[test], y[test], len(names),
                        "your drawings", names)
 
-    def zip_bytes(self, _=None) -> bytes:
+    def zip_bytes(self, _: Mapping[str, str] | None = None) -> bytes:
         """The set as a zip of class folders of PNG files (cnn-numpy train --images)."""
         from PIL import Image
 
@@ -135,7 +136,7 @@ class OwnClasses:
                 archive.writestr(f"{names[e['class']]}/{e['id']:05d}.png", png.getvalue())
         return buffer.getvalue()
 
-    def npz_bytes(self, _=None) -> bytes:
+    def npz_bytes(self, _: Mapping[str, str] | None = None) -> bytes:
         """The set as an .npz of x (uint8), y and class_names (data.load_npz reads it)."""
         with self.lock:
             examples, names = list(self.examples), list(self.names)

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..data.datasets import Dataset
+from ..files import PathLike
 from ..interop.common import require
 from ..net import Net
 from . import api, errors, inspector, live, own
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
 
 MAX_BODY = 1 << 20
 STATIC = {"app.js": "text/javascript", "inspector.js": "text/javascript",
@@ -42,7 +49,7 @@ def check_can_listen(host: str, port: int) -> None:
                          "another --port (or --host)") from None
 
 
-def dataset_loader(data_dir=None):
+def dataset_loader(data_dir: PathLike | None = None) -> Callable[[str], Dataset]:
     """load(name): the dataset, read once (from data_dir or where load_dataset looks; never
     downloaded) and kept."""
     from ..data import load_dataset
@@ -57,7 +64,8 @@ def dataset_loader(data_dir=None):
 
 
 def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed: int = 0,
-               datasets: list[str] | None = None, data_dir=None):
+               datasets: list[str] | None = None,
+               data_dir: PathLike | None = None) -> Starlette:
     """The Starlette application serving `net`; random images come from test_images.
 
     The Train panel trains on `datasets` (names, found on this machine; the first is the
@@ -273,7 +281,7 @@ class _Endpoints:
         ]
 
 
-def serve(app, host: str, port: int) -> None:
+def serve(app: Starlette, host: str, port: int) -> None:
     """Run `app` with uvicorn until Ctrl-C."""
     uvicorn = require("uvicorn", "web")
     uvicorn.run(app, host=host, port=port, log_level="warning")
