@@ -521,7 +521,8 @@ class Net:
             validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             seed: int | None = None, checkpoint: PathLike | None = None,
             callbacks: Sequence[Callback] = (), progress: bool | None = None,
-            class_names: Sequence[str] | None = None) -> History:
+            class_names: Sequence[str] | None = None,
+            images_as: str | None = None) -> History:
         """Train for `epochs` passes over (x, y) in shuffled batches: the command line's
         loop (cnn_numpy/training/), so the same settings give the same weights.
 
@@ -535,7 +536,10 @@ class Net:
                   called after every batch and epoch; any returning True stops the run;
         progress  None: a line per epoch, and a progress bar when stderr is a terminal;
                   True: the bar always; False: nothing;
-        class_names  what each output means (one name per output), kept in model files.
+        class_names  what each output means (one name per output), kept in model files;
+        images_as  how `cnn-numpy predict` reads a picture for the saved model: 'digits'
+                  (MNIST's way, the default) or 'resized' (data.load_images's way: give
+                  it when x comes from load_images or load_npz).
 
         Returns a training.History: per epoch train_cce, train_ce, val_cce, val_ce,
         learning_rate and images_per_s (history["val_ce"], history.history,
@@ -549,7 +553,7 @@ class Net:
                    learning_rate=learning_rate, schedule=schedule, augment=augment,
                    validation_split=validation_split, validation_data=validation_data,
                    seed=seed, checkpoint=checkpoint, callbacks=callbacks, progress=progress,
-                   class_names=class_names)
+                   class_names=class_names, images_as=images_as)
 
     @staticmethod
     def _check_batch_size(batch_size) -> int:

@@ -14,6 +14,8 @@ acts as a separate mirror:
 from __future__ import annotations
 
 import gzip
+import os
+import re
 import signal
 import socket
 import threading
@@ -294,11 +296,24 @@ def test_real_mnist_unavailable_leaves_nothing_behind(server, dest, monkeypatch)
     assert files_in(dest) == []
 
 
+def test_a_failed_download_takes_back_the_folders_it_made(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNN_NUMPY_MIRRORS", server.url + "/missing/")
+    typo = tmp_path / "sahred" / "mnist"  # a --data-dir spelt wrong
+    with pytest.raises(DataError, match=rf" in {re.escape(str(typo))} \(no such folder\), "):
+        load_dataset("mnist", data_dir=typo, progress=False)
+    assert not (tmp_path / "sahred").exists()
+    with pytest.raises(DataError, match=r"HTTP 404") as info:  # into the cache, by default
+        load_dataset("mnist", progress=False)
+    assert "no such folder" not in str(info.value)
+    assert not (tmp_path / "cache" / "cnn-numpy").exists()
+
+
 def test_default_dataset_falls_back_to_sample_with_one_log_line(server, dest, monkeypatch):
     monkeypatch.setenv("CNN_NUMPY_MIRRORS", server.url + "/missing/")
     lines: list[str] = []
     data = load_dataset(None, progress=False, log=lines.append)
     assert data.name == "mnist-sample"
+    assert not (Path(os.environ["XDG_CACHE_HOME"]) / "cnn-numpy").exists()  # none left empty
     assert (len(data.x_train), len(data.x_test)) == (9000, 1000)
     assert len(lines) == 1 and "\n" not in lines[0]
     assert "sample" in lines[0] and "--data-dir" in lines[0]

@@ -18,7 +18,8 @@ import pytest
 from cnn_numpy import Net
 from cnn_numpy.cli import main
 from cnn_numpy.data import DataError, load_images, load_npz, save_npz
-from cnn_numpy.data.folder import MAX_PIXELS
+from cnn_numpy.data.folder import MAX_PIXELS, read_input, read_picture
+from cnn_numpy.data.images import read_digit_image
 from cnn_numpy.data.shapes import SHAPES, draw_shape
 from cnn_numpy.models import build_model
 
@@ -79,6 +80,16 @@ def test_a_folder_loads_with_its_class_names_and_says_what_it_skipped(shapes):
         not np.array_equal(other.x_test, data.x_test)
 
 
+def test_a_class_folder_that_is_a_link_is_not_followed(tmp_path):
+    root = make_shapes(tmp_path / "own", per_class=12, broken=False)
+    other = make_shapes(tmp_path / "other", per_class=12, broken=False)
+    os.symlink(other / "circle", root / "linked")  # would be a fourth class if followed
+    said = []
+    data = load_images(root, log=said.append)
+    assert data.class_names == SHAPES and len(data.x_train) + len(data.x_test) == 36
+    assert "Skipped 1 linked folder(s), not followed." in "\n".join(said)
+
+
 def test_the_command_line_trains_on_a_folder_and_names_the_classes(shapes, tmp_path, capsys):
     model = tmp_path / "shapes.npz"
     code = main(["train", "cnn", "--images", str(shapes), "--epochs", "25", "--no-progress",
@@ -113,6 +124,27 @@ def test_from_python_fit_learns_and_keeps_the_class_names(shapes, tmp_path):
     assert history["val_ce"][-1] < 0.4
     net.save(tmp_path / "m.npz")
     assert Net.load(tmp_path / "m.npz").class_names == SHAPES
+    picture = tmp_path / "t.png"
+    draw_shape("square", np.random.default_rng(5), 50).save(picture)
+    assert main(["predict", str(tmp_path / "m.npz"), str(picture)]) == 0  # a colour input
+    grey = build_model("flat", seed=0, optimizer="adam", classes=data.num_classes)
+    grey.fit(data.x_train.mean(axis=3), data.y_train, progress=False, images_as="resized")
+    grey.save(tmp_path / "grey.npz")
+    assert Net.load(tmp_path / "grey.npz").images_as == "resized"
+
+
+def test_a_picture_is_read_the_way_its_model_was_trained(tmp_path):
+    picture = tmp_path / "t.png"
+    draw_shape("triangle", np.random.default_rng(3), 50).save(picture)
+    digit, resized = read_digit_image(picture), read_picture(picture, (28, 28), 1)
+    assert not np.array_equal(digit, resized)  # the ink centred, against the whole picture
+    np.testing.assert_array_equal(read_input(picture, (28, 28, 1), "digits"), digit)
+    np.testing.assert_array_equal(read_input(picture, (28, 28), "resized"), resized)
+    # MNIST's way gives 28 x 28 grey only: any other input is read resized
+    np.testing.assert_array_equal(read_input(picture, (20, 24, 3), "digits"),
+                                  read_picture(picture, (20, 24), 3))
+    with pytest.raises(DataError, match=r"is a folder, not an image file; name the pictures"):
+        read_input(tmp_path, (28, 28), "digits")
 
 
 def test_train_and_test_folders_are_the_split(tmp_path):
@@ -121,7 +153,8 @@ def test_train_and_test_folders_are_the_split(tmp_path):
     said = []
     data = load_images(tmp_path / "set", log=said.append)
     assert (len(data.x_train), len(data.x_test)) == (15, 9)
-    assert "Warning: few images in classes circle 8, square 8, triangle 8" in "\n".join(said)
+    assert "Warning: few images in classes circle (8 images), square (8 images), triangle " \
+        "(8 images)" in "\n".join(said)
     (tmp_path / "set" / "test" / "hexagon").mkdir()
     with pytest.raises(DataError, match="class folder 'hexagon' is not in .*train"):
         load_images(tmp_path / "set", log=lambda _: None)

@@ -186,6 +186,10 @@ def find_or_download(
                 _verify(path, files[base], f"{name} {base}")
             return folder
 
+    named = None if data_dir is None else Path(data_dir)
+    if named is not None and not named.exists():  # a typo, most likely: say so, once
+        searched = [f"{named} (no such folder)" if folder == named else folder
+                    for folder in searched if folder.parent != named]
     looked = f"Looked for its files ({', '.join(files)}, each optionally .gz) in " + ", ".join(
         str(folder) for folder in searched
     ) + "."

@@ -61,17 +61,32 @@ def download_file(
     """Download `filename` from the first mirror that delivers it intact; returns dest_dir/filename.
 
     `expected_md5` is the MD5 of the decompressed content (the file may be gzipped).
-    Raises DataError, listing each mirror's problem, when no mirror works.
+    Raises DataError, listing each mirror's problem, when no mirror works; the folders
+    made for the file are then removed again if they are still empty.
     """
     dest_dir = Path(dest_dir)
+    made = [folder for folder in (dest_dir, *dest_dir.parents) if not folder.exists()]
     dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _from_mirrors(filename, dest_dir, mirrors, expected_md5, progress,
+                             (connect_timeout, read_timeout))
+    except DownloadError:
+        for folder in made:  # deepest first; rmdir leaves a folder that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
+
+
+def _from_mirrors(filename: str, dest_dir: Path, mirrors: Sequence[str], expected_md5: str,
+                  progress: bool, timeout: tuple[float, float]) -> Path:
+    """dest_dir/filename from the first mirror that delivers it intact (download_file)."""
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         try:
-            _download_one(
-                url, filename, dest_dir, expected_md5, progress, (connect_timeout, read_timeout)
-            )
+            _download_one(url, filename, dest_dir, expected_md5, progress, timeout)
             return dest_dir / filename
         except _MirrorError as exc:
             failures.append((url, str(exc)))

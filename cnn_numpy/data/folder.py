@@ -31,6 +31,7 @@ import numpy as np
 from ..files import PathLike
 from .datasets import Dataset
 from .idx import DataError
+from .images import image_file, read_digit_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 #: The largest image decoded, in pixels (Pillow's decompression-bomb guard is 89 million).
@@ -96,9 +97,11 @@ def _check_size(size) -> tuple[int, int]:
 
 # -- finding the files -------------------------------------------------------------------
 
-def _visible_folders(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.name)
+def _visible_folders(folder: Path, linked: bool = False) -> list[Path]:
+    """folder's subfolders that are not hidden, by name: those that are links with
+    linked=True, the others without (a link is not followed: it may loop)."""
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and p.is_symlink() == linked), key=lambda p: p.name)
 
 
 def _list(root: Path, test_share: float, seed: int) -> _Listing:
@@ -119,6 +122,7 @@ def _list(root: Path, test_share: float, seed: int) -> _Listing:
         raise DataError(f"{top}: {len(classes)} class folders; at most {MAX_CLASSES}")
     listing = _Listing(classes)
     for part, folder in (("train", top), ("test", root / "test")) if split else (("", top),):
+        listing.linked_folders += [str(p) for p in _visible_folders(folder, linked=True)]
         for index, name in enumerate(classes):
             if part == "test" and not (folder / name).is_dir():
                 continue
@@ -297,8 +301,8 @@ def _check_counts(classes: list[str], y_train: np.ndarray, y_test: np.ndarray, l
         raise DataError(f"only one class ({classes[0]!r}): a classifier needs two or more "
                         "class folders")
     total = counts + np.bincount(y_test, minlength=len(classes))
-    few = [f"{name} {count}" for name, count in zip(classes, total, strict=True)
-           if count < FEW_IMAGES]
+    few = [f"{name} ({count} image{'' if count == 1 else 's'})"
+           for name, count in zip(classes, total, strict=True) if count < FEW_IMAGES]
     if few:
         log(f"Warning: few images in class{'es' * (len(few) > 1)} {', '.join(few)} (at least "
             f"{FEW_IMAGES} each is better): too few to learn from and to test on")
@@ -383,11 +387,19 @@ def save_npz(path: PathLike, x: np.ndarray, y: np.ndarray,
 def read_picture(path: PathLike, size: tuple[int, int], channels: int) -> np.ndarray:
     """One picture as a model trained with load_images sees it: resized to size, float32
     in [0, 1], (h, w) for channels 1 or (h, w, 3); DataError naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such image file")
+    path = image_file(path)
     try:
         rgb = _read(path, tuple(size), _Report())
     except _UnreadableError as exc:
         raise DataError(f"{path}: {exc}") from None
     return rgb.mean(axis=2) if channels == 1 else rgb
+
+
+def read_input(path: PathLike, input_shape: tuple[int, ...], images_as: str) -> np.ndarray:
+    """One picture as a net taking samples of `input_shape` (h, w) or (h, w, c) reads it:
+    MNIST's way (read_digit_image: the ink, centred) for images_as 'digits' and a
+    28 x 28 grey input, else resized to its size and channels (read_picture)."""
+    h, w, *c = input_shape
+    if images_as == "digits" and (h, w, *c) in ((28, 28), (28, 28, 1)):
+        return read_digit_image(path)
+    return read_picture(path, (h, w), c[0] if c else 1)

@@ -58,11 +58,20 @@ def mnist_style(gray: np.ndarray) -> np.ndarray:
     return out
 
 
-def read_digit_image(path: PathLike) -> np.ndarray:
-    """A PNG/JPEG (any size, colour or gray) as an MNIST-style (28, 28) float32 image."""
+def image_file(path: PathLike) -> Path:
+    """`path` as a Path if it is a file; a DataError saying what it is otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an image file; name the pictures in it "
+                        f"(e.g. {path / '*.png'})")
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
+    return path
+
+
+def read_digit_image(path: PathLike) -> np.ndarray:
+    """A PNG/JPEG (any size, colour or gray) as an MNIST-style (28, 28) float32 image."""
+    path = image_file(path)
     return decode_digit_image(path, str(path))
 
 

@@ -23,7 +23,7 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
         validation_data: tuple[np.ndarray, np.ndarray] | None = None,
         seed: int | None = None, checkpoint: PathLike | None = None,
         callbacks: Sequence[Callback] = (), progress: bool | None = None,
-        class_names: Sequence[str] | None = None) -> History:
+        class_names: Sequence[str] | None = None, images_as: str | None = None) -> History:
     """Net.fit (see its docstring): prepare_run, then the loop with these callbacks, the
     progress bar and epoch lines first and the History and checkpoint last."""
     settings = _settings(net, epochs, batch_size, learning_rate, schedule, augment,
@@ -33,7 +33,7 @@ def fit(net: Net, x: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: 
     if validation_data is not None:
         _check_pair(net, validation_data)
     run = prepare_run(net, settings, X, y, validation_data=validation_data,
-                      class_names=class_names)
+                      class_names=class_names, images_as=images_as)
     history = History()
     shown = [] if progress is False else [ProgressBar(progress), EpochLog()]
     saved = [] if checkpoint is None else [Checkpoint(checkpoint)]
