@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import numpy as np
 from . import __version__
 from .architecture import MAX_LENGTH
 from .data import DATASETS, DataError, available_datasets, load_dataset
-from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, read_picture
-from .data.images import read_digit_image, save_digit_strip
+from .data.folder import DEFAULT_SIZE, DEFAULT_TEST_SHARE, read_input
+from .data.images import save_digit_strip
 from .diagnostics import naive_seconds_per_image
 from .engines import DEFAULT_ENGINE, ENGINES, saved_engine
 from .exercises import EngineReport
@@ -83,6 +84,8 @@ class CLIError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse would print the usage block and exit
+        if "(see `" in message:  # the message names where to look already
+            raise CLIError(message)
         raise CLIError(f"{message} (see `{self.prog} --help`)")
 
 
@@ -419,6 +422,19 @@ def _resumed_run(args, asked: dict):
     return net, settings, progress, fingerprint, args.save or args.resume
 
 
+def _duration(seconds: float) -> str:
+    """A time in words, rounded: '1 second', '40 seconds', '1 minute', '12 minutes',
+    '3.5 hours'."""
+    if seconds >= 90 * 60:
+        return f"{seconds / 3600:,.1f} hours"
+    if seconds >= 90:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds >= 60:
+        return "1 minute"
+    whole = max(1, round(seconds))
+    return f"{whole} second{'' if whole == 1 else 's'}"
+
+
 def _say_start(run, progress) -> None:
     settings, net = run.settings, run.net
     convolves = any(isinstance(layer, (ConvLayer, PoolLayer)) for layer in net.layers)
@@ -426,7 +442,7 @@ def _say_start(run, progress) -> None:
         per_image = naive_seconds_per_image(net, run.x_train.shape[1:])
         _say(f"The naive engine takes about {per_image:.2f} s per training image here: an "
              f"epoch of these {len(run.x_train):,} images would take about "
-             f"{per_image * len(run.x_train) / 60:,.0f} minutes. Use --limit N (and "
+             f"{_duration(per_image * len(run.x_train))}. Use --limit N (and "
              "--test-limit N) to train on fewer, or leave out --engine naive.")
     for note in run.notes:
         _say(note)
@@ -542,11 +558,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.show is not None:
         check_picture(args.show, "--show", PIXEL_FORMATS)
     readable, images, bad = [], [], 0
-    h, w, *c = net.input_shape
     for path in args.images:  # every file gets its line: the bad ones on stderr
         try:
-            images.append(read_digit_image(path) if net.images_as == "digits"
-                          else read_picture(path, (h, w), c[0] if c else 1))
+            images.append(read_input(path, net.input_shape, net.images_as))
             readable.append(path)
         except DataError as exc:
             if "needs Pillow" in str(exc):
@@ -637,10 +651,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_writable(args.output, "--output")
     net = Net.load(args.model_file)
     write = to_onnx if args.format == "onnx" else export_torch
-    try:
-        write(net, args.output)
-    except ImportError as exc:
-        raise CLIError(str(exc)) from None
+    write(net, args.output)
     shape = tuple(net.input_shape)
     if len(shape) == 2:  # (h, w): one channel
         shape = (*shape, 1)
@@ -678,12 +689,9 @@ def _served_net(args, sample) -> Net:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from .web.server import check_can_listen, create_app, require_web, serve
+    from .web.server import check_can_listen, create_app, require_web, serve
 
-        require_web()
-    except ImportError as exc:
-        raise CLIError(str(exc)) from None
+    require_web()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         _warn(f"listening on {args.host}: other machines on the network can reach this page")
     check_can_listen(args.host, args.port)
@@ -711,6 +719,12 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).replace("\n", " ")
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # an optional extra that is not installed
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader of the output stopped (`| head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
     except OSError as exc:  # a file that cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)

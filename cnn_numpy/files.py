@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import secrets
 from collections.abc import Callable
@@ -63,9 +64,16 @@ def picture_format(path: PathLike, what: str = "picture", formats: dict = FIGURE
 
 
 def check_picture(path: PathLike, what: str, formats: dict = FIGURE_FORMATS) -> Path:
-    """check_writable(path, what), and a suffix the picture can be written as (for
-    formats=PIXEL_FORMATS: a picture written by Pillow); before minutes of work."""
+    """check_writable(path, what), a suffix the picture can be written as (for
+    formats=PIXEL_FORMATS: a picture written by Pillow), and the library that draws it
+    installed (an ImportError naming the extra otherwise); before minutes of work."""
     picture_format(path, what, formats)
+    library, name = ("PIL", "Pillow") if formats is PIXEL_FORMATS else ("matplotlib",) * 2
+    try:
+        importlib.import_module(library)
+    except ImportError:
+        raise ImportError(f'{what} {path}: drawing a picture needs {name}, which is not '
+                          'installed; pip install "cnn-numpy[plots]"') from None
     return check_writable(path, what)
 
 

@@ -50,11 +50,11 @@ CURVES = (("train", "--", "train"), ("val", "-", "validation"), ("test", ":", "t
 def plot_runs(runs: list[Run], path: PathLike) -> None:
     """Every run's train (dashed), validation (solid) and test (dotted) CCE and CE per
     epoch, overlaid, drawn to a picture at path."""
-    from matplotlib.ticker import MaxNLocator
-
     from .visual.plots import new_figure, save_figure
 
-    fig = new_figure(11, 4.2)
+    fig = new_figure(11, 4.2)  # without matplotlib: an ImportError naming the extra
+    from matplotlib.ticker import MaxNLocator
+
     axes = fig.subplots(1, 2)
     for ax, key, title in ((axes[0], "cce", "categorical cross-entropy"),
                            (axes[1], "ce", "classification error (%)")):

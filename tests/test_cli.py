@@ -361,6 +361,57 @@ def test_output_paths_are_checked_before_any_work(args, message):
     assert not Path("/nonexistent-folder").exists()
 
 
+def test_output_cut_short_by_its_reader_ends_quietly():
+    """`cnn-numpy ... | head -1`: the pipe closes after one line of about half a megabyte."""
+    process = subprocess.Popen([sys.executable, "-m", "cnn_numpy", "explain", "stride-groups",
+                                "--filter", "3", "--stride", "1", "--input", "64"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    assert process.stdout.readline().startswith(b"Filter 3 x 3, stride 1, input 64 x 64")
+    process.stdout.close()
+    assert (process.wait(timeout=60), process.stderr.read()) == (1, b"")
+    process.stderr.close()
+
+
+def test_a_time_in_words_names_its_unit_in_the_right_number():
+    from cnn_numpy.cli import _duration
+
+    times = (0.3, 1.6, 59.6, 60, 89, 95, 5399, 5400, 40000)
+    assert [_duration(t) for t in times] == [
+        "1 second", "2 seconds", "60 seconds", "1 minute", "1 minute", "2 minutes",
+        "90 minutes", "1.5 hours", "11.1 hours"]
+
+
+def run_without(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`cnn-numpy ARGS` in a fresh interpreter that cannot import `module`, as where the
+    extra that installs it is not installed."""
+    code = (f"import sys; sys.modules[{module!r}] = None\n"
+            f"from cnn_numpy.cli import main; sys.exit(main({list(args)!r}))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def test_a_picture_whose_library_is_missing_is_refused_before_any_work(tmp_path, model):
+    hint = 'which is not installed; pip install "cnn-numpy[plots]"\n'
+    cases = [("matplotlib", ["train", "flat", *QUICK, "--plot", "p.png"], "--plot p.png"),
+             ("matplotlib", ["compare", str(model), "--plot", "c.png"], "--plot c.png"),
+             ("matplotlib", ["explain", "stride-groups", "--png", "g.png"], "--png g.png"),
+             ("matplotlib", ["show", str(model), "--confusion", "c.png"], "--confusion c.png"),
+             ("PIL", ["predict", str(model), "x.png", "--show", "s.png"], "--show s.png")]
+    for module, args, what in cases:
+        result = run_without(module, *args, cwd=tmp_path)
+        name = "Pillow" if module == "PIL" else module
+        assert (result.returncode, result.stdout) == (2, ""), args
+        assert result.stderr == f"cnn-numpy: error: {what}: drawing a picture needs {name}, {hint}"
+    assert list(tmp_path.iterdir()) == []
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from cnn_numpy.runs import plot_runs\n"
+            "try: plot_runs([], 'r.png')\n"
+            "except ImportError as exc: print(exc)")
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, check=True).stdout
+    assert said == 'plotting needs matplotlib: pip install "cnn-numpy[plots]"\n'
+
+
 def test_huge_images_are_refused_in_one_line(tmp_path, model):
     from PIL import Image
 

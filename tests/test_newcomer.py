@@ -141,10 +141,11 @@ def test_naive_engine_estimates_its_time_first(capsys):
                  "4", "--test-limit", "2", "--epochs", "1", "--no-progress"]) == 0
     first = next(line for line in capsys.readouterr().out.splitlines()
                  if line.startswith("The naive engine"))
-    assert re.fullmatch(r"The naive engine takes about \d+\.\d\d s per training image here: an "
-                        r"epoch of these 4 images would take about \d+ minutes\. Use --limit N "
-                        r"\(and --test-limit N\) to train on fewer, or leave out --engine "
-                        r"naive\.", first)
+    said = re.fullmatch(r"The naive engine takes about (\d+\.\d\d) s per training image here: "
+                        r"an epoch of these 4 images would take about (\d+) seconds?\. Use "
+                        r"--limit N \(and --test-limit N\) to train on fewer, or leave out "
+                        r"--engine naive\.", first)
+    assert said and int(said[2]) == max(1, round(4 * float(said[1]))), first
 
 
 def test_raw_pixels_warn_once():
