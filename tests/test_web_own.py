@@ -118,6 +118,7 @@ def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):
 BAD = [
     ("/api/own/classes", {"names": ["only"]}, "a list of 2 to 10 class names"),
     ("/api/own/classes", {"names": ["a", "a"]}, "its own name"),
+    ("/api/own/classes", {"names": ["circle", "Circle"]}, "differ only in capitals"),
     ("/api/own/classes", {"names": ["a", "../etc"]}, "a class name is 1 to 40"),
     ("/api/own/examples", {"class": 0, "image": [[0] * 28] * 28}, "name the classes first"),
     ("/api/own/remove", {"id": 99}, "no example 99"),
@@ -191,13 +192,15 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
             copies.clear()
             copies.send_keys("3")
             for k, kind in enumerate(("bar", "cross")):
-                for _ in range(3):
+                browser.find_element(By.CSS_SELECTOR, f'#own-class option[value="{k}"]').click()
+                for _ in range(3):  # the class chosen stays chosen from one add to the next
                     _draw(browser, kind)
-                    browser.find_element(By.CSS_SELECTOR, f'#own-class option[value="{k}"]').click()
                     browser.find_element(By.ID, "own-add").click()
                     time.sleep(0.3)
             thumbs = "#own-grid canvas"
             _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, thumbs)) == 24)
+            counts = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#own-grid h3")]
+            assert counts == ["bar 12 examples", "cross 12 examples"]
             browser.find_element(By.CSS_SELECTOR, "#own-grid [data-remove]").click()
             _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, thumbs)) == 23)
             browser.execute_script("document.getElementById('own-card').scrollIntoView()")

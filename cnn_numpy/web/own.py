@@ -63,8 +63,9 @@ class OwnClasses:
             raise RequestError(f"names must be a list of {MIN_CLASSES} to {MAX_CLASSES} class "
                                "names")
         clean = [_name(name) for name in names]
-        if len(set(clean)) != len(clean):
-            raise RequestError("each class needs its own name")
+        if len({name.casefold() for name in clean}) != len(clean):  # the zip's folders
+            raise RequestError("each class needs its own name (names that differ only in "
+                               "capitals count as one: they are folders in the download)")
         with self.lock:
             kept = {old: clean.index(name) for old, name in enumerate(self.names)
                     if name in clean}

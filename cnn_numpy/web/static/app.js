@@ -975,8 +975,9 @@ async function ownCall(path, body) {
 
 function renderOwn(state) {
   own = state;
+  const chosen = $("own-class").selectedOptions[0]?.textContent;  // stays chosen when it stays
   $("own-class").innerHTML = state.classes.map((c, k) =>
-    `<option value="${k}">${escape(c.name)}</option>`).join("");
+    `<option value="${k}"${c.name === chosen ? " selected" : ""}>${escape(c.name)}</option>`).join("");
   $("own-add").disabled = $("own-files").disabled = !state.classes.length;
   $("own-grid").innerHTML = state.classes.map((c, k) => `<div class="own-class">
     <h3>${escape(c.name)} <span class="note">${c.count} example${c.count === 1 ? "" : "s"}</span></h3>
