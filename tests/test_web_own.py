@@ -91,6 +91,7 @@ def test_training_on_your_classes_names_them_everywhere(http, tmp_path):
     assert run["test"]["ce"] < 0.5  # chance is 0.67
     views = http.get("/api/train/state").json()["views"]
     assert views["probe"]["layers"][0]["shape"] == [26, 26, 8] and views["stream"]
+    assert views["class_names"] == list(KINDS)  # the views say whose classes they show
     new = http.post("/api/predict", json={"png": drawing("cross", np.random.default_rng(9))})
     assert len(new.json()["probabilities"]) == 3
     model = tmp_path / "m.npz"
@@ -216,6 +217,10 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
             epochs.send_keys("60")  # enough to tell a bar from a cross, and quick
             browser.find_element(By.ID, "t-start").click()
             _wait(browser, lambda d: _run(d) is not None and _run(d, "status") == "done", 180)
+            captions = [f.text for f in browser.find_elements(By.CSS_SELECTOR,
+                                                              "#stream figcaption")]
+            assert captions and {line.split()[0] for caption in captions
+                                 for line in caption.splitlines()} <= {"bar", "cross"}
             _draw(browser, "cross")
             _wait(browser, lambda d: d.find_element(By.ID, "predicted").text in ("bar", "cross"))
             labels = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#bars .bar b")]

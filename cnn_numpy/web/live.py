@@ -213,7 +213,7 @@ class Probe:
 
 def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
     """The probe image's maps A and the gradients dA flowing back into them (each layer
-    packed), and the first conv layer's filters."""
+    packed), and the names of the net's classes, which label every view."""
     image, label = probe.image, probe.label
     if image is None:
         image, label = _as_image(test.x_test[0]), int(test.y_test[0])
@@ -226,7 +226,8 @@ def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
                                                      strict=True))]
     return {"probe": {"label": label, "prediction": guess,
                       "image": np.ascontiguousarray(image[..., 0]),
-                      "loss_class": guess if label is None else label, "layers": layers}}
+                      "loss_class": guess if label is None else label, "layers": layers},
+            "class_names": None if view.class_names is None else list(view.class_names)}
 
 
 def _packed_filters(filters: dict | None, dW_from: Net | None) -> dict | None:

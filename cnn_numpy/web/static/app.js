@@ -212,7 +212,8 @@ function renderLayers(answer) {
 }
 
 // What each output means: the model's class names ("Sneaker", "cat"), else its number.
-const className = (c) => (model && model.class_names ? model.class_names[c] : String(c));
+const nameIn = (names, c) => (names ? names[c] : String(c));
+const className = (c) => nameIn(model && model.class_names, c);  // of the net shown
 const classNames = (k) => Array.from({length: k}, (_, c) => className(c));
 
 // A vector as bars from a zero line: orange up for positive, blue down for negative; with
@@ -439,7 +440,8 @@ async function refreshWeights() {
 // A network that learned something other than digits still reads the pad as a digit: say so.
 function drawNote() {
   const digits = !model.dataset || ["mnist", "mnist-sample"].includes(model.dataset);
-  const names = model.class_names ? ` (${model.class_names.slice(0, 4).join(", ")}, ...)` : "";
+  const all = model.class_names || [];
+  const names = all.length ? ` (${all.slice(0, 4).join(", ")}${all.length > 4 ? ", ..." : ""})` : "";
   $("draw-note").textContent = digits ? "" : `The network shown learned ${model.dataset === "own"
     ? "your classes" : model.dataset}${names}: a drawing is read as the pad reads digits (white ` +
     "on black, centred); Random test image shows one of its own test images.";
@@ -803,27 +805,27 @@ async function renderTraining(state) {
   sharedRun(run);
   renderCharts(run);
   const views = state.views || {};
-  if (views.stream) renderStream(views.stream);
+  if (views.stream) renderStream(views.stream, views.class_names);  // the run's net's names
   if (views.probe) renderProbe(views);
   if (views.stats) renderStats(views.stats);
   await followTheNet(state, run);
   renderRuns();
 }
 
-function renderStream(stream) {
+function renderStream(stream, names) {
   $("stream").innerHTML = stream.map((s, k) => {
     const right = s.top[0][0] === s.label;
     return `<figure class="${right ? "right" : "wrong"}"><canvas data-stream="${k}"></canvas>
-      <figcaption>${s.top.map(([c, p]) => `${escape(className(c))} <span>${p.toFixed(2)}</span>`).join("<br>")}
+      <figcaption>${s.top.map(([c, p]) => `${escape(nameIn(names, c))} <span>${p.toFixed(2)}</span>`).join("<br>")}
       </figcaption></figure>`;
   }).join("");
   stream.forEach((s, k) => gray($("stream").querySelector(`[data-stream="${k}"]`), s.image, 1));
 }
 
 function renderProbe(views) {
-  const probe = views.probe;
-  $("probe-note").textContent = (probe.label === null ? "your drawing" : `a test image (a ${className(probe.label)})`) +
-    `, predicted ${className(probe.prediction)}; L = cross-entropy against class ${className(probe.loss_class)}`;
+  const probe = views.probe, name = (c) => nameIn(views.class_names, c);
+  $("probe-note").textContent = (probe.label === null ? "your drawing" : `a test image (a ${name(probe.label)})`) +
+    `, predicted ${name(probe.prediction)}; L = cross-entropy against class ${name(probe.loss_class)}`;
   const box = $("probe");
   const signature = probe.layers.map((l) => l.name + l.shape.join("x")).join("|");
   if (box.dataset.signature !== signature) {
@@ -852,7 +854,8 @@ function renderProbe(views) {
           signed(canvas, h, w, (r, q) => data.at((r * w + q) * c + f), scale);
         } else {
           const values = Array.from({length: data.q.length}, (_, k) => data.at(k));
-          strip(canvas, values, i === probe.layers.length - 1 ? classNames(values.length) : null);
+          strip(canvas, values, i === probe.layers.length - 1
+            ? Array.from(values, (_, c) => name(c)) : null);
         }
       });
     }
