@@ -656,7 +656,7 @@ def test_a_shared_link_and_a_runs_json_replay_the_run(page, tmp_path, capsys):
     # the link opens the same form, and Start replays the run to the same weights
     browser.get("about:blank")
     browser.get(url + "/" + link)
-    _wait(browser, lambda d: "1 live edit" in d.find_element(By.ID, "t-replay-note").text)
+    _wait(browser, lambda d: "2 live edits" in d.find_element(By.ID, "t-replay-note").text)
     assert [browser.find_element(By.ID, k).get_attribute("value")
             for k in ("t-learning_rate", "t-seed", "t-limit", "t-epochs")] == [
         "0.001", "5", "300", "1"]
@@ -671,7 +671,7 @@ def test_a_shared_link_and_a_runs_json_replay_the_run(page, tmp_path, capsys):
     with urllib.request.urlopen(f"{url}/api/runs/{first}/history.json", timeout=30) as response:
         saved.write_bytes(response.read())
     browser.find_element(By.ID, "t-replay").send_keys(str(saved))
-    _wait(browser, lambda d: "1 live edit from run.json" in d.find_element(By.ID,
+    _wait(browser, lambda d: "2 live edits from run.json" in d.find_element(By.ID,
                                                                           "t-replay-note").text)
     _start_and_finish(browser, first + 2)
     assert same_weights(original, _download_net(url, first + 2, tmp_path / "loaded.npz"))
@@ -708,13 +708,19 @@ def _step_edit_and_resume(browser, number: int) -> str:
     _wait(browser, lambda d: _run(d, "edits") == [
         {"after_step": 1, "name": "learning_rate", "value": 0.002}])
     assert "learning rate 0.002 from step 2" in find(By.ID, "t-message").text
+    batch = find(By.ID, "t-batch_size")  # taken, and said to wait for the next epoch
+    batch.send_keys(Keys.CONTROL, "a", Keys.NULL, "16", Keys.ENTER)  # (this run has one)
+    _wait(browser, lambda d: len(_run(d, "edits")) == 2)
+    assert "batch size 16 from the next epoch" in find(By.ID, "t-message").text
     find(By.ID, "t-start").click()  # Resume
     _wait(browser, lambda d: _run(d, "number") == number and _run(d, "status") == "done", 120)
     link = _js(browser, "location.hash")
     shared = urllib.parse.parse_qs(link[1:])
     assert shared["learning_rate"] == ["0.001"] and shared["seed"] == ["5"]
     assert json.loads(shared["edits"][0]) == [{"after_step": 1, "name": "learning_rate",
-                                               "value": 0.002}]
+                                               "value": 0.002},
+                                              {"after_step": 1, "name": "batch_size",
+                                               "value": 16}]
     return link
 
 

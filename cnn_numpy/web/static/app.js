@@ -683,7 +683,9 @@ async function applyLive(name) {
   }
   const answer = await trainCall("/api/train/set", {[name]: Number(text)});
   if (answer) {
-    $("t-message").textContent = `${label} ${Number(text)} from step ${answer.after_step + 1}.`;
+    $("t-message").textContent = name === "batch_size"   // a batch is cut at an epoch's start
+      ? `${label} ${Number(text)} from the next epoch (the batches of this one are cut already).`
+      : `${label} ${Number(text)} from step ${answer.after_step + 1}.`;
   } else {
     keep();
     $("t-message").textContent += ` The run keeps ${label} ${kept}.`;
