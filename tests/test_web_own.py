@@ -92,11 +92,26 @@ def test_training_on_your_classes_names_them_everywhere(http, tmp_path):
     views = http.get("/api/train/state").json()["views"]
     assert views["probe"]["layers"][0]["shape"] == [26, 26, 8] and views["stream"]
     assert views["class_names"] == list(KINDS)  # the views say whose classes they show
+    assert run["measured"] == {"on": "validation", "images": 6}  # a tenth of 57 (72 - 15 tested)
     new = http.post("/api/predict", json={"png": drawing("cross", np.random.default_rng(9))})
     assert len(new.json()["probabilities"]) == 3
     model = tmp_path / "m.npz"
     model.write_bytes(http.get("/api/runs/1/model.npz").content)
     assert Net.load(model).class_names == KINDS
+
+
+def test_a_run_of_few_images_says_it_measures_test_images(http):
+    fill(http, per_class=2, copies=1)  # 12 images: too few to hold validation images out
+    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 2}
+    assert http.post("/api/train/start", json=body).status_code == 200
+    for _ in range(600):
+        state = http.get("/api/train/state").json()
+        if state["run"]["status"] not in ("starting", "running"):
+            break
+        time.sleep(0.1)
+    assert state["run"]["measured"] == {"on": "test", "images": 3}
+    shown = [s["index"] for s in state["views"]["stream"]]
+    assert sorted(shown) == [0, 1, 2]  # each of the few test images once
 
 
 def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):

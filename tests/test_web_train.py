@@ -140,6 +140,7 @@ def test_views_show_the_run(http, sample):
     assert 1e-6 < conv["update_ratio"][-1] < 1
     assert stats["2: FlatLayer"]["grad_norm"][-1] is None
     assert len(views["stream"]) == live.STREAM_IMAGES
+    assert state["run"]["measured"] == {"on": "validation", "images": 60}  # a tenth of 600
     for shown in views["stream"]:
         assert len(shown["top"]) == 3 and shown["top"][0][1] >= shown["top"][1][1]
     # the page shows the run's net now

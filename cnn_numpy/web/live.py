@@ -261,6 +261,10 @@ class Run:
     epochs: list = dataclasses.field(default_factory=list)
     test: dict | None = None
     model: bytes | None = None
+    # the images the validation curve measures: the validation set's first ones, or the
+    # test set's where the run holds no validation set out (the command line does so too)
+    measured: dict = dataclasses.field(default_factory=lambda: {"on": "validation",
+                                                                "images": 0})
 
     def page_settings(self) -> dict:
         s = self.settings
@@ -275,7 +279,8 @@ class Run:
                 "step": self.step,
                 "epoch": self.epoch, "images": self.images, "images_per_s": self.images_per_s,
                 "train": self.train.points, "validation": self.validation.points,
-                "epochs": self.epochs, "test": self.test, "has_model": self.model is not None}
+                "epochs": self.epochs, "test": self.test, "has_model": self.model is not None,
+                "measured": self.measured}
 
 
 def _set_momentum(net: Net, value: float | None) -> None:
@@ -321,6 +326,8 @@ class LiveRun(Callback):
         self.view.set_classes(prepared.net.class_names, prepared.net.images_as)
         self.held = (prepared.x_val, prepared.y_val) if len(prepared.x_val) else \
             (test.x_test, test.y_test)
+        record.measured = {"on": "validation" if len(prepared.x_val) else "test",
+                           "images": min(len(self.held[1]), VALIDATION_IMAGES)}
         self.snapshot_at, self.validated_at = 0.0, -math.inf
         self.mark, self.marked_images = time.perf_counter(), 0  # for images per second
         self.before: list[np.ndarray] | None = None   # weights before the measured step
@@ -591,9 +598,11 @@ def initial_weights(net: Net, sample_shape: tuple[int, ...]) -> list[np.ndarray]
 
 
 def stream(view: Net, test: Dataset, version: int) -> list[dict]:
-    """STREAM_IMAGES test images, a different few each time, with their top three classes."""
-    start = (version * STREAM_IMAGES) % max(len(test.x_test), 1)
-    picks = (start + np.arange(STREAM_IMAGES)) % len(test.x_test)
+    """STREAM_IMAGES test images (all of them, each once, where there are fewer), a
+    different few each time, with their top three classes."""
+    count = min(STREAM_IMAGES, len(test.x_test))
+    start = (version * count) % max(len(test.x_test), 1)
+    picks = (start + np.arange(count)) % len(test.x_test)
     tops = diagnostics.top_classes(view, _as_batch(test.x_test[picks]))
     return [{"index": int(j), "label": int(_labels(test.y_test[[j]])[0]),
              "image": test.x_test[j], "top": [list(t) for t in top]}

@@ -780,14 +780,19 @@ function runStatus(run) {
 
 function renderCharts(run) {
   const none = {empty: "No run yet: press Start (or Step) above."};
+  const on = run ? run.measured.on : "validation";   // "test" where no validation set is held out
   lineChart($("loss-chart"), run ? [
     {points: smooth(run.train, "cce"), color: "#f0883e", label: "training"},
     {points: run.validation.map((p) => [p.images, p.cce]), color: "#3fb0ff",
-     label: "validation", dots: true}] : [], {yMin: 0, yLabel: "loss", ...none});
+     label: on, dots: true}] : [], {yMin: 0, yLabel: "loss", ...none});
   lineChart($("error-chart"), run ? [
     {points: smooth(run.train, "ce"), color: "#f0883e", label: "training"},
     {points: run.validation.map((p) => [p.images, p.ce]), color: "#3fb0ff",
-     label: "validation", dots: true}] : [], {yMin: 0, yLabel: "error rate", ...none});
+     label: on, dots: true}] : [], {yMin: 0, yLabel: "error rate", ...none});
+  if (run) $("measured-note").textContent = on === "validation"
+    ? `Validation: ${run.measured.images} held-out images, about once a second.`
+    : `Test: this run holds no validation images out, so the dots measure ` +
+      `${run.measured.images} of its test images, about once a second.`;
 }
 
 async function renderTraining(state) {
@@ -929,7 +934,8 @@ function runRow(r) {
     <td class="layers-cell" title="${escape(s.layers)}">${escape(s.layers)}</td>
     <td>${s.optimizer} lr ${s.learning_rate}, batch ${s.batch_size}, ${escape(s.dataset)}, seed ${s.seed}${edits}</td>
     <td>${r.epoch} of ${s.epochs}</td><td>${r.step}</td>
-    <td>${val ? percent(val.ce) : "-"}</td><td>${r.test ? percent(r.test.ce) : "-"}</td>
+    <td>${val ? percent(val.ce) + (r.measured.on === "test" ? " (test images)" : "") : "-"}</td>
+    <td>${r.test ? percent(r.test.ce) : "-"}</td>
     <td>${r.has_model ? `<a href="/api/runs/${r.number}/model.npz" download>model</a> ` : ""}
       <a href="/api/runs/${r.number}/history.csv" download>csv</a>
       <a href="/api/runs/${r.number}/history.json" download>json</a></td></tr>`;
