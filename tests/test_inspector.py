@@ -714,6 +714,11 @@ def _step_edit_and_resume(browser, number: int) -> str:
     assert "batch size 16 from the next epoch" in find(By.ID, "t-message").text
     find(By.ID, "t-start").click()  # Resume
     _wait(browser, lambda d: _run(d, "number") == number and _run(d, "status") == "done", 120)
+    # the form is the run as it started again, with its edits to replay: what the link says
+    _wait(browser, lambda d: f"Start replays 2 live edits from run {number}" in
+          d.find_element(By.ID, "t-replay-note").text)
+    assert [find(By.ID, k).get_attribute("value") for k in ("t-learning_rate",
+                                                            "t-batch_size")] == ["0.001", "32"]
     link = _js(browser, "location.hash")
     shared = urllib.parse.parse_qs(link[1:])
     assert shared["learning_rate"] == ["0.001"] and shared["seed"] == ["5"]

@@ -86,13 +86,16 @@ function writeHash(settings, edits) {
 }
 
 // While a run is alive the address is that run (its settings as it started, its edits so
-// far), and once more when it ends; otherwise the form.
+// far), and once more when it ends; otherwise the form.  A run that ended with live edits
+// leaves its settings as it started in the form, and its edits to replay (as its link
+// would): the form and the address say the same, and "Forget them" starts afresh.
 function sharedRun(run) {
   if (alive(run)) {
     sharedNumber = run.number;
     writeHash(run.settings, run.edits);
   } else if (run && run.number === sharedNumber) {
     sharedNumber = null;
+    if (run.edits.length) fillForm(run.settings, run.edits, `run ${run.number}`);
     writeHash(run.settings, run.edits);
   }
 }
