@@ -458,6 +458,9 @@ def test_page_draw_hover_and_stride_groups(browser, server, tmp_path, capsys):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#g-grid div.padding")) == 32 ** 2 - 28 ** 2
     assert "2 cells of zero padding on each side of the 28 x 28 input" in \
         browser.find_element(By.ID, "g-text").text
+    # the stride skips the last row and column, which are padding, not input
+    assert "Hatched cells: no window touches them (63 padding cells)." in \
+        browser.find_element(By.ID, "g-text").text
     field = browser.find_element(By.ID, "g-pad")  # an error leaves no stale grid
     field.clear()
     field.send_keys("9")

@@ -27,7 +27,7 @@ from ..models import CUSTOM, defaults, model_name
 from ..net import Net
 from ..training import LIMITS
 from ..visual import saliency
-from ..visual.explain import stride_group_table
+from ..visual.explain import stride_group_table, untouched_cells
 
 MAX_PNG_BYTES = 700_000        # a data: URL of this much base64 fits in a 1 MB body
 MAX_EXPLAIN_INPUT = 32         # the stride-group panel draws an N x N grid
@@ -300,17 +300,9 @@ def stride_groups(query: Mapping[str, str]) -> dict:
             "out": table.out, "every": table.every, "pad": pad,
             "groups": [{"number": g.number, "positions": list(g.positions),
                         "cells": [list(c) for c in g.cells]} for g in table.groups],
-            "untouched": _untouched(table),
+            "untouched": untouched_cells(table),
             "padding_cells": [r * n + c + 1 for r in range(n) for c in range(n)
                               if min(r, c) < pad or max(r, c) >= n - pad]}
-
-
-def _untouched(table) -> list[int]:
-    """Input cells (1-based) that no window covers."""
-    covered = set()
-    for cells in table.over_all.values():
-        covered.update(cells)
-    return [c for c in range(1, table.input_size ** 2 + 1) if c not in covered]
 
 
 def random_test_image(images: np.ndarray, labels: np.ndarray,

@@ -382,8 +382,19 @@ function drawStep() {
     `${plan.every} positions apart and never overlap, so one slice and reshape lines up all ` +
     `of them for a single matrix product.` + (plan.pad ? ` Dotted cells: ${plan.pad} ` +
     `cell${plan.pad > 1 ? "s" : ""} of zero padding on each side of the ${plan.input - 2 * plan.pad}` +
-    ` x ${plan.input - 2 * plan.pad} input.` : "") + (plan.untouched.length ?
-    ` Hatched cells: ${plan.untouched.length} input cells no window touches.` : "");
+    ` x ${plan.input - 2 * plan.pad} input.` : "") + untouchedNote();
+}
+
+// "Hatched cells: ...": how many of the cells no window touches are the input's, and how
+// many only padding (which the stride skips at the far edge).
+function untouchedNote() {
+  if (!plan.untouched.length) return "";
+  const padding = new Set(plan.padding_cells);
+  const pads = plan.untouched.filter((k) => padding.has(k)).length;
+  const cells = (count, what) => `${count} ${what} cell${count === 1 ? "" : "s"}`;
+  const parts = [plan.untouched.length - pads ? cells(plan.untouched.length - pads, "input") : "",
+                 pads ? cells(pads, "padding") : ""].filter(Boolean);
+  return ` Hatched cells: no window touches them (${parts.join(" and ")}).`;
 }
 
 $("groups-form").addEventListener("submit", loadGroups);
