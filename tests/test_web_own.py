@@ -240,6 +240,12 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
             _wait(browser, lambda d: d.find_element(By.ID, "predicted").text in ("bar", "cross"))
             labels = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#bars .bar b")]
             assert labels == ["bar", "cross"]
+            browser.find_element(By.ID, "explain").click()  # the saliency names the class
+            _wait(browser, lambda d: "backpropagate" in d.find_element(By.ID,
+                                                                       "explain-note").text)
+            note = browser.find_element(By.ID, "explain-note").text
+            assert note.startswith(("Saliency: the gradient of class bar's score",
+                                    "Saliency: the gradient of class cross's score")), note
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
             assert not errors, errors
             browser.save_screenshot(str(tmp_path / "own-trained.png"))

@@ -107,7 +107,7 @@ $("random").addEventListener("click", async () => {
     ink.fillRect(c * cell, r * cell, cell, cell);
   }));
   padShowsTestImage = true;
-  const from = answer.dataset ? ` of ${answer.dataset}` : "";
+  const from = answer.dataset ? ` of ${datasetName(answer.dataset)}` : "";
   $("truth").textContent = `Test image ${answer.index}${from}: its true label is ` +
     `${className(answer.label)}. Drawing on the pad clears it.`;
   predict({image: answer.image});
@@ -214,6 +214,7 @@ function renderLayers(answer) {
 // What each output means: the model's class names ("Sneaker", "cat"), else its number.
 const nameIn = (names, c) => (names ? names[c] : String(c));
 const className = (c) => nameIn(model && model.class_names, c);  // of the net shown
+const datasetName = (d) => (d === "own" ? "your classes" : d);   // as the Train panel says it
 const classNames = (k) => Array.from({length: k}, (_, c) => className(c));
 
 // A vector as bars from a zero line: orange up for positive, blue down for negative; with
@@ -453,8 +454,8 @@ function drawNote() {
   const digits = !model.dataset || ["mnist", "mnist-sample"].includes(model.dataset);
   const all = model.class_names || [];
   const names = all.length ? ` (${all.slice(0, 4).join(", ")}${all.length > 4 ? ", ..." : ""})` : "";
-  $("draw-note").textContent = digits ? "" : `The network shown learned ${model.dataset === "own"
-    ? "your classes" : model.dataset}${names}: a drawing is read as the pad reads digits (white ` +
+  $("draw-note").textContent = digits ? "" : `The network shown learned ${datasetName(model.dataset)}` +
+    `${names}: a drawing is read as the pad reads digits (white ` +
     "on black, centred); Random test image shows one of its own test images.";
 }
 
@@ -490,13 +491,14 @@ async function explainDrawing() {
   $("nudge-box").hidden = nudge === null;
   if (nudge) {
     gray($("nudged"), nudge.image, 1);
-    $("nudge-label").textContent = `now ${nudge.prediction} (p ${nudge.probabilities[nudge.prediction].toFixed(2)})`;
+    $("nudge-label").textContent = `now ${className(nudge.prediction)} (p ${nudge.probabilities[nudge.prediction].toFixed(2)})`;
   }
-  $("explain-note").textContent = `Saliency: the gradient of class ${answer.prediction}'s ` +
+  const predicted = className(answer.prediction);
+  $("explain-note").textContent = `Saliency: the gradient of class ${predicted}'s ` +
     "score Z with respect to each pixel, from FCLayer_Softmax.backpropagate_dZ(one-hot) and " +
     "each layer's backpropagate, down to the image. " + (nudge ?
     `Nudge: every pixel moved by ${nudge.step} along the sign of the loss's gradient ` +
-    `(FGSM) turns the ${answer.prediction} into a ${nudge.prediction}.` :
+    `(FGSM) turns the ${predicted} into a ${className(nudge.prediction)}.` :
     `No nudge up to ${answer.largest_step} per pixel changes the answer.`);
 }
 
@@ -810,7 +812,7 @@ async function renderTraining(state) {
   const select = $("t-dataset");
   if (!select.options.length) {
     select.innerHTML = state.datasets.map((d) =>
-      `<option value="${d}">${d === "own" ? "your classes" : d}</option>`).join("");
+      `<option value="${d}">${datasetName(d)}</option>`).join("");
     $("t-engine").innerHTML = ["<option value=''>default</option>",
       ...model.engines.map((e) => `<option>${e}</option>`)].join("");
     applyHash();   // a shared link's settings fill the form (share.js)

@@ -309,7 +309,7 @@ function renderMatrix() {
   const k = matrix.counts.length;
   const most = Math.max(1, ...matrix.counts.flatMap((row, t) => row.filter((_, p) => p !== t)));
   $("e-summary").textContent = `${matrix.errors.toLocaleString()} of ${matrix.images.toLocaleString()}` +
-    ` ${matrix.dataset} test images wrong (error rate ${percent(matrix.error_rate)})`;
+    ` ${datasetName(matrix.dataset)} test images wrong (error rate ${percent(matrix.error_rate)})`;
   const head = Array.from({length: k}, (_, p) => `<th>${escape(matrixName(p))}</th>`).join("");
   const rows = matrix.counts.map((row, t) => `<tr><th>${escape(matrixName(t))}</th>${row.map(
     (count, p) => `<td data-true="${t}" data-pred="${p}" class="${t === p ? "diagonal" : ""}` +
