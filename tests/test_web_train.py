@@ -541,7 +541,8 @@ def test_page_trains_pauses_edits_steps_explains_overlays_and_downloads(browser,
     browser.find_element(By.ID, "t-limit").send_keys("1500")
     browser.find_element(By.ID, "t-start").click()
     _wait(browser, lambda d: _run(d, "number") == second and _run(d, "status") == "done", 120)
-    assert "test error rate" in browser.find_element(By.ID, "run-status").text
+    status = browser.find_element(By.ID, "run-status").text
+    assert "test error rate" in status and ", 1 of 1 epoch completed," in status
     _wait(browser, lambda d: not d.find_element(By.ID, "groups-card").is_displayed())
     assert not browser.find_element(By.ID, "engines-card").is_displayed()
     assert not browser.find_element(By.ID, "mac").is_displayed()  # conv-only panels hidden

@@ -784,7 +784,8 @@ function runStatus(run) {
   if (!run) return "no run yet";
   const total = run.settings.epochs, going = ["running", "paused", "starting"].includes(run.status);
   return `run ${run.number}: ${run.status}, step ${run.step}, ` + (going
-    ? `epoch ${Math.min(run.epoch + 1, total)} of ${total}` : `${run.epoch} of ${total} epochs`) +
+    ? `epoch ${Math.min(run.epoch + 1, total)} of ${total}`   // the one in progress
+    : `${run.epoch} of ${total} epoch${total === 1 ? "" : "s"} completed`) +
     `, ${run.images.toLocaleString()} images` +
     (run.status === "running" ? `, ${Math.round(run.images_per_s).toLocaleString()} images/s` : "") +
     (run.test ? `, test error rate ${percent(run.test.ce)} on ${run.test.images.toLocaleString()} ` +
