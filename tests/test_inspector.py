@@ -606,6 +606,7 @@ def _analyse_errors(browser, url: str, tmp_path) -> None:
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#i-batch-strip figure")) == 1)
     assert "test image" in find(By.ID, "i-batch-strip").text
     assert find(By.CSS_SELECTOR, "#i-batch-strip figcaption").text.startswith(str(true))
+    assert find(By.ID, "i-message").text.startswith("traced the test image opened from Error")
 
 
 def _check_total(browser) -> None:
@@ -698,6 +699,7 @@ def _step_edit_and_resume(browser, number: int) -> str:
     find(By.ID, "t-inspect").click()  # the step the paused run takes next
     _wait(browser, lambda d: "paused after step 1" in d.find_element(By.ID, "i-where").text)
     assert "the run's next batch: epoch 1, batch 2" in find(By.ID, "i-batch-strip").text
+    assert find(By.ID, "i-source").get_attribute("value") == "next"  # the form says so too
     rate = find(By.ID, "t-learning_rate")
     for typed, said in (("", "not a number"), ("0", "must be a number in (0, 100), got 0")):
         rate.send_keys(Keys.CONTROL, "a", Keys.NULL, Keys.DELETE, typed, Keys.ENTER)

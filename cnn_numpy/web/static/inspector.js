@@ -23,7 +23,9 @@ async function inspectStep(body, scroll) {
   fetched.clear();
   stageAt = 0;
   sampleAt = 0;
-  $("i-message").textContent = "";
+  if (body.source === "next") $("i-source").value = "next";  // the form says what it traced
+  $("i-message").textContent = body.source === "test"
+    ? "traced the test image opened from Error analysis (the form traces its own batch)" : "";
   $("i-where").textContent = `trace ${traced.trace}: ${traced.where}`;
   renderBatch();
   renderStagePills();
