@@ -837,7 +837,8 @@ function renderStream(stream, names) {
   $("stream").innerHTML = stream.map((s, k) => {
     const right = s.top[0][0] === s.label;
     return `<figure class="${right ? "right" : "wrong"}"><canvas data-stream="${k}"></canvas>
-      <figcaption>${s.top.map(([c, p]) => `${escape(nameIn(names, c))} <span>${p.toFixed(2)}</span>`).join("<br>")}
+      <figcaption>${s.top.map(([c, p]) => `${escape(nameIn(names, c))} <span>${p.toFixed(2)}</span>`).join("<br>")}${
+        right ? "" : `<br><span>truly ${escape(nameIn(names, s.label))}</span>`}
       </figcaption></figure>`;
   }).join("");
   stream.forEach((s, k) => gray($("stream").querySelector(`[data-stream="${k}"]`), s.image, 1));

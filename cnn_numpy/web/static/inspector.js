@@ -59,7 +59,8 @@ function renderBatch() {
     traced.labels.map((label, i) => `<figure data-sample="${i}" class="${traced.predictions[i] ===
       label ? "right" : "wrong"}${i === sampleAt ? " chosen" : ""}" title="sample ${i}: label
       ${escape(traceName(label))}, predicted ${escape(traceName(traced.predictions[i]))}">
-      <canvas data-image="${i}"></canvas><figcaption>${escape(traceName(label))}<br>
+      <canvas data-image="${i}"></canvas><figcaption>${escape(traceName(label))}${
+        traced.predictions[i] === label ? "" : ` &rarr; ${escape(traceName(traced.predictions[i]))}`}<br>
       <span>loss ${traced.loss[i].toFixed(2)}</span></figcaption></figure>`).join("");
   if (!images) return;
   const [, h, w] = traced.images.shape;
