@@ -112,6 +112,8 @@ def test_a_run_of_few_images_says_it_measures_test_images(http):
     assert state["run"]["measured"] == {"on": "test", "images": 3}
     shown = [s["index"] for s in state["views"]["stream"]]
     assert sorted(shown) == [0, 1, 2]  # each of the few test images once
+    header = http.get("/api/runs/1/history.csv").text.splitlines()[0]
+    assert header.startswith("step,images,train_cce,train_ce,test_cce,test_ce,")
 
 
 def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):

@@ -782,16 +782,18 @@ class Trainer:
         raise ConflictError(f"run {run.number} has no model to download{why}")
 
     def history_csv(self, number: str) -> str:
-        """The run's curves, one row per point: step, images, training and validation
-        figures, and the live settings in force."""
+        """The run's curves, one row per point: step, images, training and held-out
+        figures (val_* on validation images, or test_* where the run measured test images:
+        Run.measured), and the live settings in force."""
         run = self.find(number)
+        held = "val" if run.measured["on"] == "validation" else "test"
         rows = [{"step": p["step"], "images": p["images"], "train_cce": p["cce"],
                  "train_ce": p["ce"], **p["settings"]} for p in run.train.points]
-        rows += [{"step": p["step"], "images": p["images"], "val_cce": p["cce"],
-                  "val_ce": p["ce"], **p["settings"]} for p in run.validation.points]
-        rows.sort(key=lambda r: (r["step"], "val_cce" in r))
+        rows += [{"step": p["step"], "images": p["images"], f"{held}_cce": p["cce"],
+                  f"{held}_ce": p["ce"], **p["settings"]} for p in run.validation.points]
+        rows.sort(key=lambda r: (r["step"], f"{held}_cce" in r))
         buffer = io.StringIO()
-        columns = ("step", "images", "train_cce", "train_ce", "val_cce", "val_ce", *LIVE)
+        columns = ("step", "images", "train_cce", "train_ce", f"{held}_cce", f"{held}_ce", *LIVE)
         writer = csv.DictWriter(buffer, columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
