@@ -116,6 +116,27 @@ def test_a_run_of_few_images_says_it_measures_test_images(http):
     assert header.startswith("step,images,train_cce,train_ce,test_cce,test_ce,")
 
 
+def test_a_digit_shown_before_a_run_on_your_classes_is_read_as_a_drawing(http):
+    """The probe was a test digit, a 7 of the sample's: in a run on other classes its label
+    means nothing, and the run's views read it as a drawing (it failed on class 7 of 3)."""
+    digit = np.zeros((28, 28))
+    digit[4:24, 12:16] = 1.0
+    answer = http.post("/api/train/probe", json={"image": digit.tolist(), "label": 7,
+                                                 "dataset": "mnist-sample"})
+    assert answer.status_code == 200
+    fill(http, per_class=2, copies=1)
+    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 2}
+    assert http.post("/api/train/start", json=body).status_code == 200
+    for _ in range(600):
+        state = http.get("/api/train/state").json()
+        if state["run"]["status"] not in ("starting", "running"):
+            break
+        time.sleep(0.1)
+    assert state["run"]["status"] == "done", state["run"]["message"]
+    probe = state["views"]["probe"]
+    assert probe["label"] is None and probe["loss_class"] == probe["prediction"]
+
+
 def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):
     fill(http, per_class=4, copies=1)
     archive = http.get("/api/own/classes.zip")
@@ -221,6 +242,12 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
             assert counts == ["bar 12 examples", "cross 12 examples"]
             browser.find_element(By.CSS_SELECTOR, "#own-grid [data-remove]").click()
             _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, thumbs)) == 23)
+            browser.find_element(By.ID, "random").click()  # a test image is not an example
+            _wait(browser, lambda d: d.find_element(By.ID, "truth").text.startswith("Test"))
+            browser.find_element(By.ID, "own-add").click()
+            _wait(browser, lambda d: "shows a test image, not a drawing" in
+                  d.find_element(By.ID, "own-message").text)
+            assert len(browser.find_elements(By.CSS_SELECTOR, thumbs)) == 23
             browser.execute_script("document.getElementById('own-card').scrollIntoView()")
             browser.save_screenshot(str(tmp_path / "own-desktop.png"))
             layers = browser.find_element(By.ID, "t-layers")

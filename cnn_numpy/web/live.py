@@ -201,20 +201,33 @@ class Curve:
             self.points = merged
 
 
+#: Datasets whose labels mean the same classes: the ten digits.
+DIGITS = (None, "mnist", "mnist-sample")   # None: the page's own test set, the sample's
+
+
 class Probe:
-    """The image whose maps and gradients the page shows: a test image with its label, or
-    a drawing (label None); `changed` until a view has been computed for it."""
+    """The image whose maps and gradients the page shows: a test image with its label (a
+    class of `dataset`'s), or a drawing (label None); `changed` until a view has been
+    computed for it."""
 
     def __init__(self):
         self.image: np.ndarray | None = None  # (h, w, c); None: the first test image
         self.label: int | None = None
+        self.dataset: str | None = None
         self.changed = False
+
+    def label_for(self, test: Dataset) -> int | None:
+        """The label as a class of `test`'s, or None where the image is a drawing or a test
+        image of other classes (then read as a drawing is)."""
+        same = self.dataset == test.name or (self.dataset in DIGITS and test.name in DIGITS)
+        fits = self.label is not None and self.label < test.num_classes
+        return self.label if same and fits else None
 
 
 def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
     """The probe image's maps A and the gradients dA flowing back into them (each layer
     packed), and the names of the net's classes, which label every view."""
-    image, label = probe.image, probe.label
+    image, label = probe.image, probe.label_for(test)
     if image is None:
         image, label = _as_image(test.x_test[0]), int(test.y_test[0])
     X = image[None].astype(view.dtype)
@@ -732,10 +745,13 @@ class Trainer:
         self.changed()
         return {"stopped": live is not None}
 
-    def set_probe(self, image: np.ndarray, label: int | None) -> None:
-        """The image whose maps and gradients are shown (a drawn digit: label None)."""
+    def set_probe(self, image: np.ndarray, label: int | None,
+                  dataset: str | None = None) -> None:
+        """The image whose maps and gradients are shown (a drawn digit: label None; a test
+        image: its label, a class of `dataset`'s)."""
         with self.lock:
-            self.probe.image, self.probe.label, self.probe.changed = image, label, True
+            probe = self.probe
+            probe.image, probe.label, probe.dataset, probe.changed = image, label, dataset, True
             live = self.active
         if live is not None:
             live.probe_changed()

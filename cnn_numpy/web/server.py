@@ -218,7 +218,10 @@ class _Endpoints:
         if label is not None and (isinstance(label, bool) or not isinstance(label, int)
                                   or not 0 <= label < 10):
             raise api.RequestError("label must be a class number 0..9, or null for a drawing")
-        self.trainer.set_probe(image[..., None], label)
+        dataset = body.get("dataset")
+        if dataset is not None and not isinstance(dataset, str):
+            raise api.RequestError("dataset must be the name of the test image's dataset")
+        self.trainer.set_probe(image[..., None], label, dataset)
         return {"probe": "set"}
 
     async def page(self, request):

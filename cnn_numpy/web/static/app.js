@@ -56,8 +56,8 @@ for (const name of ["pointerup", "pointercancel"]) {
   });
 }
 
-function setProbe(image, label) {
-  call("/api/train/probe", {image, label}).catch(() => {});
+function setProbe(image, label, dataset = null) {   // label: a class of dataset's
+  call("/api/train/probe", {image, label, dataset}).catch(() => {});
 }
 
 function stroke(to) {
@@ -111,7 +111,7 @@ $("random").addEventListener("click", async () => {
   $("truth").textContent = `Test image ${answer.index}${from}: its true label is ` +
     `${className(answer.label)}. Drawing on the pad clears it.`;
   predict({image: answer.image});
-  if (model.input_shape[0] === 28) setProbe(answer.image, answer.label);
+  if (model.input_shape[0] === 28) setProbe(answer.image, answer.label, answer.dataset);
 });
 
 // ---------------------------------------------------------------- pictures
@@ -1019,9 +1019,15 @@ function renderOwn(state) {
 
 $("own-set").addEventListener("click", () => ownCall("/api/own/classes",
   {names: $("own-names").value.split(",").map((n) => n.trim()).filter((n) => n)}));
-$("own-add").addEventListener("click", () => ownCall("/api/own/examples",
-  {class: Number($("own-class").value), png: pad.toDataURL("image/png"),
-   copies: Number($("own-copies").value) || 0}));
+$("own-add").addEventListener("click", () => {
+  if (padShowsTestImage) {   // a test image of the net shown is not an example of yours
+    $("own-message").textContent = "The pad shows a test image, not a drawing: draw an " +
+      "example first (drawing clears it).";
+    return;
+  }
+  ownCall("/api/own/examples", {class: Number($("own-class").value),
+    png: pad.toDataURL("image/png"), copies: Number($("own-copies").value) || 0});
+});
 $("own-grid").addEventListener("click", (event) => {
   const id = event.target.dataset.remove;
   if (id) ownCall("/api/own/remove", {id: Number(id)});
