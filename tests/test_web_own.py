@@ -116,14 +116,20 @@ def test_a_run_of_few_images_says_it_measures_test_images(http):
     assert header.startswith("step,images,train_cce,train_ce,test_cce,test_ce,")
 
 
-def test_a_digit_shown_before_a_run_on_your_classes_is_read_as_a_drawing(http):
-    """The probe was a test digit, a 7 of the sample's: in a run on other classes its label
-    means nothing, and the run's views read it as a drawing (it failed on class 7 of 3)."""
+def test_a_test_image_keeps_its_label_only_for_a_net_of_its_classes(http):
+    """A test digit, a 7 or a 1 of the sample's, shown before a run on your classes: its
+    label means nothing there, and the run's views read it as a drawing (class 7 of 3
+    failed the run).  A test image of your classes keeps its label with their net."""
     digit = np.zeros((28, 28))
     digit[4:24, 12:16] = 1.0
-    answer = http.post("/api/train/probe", json={"image": digit.tolist(), "label": 7,
-                                                 "dataset": "mnist-sample"})
-    assert answer.status_code == 200
+    bad = http.post("/api/train/probe", json={"image": digit.tolist(), "label": 1,
+                                              "dataset": 3})
+    assert bad.status_code == 400 and "dataset must be" in bad.json()["error"]
+    for label in (7, 1):
+        answer = http.post("/api/train/probe", json={"image": digit.tolist(), "label": label,
+                                                     "dataset": "mnist-sample"})
+        assert answer.status_code == 200
+    assert http.get("/api/train/state").json()["views"]["probe"]["label"] == 1  # the cnn's
     fill(http, per_class=2, copies=1)
     body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 2}
     assert http.post("/api/train/start", json=body).status_code == 200
@@ -135,6 +141,11 @@ def test_a_digit_shown_before_a_run_on_your_classes_is_read_as_a_drawing(http):
     assert state["run"]["status"] == "done", state["run"]["message"]
     probe = state["views"]["probe"]
     assert probe["label"] is None and probe["loss_class"] == probe["prediction"]
+    mine = http.post("/api/train/probe", json={"image": digit.tolist(), "label": 2,
+                                               "dataset": "own"})
+    assert mine.status_code == 200  # a test image of your classes, with their net shown
+    probe = http.get("/api/train/state").json()["views"]["probe"]
+    assert probe["label"] == probe["loss_class"] == 2
 
 
 def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):

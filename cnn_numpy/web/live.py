@@ -201,33 +201,32 @@ class Curve:
             self.points = merged
 
 
-#: Datasets whose labels mean the same classes: the ten digits.
-DIGITS = (None, "mnist", "mnist-sample")   # None: the page's own test set, the sample's
-
-
 class Probe:
-    """The image whose maps and gradients the page shows: a test image with its label (a
-    class of `dataset`'s), or a drawing (label None); `changed` until a view has been
+    """The image whose maps and gradients the page shows: a test image with its label, a
+    class among `names`, or a drawing (label None); `changed` until a view has been
     computed for it."""
 
     def __init__(self):
         self.image: np.ndarray | None = None  # (h, w, c); None: the first test image
         self.label: int | None = None
-        self.dataset: str | None = None
+        self.names: tuple[str, ...] | None = None
         self.changed = False
 
-    def label_for(self, test: Dataset) -> int | None:
-        """The label as a class of `test`'s, or None where the image is a drawing or a test
-        image of other classes (then read as a drawing is)."""
-        same = self.dataset == test.name or (self.dataset in DIGITS and test.name in DIGITS)
-        fits = self.label is not None and self.label < test.num_classes
-        return self.label if same and fits else None
+    def label_for(self, view: Net) -> int | None:
+        """The label as a class of `view`'s: None for a drawing, and for a test image of
+        other classes than the net's (which is then read as a drawing is)."""
+        return self.label if self.names == class_names(view) else None
+
+
+def class_names(net: Net) -> tuple[str, ...]:
+    """The names of `net`'s outputs (their numbers where it has none)."""
+    return tuple(net.class_name(k) for k in range(net.output_layer.num_neurons))
 
 
 def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
     """The probe image's maps A and the gradients dA flowing back into them (each layer
     packed), and the names of the net's classes, which label every view."""
-    image, label = probe.image, probe.label_for(test)
+    image, label = probe.image, probe.label_for(view)
     if image is None:
         image, label = _as_image(test.x_test[0]), int(test.y_test[0])
     X = image[None].astype(view.dtype)
@@ -748,10 +747,11 @@ class Trainer:
     def set_probe(self, image: np.ndarray, label: int | None,
                   dataset: str | None = None) -> None:
         """The image whose maps and gradients are shown (a drawn digit: label None; a test
-        image: its label, a class of `dataset`'s)."""
+        image: its label, a class of `dataset`'s, None: the page's own test set's)."""
+        names = None if label is None else self._class_names(dataset or self.datasets[0])
         with self.lock:
             probe = self.probe
-            probe.image, probe.label, probe.dataset, probe.changed = image, label, dataset, True
+            probe.image, probe.label, probe.names, probe.changed = image, label, names, True
             live = self.active
         if live is not None:
             live.probe_changed()
@@ -856,6 +856,15 @@ class Trainer:
         except ValueError as exc:
             raise RequestError(str(exc)) from None
         return prepared, data
+
+    def _class_names(self, dataset: str) -> tuple[str, ...] | None:
+        """The names of `dataset`'s classes (their numbers where it has none); None where
+        it cannot be loaded now (your classes, changed since: no label can be trusted)."""
+        try:
+            data = self.load_data(dataset)
+        except ValueError:  # RequestError, DataError
+            return None
+        return tuple(data.class_names or (str(k) for k in range(data.num_classes)))
 
     def _snapshot_idle(self) -> None:
         """The probe's views with the page's current model, when no run is training."""

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data.datasets import Dataset
+from ..extras import require
 from ..files import PathLike
-from ..interop.common import require
 from ..net import Net
 from . import api, errors, inspector, live, own
 

@@ -982,7 +982,7 @@ function drawOverlay(runs) {
     lineChart($("overlay-chart"), chosen.flatMap((r, k) => [
       {points: smooth(r.train, "cce"), color: colors[k % colors.length], label: `run ${r.number} training`},
       {points: r.validation.map((p) => [p.images, p.cce]), color: colors[k % colors.length],
-       label: `run ${r.number} validation`, dots: true}]), {yMin: 0, yLabel: "loss"});
+       label: `run ${r.number} ${r.measured.on}`, dots: true}]), {yMin: 0, yLabel: "loss"});
   }
 }
 
