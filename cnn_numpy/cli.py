@@ -27,6 +27,7 @@ from .engines import DEFAULT_ENGINE, ENGINES, saved_engine
 from .exercises import EngineReport
 from .exercises.cli import add_commands as add_exercise_commands
 from .exercises.cli import engine_option
+from .extras import MissingExtraError
 from .fast import threads as parallel
 from .files import PIXEL_FORMATS, check_picture, check_writable
 from .layers import ConvLayer, PoolLayer
@@ -719,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).replace("\n", " ")
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
-    except ImportError as exc:  # an optional extra that is not installed
+    except MissingExtraError as exc:  # an optional extra that is not installed
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of the output stopped (`| head`): nothing to say

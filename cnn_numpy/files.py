@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from .extras import require
 
 PathLike = str | os.PathLike[str]
 """A file's path as the library's functions take it: a str or a path object."""
@@ -68,12 +69,9 @@ def check_picture(path: PathLike, what: str, formats: dict = FIGURE_FORMATS) -> 
     formats=PIXEL_FORMATS: a picture written by Pillow), and the library that draws it
     installed (an ImportError naming the extra otherwise); before minutes of work."""
     picture_format(path, what, formats)
-    library, name = ("PIL", "Pillow") if formats is PIXEL_FORMATS else ("matplotlib",) * 2
-    try:
-        importlib.import_module(library)
-    except ImportError:
-        raise ImportError(f'{what} {path}: drawing a picture needs {name}, which is not '
-                          'installed; pip install "cnn-numpy[plots]"') from None
+    pixels = formats is PIXEL_FORMATS  # drawn by Pillow, the others by matplotlib
+    require("PIL" if pixels else "matplotlib", "plots", needed_for=f"{what} {path}: drawing a "
+            "picture", package="Pillow" if pixels else None)
     return check_writable(path, what)
 
 

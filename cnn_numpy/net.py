@@ -538,8 +538,8 @@ class Net:
                   True: the bar always; False: nothing;
         class_names  what each output means (one name per output), kept in model files;
         images_as  how `cnn-numpy predict` reads a picture for the saved model: 'digits'
-                  (MNIST's way, the default) or 'resized' (data.load_images's way: give
-                  it when x comes from load_images or load_npz).
+                  (MNIST's way, a new Net's) or 'resized' (data.load_images's way: give
+                  it when x comes from load_images or load_npz); None keeps the Net's.
 
         Returns a training.History: per epoch train_cce, train_ce, val_cce, val_ce,
         learning_rate and images_per_s (history["val_ce"], history.history,

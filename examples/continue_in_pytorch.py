@@ -35,9 +35,9 @@ import numpy as np
 
 from cnn_numpy import Net
 from cnn_numpy.data import load_dataset
+from cnn_numpy.extras import require
 from cnn_numpy.files import atomic_write, check_writable
 from cnn_numpy.interop import from_torch, to_torch
-from cnn_numpy.interop.common import require
 
 LOSS_WINDOW = 10  # batches averaged for "first" and "last" loss
 CHECK_IMAGES = 1000

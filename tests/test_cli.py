@@ -412,6 +412,16 @@ def test_a_picture_whose_library_is_missing_is_refused_before_any_work(tmp_path,
     assert said == 'plotting needs matplotlib: pip install "cnn-numpy[plots]"\n'
 
 
+def test_an_import_error_of_cnn_numpy_itself_is_a_bug_not_a_user_mistake(tmp_path, model):
+    """Only a missing extra is one line and exit 2; a module of the package that cannot be
+    imported keeps its traceback."""
+    result = run_without("cnn_numpy.interop", "export", str(model), "--format", "onnx",
+                         "--output", "m.onnx", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1].startswith("ModuleNotFoundError: import of "
+                                                               "cnn_numpy.interop halted")
+
+
 def test_huge_images_are_refused_in_one_line(tmp_path, model):
     from PIL import Image
 

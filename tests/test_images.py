@@ -88,6 +88,19 @@ def test_a_class_folder_that_is_a_link_is_not_followed(tmp_path):
     data = load_images(root, log=said.append)
     assert data.class_names == SHAPES and len(data.x_train) + len(data.x_test) == 36
     assert "Skipped 1 linked folder(s), not followed." in "\n".join(said)
+    split = tmp_path / "split"  # train/ and test/, a test class folder that is a link
+    (split / "test").mkdir(parents=True)
+    os.rename(root, split / "train")
+    os.symlink(other / "circle", split / "test" / "circle")
+    said = []
+    data = load_images(split, log=said.append)
+    assert (len(data.x_train), len(data.x_test)) == (36, 0)  # its 12 images are not read
+    assert "Skipped 2 linked folder(s), not followed." in "\n".join(said)
+    only = tmp_path / "only-links"
+    only.mkdir()
+    os.symlink(other / "circle", only / "circle")
+    with pytest.raises(DataError, match="no class folders; .*; 1 folder\\(s\\) there are links"):
+        load_images(only, log=lambda _: None)
 
 
 def test_the_command_line_trains_on_a_folder_and_names_the_classes(shapes, tmp_path, capsys):

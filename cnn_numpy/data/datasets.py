@@ -187,12 +187,12 @@ def find_or_download(
             return folder
 
     named = None if data_dir is None else Path(data_dir)
+    shown = [str(folder) for folder in searched]
     if named is not None and not named.exists():  # a typo, most likely: say so, once
-        searched = [f"{named} (no such folder)" if folder == named else folder
-                    for folder in searched if folder.parent != named]
+        shown = [f"{named} (no such folder)" if folder == named else str(folder)
+                 for folder in searched if folder.parent != named]
     looked = f"Looked for its files ({', '.join(files)}, each optionally .gz) in " + ", ".join(
-        str(folder) for folder in searched
-    ) + "."
+        shown) + "."
     if not download:
         raise DataError(
             f"dataset {name!r} was not found and downloading is switched off. {looked} "

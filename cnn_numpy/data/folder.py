@@ -116,15 +116,19 @@ def _list(root: Path, test_share: float, seed: int) -> _Listing:
     top = root / "train" if split else root
     classes = [p.name for p in _visible_folders(top)]
     if not classes:
+        links = len(_visible_folders(top, linked=True))
         raise DataError(f"{top}: no class folders; put each class's images in a subfolder "
-                        "named after the class (e.g. cats/, dogs/)")
+                        "named after the class (e.g. cats/, dogs/)"
+                        + (f"; {links} folder(s) there are links, which are not followed"
+                           if links else ""))
     if len(classes) > MAX_CLASSES:
         raise DataError(f"{top}: {len(classes)} class folders; at most {MAX_CLASSES}")
     listing = _Listing(classes)
     for part, folder in (("train", top), ("test", root / "test")) if split else (("", top),):
         listing.linked_folders += [str(p) for p in _visible_folders(folder, linked=True)]
         for index, name in enumerate(classes):
-            if part == "test" and not (folder / name).is_dir():
+            if part == "test" and (not (folder / name).is_dir()
+                                   or (folder / name).is_symlink()):  # counted above
                 continue
             _add_files(listing, folder / name, index, part)
         extra = sorted({p.name for p in _visible_folders(folder)} - set(classes))

@@ -3,8 +3,6 @@ families they translate alike, and cnn-numpy's flattening order."""
 
 from __future__ import annotations
 
-import importlib
-import types
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,15 +23,6 @@ from ..net import Net
 CONV_LAYERS = (ConvLayer, ConvLayer_ReLU)
 POOL_LAYERS = (PoolLayer_Max, PoolLayer_Avg)
 DENSE_LAYERS = (FCLayer, FCLayer_ReLU, FCLayer_Sigmoid, FCLayer_Softmax)
-
-
-def require(module: str, extra: str) -> types.ModuleType:
-    """import `module`, or an ImportError that says which extra to install."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{module} is not installed; install it with "
-                          f'pip install "cnn-numpy[{extra}]"') from None
 
 
 def check_built(net: Net, who: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require
 from ..files import PathLike, atomic_write
 from ..layers import (
     BatchNorm,
@@ -37,7 +38,6 @@ from .common import (
     POOL_LAYERS,
     check_built,
     no_counterpart,
-    require,
     walk_layers,
 )
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..engines.geometry import same_padding
+from ..extras import require
 from ..files import PathLike, atomic_write
 from ..layers import (
     BatchNorm,
@@ -50,7 +51,6 @@ from .common import (
     from_chw_order,
     hwc_order,
     no_counterpart,
-    require,
     walk_layers,
 )
 

@@ -20,7 +20,6 @@ shows the groups the engine really loops over.  Positions are numbered
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ import numpy as np
 
 from ..engines.geometry import output_size
 from ..engines.stride_groups import StrideGroup, plan_stride_groups
+from ..files import PathLike
 from .plots import new_figure, require_matplotlib, save_figure
 
 MAX_PANELS = 36
@@ -319,7 +319,7 @@ def _panel_layout(total: int, natural_cols: int) -> tuple[int, int, int]:
 
 
 def draw_stride_groups(filter_width: int, stride: int, input_size: int,
-                       path: str | os.PathLike) -> None:
+                       path: PathLike) -> None:
     """Write a PNG with two pictures of an F x F filter, stride S, over an N x N input.
 
     Top: the filter at every position (at most 36 small panels), the numbered

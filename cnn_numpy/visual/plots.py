@@ -13,13 +13,13 @@ so a viewer that reloads the file never sees half a picture.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..files import atomic_write, picture_format
+from ..extras import MissingExtraError
+from ..files import PathLike, atomic_write, picture_format
 
 if TYPE_CHECKING:
     from matplotlib.colors import LinearSegmentedColormap
@@ -32,7 +32,7 @@ def require_matplotlib() -> Any:
     try:
         from matplotlib.figure import Figure
     except ImportError as exc:
-        raise ImportError(INSTALL_HINT) from exc
+        raise MissingExtraError(INSTALL_HINT) from exc
     return Figure
 
 
@@ -44,7 +44,7 @@ def new_figure(width: float, height: float) -> Any:
     return require_matplotlib()(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def save_figure(fig: Any, path: str | os.PathLike) -> None:
+def save_figure(fig: Any, path: PathLike) -> None:
     """Write fig to path atomically (see cnn_numpy.files.atomic_write), in the format its
     suffix names (PNG for .png, JPEG for .jpg, ...); ValueError for a suffix not in
     cnn_numpy.files.FIGURE_FORMATS."""
@@ -73,7 +73,7 @@ def _labels(y: Any, name: str) -> np.ndarray:
 # --------------------------------------------------------------------- history
 
 
-def plot_history(history: list[dict], path: str | os.PathLike) -> None:
+def plot_history(history: list[dict], path: PathLike) -> None:
     """Two panels from per-epoch records: categorical cross-entropy and classification error.
 
     history: one dict per epoch (a history row: training.HISTORY_KEYS) with keys
@@ -127,7 +127,7 @@ def plot_history(history: list[dict], path: str | os.PathLike) -> None:
 # --------------------------------------------------------------------- filters
 
 
-def plot_filters(W: np.ndarray, path: str | os.PathLike, channel: int | None = None,
+def plot_filters(W: np.ndarray, path: PathLike, channel: int | None = None,
                  layer: str = "first-layer") -> None:
     """A grid of a conv layer's filters, on one diverging colour scale with a colour bar.
 
@@ -179,7 +179,7 @@ def sign_colormap() -> LinearSegmentedColormap:
 # ------------------------------------------------------------------- confusion
 
 
-def plot_confusion(y_true: Any, y_pred: Any, path: str | os.PathLike,
+def plot_confusion(y_true: Any, y_pred: Any, path: PathLike,
                    class_names: Sequence[str] | None = None) -> None:
     """A k x k confusion matrix with the count in every cell.
 
@@ -230,7 +230,7 @@ def plot_confusion(y_true: Any, y_pred: Any, path: str | os.PathLike,
 # -------------------------------------------------------------------- mistakes
 
 
-def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: str | os.PathLike,
+def plot_mistakes(images: np.ndarray, y_true: Any, y_pred: Any, path: PathLike,
                   max_images: int = 36, class_names: Sequence[str] | None = None) -> None:
     """A grid of misclassified images, each captioned "true 3 / pred 5" (or with the
     class names, when given).
