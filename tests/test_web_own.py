@@ -148,6 +148,35 @@ def test_a_test_image_keeps_its_label_only_for_a_net_of_its_classes(http):
     assert probe["label"] == probe["loss_class"] == 2
 
 
+def test_your_classes_changed_after_a_run_are_refused_where_labels_would_lie(http):
+    """After a run on your classes, an added example changes the error analysis's images
+    (its matrix is made again, its cells work); renamed classes would give the net's
+    outputs other meanings, so test images, traced batches and the matrix are refused."""
+    fill(http, per_class=3, copies=1)
+    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 3}
+    assert http.post("/api/train/start", json=body).status_code == 200
+    for _ in range(600):
+        if http.get("/api/train/state").json()["run"]["status"] not in ("starting",
+                                                                        "running"):
+            break
+        time.sleep(0.1)
+    before = http.get("/api/confusion").json()
+    more = http.post("/api/own/examples", json={"class": 0, "copies": 4,
+                                               "png": drawing(KINDS[0],
+                                                              np.random.default_rng(5))})
+    assert more.status_code == 200
+    after = http.get("/api/confusion").json()
+    assert after["test_images"] == before["test_images"] + 1  # made again, not the cached
+    true, pred = next((t, p) for t, row in enumerate(after["counts"])
+                      for p, count in enumerate(row) if count)
+    cell = http.get(f"/api/confusion/cell?true={true}&pred={pred}")
+    assert cell.status_code == 200, cell.text
+    assert http.post("/api/own/classes", json={"names": list(KINDS[::-1])}).status_code == 200
+    for answer in (http.get("/api/random-image"), http.get("/api/confusion"),
+                   http.post("/api/inspect/step", json={"source": "train"})):
+        assert answer.status_code == 400 and "train it again on them" in answer.json()["error"]
+
+
 def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):
     fill(http, per_class=4, copies=1)
     archive = http.get("/api/own/classes.zip")

@@ -4,15 +4,17 @@ cell sorted by their loss, each with its top three classes and its saliency map.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from ..data.datasets import Dataset
 from ..diagnostics import confusion_matrix, most_probable, worst_mistakes
 from ..visual import saliency
 from .api import Model, RequestError
-from .live import _as_batch, _labels, packed
+from .live import _as_batch, _labels, check_classes, packed
 
 MAX_IMAGES = 1000      # held-out images the matrix counts: the first of the test set
 CELL_IMAGES = 12       # images a cell lists unless asked for fewer
@@ -50,8 +52,9 @@ class ErrorAnalysis:
         where = worst_mistakes(found["probabilities"], found["labels"], true, pred)
         order = where[:limit]
         data = self.load_data(found["dataset"])
-        if len(data.x_test) != found["test_images"]:
-            raise RequestError(f"{found['dataset']} changed: compute the matrix again")
+        if _digest(data) != found["key"][3]:
+            raise RequestError(f"{data.source or found['dataset']} changed: compute the "
+                               "matrix again")
         images = _as_batch(data.x_test[order])
         shown = []
         with self.model.compute, self.model.lock:  # one net for the maps and the top three
@@ -70,15 +73,16 @@ class ErrorAnalysis:
         """The net shown's probabilities on the held-out images, made again when the net
         or its weights change."""
         name = self.model.dataset or self.default
-        key = (self.model.version, self.model.weights, name)
+        data = self.load_data(name)  # outside the model's lock: a first read takes time
+        key = (self.model.version, self.model.weights, name, _digest(data))
         with self.lock:
             if self.found is not None and self.found["key"] == key:
                 return self.found
-        data = self.load_data(name)  # outside the model's lock: a first read takes time
         x, y = _as_batch(data.x_test[:MAX_IMAGES]), _labels(data.y_test[:MAX_IMAGES])
         with self.model.compute, self.model.lock:  # net.predict: the fast path
-            key = (self.model.version, self.model.weights, name)
+            key = (self.model.version, self.model.weights, name, _digest(data))
             net = self.model.net
+            check_classes(net, data)
             if net.input_shape is not None and tuple(net.input_shape) != x.shape[1:]:
                 raise RequestError(f"the net shown takes {net.input_shape} images; {name}'s "
                                    f"are {x.shape[1:]}")
@@ -92,6 +96,13 @@ class ErrorAnalysis:
         with self.lock:
             self.found = found
         return found
+
+
+def _digest(data: Dataset) -> str:
+    """What the matrix's held-out images are, in a few bytes: they change when your
+    classes do, and then the matrix is made again."""
+    return hashlib.sha1(data.x_test[:MAX_IMAGES].tobytes()
+                        + data.y_test[:MAX_IMAGES].tobytes()).hexdigest()
 
 
 def _class(query, name: str, below: int, default: int | None = None) -> int:

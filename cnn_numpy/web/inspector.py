@@ -23,7 +23,7 @@ from ..net import DivergenceError, Net
 from ..trace import Trace, trace_step
 from . import stages
 from .api import Model, RequestError, read_image
-from .live import ConflictError, Trainer, _labels, _number, packed
+from .live import ConflictError, Trainer, _labels, _number, check_classes, packed
 
 MAX_BATCH = 64                 # images in one traced step
 MAX_TRACE_BYTES = 600 << 20    # a trace larger than this is refused (a very large network)
@@ -110,7 +110,7 @@ class Inspector:
         answer lists the batch and the stages."""
         request = read_step(body)
         net, next_step, about = self._net(request["source"])
-        batch = self._batch(request, next_step, about)
+        batch = self._batch(request, next_step, about, net)
         try:
             with self.model.compute:  # between two steps of a run, as every pass here
                 trace = trace_step(net, batch["x"], batch["y"], batch["learning_rate"])
@@ -243,14 +243,14 @@ class Inspector:
                            "dataset": model.dataset or trainer.datasets[0],
                            "learning_rate": DEFAULT_RATE}
 
-    def _batch(self, request: dict, next_step: dict | None, about: dict) -> dict:
+    def _batch(self, request: dict, next_step: dict | None, about: dict, net: Net) -> dict:
         """The batch to trace: images x, labels y, learning rate, and what it is."""
         if request["source"] == "next":
             if next_step is None:
                 raise ConflictError("the paused run took its last step: nothing comes next")
             return {**next_step, "what": f"the run's next batch: epoch {next_step['epoch']}, "
                                          f"batch {next_step['batch']}", "source": "next"}
-        data = self.trainer.load_data(about["dataset"])
+        data = check_classes(net, self.trainer.load_data(about["dataset"]))
         rate = request["learning_rate"] or about["learning_rate"]
         if request["source"] == "train":
             rng = np.random.default_rng(request["seed"])

@@ -223,6 +223,18 @@ def class_names(net: Net) -> tuple[str, ...]:
     return tuple(net.class_name(k) for k in range(net.output_layer.num_neurons))
 
 
+def check_classes(net: Net, data: Dataset) -> Dataset:
+    """`data`, if its classes are `net`'s; a RequestError where they changed since the net
+    was trained on them (your classes renamed, added or removed): its labels would name
+    other classes than the net's outputs."""
+    theirs = tuple(data.class_names or (str(k) for k in range(data.num_classes)))
+    if theirs != class_names(net):
+        raise RequestError(f"{data.source or data.name} have the classes {', '.join(theirs)} "
+                           f"now, and the net shown was trained on "
+                           f"{', '.join(class_names(net))}: train it again on them")
+    return data
+
+
 def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
     """The probe image's maps A and the gradients dA flowing back into them (each layer
     packed), and the names of the net's classes, which label every view."""

@@ -98,7 +98,13 @@ $("clear").addEventListener("click", () => {
 });
 
 $("random").addEventListener("click", async () => {
-  const answer = await call("/api/random-image");
+  let answer;
+  try {
+    answer = await call("/api/random-image");
+  } catch (error) {   // e.g. your classes changed since the net shown learned them
+    $("truth").textContent = "Random test image: " + error.message + ".";
+    return;
+  }
   clearPad();
   const cell = pad.width / 28;
   answer.image.forEach((row, r) => row.forEach((v, c) => {

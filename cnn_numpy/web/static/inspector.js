@@ -308,8 +308,13 @@ $("e-compute").addEventListener("click", computeErrors);
 
 const matrixName = (k) => (matrix.class_names ? matrix.class_names[k] : String(k));
 
+let cellOf = null;   // the matrix the cell list below it was loaded from
+
 function renderMatrix() {
   const k = matrix.counts.length;
+  const key = `${matrix.weights_version} ${matrix.dataset} ${matrix.images}`;
+  if (cellOf !== key) $("e-cell").innerHTML = "";   // a list of another net's images goes
+  cellOf = key;
   const most = Math.max(1, ...matrix.counts.flatMap((row, t) => row.filter((_, p) => p !== t)));
   $("e-summary").textContent = `${matrix.errors.toLocaleString()} of ${matrix.images.toLocaleString()}` +
     ` ${datasetName(matrix.dataset)} test images wrong (error rate ${percent(matrix.error_rate)})`;
