@@ -250,6 +250,7 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
     copies), train on them, and see a new drawing classified by name; no console errors;
     screenshots at 1280 x 900 and 390 x 844."""
     from selenium.webdriver.common.by import By
+    from test_inspector import _js
     from test_web import _chromium, serving
     from test_web_train import _run, _wait
 
@@ -282,6 +283,7 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
             assert counts == ["bar 12 examples", "cross 12 examples"]
             browser.find_element(By.CSS_SELECTOR, "#own-grid [data-remove]").click()
             _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, thumbs)) == 23)
+            assert "Ready to train" in browser.find_element(By.ID, "own-message").text
             browser.find_element(By.ID, "random").click()  # a test image is not an example
             _wait(browser, lambda d: d.find_element(By.ID, "truth").text.startswith("Test"))
             browser.find_element(By.ID, "own-add").click()
@@ -294,9 +296,17 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
             layers.clear()
             layers.send_keys("ConvLayer_ReLU(8, 3), PoolLayer_Max(2), FlatLayer(), "
                              "FCLayer_Softmax(2)")
-            browser.find_element(By.CSS_SELECTOR, '#t-dataset option[value="own"]').click()
             epochs = browser.find_element(By.ID, "t-epochs")
+            before = epochs.get_attribute("value")
+            browser.find_element(By.CSS_SELECTOR, '#t-dataset option[value="own"]').click()
             _wait(browser, lambda d: int(epochs.get_attribute("value")) > 6)  # the suggestion
+            suggested = epochs.get_attribute("value")
+            _wait(browser, lambda d: f"epochs={suggested}" in _js(d, "location.hash"))
+            browser.find_element(By.CSS_SELECTOR,
+                                 '#t-dataset option[value="mnist-sample"]').click()
+            _wait(browser, lambda d: epochs.get_attribute("value") == before)  # given back
+            browser.find_element(By.CSS_SELECTOR, '#t-dataset option[value="own"]').click()
+            _wait(browser, lambda d: epochs.get_attribute("value") == suggested)
             epochs.clear()
             epochs.send_keys("60")  # enough to tell a bar from a cross, and quick
             browser.find_element(By.ID, "t-start").click()

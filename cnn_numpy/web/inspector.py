@@ -21,7 +21,7 @@ import numpy as np
 
 from ..net import DivergenceError, Net
 from ..trace import Trace, trace_step
-from . import stages
+from . import own, stages
 from .api import Model, RequestError, read_image
 from .live import ConflictError, Trainer, _labels, _number, check_classes, packed
 
@@ -252,13 +252,14 @@ class Inspector:
                                          f"batch {next_step['batch']}", "source": "next"}
         data = check_classes(net, self.trainer.load_data(about["dataset"]))
         rate = request["learning_rate"] or about["learning_rate"]
+        named = "your classes" if about["dataset"] == own.DATASET else about["dataset"]
         if request["source"] == "train":
             rng = np.random.default_rng(request["seed"])
             count = min(request["batch_size"], len(data.x_train))
             indices = rng.choice(len(data.x_train), count, replace=False)
             return {"x": data.x_train[indices], "y": _labels(data.y_train[indices]),
                     "learning_rate": rate, "indices": indices, "source": "train",
-                    "what": f"{count} training images of {about['dataset']}, drawn with "
+                    "what": f"{count} training images of {named}, drawn with "
                             f"seed {request['seed']}"}
         indices = np.array(request["indices"])
         if indices.max() >= len(data.x_test):
@@ -267,7 +268,7 @@ class Inspector:
                 "learning_rate": rate, "indices": indices, "source": "test",
                 "what": f"test image{'s' * (len(indices) > 1)} "
                         f"{', '.join(map(str, indices[:8]))}{' ...' * (len(indices) > 8)} "
-                        f"of {about['dataset']}"}
+                        f"of {named}"}
 
     def _pixel_trace(self, image: np.ndarray) -> tuple[Trace, tuple[int, int]]:
         """The one-image trace of the net shown for this image, made again when the image

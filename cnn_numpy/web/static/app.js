@@ -760,6 +760,10 @@ async function followTheNet(state, run) {
     weightsVersion = state.weights_version;
     if (!first) {   // another net is shown now: rebuild the panels, predict the digit again
       await loadModel();
+      if (padShowsTestImage) {   // its label was a class of the net shown before
+        $("truth").textContent = "The pad shows a test image of the net shown before; " +
+          "Random test image picks one of this net's.";
+      }
       if (last) predict({image: last.image});
     }
   } else if (state.weights_version !== weightsVersion) {
@@ -816,15 +820,19 @@ function renderCharts(run) {
 }
 
 async function renderTraining(state) {
-  const select = $("t-dataset");
+  const select = $("t-dataset"), run = state.run;
   if (!select.options.length) {
     select.innerHTML = state.datasets.map((d) =>
       `<option value="${d}">${datasetName(d)}</option>`).join("");
     $("t-engine").innerHTML = ["<option value=''>default</option>",
       ...model.engines.map((e) => `<option>${e}</option>`)].join("");
     applyHash();   // a shared link's settings fill the form (share.js)
+    if (alive(run)) {   // a page opened on a run that goes on: its live values, edits included
+      for (const [name, value] of Object.entries(run.live)) {
+        if (value !== null && value !== undefined) $("t-" + name).value = value;
+      }
+    }
   }
-  const run = state.run;
   $("run-status").textContent = runStatus(run);
   if (run && run.message) $("t-message").textContent = run.message;
   renderButtons(run);
@@ -953,7 +961,7 @@ function runRow(r) {
       ${overlaid.has(r.number) ? "checked" : ""}></td>
     <td>${r.number}</td><td>${r.status}</td>
     <td class="layers-cell" title="${escape(s.layers)}">${escape(s.layers)}</td>
-    <td>${s.optimizer} lr ${s.learning_rate}, batch ${s.batch_size}, ${escape(s.dataset)}, seed ${s.seed}${edits}</td>
+    <td>${s.optimizer} lr ${s.learning_rate}, batch ${s.batch_size}, ${escape(datasetName(s.dataset))}, seed ${s.seed}${edits}</td>
     <td>${r.epoch} of ${s.epochs}</td><td>${r.step}</td>
     <td>${val ? percent(val.ce) + (r.measured.on === "test" ? " (test images)" : "") : "-"}</td>
     <td>${r.test ? percent(r.test.ce) : "-"}</td>
@@ -998,8 +1006,9 @@ let own = null;
 
 async function ownCall(path, body) {
   try {
-    renderOwn(await call(path, body));
+    const state = await call(path, body);
     $("own-message").textContent = "";
+    renderOwn(state);   // which may say the classes are ready to train
   } catch (error) {
     $("own-message").textContent = "Error: " + error.message;
   }
@@ -1052,9 +1061,18 @@ $("own-files").addEventListener("change", async (event) => {
   event.target.value = "";
 });
 // Your classes train with enough epochs for a few thousand steps and small shifts.
+// Leaving them gives back the epochs the form had before, if the suggestion still stands.
+let epochsBeforeOwn = null;   // [the epochs before your classes, the one suggested]
 $("t-dataset").addEventListener("change", async () => {
-  if ($("t-dataset").value !== "own") return;
-  renderOwn(await call("/api/own"));
-  $("t-epochs").value = own.suggested.epochs;
+  const epochs = $("t-epochs");
+  if ($("t-dataset").value !== "own") {
+    if (epochsBeforeOwn && epochs.value === String(epochsBeforeOwn[1])) epochs.value = epochsBeforeOwn[0];
+    epochsBeforeOwn = null;
+  } else {
+    renderOwn(await call("/api/own"));
+    epochsBeforeOwn = [epochs.value, own.suggested.epochs];
+    epochs.value = own.suggested.epochs;
+  }
+  epochs.dispatchEvent(new Event("change", {bubbles: true}));   // the address follows
 });
 call("/api/own").then(renderOwn).catch(() => {});
