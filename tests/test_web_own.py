@@ -21,6 +21,7 @@ pytest.importorskip("starlette", reason='the web extra is not installed: pip ins
 Image = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
 ImageDraw = pytest.importorskip("PIL.ImageDraw", reason="Pillow is not installed")
 from starlette.testclient import TestClient  # noqa: E402
+from test_web_train import finished, wait_for  # noqa: E402
 
 from cnn_numpy.web.server import create_app  # noqa: E402
 
@@ -63,6 +64,13 @@ def fill(http, per_class: int = 6, copies: int = 3) -> dict:
     return http.get("/api/own").json()
 
 
+def train_on_yours(http, epochs: int = 2) -> dict:
+    """Train a dense net on your three classes to the end; the last state."""
+    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": epochs}
+    assert http.post("/api/train/start", json=body).status_code == 200
+    return wait_for(http, finished)
+
+
 def test_classes_examples_and_removal(http):
     state = fill(http, per_class=2, copies=1)
     assert [c["count"] for c in state["classes"]] == [4, 4, 4] and state["ready"]
@@ -102,13 +110,7 @@ def test_training_on_your_classes_names_them_everywhere(http, tmp_path):
 
 def test_a_run_of_few_images_says_it_measures_test_images(http):
     fill(http, per_class=2, copies=1)  # 12 images: too few to hold validation images out
-    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 2}
-    assert http.post("/api/train/start", json=body).status_code == 200
-    for _ in range(600):
-        state = http.get("/api/train/state").json()
-        if state["run"]["status"] not in ("starting", "running"):
-            break
-        time.sleep(0.1)
+    state = train_on_yours(http)
     assert state["run"]["measured"] == {"on": "test", "images": 3}
     shown = [s["index"] for s in state["views"]["stream"]]
     assert sorted(shown) == [0, 1, 2]  # each of the few test images once
@@ -131,13 +133,7 @@ def test_a_test_image_keeps_its_label_only_for_a_net_of_its_classes(http):
         assert answer.status_code == 200
     assert http.get("/api/train/state").json()["views"]["probe"]["label"] == 1  # the cnn's
     fill(http, per_class=2, copies=1)
-    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 2}
-    assert http.post("/api/train/start", json=body).status_code == 200
-    for _ in range(600):
-        state = http.get("/api/train/state").json()
-        if state["run"]["status"] not in ("starting", "running"):
-            break
-        time.sleep(0.1)
+    state = train_on_yours(http)
     assert state["run"]["status"] == "done", state["run"]["message"]
     probe = state["views"]["probe"]
     assert probe["label"] is None and probe["loss_class"] == probe["prediction"]
@@ -153,13 +149,7 @@ def test_your_classes_changed_after_a_run_are_refused_where_labels_would_lie(htt
     (its matrix is made again, its cells work); renamed classes would give the net's
     outputs other meanings, so test images, traced batches and the matrix are refused."""
     fill(http, per_class=3, copies=1)
-    body = {"layers": "FlatLayer(), FCLayer_Softmax(3)", "dataset": "own", "epochs": 3}
-    assert http.post("/api/train/start", json=body).status_code == 200
-    for _ in range(600):
-        if http.get("/api/train/state").json()["run"]["status"] not in ("starting",
-                                                                        "running"):
-            break
-        time.sleep(0.1)
+    train_on_yours(http, epochs=3)
     before = http.get("/api/confusion").json()
     more = http.post("/api/own/examples", json={"class": 0, "copies": 4,
                                                "png": drawing(KINDS[0],
