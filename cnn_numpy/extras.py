@@ -19,7 +19,9 @@ def require(module: str, extra: str, needed_for: str | None = None,
     said first; `package`: the name it is installed by, where it is not the module's)."""
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != module.split(".")[0]:
+            raise  # the package is there, and something it imports is not: say so as is
         name = package or module
         if needed_for is None:
             raise MissingExtraError(f"{name} is not installed; install it with "

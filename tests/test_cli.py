@@ -403,6 +403,12 @@ def test_a_picture_whose_library_is_missing_is_refused_before_any_work(tmp_path,
         assert (result.returncode, result.stdout) == (2, ""), args
         assert result.stderr == f"cnn-numpy: error: {what}: drawing a picture needs {name}, {hint}"
     assert list(tmp_path.iterdir()) == []
+    for name in ("a", "b"):  # a folder of images, read without Pillow
+        (tmp_path / "set" / name).mkdir(parents=True)
+        (tmp_path / "set" / name / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    result = run_without("PIL", "train", "flat", "--images", "set", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (2, "cnn-numpy: error: reading images needs "
+                                                     "Pillow, " + hint)
     code = ("import sys; sys.modules['matplotlib'] = None\n"
             "from cnn_numpy.runs import plot_runs\n"
             "try: plot_runs([], 'r.png')\n"

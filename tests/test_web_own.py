@@ -142,6 +142,10 @@ def test_a_test_image_keeps_its_label_only_for_a_net_of_its_classes(http):
     assert mine.status_code == 200  # a test image of your classes, with their net shown
     probe = http.get("/api/train/state").json()["views"]["probe"]
     assert probe["label"] == probe["loss_class"] == 2
+    beyond = http.post("/api/train/probe", json={"image": digit.tolist(), "label": 3,
+                                                 "dataset": "own"})
+    assert beyond.status_code == 400 and beyond.json()["error"] == \
+        "label must be one of your classes: 0..2, got 3"
 
 
 def test_your_classes_changed_after_a_run_are_refused_where_labels_would_lie(http):
@@ -155,16 +159,20 @@ def test_your_classes_changed_after_a_run_are_refused_where_labels_would_lie(htt
                                                "png": drawing(KINDS[0],
                                                               np.random.default_rng(5))})
     assert more.status_code == 200
+    old = http.get(f"/api/confusion/cell?true=0&pred=0&matrix={before['matrix']}")
+    assert old.status_code == 400 and "compute the matrix again" in old.json()["error"]
     after = http.get("/api/confusion").json()
     assert after["test_images"] == before["test_images"] + 1  # made again, not the cached
     true, pred = next((t, p) for t, row in enumerate(after["counts"])
                       for p, count in enumerate(row) if count)
-    cell = http.get(f"/api/confusion/cell?true={true}&pred={pred}")
-    assert cell.status_code == 200, cell.text
+    cell = http.get(f"/api/confusion/cell?true={true}&pred={pred}&matrix={after['matrix']}")
+    assert cell.status_code == 200 and cell.json()["count"] == after["counts"][true][pred]
     assert http.post("/api/own/classes", json={"names": list(KINDS[::-1])}).status_code == 200
     for answer in (http.get("/api/random-image"), http.get("/api/confusion"),
                    http.post("/api/inspect/step", json={"source": "train"})):
-        assert answer.status_code == 400 and "train it again on them" in answer.json()["error"]
+        assert answer.status_code == 400 and answer.json()["error"] == (
+            "your classes are now bar, cross, ring; the net shown was trained on ring, cross, "
+            "bar: train it again on your classes")
 
 
 def test_the_drawn_set_downloads_for_the_command_line(http, tmp_path, capsys):
@@ -329,7 +337,7 @@ def test_the_page_trains_on_classes_drawn_in_it(tmp_path, capsys):
         print(f"\nscreenshots in {tmp_path}")
 
 
-@pytest.mark.parametrize("per_class", [2, 7, 15, 40])
+@pytest.mark.parametrize("per_class", [3, 7, 15, 40])
 def test_the_suggested_epochs_make_the_steps_a_drawn_set_needs(per_class):
     """The page's suggestion counts the images a run really trains on (prepare_run's split)."""
     from cnn_numpy.models import OWN_IMAGES

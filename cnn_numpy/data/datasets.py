@@ -99,6 +99,10 @@ class Dataset:
     source: str = ""
     class_names: tuple[str, ...] | None = None  # label i is class_names[i]
 
+    def names(self) -> tuple[str, ...]:
+        """The name of each class: class_names, or the class numbers where it has none."""
+        return tuple(self.class_names or (str(k) for k in range(self.num_classes)))
+
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}, train={len(self.x_train)}, test={len(self.x_test)}, "

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..extras import require
 from ..files import PathLike
 from .datasets import Dataset
 from .idx import DataError
@@ -235,6 +236,7 @@ class _UnreadableError(Exception):
 
 def _read(path: Path, size: tuple[int, int], report: _Report) -> np.ndarray:
     """One image as (h, w, 3) float32 in [0, 1] at `size`; transparency over white."""
+    require("PIL", "plots", needed_for="reading images", package="Pillow")
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:

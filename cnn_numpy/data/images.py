@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..extras import require
 from ..files import PathLike
 from .idx import DataError
 
@@ -134,6 +135,7 @@ def save_digit_strip(images: np.ndarray, path: PathLike) -> None:
     from ..files import PIXEL_FORMATS, atomic_write, picture_format
 
     form = picture_format(path, formats=PIXEL_FORMATS)
+    require("PIL", "plots", needed_for=f"{path}: drawing a picture", package="Pillow")
     from PIL import Image
 
     height = images.shape[1]

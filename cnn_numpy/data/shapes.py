@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..extras import require
 from ..files import PathLike
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def draw_shape(kind: str, rng: np.random.Generator, size: int = 40,
     """One shape (a PIL image, size x size): filled, 1/5 to 2/5 of the image across, at a
     random place, in a random bright colour on a random dark background (grey on
     near-black with colour=False, as an "L" image)."""
+    require("PIL", "plots", needed_for="drawing shapes", package="Pillow")
     from PIL import Image, ImageDraw
 
     if kind not in SHAPES:

@@ -14,7 +14,7 @@ from ..data.datasets import Dataset
 from ..diagnostics import confusion_matrix, most_probable, worst_mistakes
 from ..visual import saliency
 from .api import Model, RequestError
-from .live import _as_batch, _labels, check_classes, packed
+from .live import _as_batch, _labels, packed, shown_data
 
 MAX_IMAGES = 1000      # held-out images the matrix counts: the first of the test set
 CELL_IMAGES = 12       # images a cell lists unless asked for fewer
@@ -31,7 +31,8 @@ class ErrorAnalysis:
         self.found: dict | None = None
 
     def confusion(self, _: Mapping[str, str] | None = None) -> dict:
-        """The counts: counts[t][p] images of true class t predicted as p."""
+        """The counts: counts[t][p] images of true class t predicted as p; `matrix` names
+        the images they were counted on (the cells ask for the same ones)."""
         found = self._predictions()
         k = found["probabilities"].shape[1]
         counts = confusion_matrix(found["labels"], found["predicted"], k)
@@ -40,21 +41,30 @@ class ErrorAnalysis:
                 "test_images": found["test_images"], "class_names": found["class_names"],
                 "counts": counts.tolist(), "errors": errors,
                 "error_rate": errors / max(len(found["labels"]), 1),
-                "weights_version": found["key"][1]}
+                "weights_version": found["key"][1], "matrix": found["key"][3]}
 
     def cell(self, query: Mapping[str, str]) -> dict:
-        """The images of true class `true` predicted as `pred`, highest loss first (the
-        most confident mistakes), each with its top three and saliency map."""
-        found = self._predictions()
+        """The images of true class `true` predicted as `pred` in the matrix shown (its
+        `matrix`, if given: a RequestError if it has been made again since), highest loss
+        first (the most confident mistakes), each with its top three and saliency map."""
+        with self.lock:
+            found = self.found
+        if found is None:  # a cell asked for before any matrix: the matrix first
+            found = self._predictions()
+        asked = query.get("matrix")
+        if found is None or (asked is not None and asked != found["key"][3]) \
+                or found["key"][:2] != (self.model.version, self.model.weights):
+            raise RequestError("the net or its images have changed since this matrix: "
+                               "compute the matrix again")
+        data = self._data()
+        if _digest(data) != found["key"][3]:
+            raise RequestError(f"{data.source or found['dataset']} changed: compute the "
+                               "matrix again")
         k = found["probabilities"].shape[1]
         true, pred = (_class(query, name, k) for name in ("true", "pred"))
         limit = _class(query, "limit", MAX_CELL_IMAGES + 1, CELL_IMAGES)
         where = worst_mistakes(found["probabilities"], found["labels"], true, pred)
         order = where[:limit]
-        data = self.load_data(found["dataset"])
-        if _digest(data) != found["key"][3]:
-            raise RequestError(f"{data.source or found['dataset']} changed: compute the "
-                               "matrix again")
         images = _as_batch(data.x_test[order])
         shown = []
         with self.model.compute, self.model.lock:  # one net for the maps and the top three
@@ -69,27 +79,31 @@ class ErrorAnalysis:
         return {"dataset": found["dataset"], "true": true, "pred": pred,
                 "count": len(where), "images": shown}
 
+    def _data(self) -> Dataset:
+        """The held-out set of the net shown, if its classes are the net's (shown_data)."""
+        with self.model.lock:
+            return shown_data(self.model.net, self.load_data, self.model.dataset or self.default)
+
     def _predictions(self) -> dict:
-        """The net shown's probabilities on the held-out images, made again when the net
-        or its weights change."""
+        """The net shown's probabilities on the held-out images, made again when the net,
+        its weights or the images change."""
         name = self.model.dataset or self.default
-        data = self.load_data(name)  # outside the model's lock: a first read takes time
-        key = (self.model.version, self.model.weights, name, _digest(data))
+        data = self._data()  # outside the compute lock: a first read takes time
+        digest = _digest(data)
         with self.lock:
-            if self.found is not None and self.found["key"] == key:
-                return self.found
+            found = self.found
+        if found is not None and found["key"] == (self.model.version, self.model.weights,
+                                                  name, digest):
+            return found
         x, y = _as_batch(data.x_test[:MAX_IMAGES]), _labels(data.y_test[:MAX_IMAGES])
         with self.model.compute, self.model.lock:  # net.predict: the fast path
-            key = (self.model.version, self.model.weights, name, _digest(data))
+            key = (self.model.version, self.model.weights, name, digest)
             net = self.model.net
-            check_classes(net, data)
             if net.input_shape is not None and tuple(net.input_shape) != x.shape[1:]:
                 raise RequestError(f"the net shown takes {net.input_shape} images; {name}'s "
                                    f"are {x.shape[1:]}")
             probabilities = net.predict(x)
             names = net.class_names
-        if len(y) and y.max() >= probabilities.shape[1]:
-            raise RequestError(f"{name} has classes the net shown has no output for")
         found = {"key": key, "dataset": name, "probabilities": probabilities, "labels": y,
                  "predicted": probabilities.argmax(axis=1), "test_images": len(data.x_test),
                  "class_names": list(names) if names is not None else None}

@@ -23,7 +23,7 @@ from ..net import DivergenceError, Net
 from ..trace import Trace, trace_step
 from . import own, stages
 from .api import Model, RequestError, read_image
-from .live import ConflictError, Trainer, _labels, _number, check_classes, packed
+from .live import ConflictError, Trainer, _labels, _number, packed, shown_data
 
 MAX_BATCH = 64                 # images in one traced step
 MAX_TRACE_BYTES = 600 << 20    # a trace larger than this is refused (a very large network)
@@ -250,7 +250,7 @@ class Inspector:
                 raise ConflictError("the paused run took its last step: nothing comes next")
             return {**next_step, "what": f"the run's next batch: epoch {next_step['epoch']}, "
                                          f"batch {next_step['batch']}", "source": "next"}
-        data = check_classes(net, self.trainer.load_data(about["dataset"]))
+        data = shown_data(net, self.trainer.load_data, about["dataset"])
         rate = request["learning_rate"] or about["learning_rate"]
         named = "your classes" if about["dataset"] == own.DATASET else about["dataset"]
         if request["source"] == "train":

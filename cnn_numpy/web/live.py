@@ -54,6 +54,7 @@ from ..training import (
 from ..training.history_files import history_text
 from ..visual import saliency
 from .api import Model, RequestError
+from .own import DATASET as OWN
 
 SNAPSHOT_SECONDS = 0.45    # live views about 2.2 times a second while training
 VALIDATE_SECONDS = 1.0     # the validation curve gets a point at most once a second
@@ -215,7 +216,8 @@ class Probe:
     def label_for(self, view: Net) -> int | None:
         """The label as a class of `view`'s: None for a drawing, and for a test image of
         other classes than the net's (which is then read as a drawing is)."""
-        return self.label if self.names == class_names(view) else None
+        same = self.names == class_names(view) and self.label is not None
+        return self.label if same and self.label < len(self.names) else None
 
 
 def class_names(net: Net) -> tuple[str, ...]:
@@ -223,16 +225,23 @@ def class_names(net: Net) -> tuple[str, ...]:
     return tuple(net.class_name(k) for k in range(net.output_layer.num_neurons))
 
 
-def check_classes(net: Net, data: Dataset) -> Dataset:
-    """`data`, if its classes are `net`'s; a RequestError where they changed since the net
-    was trained on them (your classes renamed, added or removed): its labels would name
-    other classes than the net's outputs."""
-    theirs = tuple(data.class_names or (str(k) for k in range(data.num_classes)))
-    if theirs != class_names(net):
-        raise RequestError(f"{data.source or data.name} have the classes {', '.join(theirs)} "
-                           f"now, and the net shown was trained on "
-                           f"{', '.join(class_names(net))}: train it again on them")
-    return data
+def shown_data(net: Net, load: Callable[[str], Dataset], name: str) -> Dataset:
+    """The dataset `name` for the net shown (test images, traced batches, the matrix), if
+    its classes are the net's; a RequestError saying why otherwise: labels of other
+    classes would name other things than the net's outputs."""
+    mine = class_names(net)
+    try:
+        data = load(name)
+    except RequestError:  # your classes can no longer make a set
+        raise RequestError(f"your classes have changed since the net shown was trained on "
+                           f"{', '.join(mine)}: train it again on your classes") from None
+    if data.names() == mine:
+        return data
+    if name == OWN:
+        raise RequestError(f"your classes are now {', '.join(data.names())}; the net shown "
+                           f"was trained on {', '.join(mine)}: train it again on your classes")
+    raise RequestError(f"the net shown has the classes {', '.join(mine)}, and {name}'s are "
+                       f"{', '.join(data.names())}: its test images cannot be scored by it")
 
 
 def probe_views(view: Net, probe: Probe, test: Dataset) -> dict:
@@ -761,6 +770,10 @@ class Trainer:
         """The image whose maps and gradients are shown (a drawn digit: label None; a test
         image: its label, a class of `dataset`'s, None: the page's own test set's)."""
         names = None if label is None else self._class_names(dataset or self.datasets[0])
+        if names is not None and label >= len(names):
+            named = "your classes" if dataset == OWN else dataset or self.datasets[0]
+            raise RequestError(f"label must be one of {named}: 0..{len(names) - 1}, got "
+                               f"{label}")
         with self.lock:
             probe = self.probe
             probe.image, probe.label, probe.names, probe.changed = image, label, names, True
@@ -873,10 +886,9 @@ class Trainer:
         """The names of `dataset`'s classes (their numbers where it has none); None where
         it cannot be loaded now (your classes, changed since: no label can be trusted)."""
         try:
-            data = self.load_data(dataset)
+            return self.load_data(dataset).names()
         except ValueError:  # RequestError, DataError
             return None
-        return tuple(data.class_names or (str(k) for k in range(data.num_classes)))
 
     def _snapshot_idle(self) -> None:
         """The probe's views with the page's current model, when no run is training."""

@@ -30,6 +30,7 @@ MAX_NAME = 40               # characters in a class name
 #: A class name: letters, digits, spaces and - _ . only, so that it is a folder name too.
 NAME = re.compile(r"[\w][\w .-]*")
 DATASET = "own"             # the Train panel's name for this set
+MIN_EXAMPLES = 3            # of each class: a fifth of 3, rounded, is one test image
 
 
 class OwnClasses:
@@ -115,7 +116,8 @@ class OwnClasses:
             counts = [sum(e["class"] == k for e in self.examples) for k in range(len(self.names))]
             if not self._ready(counts):
                 raise RequestError(f"your classes need {MIN_CLASSES} or more names and at "
-                                   "least 2 examples of each before they can train")
+                                   f"least {MIN_EXAMPLES} examples of each before they "
+                                   "can train")
             images = np.stack([e["image"] for e in self.examples])
             y = np.array([e["class"] for e in self.examples], np.int64)
             names = tuple(self.names)
@@ -157,7 +159,7 @@ class OwnClasses:
         return self.next_id - 1
 
     def _ready(self, counts: list[int]) -> bool:
-        return len(counts) >= MIN_CLASSES and min(counts) >= 2
+        return len(counts) >= MIN_CLASSES and min(counts) >= MIN_EXAMPLES
 
     def _suggested(self) -> dict:
         """Epochs for at least OWN_IMAGES' steps in batches of 32 on the images left for

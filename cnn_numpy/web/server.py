@@ -92,14 +92,9 @@ def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed:
         """A test image of the dataset the net shown learned (the served set's for the
         served model)."""
         if model.dataset is not None:
-            try:
-                data = load(model.dataset)
-            except api.RequestError:  # your classes can no longer make a set
-                raise api.RequestError("the net shown was trained on your classes, which "
-                                       "have changed since: train it again on them") from None
+            with model.lock:  # its labels must name the net's classes
+                data = live.shown_data(model.net, load, model.dataset)
             if len(data.x_test):
-                with model.lock:  # its labels must name the net's classes
-                    live.check_classes(model.net, data)
                 return {**api.random_test_image(data.x_test, data.y_test, rng),
                         "dataset": model.dataset}
         return {**api.random_test_image(test_images, test_labels, rng), "dataset": None}

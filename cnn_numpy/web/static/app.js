@@ -219,6 +219,7 @@ function renderLayers(answer) {
 
 // What each output means: the model's class names ("Sneaker", "cat"), else its number.
 const nameIn = (names, c) => (names ? names[c] : String(c));
+const DIGITS = Array.from({length: 10}, (_, k) => String(k));   // a net's classes unnamed
 const className = (c) => nameIn(model && model.class_names, c);  // of the net shown
 const datasetName = (d) => (d === "own" ? "your classes" : d);   // as the Train panel says it
 const classNames = (k) => Array.from({length: k}, (_, c) => className(c));
@@ -759,8 +760,10 @@ async function followTheNet(state, run) {
     modelVersion = state.model_version;
     weightsVersion = state.weights_version;
     if (!first) {   // another net is shown now: rebuild the panels, predict the digit again
+      const names = () => JSON.stringify(model.class_names || DIGITS);
+      const before = names();
       await loadModel();
-      if (padShowsTestImage) {   // its label was a class of the net shown before
+      if (padShowsTestImage && names() !== before) {   // its label named other classes
         $("truth").textContent = "The pad shows a test image of the net shown before; " +
           "Random test image picks one of this net's.";
       }
@@ -1064,13 +1067,19 @@ $("own-files").addEventListener("change", async (event) => {
 // Leaving them gives back the epochs the form had before, if the suggestion still stands.
 let epochsBeforeOwn = null;   // [the epochs before your classes, the one suggested]
 $("t-dataset").addEventListener("change", async () => {
-  const epochs = $("t-epochs");
+  const epochs = $("t-epochs"), had = epochs.value;
   if ($("t-dataset").value !== "own") {
     if (epochsBeforeOwn && epochs.value === String(epochsBeforeOwn[1])) epochs.value = epochsBeforeOwn[0];
     epochsBeforeOwn = null;
   } else {
-    renderOwn(await call("/api/own"));
-    epochsBeforeOwn = [epochs.value, own.suggested.epochs];
+    try {
+      renderOwn(await call("/api/own"));
+    } catch (error) {
+      $("t-message").textContent = "Your classes: " + error.message;
+      return;
+    }
+    if ($("t-dataset").value !== "own") return;   // another was chosen meanwhile
+    epochsBeforeOwn = [had, own.suggested.epochs];
     epochs.value = own.suggested.epochs;
   }
   epochs.dispatchEvent(new Event("change", {bubbles: true}));   // the address follows

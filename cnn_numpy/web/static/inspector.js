@@ -312,7 +312,7 @@ let cellOf = null;   // the matrix the cell list below it was loaded from
 
 function renderMatrix() {
   const k = matrix.counts.length;
-  const key = `${matrix.weights_version} ${matrix.dataset} ${matrix.images}`;
+  const key = `${matrix.weights_version} ${matrix.matrix}`;   // the net's weights, its images
   if (cellOf !== key) $("e-cell").innerHTML = "";   // a list of another net's images goes
   cellOf = key;
   const most = Math.max(1, ...matrix.counts.flatMap((row, t) => row.filter((_, p) => p !== t)));
@@ -336,7 +336,7 @@ $("e-matrix").addEventListener("click", (event) => {
 async function loadCell(t, p) {
   $("e-cell").innerHTML = `<p class="note">loading...</p>`;
   try {
-    renderCell(await call(`/api/confusion/cell?true=${t}&pred=${p}`));
+    renderCell(await call(`/api/confusion/cell?true=${t}&pred=${p}&matrix=${matrix.matrix}`));
   } catch (error) {
     $("e-cell").innerHTML = `<p class="note">Error: ${escape(error.message)}</p>`;
   }
