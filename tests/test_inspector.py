@@ -714,11 +714,13 @@ def _step_edit_and_resume(browser, number: int) -> str:
     batch.send_keys(Keys.CONTROL, "a", Keys.NULL, "16", Keys.ENTER)  # (this run has one)
     _wait(browser, lambda d: len(_run(d, "edits")) == 2)
     assert "batch size 16 from the next epoch" in find(By.ID, "t-message").text
-    browser.refresh()  # a page opened on the paused run shows the values it runs with
+    url = _js(browser, "location.origin")
+    browser.get("about:blank")  # a page opened on the paused run, from an address without
+    browser.get(url + "/")       # its settings, shows them and the values it runs with now
     _wait(browser, lambda d: _js(d, "trainState !== null")
           and d.find_element(By.ID, "t-start").text == "Resume")
-    assert [find(By.ID, k).get_attribute("value") for k in ("t-learning_rate",
-                                                            "t-batch_size")] == ["0.002", "16"]
+    assert [find(By.ID, k).get_attribute("value") for k in (
+        "t-learning_rate", "t-batch_size", "t-seed", "t-limit")] == ["0.002", "16", "5", "300"]
     find(By.ID, "t-start").click()  # Resume
     _wait(browser, lambda d: _run(d, "number") == number and _run(d, "status") == "done", 120)
     # the form is the run as it started again, with its edits to replay: what the link says

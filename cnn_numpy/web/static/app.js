@@ -830,7 +830,8 @@ async function renderTraining(state) {
     $("t-engine").innerHTML = ["<option value=''>default</option>",
       ...model.engines.map((e) => `<option>${e}</option>`)].join("");
     applyHash();   // a shared link's settings fill the form (share.js)
-    if (alive(run)) {   // a page opened on a run that goes on: its live values, edits included
+    if (alive(run)) {   // a page opened on a run that goes on: its settings, then its live
+      fillForm(run.settings, [], `run ${run.number}`);   // values, edits included (share.js)
       for (const [name, value] of Object.entries(run.live)) {
         if (value !== null && value !== undefined) $("t-" + name).value = value;
       }
