@@ -15,8 +15,9 @@ class MissingExtraError(ImportError):
 
 def require(module: str, extra: str, needed_for: str | None = None,
             package: str | None = None) -> types.ModuleType:
-    """import `module`, or a MissingExtraError naming the extra (`needed_for`: what asked for it,
-    said first; `package`: the name it is installed by, where it is not the module's)."""
+    """import `module`, or a MissingExtraError naming the extra (`needed_for`: what asked
+    for it, said first; `package`: the name it is installed by, where it is not the
+    module's)."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -25,6 +26,6 @@ def require(module: str, extra: str, needed_for: str | None = None,
         name = package or module
         if needed_for is None:
             raise MissingExtraError(f"{name} is not installed; install it with "
-                               f'pip install "cnn-numpy[{extra}]"') from None
+                                    f'pip install "cnn-numpy[{extra}]"') from None
         raise MissingExtraError(f"{needed_for} needs {name}, which is not installed; "
-                           f'pip install "cnn-numpy[{extra}]"') from None
+                                f'pip install "cnn-numpy[{extra}]"') from None

@@ -47,19 +47,14 @@ class ErrorAnalysis:
         """The images of true class `true` predicted as `pred` in the matrix shown (its
         `matrix`, if given: a RequestError if it has been made again since), highest loss
         first (the most confident mistakes), each with its top three and saliency map."""
+        data, key = self._data()
         with self.lock:
             found = self.found
         if found is None:  # a cell asked for before any matrix: the matrix first
-            found = self._predictions()
-        asked = query.get("matrix")
-        if found is None or (asked is not None and asked != found["key"][3]) \
-                or found["key"][:2] != (self.model.version, self.model.weights):
+            found = self._predictions(data, key)
+        if found["key"] != key or query.get("matrix") not in (None, key[3]):
             raise RequestError("the net or its images have changed since this matrix: "
                                "compute the matrix again")
-        data = self._data()
-        if _digest(data) != found["key"][3]:
-            raise RequestError(f"{data.source or found['dataset']} changed: compute the "
-                               "matrix again")
         k = found["probabilities"].shape[1]
         true, pred = (_class(query, name, k) for name in ("true", "pred"))
         limit = _class(query, "limit", MAX_CELL_IMAGES + 1, CELL_IMAGES)
@@ -79,25 +74,31 @@ class ErrorAnalysis:
         return {"dataset": found["dataset"], "true": true, "pred": pred,
                 "count": len(where), "images": shown}
 
-    def _data(self) -> Dataset:
-        """The held-out set of the net shown, if its classes are the net's (shown_data)."""
+    def _data(self) -> tuple[Dataset, tuple]:
+        """The held-out set of the net shown, if its classes are the net's (shown_data),
+        and what a matrix of it is keyed by: (net version, weights version, dataset, the
+        images' digest)."""
         with self.model.lock:
-            return shown_data(self.model.net, self.load_data, self.model.dataset or self.default)
+            net, version, weights = self.model.net, self.model.version, self.model.weights
+            name = self.model.dataset or self.default
+        data = shown_data(net, self.load_data, name)  # outside the locks: a first read
+        return data, (version, weights, name, _digest(data))  # takes time
 
-    def _predictions(self) -> dict:
-        """The net shown's probabilities on the held-out images, made again when the net,
-        its weights or the images change."""
-        name = self.model.dataset or self.default
-        data = self._data()  # outside the compute lock: a first read takes time
-        digest = _digest(data)
+    def _predictions(self, data: Dataset | None = None, key: tuple | None = None) -> dict:
+        """The net shown's probabilities on the held-out images (`data`, keyed by `key`:
+        _data's), made again when the net, its weights or the images change."""
+        if data is None:
+            data, key = self._data()
         with self.lock:
             found = self.found
-        if found is not None and found["key"] == (self.model.version, self.model.weights,
-                                                  name, digest):
+        if found is not None and found["key"] == key:
             return found
+        name = key[2]
         x, y = _as_batch(data.x_test[:MAX_IMAGES]), _labels(data.y_test[:MAX_IMAGES])
         with self.model.compute, self.model.lock:  # net.predict: the fast path
-            key = (self.model.version, self.model.weights, name, digest)
+            if self.model.version != key[0]:  # another net: its classes were not checked
+                raise RequestError("the net shown changed meanwhile: compute the matrix again")
+            key = (self.model.version, self.model.weights, *key[2:])  # the weights predicting
             net = self.model.net
             if net.input_shape is not None and tuple(net.input_shape) != x.shape[1:]:
                 raise RequestError(f"the net shown takes {net.input_shape} images; {name}'s "

@@ -252,7 +252,7 @@ class Inspector:
                                          f"batch {next_step['batch']}", "source": "next"}
         data = shown_data(net, self.trainer.load_data, about["dataset"])
         rate = request["learning_rate"] or about["learning_rate"]
-        named = "your classes" if about["dataset"] == own.DATASET else about["dataset"]
+        named = own.said(about["dataset"])
         if request["source"] == "train":
             rng = np.random.default_rng(request["seed"])
             count = min(request["batch_size"], len(data.x_train))

@@ -55,6 +55,7 @@ from ..training.history_files import history_text
 from ..visual import saliency
 from .api import Model, RequestError
 from .own import DATASET as OWN
+from .own import said
 
 SNAPSHOT_SECONDS = 0.45    # live views about 2.2 times a second while training
 VALIDATE_SECONDS = 1.0     # the validation curve gets a point at most once a second
@@ -216,8 +217,8 @@ class Probe:
     def label_for(self, view: Net) -> int | None:
         """The label as a class of `view`'s: None for a drawing, and for a test image of
         other classes than the net's (which is then read as a drawing is)."""
-        same = self.names == class_names(view) and self.label is not None
-        return self.label if same and self.label < len(self.names) else None
+        return self.label if self.names == class_names(view) else None  # names: None for
+        # a drawing; set_probe refused a label beyond them
 
 
 def class_names(net: Net) -> tuple[str, ...]:
@@ -771,9 +772,8 @@ class Trainer:
         image: its label, a class of `dataset`'s, None: the page's own test set's)."""
         names = None if label is None else self._class_names(dataset or self.datasets[0])
         if names is not None and label >= len(names):
-            named = "your classes" if dataset == OWN else dataset or self.datasets[0]
-            raise RequestError(f"label must be one of {named}: 0..{len(names) - 1}, got "
-                               f"{label}")
+            raise RequestError(f"label must be one of {said(dataset or self.datasets[0])}: "
+                               f"0..{len(names) - 1}, got {label}")
         with self.lock:
             probe = self.probe
             probe.image, probe.label, probe.names, probe.changed = image, label, names, True

@@ -33,6 +33,12 @@ DATASET = "own"             # the Train panel's name for this set
 MIN_EXAMPLES = 3            # of each class: a fifth of 3, rounded, is one test image
 
 
+def said(name: str) -> str:
+    """A dataset's name as the page says it: 'your classes' for this set (app.js's
+    datasetName)."""
+    return "your classes" if name == DATASET else name
+
+
 class OwnClasses:
     """The examples drawn in this session, by class; every method is safe from any thread."""
 

@@ -92,8 +92,9 @@ def create_app(net: Net, test_images: np.ndarray, test_labels: np.ndarray, seed:
         """A test image of the dataset the net shown learned (the served set's for the
         served model)."""
         if model.dataset is not None:
-            with model.lock:  # its labels must name the net's classes
-                data = live.shown_data(model.net, load, model.dataset)
+            with model.lock:
+                net = model.net
+            data = live.shown_data(net, load, model.dataset)  # labels of the net's classes
             if len(data.x_test):
                 return {**api.random_test_image(data.x_test, data.y_test, rng),
                         "dataset": model.dataset}
