@@ -170,7 +170,8 @@ def test_pause_step_edit_resume_is_exactly_its_replay(http, tmp_path):
     assert http.post("/api/train/set", json={"learning_rate": 0.003, "momentum": 0.8}).json() \
         == {"run": 1, "after_step": 4}
     http.post("/api/train/step")
-    wait_for(http, lambda r: r["status"] == "paused" and r["step"] == 5)
+    paused = wait_for(http, lambda r: r["status"] == "paused" and r["step"] == 5)["run"]
+    assert paused["validation"][-1]["step"] == 5  # the curves end where the weights are
     http.post("/api/train/resume")
     time.sleep(0.1)
     http.post("/api/train/set", json={"weight_decay": 0.0001})

@@ -563,7 +563,7 @@ class LiveRun(Callback):
                     self.record.status = "paused"
                     self.lock.release()  # the views are computed outside the lock
                     try:
-                        self.snapshot()
+                        self.snapshot(last=True)  # the views and curves of this step
                     finally:
                         self.lock.acquire()
                     continue
@@ -575,7 +575,8 @@ class LiveRun(Callback):
 
     def snapshot(self, last: bool = False) -> None:
         """Copy the weights to the viewing net and compute the live views there (the last
-        one of a run always measures the validation set)."""
+        one of a run, and the one a pause takes, always measure the validation set, once a
+        step: the curves then end where the weights are)."""
         record, view, model = self.record, self.view, self.session.model
         now = time.perf_counter()
         if now > self.mark:
@@ -594,7 +595,9 @@ class LiveRun(Callback):
                      "filters": _packed_filters(diagnostics.first_filters(view),
                                                 self.prepared.net),
                      "stats": self._stats(view), "stream": stream(view, self.test, record.step)}
-            if last or now - self.validated_at >= VALIDATE_SECONDS:
+            points = record.validation.points
+            measured = bool(points) and points[-1]["step"] == record.step
+            if not measured and (last or now - self.validated_at >= VALIDATE_SECONDS):
                 _, cce, ce = view.evaluate(*(a[:VALIDATION_IMAGES] for a in self.held))
                 record.validation.add({"step": record.step, "images": record.images,
                                        "cce": cce, "ce": ce, "settings": dict(self.live)})
